@@ -1,0 +1,57 @@
+# edgematte: `make demo` runs the main job on built-in defaults, `make test` runs the tests.
+# Both create .venv with Python 3.10 (paddlelite has wheels up to cp310 only) and install the pinned set.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+LOCK   := requirements/lock.txt
+STAMP  := $(VENV)/.installed
+OUT    ?= out/demo
+# Tests use both cores; override with `make test PYTEST_ARGS="-k zoo"`.
+PYTEST_ARGS ?=
+
+.PHONY: help demo test test-python venv clean
+
+help:
+	@echo "make demo   build PP-MattingV2 (seeded weights), convert, matte the sample images, write a report to $(OUT)/"
+	@echo "make test   run the test suite"
+	@echo "make venv   only create .venv and install the pinned toolchain"
+
+# Python 3.10: on PATH if it runs, else the newest pyenv 3.10.x.
+define find_python310
+	if command -v python3.10 >/dev/null 2>&1 && python3.10 -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1; then \
+		command -v python3.10; \
+	elif command -v pyenv >/dev/null 2>&1 && ls -d "$$(pyenv root)"/versions/3.10.*/bin/python >/dev/null 2>&1; then \
+		ls -d "$$(pyenv root)"/versions/3.10.*/bin/python | sort -V | tail -n 1; \
+	fi
+endef
+
+$(PY):
+	@py=$$($(find_python310)); \
+	if [ -z "$$py" ]; then \
+		echo "error: Python 3.10 not found. Install it (Debian/Ubuntu: 'apt install python3.10 python3.10-venv', or 'pyenv install 3.10') and re-run." >&2; \
+		exit 1; \
+	fi; \
+	echo "creating $(VENV) with $$py"; \
+	"$$py" -m venv $(VENV)
+
+# Reinstall only when the pins or the package metadata change.
+$(STAMP): $(PY) $(LOCK) setup.cfg pyproject.toml
+	$(PY) -m pip install --quiet --disable-pip-version-check -c $(LOCK) -e '.[convert,test]'
+	$(PY) -m pip check
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The main job on built-in defaults; it grows with the product (convert --int8, matte, report).
+demo: $(STAMP)
+	$(VENV)/bin/edgematte zoo info ppmattingv2
+	$(VENV)/bin/edgematte export ppmattingv2 --seed 0 --input-shape 1 3 512 512 -o $(OUT)/ppmattingv2-seed0
+	@echo "demo outputs are in $(OUT)/"
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

@@ -1,0 +1,222 @@
+"""The ``edgematte`` command line: one small function per command, each calling the library.
+
+Errors the user can fix (:class:`edgematte.errors.EdgematteError`) print one line and exit non-zero;
+usage mistakes exit 2; anything else is a bug and prints a traceback only with ``--debug``.
+"""
+
+import sys
+
+import click
+
+from . import __version__, console
+from .errors import EdgematteError, NotBuiltYet
+
+_debug = {"on": False}
+
+
+def _not_built(command: str, issue: int):
+    raise NotBuiltYet(f"'{command}' is not built yet (tracked in issue {issue})")
+
+
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, "--version", prog_name="edgematte")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings, errors and requested output.")
+def cli(debug, quiet):
+    """edgematte: PaddleSeg portrait matting models on phones and ARM boards, with measured proof.
+
+    Typical flow: `edgematte convert ppmattingv2 --seed 0 --int8 -o out/` then
+    `edgematte matte photo.jpg --model out/ -o mattes/` and `edgematte bench out/`.
+    """
+    _debug["on"] = debug
+    console.set_quiet(quiet)
+
+
+# ------------------------------------------------------------------------------------------ zoo
+@cli.group()
+def zoo():
+    """List the built-in official architectures and inspect their layouts."""
+
+
+@zoo.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def zoo_list(as_json):
+    """List the models edgematte can build."""
+    from .zoo.registry import MODELS
+
+    rows = [
+        {"name": s.name, "config": s.config, "native_input": list(s.native_hw), "description": s.description}
+        for s in MODELS.values()
+    ]
+    if as_json:
+        console.emit_json(rows)
+        return
+    for r in rows:
+        h, w = r["native_input"]
+        click.echo(f"{r['name']:<14} {r['config']:<30} {h}x{w}  {r['description']}")
+
+
+@zoo.command("info")
+@click.argument("name")
+@click.option("--width", type=float, default=1.0, show_default=True, help="Channel width multiplier (<1: tiny test variants).")
+@click.option("--state-dict", "state_dict", is_flag=True, help="Print the checkpoint layout as key<TAB>shape<TAB>dtype lines.")
+@click.option("--input-size", nargs=2, type=int, default=None, metavar="H W", help="Size for the FLOPs count (default: native).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def zoo_info(name, width, state_dict, input_size, as_json):
+    """Input size, transforms, parameter count, FLOPs and outputs of model NAME."""
+    from .zoo import info as zoo_info_lib
+    from .zoo.registry import get_model_spec
+    from .zoo.weights import format_layout
+
+    spec = get_model_spec(name)
+    if state_dict:
+        click.echo(format_layout(zoo_info_lib.model_layout(spec, width)), nl=False)
+        return
+    facts = zoo_info_lib.describe(spec, width=width, input_hw=tuple(input_size) if input_size else None)
+    if as_json:
+        console.emit_json(facts)
+        return
+    click.echo(zoo_info_lib.format_facts(facts))
+
+
+@zoo.command("check-weights")
+@click.argument("name")
+@click.argument("weights", type=click.Path(dir_okay=False))
+@click.option("--width", type=float, default=1.0, show_default=True, help="Channel width multiplier of the model.")
+def zoo_check_weights(name, weights, width):
+    """Report missing, unexpected and mis-shaped keys of WEIGHTS (.pdparams) for model NAME."""
+    from .zoo import info as zoo_info_lib
+    from .zoo.registry import get_model_spec
+    from .zoo.weights import check_layout, read_pdparams
+
+    spec = get_model_spec(name)
+    check = check_layout(zoo_info_lib.model_layout(spec, width), read_pdparams(weights))
+    for key in check.missing:
+        click.echo(f"missing\t{key}")
+    for key in check.unexpected:
+        click.echo(f"unexpected\t{key}")
+    for key, want, got in check.misshaped:
+        click.echo(f"mis-shaped\t{key}\texpects {list(want)}\tfile has {list(got)}")
+    if not check.ok:
+        raise EdgematteError(f"{weights}: {check.summary()}")
+    console.info(f"{weights}: {check.summary()}")
+
+
+# ------------------------------------------------------------------------------------------ export
+@cli.command()
+@click.argument("model")
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Deploy folder to write.")
+@click.option("--weights", type=click.Path(dir_okay=False), help="Official .pdparams checkpoint (read safely, no code runs).")
+@click.option("--seed", type=int, default=None, help="Seeded weights (the project-wide formula) instead of --weights.")
+@click.option("--width", type=float, default=1.0, show_default=True, help="Channel width multiplier (<1: tiny test variants).")
+@click.option("--input-shape", nargs=4, type=int, default=None, metavar="N C H W", help="Fix the input shape (default: dynamic [None,3,None,None]).")
+def export(model, out, weights, seed, width, input_shape):
+    """Export a zoo MODEL to a PaddleSeg-style deploy folder (model.pdmodel, model.pdiparams, deploy.yaml)."""
+    from .zoo.export import export_deploy_folder
+
+    folder = export_deploy_folder(model, out, weights=weights, seed=seed, width=width, input_shape=input_shape)
+    console.info(f"wrote {folder}")
+
+
+# ------------------------------------------------------------------------------------------ not yet built
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def convert():
+    """Convert a Paddle model to Paddle Lite .nb, ONNX and TFLite, each proven against a checked reference."""
+    _not_built("convert", 5)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def matte():
+    """Matte images, folders or videos with a converted model (alpha, RGBA or composite)."""
+    _not_built("matte", 7)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def verify():
+    """Run every host-runnable artefact of a manifest and compare it with the reference."""
+    _not_built("verify", 7)
+
+
+@cli.group()
+def quant():
+    """INT8 accuracy tools: evaluate any artefact in the matting metrics (SAD, MSE, Grad, Conn)."""
+
+
+@quant.command("eval", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def quant_eval():
+    """Evaluate an artefact on a dataset against fp32 and, with --gt, against ground truth."""
+    _not_built("quant eval", 6)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def bench():
+    """Benchmark latency and memory on the host, an ARM board (ssh), Android (adb) or qemu."""
+    _not_built("bench", 9)
+
+
+@cli.group()
+def device():
+    """Android and ARM devices: verify on a phone over adb, prepare an arm64 root for qemu."""
+
+
+@device.command("verify", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def device_verify():
+    """Run the Android app's verification mode and compare with the Python runtime."""
+    _not_built("device verify", 8)
+
+
+@device.command("arm-rootfs", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def device_arm_rootfs():
+    """Prepare and cache an arm64 root file system for qemu emulation."""
+    _not_built("device arm-rootfs", 9)
+
+
+@cli.group()
+def runtime():
+    """Runtime tools: golden vectors shared with the Android app."""
+
+
+@runtime.command("vectors", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def runtime_vectors():
+    """Write each profile's intermediate tensors for the shipped images (golden vectors)."""
+    _not_built("runtime vectors", 7)
+
+
+# ------------------------------------------------------------------------------------------ entry point
+def main(argv=None):
+    """Console entry point: run the CLI and turn failures into one-line messages and exit codes."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        cli.main(args=args, prog_name="edgematte", standalone_mode=False)
+    except click.exceptions.UsageError as e:
+        where = f" (see 'edgematte {e.ctx.command_path.split(' ', 1)[1]} --help')" if e.ctx and " " in e.ctx.command_path else " (see 'edgematte --help')"
+        click.echo(f"edgematte: error: {e.format_message().rstrip('.')}{where}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("edgematte: aborted", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        click.echo(f"edgematte: error: {e.format_message()}", err=True)
+        sys.exit(e.exit_code)
+    except EdgematteError as e:
+        if _debug["on"]:
+            raise
+        click.echo(f"edgematte: error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("edgematte: interrupted", err=True)
+        sys.exit(130)
+    except Exception as e:  # a bug: keep it to one line unless asked
+        if _debug["on"]:
+            raise
+        click.echo(f"edgematte: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)", err=True)
+        sys.exit(1)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

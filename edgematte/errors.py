@@ -1,0 +1,20 @@
+"""The one exception type that means "the user's input is wrong", not "edgematte is broken".
+
+The CLI prints an :class:`EdgematteError` as a single line (``edgematte: error: ...``) and exits 1;
+anything else is a bug and prints a traceback only with ``--debug``.
+"""
+
+
+class EdgematteError(Exception):
+    """A problem the user can fix: a bad file, a wrong option, a missing tool.
+
+    The message should name the file (or option) and the problem in one line.
+    """
+
+    exit_code = 1
+
+
+class NotBuiltYet(EdgematteError):
+    """A command whose surface exists but whose implementation has not landed yet."""
+
+    exit_code = 2

@@ -1,0 +1,53 @@
+"""The contract every inference backend follows: one model file in, arrays in and out.
+
+A backend knows nothing of images; a profile (``edgematte.runtime.profiles``) knows nothing of
+runtimes. ``Matter`` joins one of each.
+"""
+
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input or output as the backend sees it.
+
+    ``shape`` uses -1 for dynamic dimensions. ``quant`` is ``(scale, zero_point)`` for an integer
+    tensor whose real value is ``scale * (q - zero_point)``, else ``None``.
+    """
+
+    name: str
+    shape: Tuple[int, ...]
+    dtype: str
+    quant: Optional[Tuple[float, int]] = None
+
+
+class Backend:
+    """Base class: subclasses load ``path`` in ``__init__`` and implement :meth:`run`."""
+
+    name = "base"
+
+    def __init__(self, path, threads: Optional[int] = None):
+        self.path = path
+        self.threads = threads
+
+    @property
+    def inputs(self) -> List[TensorSpec]:
+        raise NotImplementedError
+
+    @property
+    def outputs(self) -> List[TensorSpec]:
+        raise NotImplementedError
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Run the model on its single input ``x`` and return its first output.
+
+        ``x`` has the model's own dtype and layout; the result is an array the caller owns (never a
+        view into a buffer the next call overwrites).
+        """
+        raise NotImplementedError
+
+    def run_many(self, xs: Sequence[np.ndarray]) -> List[np.ndarray]:
+        return [self.run(x) for x in xs]

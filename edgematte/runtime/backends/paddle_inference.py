@@ -1,0 +1,85 @@
+"""Paddle Inference: the reference backend (only where paddlepaddle is installed).
+
+Paddle Inference 2.6.2's default CPU config computes PP-MattingV2 wrongly: oneDNN's
+``reshape_transpose_matmul_mkldnn_fuse_pass`` breaks the reshape+transpose+matmul patterns of the
+pyramid-pooling attention (alpha off by up to 0.9). Deleting that pass restores float-exact results at
+full oneDNN speed, so every config made here deletes it; ``tests/test_reference.py`` checks the
+result against the dygraph model.
+"""
+
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+from ...errors import EdgematteError
+from .base import Backend, TensorSpec
+
+BROKEN_ONEDNN_PASSES = ("reshape_transpose_matmul_mkldnn_fuse_pass",)
+
+
+def _model_files(path):
+    """``(pdmodel, pdiparams)`` from a model file, a prefix, or a folder holding one model."""
+    path = Path(path)
+    if path.is_dir():
+        candidates = sorted(path.glob("*.pdmodel"))
+        if len(candidates) != 1:
+            raise EdgematteError(f"{path}: expected one .pdmodel in the folder, found {len(candidates)}")
+        model = candidates[0]
+    elif path.suffix == ".pdmodel":
+        model = path
+    else:
+        model = path.with_name(path.name + ".pdmodel")
+    params = model.with_suffix(".pdiparams")
+    for f in (model, params):
+        if not f.is_file():
+            raise EdgematteError(f"{f}: missing (a Paddle inference model needs .pdmodel and .pdiparams)")
+    return model, params
+
+
+class PaddleInferenceBackend(Backend):
+    """Run a legacy Paddle inference model on the CPU with oneDNN and the broken fusion pass removed.
+
+    ``use_onednn=False`` runs the plain CPU kernels (also exact, about 4x slower).
+    """
+
+    name = "paddle_inference"
+
+    def __init__(self, path, threads: Optional[int] = None, use_onednn: bool = True):
+        super().__init__(path, threads)
+        try:
+            from paddle import inference
+        except ImportError as e:
+            raise EdgematteError("the Paddle Inference backend needs paddlepaddle (pip install 'edgematte[convert]')") from e
+        model, params = _model_files(path)
+        config = inference.Config(str(model), str(params))
+        config.disable_gpu()
+        config.disable_glog_info()
+        if use_onednn:
+            config.enable_mkldnn()
+            for name in BROKEN_ONEDNN_PASSES:
+                config.delete_pass(name)
+        else:
+            config.disable_mkldnn()
+        config.set_cpu_math_library_num_threads(int(threads or 1))
+        self._predictor = inference.create_predictor(config)
+        self._input_names = self._predictor.get_input_names()
+        self._output_names = self._predictor.get_output_names()
+        self._input_handle = self._predictor.get_input_handle(self._input_names[0])
+
+    @property
+    def inputs(self) -> List[TensorSpec]:
+        return [
+            TensorSpec(n, tuple(self._predictor.get_input_handle(n).shape()), "float32") for n in self._input_names
+        ]
+
+    @property
+    def outputs(self) -> List[TensorSpec]:
+        return [TensorSpec(n, (), "float32") for n in self._output_names]
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        self._input_handle.reshape(list(x.shape))
+        self._input_handle.copy_from_cpu(x)
+        self._predictor.run()
+        return np.array(self._predictor.get_output_handle(self._output_names[0]).copy_to_cpu(), copy=True)

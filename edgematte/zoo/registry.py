@@ -1,0 +1,86 @@
+"""The official models edgematte builds: names, configs, native sizes and deploy transforms.
+
+Each entry names the module holding the Paddle dygraph definition (imported lazily: building a model
+needs paddlepaddle, listing the zoo does not).
+"""
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Dict, List, Tuple
+
+from ..errors import EdgematteError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Facts about one official model.
+
+    ``native_hw`` is the fixed input size used when nothing else fixes it (height, width).
+    ``transforms`` are PaddleSeg's ``val_dataset`` transforms, written verbatim to ``deploy.yaml``.
+    """
+
+    name: str
+    config: str
+    paddleseg_class: str
+    module: str
+    native_hw: Tuple[int, int]
+    size_multiple: int
+    transforms: List[dict] = field(default_factory=list)
+    aliases: Tuple[str, ...] = ()
+    description: str = ""
+
+    def definition(self):
+        """The module with ``build(width)``, ``layout(width)`` and the model class (needs paddle)."""
+        return importlib.import_module(self.module)
+
+    def build(self, width: float = 1.0):
+        """A fresh ``paddle.nn.Layer`` of this architecture (random init, train mode)."""
+        return self.definition().build(width=width)
+
+
+MODELS: Dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            name="ppmattingv2",
+            config="ppmattingv2-stdc1-human_512",
+            paddleseg_class="PPMattingV2",
+            module="edgematte.zoo.ppmattingv2",
+            native_hw=(512, 512),
+            size_multiple=32,
+            transforms=[
+                {"type": "LoadImages"},
+                {"type": "LimitShort", "max_short": 512},
+                {"type": "ResizeToIntMult", "mult_int": 32},
+                {"type": "Normalize"},
+            ],
+            aliases=("pp-mattingv2", "ppmattingv2-stdc1-human_512"),
+            description="PP-MattingV2 (STDC1, 8.95 M params): real-time portrait matting at 512",
+        ),
+        ModelSpec(
+            name="humanmatting",
+            config="human_matting-resnet34_vd",
+            paddleseg_class="HumanMatting",
+            module="edgematte.zoo.humanmatting",
+            native_hw=(2048, 2048),
+            size_multiple=128,
+            transforms=[
+                {"type": "LoadImages"},
+                {"type": "ResizeByShort", "short_size": 2048},
+                {"type": "ResizeToIntMult", "mult_int": 128},
+                {"type": "Normalize"},
+            ],
+            aliases=("pp-humanmatting", "human_matting-resnet34_vd"),
+            description="PP-HumanMatting (ResNet34_vd, 63.9 M params): high-resolution portrait matting",
+        ),
+    )
+}
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    """Look a model up by name or alias (case-insensitive); unknown names list the known ones."""
+    wanted = name.strip().lower()
+    for spec in MODELS.values():
+        if wanted == spec.name or wanted in spec.aliases:
+            return spec
+    raise EdgematteError(f"unknown model '{name}' (known: {', '.join(MODELS)})")

@@ -1,0 +1,79 @@
+"""The command-line surface: help, version, exit codes and one-line errors."""
+
+import pytest
+
+from edgematte import __version__
+
+from .conftest import run_cli
+
+COMMANDS = ["export", "convert", "matte", "verify", "quant", "bench", "device"]
+
+
+def test_help_lists_every_command_with_one_line():
+    r = run_cli("--help")
+    assert r.returncode == 0
+    lines = r.stdout.splitlines()
+    for cmd in COMMANDS + ["zoo", "runtime"]:
+        rows = [l for l in lines if l.strip().startswith(cmd + " ")]
+        assert len(rows) == 1, f"{cmd} not listed once in --help"
+        assert len(rows[0].split(None, 1)) == 2, f"{cmd} has no description"
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [["export"], ["convert"], ["matte"], ["verify"], ["quant"], ["quant", "eval"], ["bench"], ["device"],
+     ["device", "verify"], ["device", "arm-rootfs"], ["zoo"], ["zoo", "list"], ["zoo", "info"],
+     ["zoo", "check-weights"], ["runtime", "vectors"]],
+)
+def test_every_command_has_help(cmd):
+    r = run_cli(*cmd, "--help")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("Usage: edgematte " + " ".join(cmd))
+
+
+def test_version():
+    r = run_cli("--version")
+    assert r.returncode == 0
+    assert __version__ in r.stdout
+
+
+def test_unknown_option_is_one_line_exit_2():
+    r = run_cli("export", "--no-such-option")
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert "No such option" in r.stderr and "--no-such-option" in r.stderr
+    assert "edgematte export --help" in r.stderr
+
+
+def test_unknown_command_exit_2():
+    r = run_cli("frobnicate")
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "frobnicate" in r.stderr
+
+
+@pytest.mark.parametrize("cmd", [["bench"], ["device", "arm-rootfs"]])
+def test_commands_not_built_say_so_and_exit_2(cmd):
+    r = run_cli(*cmd)
+    assert r.returncode == 2
+    assert "not built yet" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_user_error_names_the_file_one_line(tmp_path):
+    missing = tmp_path / "nope.pdparams"
+    r = run_cli("zoo", "check-weights", "ppmattingv2", missing)
+    assert r.returncode == 1
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert str(missing) in r.stderr and "Traceback" not in r.stderr
+
+
+def test_debug_shows_traceback(tmp_path):
+    missing = tmp_path / "nope.pdparams"
+    r = run_cli("--debug", "zoo", "check-weights", "ppmattingv2", missing)
+    assert r.returncode != 0
+    assert "Traceback" in r.stderr
+
+
+def test_unknown_model_lists_known_ones():
+    r = run_cli("zoo", "info", "modnet")
+    assert r.returncode == 1
+    assert "unknown model 'modnet'" in r.stderr and "ppmattingv2" in r.stderr
