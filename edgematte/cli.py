@@ -92,7 +92,8 @@ def zoo_check_weights(name, weights, width):
     from .zoo.weights import check_layout, read_pdparams
 
     spec = get_model_spec(name)
-    check = check_layout(zoo_info_lib.model_layout(spec, width), read_pdparams(weights))
+    state = read_pdparams(weights)
+    check = check_layout(zoo_info_lib.model_layout(spec, width), state)
     for key in check.missing:
         click.echo(f"missing\t{key}")
     for key in check.unexpected:
