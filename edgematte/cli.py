@@ -122,10 +122,67 @@ def export(model, out, weights, seed, width, input_shape):
 
 
 # ------------------------------------------------------------------------------------------ not yet built
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-def convert():
-    """Convert a Paddle model to Paddle Lite .nb, ONNX and TFLite, each proven against a checked reference."""
-    _not_built("convert", 5)
+def _csv(choices):
+    def parse(ctx, param, value):
+        items = [v.strip().lower() for v in value.split(",") if v.strip()] if value else []
+        bad = [v for v in items if v not in choices]
+        if bad:
+            raise click.BadParameter(f"{', '.join(bad)} (choose from {', '.join(choices)})")
+        return items
+
+    return parse
+
+
+@cli.command()
+@click.argument("model")
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output folder (replaced only when the new one is complete).")
+@click.option("--to", "formats", default="lite,onnx,tflite", show_default=True, callback=_csv(("lite", "onnx", "tflite")), help="Artefact formats.")
+@click.option("--lite-targets", default="arm,x86", show_default=True, callback=_csv(("arm", "x86", "opencl")), help="Paddle Lite targets.")
+@click.option("--input-shape", nargs=4, type=int, default=None, metavar="N C H W", help="Fixed input shape (default: deploy.yaml's, else the model's native size).")
+@click.option("--fp16/--no-fp16", default=True, show_default=True, help="Also write an fp16 TFLite model.")
+@click.option("--layout", type=click.Choice(["nhwc", "nchw"]), default="nhwc", show_default=True, help="TFLite input/output layout.")
+@click.option("--weights", type=click.Path(dir_okay=False), help="For a zoo MODEL name: official .pdparams checkpoint.")
+@click.option("--seed", type=int, default=None, help="For a zoo MODEL name: seeded weights.")
+@click.option("--width", type=float, default=1.0, show_default=True, help="For a zoo MODEL name: channel width multiplier.")
+@click.option("--images", type=click.Path(exists=True, file_okay=False), default=None, help="Folder of photos for the parity checks (default: the bundled samples).")
+@click.option("--profile", default="android", show_default=True, help="Pre/post-processing profile recorded with the artefacts.")
+@click.option("--threads", type=int, default=2, show_default=True, help="CPU threads for the host runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest summary as JSON on stdout.")
+def convert(model, out, formats, lite_targets, input_shape, fp16, layout, weights, seed, width, images, profile, threads, as_json):
+    """Convert MODEL to Paddle Lite .nb, ONNX and TFLite, each proven against a checked reference.
+
+    MODEL is a PaddleSeg/FastDeploy deploy folder, a .zip/.tar.gz of one, or a zoo name (ppmattingv2,
+    humanmatting) with --seed or --weights. OUT gets the artefacts, manifest.json and report.md.
+    """
+    from .converter.pipeline import ConvertOptions, convert as run_convert
+
+    photos = None
+    if images:
+        from .runtime.imageio import read_images_in
+
+        photos = read_images_in(images)
+    manifest = run_convert(
+        model,
+        out,
+        ConvertOptions(
+            formats=formats, lite_targets=lite_targets, input_shape=input_shape, fp16=fp16, layout=layout,
+            profile=profile, images=photos, threads=threads, weights=weights, seed=seed, width=width,
+        ),
+    )
+    summary = {
+        "out": str(out),
+        "model": manifest["model"],
+        "artefacts": [{k: a[k] for k in ("path", "format", "target", "precision", "size_bytes", "parity")} for a in manifest["artefacts"]],
+    }
+    if as_json:
+        console.emit_json(summary)
+    else:
+        for a in summary["artefacts"]:
+            p = a["parity"]
+            figure = "n/a" if p["max_abs"] is None else f"{p['max_abs']:.2e}"
+            console.info(f"  {a['path']:<24} {a['precision']:<5} {a['size_bytes'] / 1e6:6.1f} MB  max abs vs reference {figure}"
+                         + ("" if p["runs_on_host"] else " (not run here: " + (p.get("reason") or "") + ")"))
+        console.info(f"wrote {out}/manifest.json and {out}/report.md")
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

@@ -5,6 +5,10 @@ Paddle Inference 2.6.2's default CPU config computes PP-MattingV2 wrongly: oneDN
 pyramid-pooling attention (alpha off by up to 0.9). Deleting that pass restores float-exact results at
 full oneDNN speed, so every config made here deletes it; ``tests/test_reference.py`` checks the
 result against the dygraph model.
+
+A second oneDNN problem: one predictor reused across input sizes (a dynamic-shape export) computes the
+second size wrongly (0.04 off after a 512x512 run; cache capacity does not help). So this backend keeps
+one predictor per input shape.
 """
 
 from pathlib import Path
@@ -51,27 +55,35 @@ class PaddleInferenceBackend(Backend):
             from paddle import inference
         except ImportError as e:
             raise EdgematteError("the Paddle Inference backend needs paddlepaddle (pip install 'edgematte[convert]')") from e
-        model, params = _model_files(path)
-        config = inference.Config(str(model), str(params))
-        config.disable_gpu()
-        config.disable_glog_info()
-        if use_onednn:
-            config.enable_mkldnn()
-            for name in BROKEN_ONEDNN_PASSES:
-                config.delete_pass(name)
-        else:
-            config.disable_mkldnn()
-        config.set_cpu_math_library_num_threads(int(threads or 1))
-        self._predictor = inference.create_predictor(config)
-        self._input_names = self._predictor.get_input_names()
-        self._output_names = self._predictor.get_output_names()
-        self._input_handle = self._predictor.get_input_handle(self._input_names[0])
+        self._inference = inference
+        self._files = _model_files(path)
+        self._use_onednn = use_onednn
+        self._predictors = {}
+        probe = self._predictor_for(None)
+        self._input_names = probe.get_input_names()
+        self._output_names = probe.get_output_names()
+
+    def _predictor_for(self, shape):
+        """One predictor per input shape (see the module docstring for why)."""
+        if shape not in self._predictors:
+            model, params = self._files
+            config = self._inference.Config(str(model), str(params))
+            config.disable_gpu()
+            config.disable_glog_info()
+            if self._use_onednn:
+                config.enable_mkldnn()
+                for name in BROKEN_ONEDNN_PASSES:
+                    config.delete_pass(name)
+            else:
+                config.disable_mkldnn()
+            config.set_cpu_math_library_num_threads(int(self.threads or 1))
+            self._predictors[shape] = self._inference.create_predictor(config)
+        return self._predictors[shape]
 
     @property
     def inputs(self) -> List[TensorSpec]:
-        return [
-            TensorSpec(n, tuple(self._predictor.get_input_handle(n).shape()), "float32") for n in self._input_names
-        ]
+        probe = next(iter(self._predictors.values()))
+        return [TensorSpec(n, tuple(probe.get_input_handle(n).shape()), "float32") for n in self._input_names]
 
     @property
     def outputs(self) -> List[TensorSpec]:
@@ -79,7 +91,11 @@ class PaddleInferenceBackend(Backend):
 
     def run(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=np.float32)
-        self._input_handle.reshape(list(x.shape))
-        self._input_handle.copy_from_cpu(x)
-        self._predictor.run()
-        return np.array(self._predictor.get_output_handle(self._output_names[0]).copy_to_cpu(), copy=True)
+        if None in self._predictors and len(self._predictors) == 1:
+            self._predictors[x.shape] = self._predictors.pop(None)  # the probe serves the first shape
+        predictor = self._predictor_for(x.shape)
+        handle = predictor.get_input_handle(self._input_names[0])
+        handle.reshape(list(x.shape))
+        handle.copy_from_cpu(x)
+        predictor.run()
+        return np.array(predictor.get_output_handle(self._output_names[0]).copy_to_cpu(), copy=True)
