@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+import edgematte  # noqa: F401  (first: it loads the system zlib before any test imports paddle)
+
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).resolve().parents[1]
 

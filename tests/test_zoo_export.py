@@ -129,7 +129,7 @@ def test_export_needs_weights_or_seed(tmp_path):
     assert r.returncode == 1 and "--weights FILE.pdparams or --seed N" in r.stderr
 
 
-@pytest.mark.parametrize("name", ["ppmattingv2"])
+@pytest.mark.parametrize("name", ["ppmattingv2", "humanmatting"])
 def test_zoo_info_state_dict_matches_the_official_table(data_dir, name):
     r = run_cli("zoo", "info", name, "--state-dict")
     assert r.returncode == 0, r.stderr

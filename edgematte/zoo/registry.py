@@ -28,6 +28,11 @@ class ModelSpec:
     transforms: List[dict] = field(default_factory=list)
     aliases: Tuple[str, ...] = ()
     description: str = ""
+    # Max abs alpha difference a float32 artefact may show against the reference. Continuous models are
+    # float-exact to ~1e-6; a model with a hard decision (argmax, clip) in its graph flips a few boundary
+    # pixels on rounding noise, so its bound is looser (and said why).
+    fp32_parity_bound: float = 1e-4
+    parity_note: str = ""
 
     def definition(self):
         """The module with ``build(width)``, ``layout(width)`` and the model class (needs paddle)."""
@@ -72,6 +77,9 @@ MODELS: Dict[str, ModelSpec] = {
             ],
             aliases=("pp-humanmatting", "human_matting-resnet34_vd"),
             description="PP-HumanMatting (ResNet34_vd, 63.9 M params): high-resolution portrait matting",
+            fp32_parity_bound=1e-3,
+            parity_note="the glance/focus fusion takes an argmax: float rounding flips a few boundary pixels "
+            "(PaddleSeg's own static export differs from its dygraph by 2e-4 there)",
         ),
     )
 }
