@@ -4,6 +4,7 @@ Errors the user can fix (:class:`edgematte.errors.EdgematteError`) print one lin
 usage mistakes exit 2; anything else is a bug and prints a traceback only with ``--debug``.
 """
 
+import os
 import sys
 
 import click
@@ -246,6 +247,8 @@ def runtime_vectors():
 def main(argv=None):
     """Console entry point: run the CLI and turn failures into one-line messages and exit codes."""
     args = sys.argv[1:] if argv is None else list(argv)
+    if "--debug" not in args:
+        os.environ.setdefault("GLOG_minloglevel", "2")  # paddle's C++ logging, read when paddle loads
     try:
         cli.main(args=args, prog_name="edgematte", standalone_mode=False)
     except click.exceptions.UsageError as e:

@@ -12,6 +12,17 @@ import tempfile
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp/mkdtemp create owner-only entries; published outputs get the usual permissions instead.
+FILE_MODE = 0o666 & ~_umask()
+DIR_MODE = 0o777 & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(target, suffix=""):
     """Yield a temporary path beside ``target``; on success rename it to ``target``.
@@ -25,6 +36,7 @@ def atomic_path(target, suffix=""):
     tmp = Path(tmp)
     try:
         yield tmp
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -55,6 +67,7 @@ def atomic_dir(target):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    os.chmod(tmp, DIR_MODE)
     old = None
     if target.exists():
         old = target.parent / f".{target.name}.old.{os.getpid()}"

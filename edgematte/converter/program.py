@@ -1,0 +1,502 @@
+"""Read and edit a Paddle legacy inference program (``*.pdmodel`` + ``*.pdiparams``).
+
+A ``.pdmodel`` is a serialized ``ProgramDesc`` protobuf (paddle ships the generated module as
+``paddle.base.proto.framework_pb2``); a combined ``.pdiparams`` holds every persistable variable of
+the program, sorted by name, each as a serialized LoDTensor. Both are read here with plain Python, so
+a corrupt or truncated file becomes a one-line :class:`EdgematteError` instead of a crash deep in
+Paddle's C++ loader.
+
+Reading never runs the model; :func:`freeze_input_shape` runs it once, on zeros, only to learn the
+shapes that depend on tensor values. Nothing here modifies the user's files: edits return new bytes
+or write a new folder. Paddle is imported lazily (importing this module costs nothing).
+"""
+
+import shutil
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, FrozenSet, Optional, Sequence, Tuple, Union
+
+from ..errors import EdgematteError
+from ..fsutil import atomic_dir
+
+# Folder layouts of an exported model, in the order they are tried.
+MODEL_STEMS = ("model", "inference")
+
+# framework.proto VarType.Type names -> numpy dtype names and element sizes in bytes.
+_DTYPES = {
+    "BOOL": ("bool", 1),
+    "INT8": ("int8", 1),
+    "UINT8": ("uint8", 1),
+    "INT16": ("int16", 2),
+    "INT32": ("int32", 4),
+    "INT64": ("int64", 8),
+    "FP16": ("float16", 2),
+    "BF16": ("bfloat16", 2),
+    "FP32": ("float32", 4),
+    "FP64": ("float64", 8),
+}
+
+# Persistable variables that are not weights (the params file does not hold them).
+_NON_PARAM_VAR_TYPES = ("FEED_MINIBATCH", "FETCH_LIST", "RAW", "STEP_SCOPES", "READER")
+
+# Ops that have no compile-time shape inference (control flow and I/O).
+_OPS_WITHOUT_INFER_SHAPE = frozenset(
+    {"feed", "fetch", "conditional_block", "while", "recurrent", "select_input", "select_output"}
+)
+
+
+def _framework_pb2():
+    """paddle's generated protobuf module for ``framework.proto`` (importing it imports paddle)."""
+    try:
+        from paddle.base.proto import framework_pb2
+    except ImportError as e:  # pragma: no cover - the converter profile always has paddle
+        raise EdgematteError(
+            "reading a .pdmodel needs paddlepaddle 2.6 (pip install 'edgematte[convert]')"
+        ) from e
+    return framework_pb2
+
+
+# ----------------------------------------------------------------------------- locating files
+@dataclass(frozen=True)
+class ModelFiles:
+    """The two files of one legacy Paddle inference model."""
+
+    model: Path
+    params: Path
+
+    @property
+    def stem(self) -> str:
+        return self.model.stem
+
+
+def locate_model_files(source: Union[str, Path, Sequence]) -> ModelFiles:
+    """Find ``(.pdmodel, .pdiparams)`` from a folder, a ``.pdmodel`` path, a path prefix or a pair.
+
+    A folder may hold ``model.pdmodel`` (PaddleSeg export), ``inference.pdmodel`` (FastDeploy) or a
+    single ``*.pdmodel``; the params file is the one with the same stem. Both files must exist.
+    """
+    if isinstance(source, (tuple, list)):
+        if len(source) != 2:
+            raise EdgematteError(f"{source!r}: expected (model.pdmodel, model.pdiparams)")
+        model, params = Path(source[0]), Path(source[1])
+    else:
+        path = Path(source)
+        if path.is_dir():
+            named = [path / f"{stem}.pdmodel" for stem in MODEL_STEMS if (path / f"{stem}.pdmodel").is_file()]
+            found = named or sorted(path.glob("*.pdmodel"))
+            if len(found) != 1:
+                listed = ", ".join(p.name for p in found) or "none"
+                raise EdgematteError(f"{path}: expected one Paddle model (*.pdmodel) in the folder, found {listed}")
+            model = found[0]
+        elif path.suffix == ".pdmodel":
+            model = path
+        else:  # a prefix such as out/model (paddle.jit.save's convention)
+            model = path.with_name(path.name + ".pdmodel")
+        params = model.with_suffix(".pdiparams")
+    for f, kind in ((model, "model (.pdmodel)"), (params, "parameters (.pdiparams)")):
+        if not f.is_file():
+            raise EdgematteError(f"{f}: {kind} file not found")
+    return ModelFiles(model, params)
+
+
+# ----------------------------------------------------------------------------- reading
+@dataclass(frozen=True)
+class VarSpec:
+    """One dense-tensor variable of the program's main block; ``shape`` uses -1 for dynamic dims."""
+
+    name: str
+    shape: Tuple[int, ...]
+    dtype: str
+    persistable: bool
+
+
+@dataclass(frozen=True)
+class ProgramInfo:
+    """What a ``.pdmodel`` declares, read without running it.
+
+    ``feeds`` are the model inputs in feed-column order (``shape`` with -1 for dynamic dims),
+    ``fetch_names`` the output variables in fetch-column order, ``op_counts`` the number of ops of each
+    type over all blocks (feed/fetch included), ``variables`` every dense tensor of block 0 by name,
+    ``produced`` the names some op of block 0 writes (exports keep declarations of pruned outputs such
+    as ``transpose2``'s ``XShape``), ``program_bytes`` the serialized program exactly as read.
+    """
+
+    path: Path
+    feeds: Tuple[VarSpec, ...]
+    fetch_names: Tuple[str, ...]
+    op_counts: Dict[str, int]
+    variables: Dict[str, VarSpec] = field(repr=False)
+    produced: FrozenSet[str] = field(repr=False)
+    program_bytes: bytes = field(repr=False)
+    version: int = 0
+
+    @property
+    def feed_names(self) -> Tuple[str, ...]:
+        return tuple(f.name for f in self.feeds)
+
+    @property
+    def parameters(self) -> Tuple[VarSpec, ...]:
+        """Persistable tensors in the order a combined ``.pdiparams`` stores them (sorted by name)."""
+        return tuple(v for _, v in sorted(self.variables.items()) if v.persistable)
+
+    @property
+    def dynamic_variables(self) -> Tuple[str, ...]:
+        """Tensors computed by the program whose declared shape still has a dynamic (-1) dimension."""
+        return tuple(
+            n for n, v in self.variables.items()
+            if n in self.produced and not v.persistable and any(d < 0 for d in v.shape)
+        )
+
+
+def parse_program(program_bytes: bytes, source_name: str = "<bytes>"):
+    """Parse ``ProgramDesc`` bytes; raise :class:`EdgematteError` naming ``source_name`` if they are not one."""
+    fp = _framework_pb2()
+    if not program_bytes:
+        raise EdgematteError(f"{source_name}: empty file, not a Paddle model")
+    program = fp.ProgramDesc()
+    try:
+        program.ParseFromString(program_bytes)
+    except Exception as e:  # protobuf's DecodeError, or a missing required field
+        raise EdgematteError(f"{source_name}: corrupt or truncated Paddle model (not a ProgramDesc: {e})") from e
+    if not program.blocks or not program.blocks[0].ops:
+        raise EdgematteError(f"{source_name}: not a Paddle inference model (the program has no ops)")
+    return program
+
+
+def _var_spec(var, fp) -> Optional[VarSpec]:
+    if var.type.type != fp.VarType.LOD_TENSOR:
+        return None
+    tensor = var.type.lod_tensor.tensor
+    dtype_name = fp.VarType.Type.Name(tensor.data_type)
+    dtype = _DTYPES.get(dtype_name, (dtype_name.lower(), 0))[0]
+    return VarSpec(var.name, tuple(int(d) for d in tensor.dims), dtype, bool(var.persistable))
+
+
+def _io_columns(block, op_type: str, slot: str, source_name: str) -> Tuple[str, ...]:
+    """Variable names wired to the feed (slot ``Out``) or fetch (slot ``X``) ops, in ``col`` order."""
+    by_col = {}
+    for op in block.ops:
+        if op.type != op_type:
+            continue
+        col = next((a.i for a in op.attrs if a.name == "col"), len(by_col))
+        slots = [arg for var in (op.outputs if slot == "Out" else op.inputs) if var.parameter == slot
+                 for arg in var.arguments]
+        if len(slots) != 1 or col in by_col:
+            raise EdgematteError(f"{source_name}: malformed {op_type} op (column {col}, variables {slots})")
+        by_col[col] = slots[0]
+    return tuple(by_col[c] for c in sorted(by_col))
+
+
+def program_info(program_bytes: bytes, path) -> ProgramInfo:
+    """:class:`ProgramInfo` of ``program_bytes`` (``path`` is recorded and named in errors)."""
+    fp = _framework_pb2()
+    path = Path(path)
+    program = parse_program(program_bytes, str(path))
+    block = program.blocks[0]
+    variables = {}
+    for var in block.vars:
+        spec = _var_spec(var, fp)
+        if spec is not None:
+            variables[var.name] = spec
+    feed_names = _io_columns(block, "feed", "Out", str(path))
+    fetch_names = _io_columns(block, "fetch", "X", str(path))
+    if not feed_names or not fetch_names:
+        raise EdgematteError(
+            f"{path}: not an inference model (it has {len(feed_names)} feed and {len(fetch_names)} fetch ops; "
+            "export it with paddle.jit.save or PaddleSeg's tools/export.py)"
+        )
+    for name in feed_names + fetch_names:
+        if name not in variables:
+            raise EdgematteError(f"{path}: feed/fetch variable '{name}' is not declared in the program")
+    op_counts = Counter(op.type for b in program.blocks for op in b.ops)
+    return ProgramInfo(
+        path=path,
+        feeds=tuple(variables[n] for n in feed_names),
+        fetch_names=fetch_names,
+        op_counts=dict(op_counts.most_common()),
+        variables=variables,
+        produced=frozenset(arg for op in block.ops for out in op.outputs for arg in out.arguments),
+        program_bytes=program_bytes,
+        version=int(program.version.version),
+    )
+
+
+def _read_bytes(path: Path, kind: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise EdgematteError(f"{path}: cannot read the {kind}: {e.strerror or e}") from e
+
+
+def read_program(pdmodel_path) -> ProgramInfo:
+    """Read a ``.pdmodel``: feeds and their declared shapes, fetch names in order, op histogram, bytes.
+
+    Raises :class:`EdgematteError` naming the file if it is unreadable, not a ProgramDesc, or has no
+    feed/fetch ops (a training program rather than an inference export).
+    """
+    path = Path(pdmodel_path)
+    return program_info(_read_bytes(path, "model"), path)
+
+
+# ----------------------------------------------------------------------------- params file check
+def check_params_file(info: ProgramInfo, params_path) -> int:
+    """Check that a combined ``.pdiparams`` holds exactly the tensors ``info`` declares; return their count.
+
+    Walks the file's records (per tensor: uint32 version, uint64 LoD levels with their data, uint32
+    version, int32 length + ``TensorDesc`` protobuf, raw data) without loading the data, so a
+    truncated, padded, mismatched or foreign file is reported with the tensor where it departs. Paddle
+    itself only says "An error occurred while loading model parameters".
+    """
+    fp = _framework_pb2()
+    path = Path(params_path)
+    expected = info.parameters
+    try:
+        size = path.stat().st_size
+        f = open(path, "rb")
+    except OSError as e:
+        raise EdgematteError(f"{path}: cannot read the parameters: {e.strerror or e}") from e
+
+    def fail(index, spec, problem):
+        where = f"tensor {index + 1} of {len(expected)} ('{spec.name}')"
+        raise EdgematteError(f"{path}: corrupt or truncated parameters file at {where}: {problem}")
+
+    def read_exact(n, index, spec, what):
+        data = f.read(n)
+        if len(data) != n:
+            fail(index, spec, f"the file ends at byte {size} inside the {what}")
+        return data
+
+    with f:
+        for index, spec in enumerate(expected):
+            (lod_version,) = struct.unpack("<I", read_exact(4, index, spec, "header"))
+            if lod_version != 0:
+                fail(index, spec, f"unknown record version {lod_version}")
+            (lod_levels,) = struct.unpack("<Q", read_exact(8, index, spec, "header"))
+            if lod_levels > 8:
+                fail(index, spec, f"implausible LoD level count {lod_levels}")
+            for _ in range(lod_levels):
+                (n,) = struct.unpack("<Q", read_exact(8, index, spec, "LoD"))
+                if f.seek(n, 1) > size:
+                    fail(index, spec, f"the file ends at byte {size} inside the LoD")
+            version, desc_len = struct.unpack("<Ii", read_exact(8, index, spec, "tensor header"))
+            if version != 0 or not 0 <= desc_len < 4096:
+                fail(index, spec, f"bad tensor header (version {version}, description length {desc_len})")
+            desc = fp.VarType.TensorDesc()
+            try:
+                desc.ParseFromString(read_exact(desc_len, index, spec, "tensor description"))
+            except Exception as e:
+                fail(index, spec, f"unreadable tensor description ({e})")
+            dtype_name = fp.VarType.Type.Name(desc.data_type) if desc.data_type in fp.VarType.Type.values() else "?"
+            if dtype_name not in _DTYPES:
+                fail(index, spec, f"unsupported tensor data type {dtype_name} (code {desc.data_type})")
+            dims = tuple(int(d) for d in desc.dims)
+            if dims != spec.shape or _DTYPES[dtype_name][0] != spec.dtype:
+                fail(index, spec, f"the file has {dtype_name} {list(dims)}, the model declares {spec.dtype} "
+                                  f"{list(spec.shape)} (parameters of a different model?)")
+            numel = 1
+            for d in dims:
+                numel *= d
+            data_bytes = numel * _DTYPES[dtype_name][1]
+            if f.tell() + data_bytes > size:
+                fail(index, spec, f"needs {data_bytes} bytes of data at offset {f.tell()}, the file ends at {size}")
+            f.seek(data_bytes, 1)
+        if f.tell() != size:
+            raise EdgematteError(
+                f"{path}: {size - f.tell()} unexpected bytes after the {len(expected)} tensors the model declares "
+                "(parameters of a different model?)"
+            )
+    return len(expected)
+
+
+def read_checked_model(source) -> Tuple[ModelFiles, ProgramInfo]:
+    """Locate, read and cross-check a model's two files; the usual first step of every conversion."""
+    files = locate_model_files(source)
+    info = read_program(files.model)
+    check_params_file(info, files.params)
+    return files, info
+
+
+# ----------------------------------------------------------------------------- edits
+def patch_relu6_threshold(program_bytes: bytes) -> Tuple[bytes, int]:
+    """Add ``threshold = 6.0`` (FLOAT) to every relu6 op that lacks it; return ``(bytes, n_patched)``.
+
+    paddlepaddle 2.6 exports relu6 without the attribute and Paddle Lite opt 2.13 aborts on it
+    ("No attributes called threshold found for relu6"). relu6's threshold is 6 by definition, so the
+    edit does not change what the model computes. With nothing to patch the input bytes come back as is.
+    """
+    fp = _framework_pb2()
+    program = parse_program(program_bytes)
+    patched = 0
+    for block in program.blocks:
+        for op in block.ops:
+            if op.type == "relu6" and not any(a.name == "threshold" for a in op.attrs):
+                attr = op.attrs.add()
+                attr.name = "threshold"
+                attr.type = fp.FLOAT
+                attr.f = 6.0
+                patched += 1
+    return (program.SerializeToString() if patched else program_bytes), patched
+
+
+def _checked_shape(info: ProgramInfo, feed: VarSpec, shape, option: str) -> Tuple[int, ...]:
+    """``shape`` as ints if it fits the feed's declared shape, else an error naming ``option``."""
+    try:
+        dims = tuple(int(d) for d in shape)
+    except (TypeError, ValueError):
+        raise EdgematteError(f"{option} {shape!r}: expected a list of integers") from None
+    shown = f"{option} {list(dims)}"
+    declared = list(feed.shape)
+    if len(dims) != len(declared):
+        raise EdgematteError(
+            f"{shown}: {info.path.name} input '{feed.name}' has {len(declared)} dimensions {declared}, "
+            f"got {len(dims)}"
+        )
+    if any(d < 1 for d in dims):
+        raise EdgematteError(f"{shown}: every dimension must be a positive integer")
+    for axis, (want, got) in enumerate(zip(declared, dims)):
+        if want >= 0 and want != got:
+            raise EdgematteError(
+                f"{shown}: {info.path.name} input '{feed.name}' is declared {declared}; dimension {axis} "
+                f"must be {want}, got {got}"
+            )
+    return dims
+
+
+def _compile_time_shapes(program_bytes: bytes, feed_name: str, dims, option: str, path: Path) -> Dict[str, tuple]:
+    """Every dense tensor's shape in block 0 after fixing the feed, by Paddle's C++ compile-time InferShape.
+
+    Ops whose output size comes from a tensor computed at run time (``interpolate`` to ``x.shape``,
+    ``reshape`` to a shape tensor) still get -1 for those dimensions here. Only the shapes are taken
+    from Paddle's C++ program: re-serializing it would also add every op's default attributes.
+    """
+    from paddle.base import core
+
+    desc = core.ProgramDesc(program_bytes)
+    block = desc.block(0)
+    block.find_var(feed_name.encode()).set_shape(list(dims))
+    for i in range(block.op_size()):
+        op = block.op(i)
+        if op.type() in _OPS_WITHOUT_INFER_SHAPE:
+            continue
+        try:
+            op.infer_shape(block)
+        except Exception as e:  # Paddle's enforce errors: the shape does not fit this op
+            first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise EdgematteError(
+                f"{option} {list(dims)}: {path.name} cannot take this shape (op {i} '{op.type()}': {first_line})"
+            ) from e
+    return {
+        var.name(): tuple(var.shape())
+        for var in block.all_vars()
+        if var.type() == core.VarDesc.VarType.LOD_TENSOR
+    }
+
+
+def _run_time_shapes(files: ModelFiles, feed_name: str, dims, dtype: str, names: Sequence[str]) -> Dict[str, tuple]:
+    """Shapes of ``names`` after one run of the model at ``dims`` on zeros (Paddle's static executor).
+
+    Used only for the variables compile-time inference leaves dynamic; their sizes depend on tensor
+    values (shape -> slice -> interpolate), which only a run computes.
+    """
+    import numpy as np
+    import paddle
+
+    was_dynamic = paddle.in_dynamic_mode()
+    paddle.enable_static()
+    try:
+        executor = paddle.static.Executor(paddle.CPUPlace())
+        scope = paddle.static.Scope()
+        with paddle.static.scope_guard(scope):
+            if files.params == files.model.with_suffix(".pdiparams"):
+                program, _, _ = paddle.static.load_inference_model(str(files.model.with_suffix("")), executor)
+            else:  # differently named pair: paddle's older (deprecated, still supported) form
+                program, _, _ = paddle.static.load_inference_model(
+                    str(files.model.parent), executor,
+                    model_filename=files.model.name, params_filename=files.params.name,
+                )
+            values = executor.run(
+                program,
+                feed={feed_name: np.zeros(dims, dtype=dtype)},
+                fetch_list=list(names),
+                return_numpy=False,
+            )
+            return {n: tuple(v.shape()) for n, v in zip(names, values)}
+    finally:
+        if was_dynamic:
+            paddle.disable_static()
+
+
+def _with_shapes(program_bytes: bytes, shapes: Dict[str, tuple], path: Path) -> bytes:
+    """``program_bytes`` with the declared dims of block 0's tensors in ``shapes`` replaced; ops untouched."""
+    fp = _framework_pb2()
+    program = parse_program(program_bytes, str(path))
+    for var in program.blocks[0].vars:
+        if var.name in shapes and var.type.type == fp.VarType.LOD_TENSOR:
+            declared = var.type.lod_tensor.tensor.dims
+            del declared[:]
+            declared.extend(int(d) for d in shapes[var.name])
+    return program.SerializeToString()
+
+
+@dataclass(frozen=True)
+class FrozenModel:
+    """A copy of a model whose input shape is fixed; ``still_dynamic`` lists tensors left with -1 dims."""
+
+    files: ModelFiles
+    info: ProgramInfo
+    shape: Tuple[int, ...]
+    compile_time_dynamic: Tuple[str, ...]
+    still_dynamic: Tuple[str, ...]
+
+
+def freeze_input_shape(source, dst_dir, shape, input_name: Optional[str] = None,
+                       option: str = "--input-shape") -> FrozenModel:
+    """Write to ``dst_dir`` a copy of the model whose input is fixed to ``shape`` and shapes re-inferred.
+
+    ``source`` is anything :func:`locate_model_files` takes; ``dst_dir`` is (re)created atomically and
+    gets the program under the source's file name with only its declared variable shapes changed, and
+    a byte copy of the params. Every variable's shape is recomputed: first by Paddle's compile-time
+    shape inference, then, for those whose size comes from run-time values
+    (``interpolate(size=x.shape[2:])``), from one run of the original on zeros at ``shape``. The ops
+    are untouched, so the copy computes exactly what the original computes at that shape; tools that
+    need static shapes (paddle2onnx, opt) see them.
+
+    ``shape`` must have the declared rank and agree with every declared static dimension (a 3-channel
+    model refuses ``[1, 4, 512, 512]``); errors name ``option``.
+    """
+    files, info = read_checked_model(source)
+    dst_dir = Path(dst_dir)
+    if dst_dir.resolve() in (files.model.parent.resolve(), *files.model.resolve().parents):
+        raise EdgematteError(f"{dst_dir}: the frozen copy must go to a new folder, not the model's own folder")
+    if input_name is None:
+        if len(info.feeds) != 1:
+            raise EdgematteError(f"{files.model}: the model has inputs {list(info.feed_names)}; name the one to fix")
+        feed = info.feeds[0]
+    else:
+        matches = [f for f in info.feeds if f.name == input_name]
+        if not matches:
+            raise EdgematteError(f"{files.model}: no input named '{input_name}' (inputs: {list(info.feed_names)})")
+        feed = matches[0]
+    dims = _checked_shape(info, feed, shape, option)
+
+    shapes = _compile_time_shapes(info.program_bytes, feed.name, dims, option, files.model)
+    compile_time_dynamic = program_info(_with_shapes(info.program_bytes, shapes, files.model),
+                                        files.model).dynamic_variables
+    if compile_time_dynamic:
+        observed = _run_time_shapes(files, feed.name, dims, feed.dtype, compile_time_dynamic)
+        for name, run_shape in observed.items():
+            inferred = shapes[name]
+            if len(run_shape) != len(inferred) or any(0 <= d != r for d, r in zip(inferred, run_shape)):
+                raise RuntimeError(  # a bug in Paddle's shape inference or ours, not the user's input
+                    f"{name}: compile-time shape {list(inferred)} disagrees with the run-time {list(run_shape)}"
+                )
+            shapes[name] = run_shape
+    static_bytes = _with_shapes(info.program_bytes, shapes, files.model)
+    with atomic_dir(dst_dir) as work:
+        (work / files.model.name).write_bytes(static_bytes)
+        shutil.copyfile(files.params, work / files.params.name)
+    frozen_info = program_info(static_bytes, dst_dir / files.model.name)
+    frozen_files = ModelFiles(dst_dir / files.model.name, dst_dir / files.params.name)
+    return FrozenModel(frozen_files, frozen_info, dims, compile_time_dynamic, frozen_info.dynamic_variables)

@@ -1,0 +1,86 @@
+"""The human-readable conversion report: ``OUT/report.md`` plus PNGs in ``OUT/report/``."""
+
+from pathlib import Path
+from typing import Dict
+
+import cv2
+import numpy as np
+
+from ..fsutil import atomic_path, write_text_atomic
+
+
+def _png(path: Path, image: np.ndarray) -> None:
+    with atomic_path(path, suffix=".png") as tmp:
+        if not cv2.imwrite(str(tmp), image):
+            raise OSError(f"{path}: cv2.imwrite failed")
+
+
+def alpha_to_gray(alpha: np.ndarray) -> np.ndarray:
+    """float alpha HxW in [0,1] -> uint8 gray (rounded; clipped)."""
+    return np.clip(np.rint(np.asarray(alpha, np.float64) * 255.0), 0, 255).astype(np.uint8)
+
+
+def difference_heatmap(diff: np.ndarray, full_scale: float) -> np.ndarray:
+    """|difference| HxW -> BGR uint8 heat map, ``full_scale`` mapping to the hottest colour."""
+    scaled = np.clip(np.abs(diff) / max(full_scale, 1e-12), 0.0, 1.0)
+    return cv2.applyColorMap((scaled * 255).astype(np.uint8), cv2.COLORMAP_INFERNO)
+
+
+def _fmt(x, spec=".2e"):
+    return "n/a" if x is None else format(x, spec)
+
+
+def write_report(out_dir, manifest: dict, preview_rgb: np.ndarray, reference_alpha: np.ndarray,
+                 artefact_alphas: Dict[str, np.ndarray]) -> Path:
+    """Write ``report.md`` and its pictures for the first parity image.
+
+    ``preview_rgb`` is the model-input-sized RGB uint8 image, ``reference_alpha`` the reference's alpha
+    (HxW float), ``artefact_alphas`` maps artefact paths (as in the manifest) to their alpha for it.
+    """
+    out_dir = Path(out_dir)
+    pics = out_dir / "report"
+    _png(pics / "input.png", cv2.cvtColor(preview_rgb, cv2.COLOR_RGB2BGR))
+    _png(pics / "reference_alpha.png", alpha_to_gray(reference_alpha))
+    model = manifest["model"]
+    lines = [
+        f"# edgematte conversion report: {model['name']}",
+        "",
+        f"- source: `{model['origin']}` (sha256 `{model['source_sha256'][:16]}...`)",
+        f"- input: `{model['input_name']}` {model['input_shape']} -> output `{model['output_name']}`",
+        f"- reference: {manifest['reference']['description']}",
+    ]
+    for check in manifest["reference"].get("checks", []):
+        lines.append(f"  - checked against {check['against']}: max abs {_fmt(check['max_abs'])} over {check['images']} images")
+    lines += [
+        f"- parity images: {', '.join(manifest['parity_images'])}",
+        f"- created {manifest['created']} with edgematte {manifest['tools']['edgematte']}",
+        "",
+        "## Artefacts",
+        "",
+        "| artefact | format | target | precision | layout | MB | max abs | mean abs | > 1/255 | runs here | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for a in manifest["artefacts"]:
+        p = a["parity"]
+        lines.append(
+            f"| `{a['path']}` | {a['format']} | {a['target']} | {a['precision']} | {a['layout']} | "
+            f"{a['size_bytes'] / 1e6:.1f} | {_fmt(p['max_abs'])} | {_fmt(p['mean_abs'])} | "
+            f"{_fmt(p['frac_over_1_255'], '.4%')} | {'yes' if p['runs_on_host'] else 'no'} | {p.get('reason') or ''} |"
+        )
+    lines += ["", "## Pictures (first parity image)", "", "| input | reference alpha |", "|---|---|",
+              "| ![](report/input.png) | ![](report/reference_alpha.png) |", ""]
+    if artefact_alphas:
+        lines += ["| artefact | alpha | abs difference (heat map, full scale = its max) |", "|---|---|---|"]
+    for path, alpha in artefact_alphas.items():
+        stem = path.replace("/", "_").replace(".", "_")
+        diff = np.abs(np.asarray(alpha, np.float64) - np.asarray(reference_alpha, np.float64))
+        _png(pics / f"{stem}_alpha.png", alpha_to_gray(alpha))
+        _png(pics / f"{stem}_diff.png", difference_heatmap(diff, float(diff.max())))
+        lines.append(f"| `{path}` (max {diff.max():.2e}) | ![](report/{stem}_alpha.png) | ![](report/{stem}_diff.png) |")
+    lines += ["", "## Steps", "", "| step | seconds |", "|---|---|"]
+    lines += [f"| {s['name']} | {s['seconds']:.1f} |" for s in manifest["steps"]]
+    lines += ["", "## Tool versions", ""]
+    lines += [f"- {k}: {v}" for k, v in manifest["tools"].items()]
+    path = out_dir / "report.md"
+    write_text_atomic(path, "\n".join(lines) + "\n")
+    return path

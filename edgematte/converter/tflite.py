@@ -1,0 +1,545 @@
+"""ONNX -> TFLite with onnx2tf, its traps contained; full-integer quantization with TensorFlow's converter.
+
+onnx2tf (1.29.24, TOOLCHAIN.md) is run in a subprocess and never trusted on its own word:
+
+- It overwrites its input ``.onnx`` (even with ``-nuo``): it only ever sees a private copy.
+- It writes into the current directory and, when every input looks like an NHWC image batch, loads
+  ``calibration_image_sample_data_20x128x128x3_float32.npy`` from there or DOWNLOADS it. It runs in a
+  private temporary directory that always holds that file (synthetic images unless the caller gives
+  some), so it never touches the network or the caller's folder.
+- It shells out to ``onnxsim`` found on ``PATH``; without it the conversion fails deep in the graph.
+  The directory of ``sys.executable`` (the venv's ``bin``) goes first on its ``PATH``.
+- It exits 0 on some failures: every expected ``.tflite`` must exist, load in LiteRT and run once
+  (finite outputs) before anything is published.
+- Its output is very verbose: it goes to a log file (ANSI colours removed), shown only on failure as
+  one line (the last meaningful error) plus the log's path.
+
+Layouts: ``"nhwc"`` (default; what TFLite delegates want) transposes every 4-D input to NHWC;
+``"nchw"`` keeps the inputs as in ONNX (onnx2tf ``-k``; it inserts one TRANSPOSE). onnx2tf writes
+4-D *outputs* NHWC either way: alpha is ``[N, H, W, 1]`` where ONNX has ``[N, 1, H, W]``. The layout
+of every input and output is recorded in the returned info.
+
+INT8: :func:`convert_to_tflite` can keep onnx2tf's TensorFlow SavedModel (``saved_model_dir``);
+:func:`quantize_int8` turns it into a full-integer model from a calibration array with
+``tf.lite.TFLiteConverter`` (the same numbers onnx2tf's ``-oiqt`` gives, TOOLCHAIN.md), again in a
+subprocess so TensorFlow never loads into the calling process.
+"""
+
+import hashlib
+import importlib.metadata
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ..errors import EdgematteError
+from ..fsutil import atomic_dir, atomic_path, sha256_file
+
+LAYOUTS = ("nhwc", "nchw")
+# Our precision name -> the suffix onnx2tf gives the file (``<onnx stem>_<suffix>.tflite``).
+ONNX2TF_SUFFIX = {"fp32": "float32", "fp16": "float16"}
+DEFAULT_FILE_NAMES = {"fp32": "model_fp32.tflite", "fp16": "model_fp16.tflite"}
+DEFAULT_LOG_NAME = "onnx2tf.log"
+# onnx2tf loads this from the cwd instead of downloading it (utils/common_functions.py).
+ONNX2TF_SAMPLE_IMAGES_NAME = "calibration_image_sample_data_20x128x128x3_float32.npy"
+SAMPLE_IMAGES_SHAPE = (20, 128, 128, 3)
+ONNX2TF_TIMEOUT_S = 1800
+QUANTIZE_TIMEOUT_S = 3600
+INT8_IO_DTYPES = ("float32", "int8")
+
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# glog / absl lines from TensorFlow (E0000 00:00:... , W1124 21:12:...) and TF's own timestamped logs.
+_TF_NOISE = re.compile(r"^([EWIF]\d{4} \d\d:\d\d|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [EWIF] )")
+_PYTHON_EXCEPTION = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt))(: .*)?$")
+# onnx2tf's "ERROR:" lines that announce a traceback rather than say what went wrong.
+_GENERIC_ONNX2TF_ERRORS = ("the trace log is below", "read this and deal with it")
+
+
+# ---------------------------------------------------------------------------------------------
+# The ONNX side: what goes in
+
+
+def read_onnx_interface(onnx_path) -> Tuple[bytes, List[dict], List[dict]]:
+    """Read a fixed-shape float ONNX model: ``(file bytes, inputs, outputs)``.
+
+    Each input/output is ``{"name": str, "shape": [int, ...], "dtype": "float32"...}``; output
+    dimensions that ONNX does not state are ``-1``. Raises :class:`EdgematteError` (one line) for a
+    missing or unreadable file, a dynamic input dimension or a non-float input.
+    """
+    import onnx
+    from onnx import helper
+
+    onnx_path = Path(onnx_path)
+    if not onnx_path.is_file():
+        raise EdgematteError(f"{onnx_path}: ONNX model not found")
+    data = onnx_path.read_bytes()
+    try:
+        model = onnx.load_from_string(data)
+        # a file cut at a field boundary still parses; the checker catches what is then missing
+        onnx.checker.check_model(model)
+    except Exception as e:  # protobuf's DecodeError, onnx's ValidationError
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise EdgematteError(f"{onnx_path}: not a valid ONNX model ({type(e).__name__}: {detail})") from e
+    graph = model.graph
+    initializer_names = {t.name for t in graph.initializer}
+    inputs = [_value_info(v, helper) for v in graph.input if v.name not in initializer_names]
+    outputs = [_value_info(v, helper) for v in graph.output]
+    if not inputs or not outputs:
+        raise EdgematteError(f"{onnx_path}: the ONNX graph has no inputs or no outputs (truncated file?)")
+    for spec in inputs:
+        if any(d <= 0 for d in spec["shape"]):
+            raise EdgematteError(
+                f"{onnx_path}: input {spec['name']!r} has a dynamic shape {spec['shape']}; "
+                "export the ONNX model with a fixed input size for TFLite"
+            )
+        if spec["dtype"] != "float32":
+            raise EdgematteError(f"{onnx_path}: input {spec['name']!r} is {spec['dtype']}; onnx2tf needs float32 here")
+    return data, inputs, outputs
+
+
+def _value_info(value, helper) -> dict:
+    tensor_type = value.type.tensor_type
+    shape = [d.dim_value if d.HasField("dim_value") else -1 for d in tensor_type.shape.dim]
+    try:
+        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)).name
+    except (KeyError, TypeError, ValueError):
+        dtype = f"onnx_type_{tensor_type.elem_type}"
+    return {"name": value.name, "shape": shape, "dtype": dtype}
+
+
+def synthetic_sample_images(count: int = SAMPLE_IMAGES_SHAPE[0], size: int = SAMPLE_IMAGES_SHAPE[1],
+                            seed: int = 0) -> np.ndarray:
+    """Deterministic image-like data: float32 ``[count, size, size, 3]`` in 0..1.
+
+    Smooth colour gradients with a few soft-edged discs: enough structure for onnx2tf's internal
+    ONNX-vs-TF checks, which feed this (resized to the model input) through both graphs.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.meshgrid(np.linspace(0.0, 1.0, size), np.linspace(0.0, 1.0, size), indexing="ij")
+    images = np.empty((count, size, size, 3), dtype=np.float32)
+    for i in range(count):
+        frequency = rng.uniform(0.5, 3.0, (3, 2))
+        phase = rng.uniform(0.0, 2 * np.pi, 3)
+        image = 0.5 + 0.35 * np.sin(2 * np.pi * (frequency[:, :1, None] * yy + frequency[:, 1:, None] * xx)
+                                    + phase[:, None, None])
+        for _ in range(3):
+            cy, cx, radius = rng.uniform(0.2, 0.8), rng.uniform(0.2, 0.8), rng.uniform(0.08, 0.3)
+            disc = 1.0 / (1.0 + np.exp((np.hypot(yy - cy, xx - cx) - radius) * 60.0))
+            image = image * (1 - disc) + rng.uniform(0.0, 1.0, (3, 1, 1)) * disc
+        images[i] = np.clip(image, 0.0, 1.0).transpose(1, 2, 0)
+    return images
+
+
+def _check_sample_images(images: np.ndarray) -> np.ndarray:
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.shape[0] < 1:
+        raise EdgematteError(f"sample images must be float32 [K, H, W, 3] in 0..1, got shape {images.shape}")
+    if not np.isfinite(images).all() or images.min() < 0.0 or images.max() > 1.0:
+        raise EdgematteError("sample images must be float32 in 0..1 (onnx2tf feeds them unnormalized)")
+    return images
+
+
+# ---------------------------------------------------------------------------------------------
+# Layouts
+
+
+def _channels_last_perm(rank: int) -> Tuple[int, ...]:
+    return (0,) + tuple(range(2, rank)) + (1,)
+
+
+def _layout_names(rank: int) -> Tuple[str, str]:
+    """``(channels-first name, channels-last name)`` for a tensor rank: nchw/nhwc, ncw/nwc, ncdhw/ndhwc."""
+    spatial = {3: "w", 4: "hw", 5: "dhw"}.get(rank)
+    if spatial is None:
+        return "as_onnx", "as_onnx"
+    return f"nc{spatial}", f"n{spatial}c"
+
+
+def tensor_layout(onnx_shape: Sequence[int], tflite_shape: Sequence[int],
+                  onnx_value: Optional[np.ndarray] = None, tflite_value: Optional[np.ndarray] = None) -> str:
+    """How a TFLite tensor is laid out relative to the same ONNX tensor.
+
+    Returns ``"nchw"`` (same axes as ONNX) or ``"nhwc"`` (channels moved last) for rank 4, likewise
+    ``ncw``/``nwc`` and ``ncdhw``/``ndhwc``; ``"as_onnx"`` for other ranks with the same shape;
+    ``"unknown"`` when neither arrangement gives the TFLite shape. When both do (e.g. ``[1, 8, 8, 8]``)
+    the shape cannot tell: with both values given (same input), the arrangement whose values agree
+    more closely wins, else ``"ambiguous"``.
+    """
+    onnx_shape, tflite_shape = tuple(onnx_shape), tuple(tflite_shape)
+    rank = len(onnx_shape)
+    first, last = _layout_names(rank)
+    if rank < 3 or rank > 5:
+        return "as_onnx" if onnx_shape == tflite_shape else "unknown"
+    perm = _channels_last_perm(rank)
+    as_first = onnx_shape == tflite_shape
+    as_last = tuple(onnx_shape[p] for p in perm) == tflite_shape
+    if as_first and not as_last:
+        return first
+    if as_last and not as_first:
+        return last
+    if not as_first:
+        return "unknown"
+    if onnx_value is None or tflite_value is None:
+        return "ambiguous"
+    onnx_value = np.asarray(onnx_value, dtype=np.float64)
+    tflite_value = np.asarray(tflite_value, dtype=np.float64)
+    error_first = np.abs(onnx_value - tflite_value).max()
+    error_last = np.abs(onnx_value.transpose(perm) - tflite_value).max()
+    return first if error_first <= error_last else last
+
+
+def to_layout(x: np.ndarray, layout: str) -> np.ndarray:
+    """An ONNX-layout (channels-first) array rearranged to ``layout`` (``nhwc``, ``nwc``... or as is)."""
+    first, last = _layout_names(x.ndim)
+    if layout == last and last != first:
+        return np.ascontiguousarray(x.transpose(_channels_last_perm(x.ndim)))
+    return x
+
+
+def from_layout(x: np.ndarray, layout: str) -> np.ndarray:
+    """Inverse of :func:`to_layout`: a ``layout`` array back to ONNX's channels-first axes."""
+    first, last = _layout_names(x.ndim)
+    if layout == last and last != first:
+        return np.ascontiguousarray(x.transpose(np.argsort(_channels_last_perm(x.ndim))))
+    return x
+
+
+# ---------------------------------------------------------------------------------------------
+# Running tools in a subprocess
+
+
+def _tool_env(extra_pythonpath: Optional[Path] = None) -> Dict[str, str]:
+    """The caller's environment with this interpreter's bin first on PATH (onnx2tf runs ``onnxsim``)."""
+    env = dict(os.environ)
+    # not resolved: in a venv, sys.executable is the venv's bin/python symlink, which is the point
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
+    if extra_pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(extra_pythonpath), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _run_logged(argv: Sequence[str], cwd: Path, log_file: Path, timeout_s: float, what: str,
+                extra_pythonpath: Optional[Path] = None) -> int:
+    """Run ``argv`` in ``cwd`` with stdout+stderr going to ``log_file``; returns the exit code."""
+    env = _tool_env(extra_pythonpath)
+    with open(log_file, "wb") as log:
+        try:
+            done = subprocess.run(list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                  stderr=subprocess.STDOUT, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            log.write(f"\nERROR: {what} did not finish within {timeout_s:.0f} s\n".encode())
+            return -1
+    return done.returncode
+
+
+def clean_log(raw: str) -> str:
+    """A tool log without ANSI colour codes."""
+    return _ANSI_ESCAPE.sub("", raw)
+
+
+def last_error_line(log_text: str) -> str:
+    """The most telling error line of an onnx2tf / TensorFlow log (one line, at most 300 characters).
+
+    onnx2tf's own last ``ERROR:`` line (e.g. ``FancyMatte OP is not yet implemented.``) plus the
+    final Python exception (``ModuleNotFoundError: ...``) when both exist; else whichever exists;
+    else the last line that is not TensorFlow start-up noise.
+    """
+    lines = [ln.strip() for ln in clean_log(log_text).splitlines()]
+    lines = [ln for ln in lines if ln and not _TF_NOISE.match(ln)]
+    onnx2tf_error = next(
+        (ln for ln in reversed(lines)
+         if ln.startswith("ERROR:") and not any(g in ln.lower() for g in _GENERIC_ONNX2TF_ERRORS)),
+        None,
+    )
+    exception = next((ln for ln in reversed(lines) if _PYTHON_EXCEPTION.match(ln)), None)
+    parts = [p for p in (onnx2tf_error, exception) if p]
+    if not parts:
+        parts = lines[-1:] or ["no output"]
+    message = " / ".join(parts)
+    return message if len(message) <= 300 else message[:297] + "..."
+
+
+def _keep_log(log_text: str, log_path: Optional[Path], prefix: str) -> Path:
+    """Write a log where it outlives the temporary working directory; returns its path."""
+    if log_path is None:
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".log")
+        os.close(fd)
+        log_path = Path(name)
+        log_path.write_text(log_text, encoding="utf-8")
+    else:
+        with atomic_path(log_path) as tmp:
+            tmp.write_text(log_text, encoding="utf-8")
+    return Path(log_path)
+
+
+def _tool_version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+# ---------------------------------------------------------------------------------------------
+# Checking what came out
+
+
+def _probe_tflite(path: Path) -> Tuple[list, list]:
+    """Load ``path`` in LiteRT and run it once on zeros; returns its (input, output) TensorSpecs.
+
+    Raises :class:`EdgematteError` when it does not load, does not run or gives non-finite numbers.
+    """
+    from ..runtime.backends.litert import LiteRTBackend
+
+    backend = LiteRTBackend(path, threads=1)
+    if len(backend.inputs) != 1:
+        # the Backend contract is one input; the matting models have one
+        raise EdgematteError(f"{path}: expected one input, the TFLite model has {len(backend.inputs)}")
+    spec = backend.inputs[0]
+    try:
+        out = backend.run(np.zeros([max(d, 1) for d in spec.shape], dtype=spec.dtype))
+    except (RuntimeError, ValueError) as e:
+        raise EdgematteError(f"{path}: LiteRT cannot run this model ({str(e).strip().splitlines()[0]})") from e
+    if np.issubdtype(out.dtype, np.floating) and not np.isfinite(out).all():
+        raise EdgematteError(f"{path}: LiteRT gives non-finite outputs on a zero input")
+    return backend.inputs, backend.outputs
+
+
+def _match_onnx(tflite_specs, onnx_specs: List[dict]) -> List[dict]:
+    """The ONNX tensor for each TFLite tensor: by name, else by position."""
+    by_name = {s["name"]: s for s in onnx_specs}
+    if all(t.name in by_name for t in tflite_specs):
+        return [by_name[t.name] for t in tflite_specs]
+    if len(tflite_specs) == len(onnx_specs):
+        return list(onnx_specs)
+    return [None] * len(tflite_specs)
+
+
+def _describe(tflite_specs, onnx_specs: List[dict]) -> List[dict]:
+    described = []
+    for spec, onnx_spec in zip(tflite_specs, _match_onnx(tflite_specs, onnx_specs)):
+        entry = {"name": spec.name, "shape": list(spec.shape), "dtype": spec.dtype,
+                 "onnx_name": onnx_spec["name"] if onnx_spec else None,
+                 "onnx_shape": onnx_spec["shape"] if onnx_spec else None,
+                 "layout": tensor_layout(onnx_spec["shape"], spec.shape) if onnx_spec else "unknown"}
+        if spec.quant is not None:
+            entry["quant"] = {"scale": spec.quant[0], "zero_point": spec.quant[1]}
+        described.append(entry)
+    return described
+
+
+def _settle_ambiguous_layouts(onnx_bytes: bytes, tflite_path: Path, entry: dict) -> None:
+    """Decide ambiguous output layouts (e.g. ``[1, 8, 8, 8]``) by running ONNX Runtime and LiteRT once."""
+    if not any(o["layout"] == "ambiguous" for o in entry["outputs"]):
+        return
+    import onnxruntime
+
+    from ..runtime.backends.litert import LiteRTBackend
+
+    (input_entry,) = entry["inputs"]
+    x = np.random.default_rng(0).random(input_entry["onnx_shape"], dtype=np.float32)
+    session = onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    onnx_outputs = dict(zip([o.name for o in session.get_outputs()],
+                            session.run(None, {session.get_inputs()[0].name: x})))
+    tflite_outputs = LiteRTBackend(tflite_path, threads=1).run_all(to_layout(x, input_entry["layout"]))
+    for output, tflite_value in zip(entry["outputs"], tflite_outputs):
+        if output["layout"] == "ambiguous" and output["onnx_name"] in onnx_outputs:
+            output["layout"] = tensor_layout(output["onnx_shape"], output["shape"],
+                                             onnx_outputs[output["onnx_name"]], tflite_value)
+
+
+# ---------------------------------------------------------------------------------------------
+# The conversion
+
+
+def convert_to_tflite(onnx_path, out_dir, layout: str = "nhwc", fp16: bool = True,
+                      file_names: Optional[Dict[str, str]] = None, saved_model_dir=None, log_path=None,
+                      sample_images: Optional[np.ndarray] = None, timeout_s: float = ONNX2TF_TIMEOUT_S) -> dict:
+    """Convert a fixed-shape float ONNX model to TFLite fp32 (and fp16) with onnx2tf.
+
+    ``layout``: ``"nhwc"`` (inputs transposed to channels-last) or ``"nchw"`` (inputs as in ONNX).
+    ``file_names``: precision (``"fp32"``, ``"fp16"``) -> file name in ``out_dir``; defaults
+    ``model_fp32.tflite`` / ``model_fp16.tflite``. The fp16 model stores float16 weights and
+    computes with float32 inputs and outputs on the CPU.
+    ``saved_model_dir``: where to keep onnx2tf's TensorFlow SavedModel (for :func:`quantize_int8`).
+    ``log_path``: where the onnx2tf log goes on success (default ``out_dir/onnx2tf.log``) and on
+    failure (default: a kept temporary file, named in the error).
+    ``sample_images``: float32 ``[K, H, W, 3]`` in 0..1 that onnx2tf uses for its internal checks;
+    default :func:`synthetic_sample_images`.
+
+    The ONNX file is never modified; nothing is written to the current directory; nothing is
+    downloaded. Files appear in ``out_dir`` only after every one of them loaded and ran in LiteRT,
+    each written atomically. Raises :class:`EdgematteError` with one line on any failure.
+
+    Returns ``{"onnx", "onnx_sha256", "layout", "files": {precision: {"path", "precision", "bytes",
+    "sha256", "inputs", "outputs"}}, "saved_model_dir", "log_path", "onnx2tf_version",
+    "tensorflow_version", "wall_time_s"}``; each input/output is ``{"name", "shape", "dtype",
+    "layout", "onnx_name", "onnx_shape"}`` with ``layout`` as :func:`tensor_layout` reports it.
+    """
+    started = time.perf_counter()
+    if layout not in LAYOUTS:
+        raise EdgematteError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    onnx_path = Path(onnx_path)
+    out_dir = Path(out_dir)
+    names = dict(DEFAULT_FILE_NAMES)
+    names.update(file_names or {})
+    precisions = ["fp32"] + (["fp16"] if fp16 else [])
+    onnx_bytes, onnx_inputs, onnx_outputs = read_onnx_interface(onnx_path)
+    images = _check_sample_images(synthetic_sample_images() if sample_images is None else sample_images)
+    env_path = _tool_env()["PATH"]
+    if shutil.which("onnxsim", path=env_path) is None:
+        raise EdgematteError(f"onnxsim not found next to {sys.executable}; onnx2tf needs it (pip install onnxsim)")
+
+    with tempfile.TemporaryDirectory(prefix="edgematte-onnx2tf-") as workdir:
+        workdir = Path(workdir)
+        # a private copy: onnx2tf rewrites the file it is given
+        (workdir / "model.onnx").write_bytes(onnx_bytes)
+        np.save(workdir / ONNX2TF_SAMPLE_IMAGES_NAME, images)
+        argv = [sys.executable, "-c", "import sys; from onnx2tf import main; sys.exit(main())",
+                "-i", "model.onnx", "-o", "saved_model"]
+        if layout == "nchw":
+            keep = [s["name"] for s in onnx_inputs if len(s["shape"]) >= 3]
+            if keep:
+                argv += ["-k", *keep]
+        raw_log = workdir / "onnx2tf.log"
+        returncode = _run_logged(argv, workdir, raw_log, timeout_s, "onnx2tf")
+        log_text = clean_log(raw_log.read_text(encoding="utf-8", errors="replace"))
+
+        produced = {p: workdir / "saved_model" / f"model_{ONNX2TF_SUFFIX[p]}.tflite" for p in precisions}
+        try:
+            if returncode != 0:
+                raise EdgematteError(f"onnx2tf exited with {returncode}: {last_error_line(log_text)}")
+            missing = [p.name for p in produced.values() if not p.is_file() or p.stat().st_size == 0]
+            if missing:
+                raise EdgematteError(f"onnx2tf exited 0 but wrote no {', '.join(missing)}: {last_error_line(log_text)}")
+            files = {}
+            for precision, path in produced.items():
+                tflite_inputs, tflite_outputs = _probe_tflite(path)
+                files[precision] = {"precision": precision, "inputs": _describe(tflite_inputs, onnx_inputs),
+                                    "outputs": _describe(tflite_outputs, onnx_outputs)}
+                _settle_ambiguous_layouts(onnx_bytes, path, files[precision])
+        except EdgematteError as e:
+            kept = _keep_log(log_text, Path(log_path) if log_path else None, "edgematte-onnx2tf-")
+            raise EdgematteError(f"{onnx_path}: TFLite conversion failed: {e} (log: {kept})") from None
+
+        # everything checked: publish
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for precision, path in produced.items():
+            target = out_dir / names[precision]
+            with atomic_path(target, suffix=".tflite") as tmp:
+                shutil.copyfile(path, tmp)
+            files[precision].update(path=str(target), bytes=target.stat().st_size, sha256=sha256_file(target))
+        kept_saved_model = None
+        if saved_model_dir is not None:
+            with atomic_dir(saved_model_dir) as tmp:
+                shutil.copytree(workdir / "saved_model", tmp, dirs_exist_ok=True,
+                                ignore=shutil.ignore_patterns("*.tflite"))
+            kept_saved_model = str(saved_model_dir)
+        kept_log = _keep_log(log_text, Path(log_path) if log_path else out_dir / DEFAULT_LOG_NAME, "")
+
+    return {
+        "onnx": str(onnx_path),
+        "onnx_sha256": hashlib.sha256(onnx_bytes).hexdigest(),
+        "layout": layout,
+        "files": files,
+        "saved_model_dir": kept_saved_model,
+        "log_path": str(kept_log),
+        "onnx2tf_version": _tool_version("onnx2tf"),
+        "tensorflow_version": _tool_version("tensorflow"),
+        "wall_time_s": round(time.perf_counter() - started, 2),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Full-integer quantization
+
+
+def quantize_int8(saved_model_dir, calib_batches: Union[np.ndarray, Sequence[np.ndarray]], out_path,
+                  io_dtype: str = "float32", log_path=None, timeout_s: float = QUANTIZE_TIMEOUT_S) -> Path:
+    """Full-integer (int8 weights and activations) TFLite model from a SavedModel and calibration data.
+
+    ``saved_model_dir``: a SavedModel with one input, e.g. ``convert_to_tflite(..., saved_model_dir=)``.
+    ``calib_batches``: float32 ``[K, *input_shape]`` (or K arrays of the input shape) in the
+    SavedModel's input layout (NHWC after a default conversion) and value range (normalized the way
+    the model expects its input). ``io_dtype``: ``"float32"`` keeps float input/output (a QUANTIZE /
+    DEQUANTIZE pair inside), ``"int8"`` makes them int8 (quantize with
+    :func:`edgematte.runtime.backends.litert.quantize`).
+
+    Runs ``tf.lite.TFLiteConverter`` in a subprocess; the result must load and run in LiteRT before
+    it is written (atomically) to ``out_path``. Returns ``out_path``.
+    """
+    if io_dtype not in INT8_IO_DTYPES:
+        raise EdgematteError(f"io_dtype must be one of {', '.join(INT8_IO_DTYPES)}, got {io_dtype!r}")
+    saved_model_dir = Path(saved_model_dir)
+    if not (saved_model_dir / "saved_model.pb").is_file():
+        raise EdgematteError(f"{saved_model_dir}: not a TensorFlow SavedModel (no saved_model.pb)")
+    calibration = np.stack([np.asarray(b, dtype=np.float32) for b in calib_batches])
+    if calibration.shape[0] < 1 or not np.isfinite(calibration).all():
+        raise EdgematteError(
+            f"calibration data must be finite float32 [K, *input_shape], got shape {calibration.shape}"
+        )
+    out_path = Path(out_path)
+
+    with tempfile.TemporaryDirectory(prefix="edgematte-int8-") as workdir:
+        workdir = Path(workdir)
+        np.save(workdir / "calibration.npy", calibration)
+        produced = workdir / "model_int8.tflite"
+        argv = [sys.executable, "-c",
+                "import sys; from edgematte.converter.tflite import _quantize_int8_in_this_process as q; "
+                "q(*sys.argv[1:])",
+                str(saved_model_dir.resolve()), "calibration.npy", io_dtype, produced.name]
+        raw_log = workdir / "quantize.log"
+        # the worker is this module: make it importable even when edgematte is not installed
+        returncode = _run_logged(argv, workdir, raw_log, timeout_s, "TFLite int8 quantization",
+                                 extra_pythonpath=Path(__file__).resolve().parents[2])
+        log_text = clean_log(raw_log.read_text(encoding="utf-8", errors="replace"))
+        try:
+            if returncode != 0:
+                raise EdgematteError(f"exited with {returncode}: {last_error_line(log_text)}")
+            if not produced.is_file() or produced.stat().st_size == 0:
+                raise EdgematteError(f"no model written: {last_error_line(log_text)}")
+            _probe_tflite(produced)
+        except EdgematteError as e:
+            kept = _keep_log(log_text, Path(log_path) if log_path else None, "edgematte-int8-")
+            raise EdgematteError(f"{saved_model_dir}: int8 quantization failed: {e} (log: {kept})") from None
+        with atomic_path(out_path, suffix=".tflite") as tmp:
+            shutil.copyfile(produced, tmp)
+        if log_path:
+            _keep_log(log_text, Path(log_path), "")
+    return out_path
+
+
+def _quantize_int8_in_this_process(saved_model_dir: str, calibration_npy: str, io_dtype: str, out_path: str) -> None:
+    """The subprocess side of :func:`quantize_int8` (imports TensorFlow)."""
+    import tensorflow as tf
+
+    calibration = np.load(calibration_npy)
+
+    def representative_dataset():
+        for batch in calibration:
+            yield [batch]
+
+    signature = tf.saved_model.load(saved_model_dir).signatures["serving_default"]
+    (input_spec,) = signature.structured_input_signature[1].values()
+    expected = tuple(input_spec.shape)
+    if tuple(calibration.shape[1:]) != expected:
+        raise ValueError(
+            f"calibration batches have shape {list(calibration.shape[1:])} but the SavedModel input "
+            f"{input_spec.name!r} is {list(expected)} (the converted model's layout)"
+        )
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative_dataset
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    io_type = {"float32": tf.float32, "int8": tf.int8}[io_dtype]
+    converter.inference_input_type = io_type
+    converter.inference_output_type = io_type
+    Path(out_path).write_bytes(converter.convert())

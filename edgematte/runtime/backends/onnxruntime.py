@@ -1,0 +1,92 @@
+"""ONNX Runtime (CPU): runs the repaired .onnx files that ``edgematte.converter.onnx`` writes.
+
+``onnxruntime`` is imported only when a backend is built, so the rest of edgematte works without it
+and a missing install is one clear error instead of an ImportError at import time.
+"""
+
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+from ...errors import EdgematteError
+from .base import Backend, TensorSpec
+
+# ONNX Runtime's type strings -> numpy dtype names.
+_ORT_DTYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(double)": "float64",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+    "tensor(int16)": "int16",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+    "tensor(bool)": "bool",
+}
+
+
+def _import_onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError as e:
+        raise EdgematteError("the onnxruntime backend needs the onnxruntime package (pip install onnxruntime)") from e
+    return onnxruntime
+
+
+def _spec(arg) -> TensorSpec:
+    """TensorSpec of an ONNX Runtime NodeArg; symbolic or unknown dimensions become -1."""
+    shape = tuple(d if isinstance(d, int) and d >= 0 else -1 for d in (arg.shape or ()))
+    return TensorSpec(arg.name, shape, _ORT_DTYPES.get(arg.type, arg.type))
+
+
+class OnnxRuntimeBackend(Backend):
+    """One .onnx model with exactly one input and one output, on ONNX Runtime's CPU provider.
+
+    ``threads`` sets ``intra_op_num_threads`` (None: ONNX Runtime's default, one per core).
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, path, threads: Optional[int] = None):
+        super().__init__(path, threads)
+        ort = _import_onnxruntime()
+        path = Path(path)
+        if not path.is_file():
+            raise EdgematteError(f"{path}: no such ONNX model file")
+        options = ort.SessionOptions()
+        if threads is not None:
+            if int(threads) < 1:
+                raise EdgematteError(f"threads={threads}: must be at least 1")
+            options.intra_op_num_threads = int(threads)
+            options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # warnings about unused initializers are noise here
+        try:
+            self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # ORT raises its own Fail/InvalidGraph/... types
+            raise EdgematteError(f"{path}: ONNX Runtime cannot load it: {str(e).splitlines()[0][:300]}") from e
+        self._inputs = [_spec(a) for a in self._session.get_inputs()]
+        self._outputs = [_spec(a) for a in self._session.get_outputs()]
+        if len(self._inputs) != 1 or len(self._outputs) != 1:
+            raise EdgematteError(
+                f"{path}: a backend model needs exactly one input and one output, "
+                f"this one has {len(self._inputs)} inputs and {len(self._outputs)} outputs"
+            )
+
+    @property
+    def inputs(self) -> List[TensorSpec]:
+        return list(self._inputs)
+
+    @property
+    def outputs(self) -> List[TensorSpec]:
+        return list(self._outputs)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        spec = self._inputs[0]
+        x = np.asarray(x)
+        if x.dtype != np.dtype(spec.dtype):
+            raise EdgematteError(f"{self.path}: input '{spec.name}' wants {spec.dtype}, got {x.dtype}")
+        if len(x.shape) != len(spec.shape) or any(want not in (-1, got) for want, got in zip(spec.shape, x.shape)):
+            raise EdgematteError(f"{self.path}: input '{spec.name}' wants shape {list(spec.shape)}, got {list(x.shape)}")
+        result = self._session.run([self._outputs[0].name], {spec.name: np.ascontiguousarray(x)})[0]
+        return np.array(result, copy=True)
