@@ -30,3 +30,13 @@ def run_cli(*args, env=None, timeout=600):
         env=env,
         timeout=timeout,
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_conversion(tmp_path_factory):
+    """One full `edgematte convert` of the tiny seeded PP-MattingV2 at 256x320 (every format), shared."""
+    out = tmp_path_factory.mktemp("tiny_conversion") / "out"
+    r = run_cli("convert", "ppmattingv2", "--seed", "0", "--width", "0.25", "--input-shape", 1, 3, 256, 320,
+                "--lite-targets", "arm,x86", "-o", out)
+    assert r.returncode == 0, r.stderr
+    return out

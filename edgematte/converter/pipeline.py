@@ -214,6 +214,12 @@ def _record(run: _Run, path: Path, results: Optional[List[np.ndarray]], parity: 
     if bound is not None and parity.max_abs is not None:
         record["bound"] = bound
         record["within_bound"] = parity.max_abs <= bound
+    if results:
+        # The raw output on the first parity image, so a runtime can prove it computes the same.
+        saved = run.out / "parity" / f"{path.name}.npy"
+        saved.parent.mkdir(exist_ok=True)
+        np.save(saved, results[0])
+        record["first_image_output"] = str(saved.relative_to(run.out))
     artefact = artefact_entry(run.out, path, parity=record, **entry)
     run.manifest["artefacts"].append(artefact)
     if results:

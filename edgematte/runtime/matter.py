@@ -1,0 +1,118 @@
+"""``Matter``: one pre/post-processing profile joined to one backend, driven by the manifest.
+
+    matter = Matter.from_manifest("out/")            # picks a host-runnable artefact
+    alpha = matter(rgb)                               # float32 H x W in [0, 1] at the original size
+    out = composite(rgb, alpha, (0, 177, 64))
+
+The manifest says everything: artefact file, input layout, tensor dtypes and quantization, profile.
+An int8-I/O model gets its input quantized and its output dequantized with the tensors' own
+(scale, zero point), as the Android app does.
+"""
+
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..errors import EdgematteError
+from .backends import backend_for_path, open_backend
+from .backends.base import TensorSpec
+from .backends.litert import dequantize, quantize  # TFLite's own (scale, zero point) arithmetic
+from .profiles import Profile, get_profile
+
+# Host-runnable artefacts in order of preference when none is named.
+PREFERENCE = (("tflite", "fp32"), ("onnx", "fp32"), ("nb", "fp32"), ("tflite", "fp16"), ("tflite", "int8"))
+
+
+def select_artefact(manifest: dict, artefact: Optional[str] = None) -> dict:
+    """The manifest entry named ``artefact`` (its path or file name), else the preferred runnable one."""
+    entries = manifest["artefacts"]
+    if artefact is not None:
+        for entry in entries:
+            if artefact in (entry["path"], Path(entry["path"]).name):
+                return entry
+        raise EdgematteError(
+            f"{manifest.get('_dir', 'manifest')}: no artefact '{artefact}' (has: {', '.join(e['path'] for e in entries)})"
+        )
+    runnable = [e for e in entries if e["parity"].get("runs_on_host", True)]
+    for fmt, precision in PREFERENCE:
+        for entry in runnable:
+            if entry["format"] == fmt and entry["precision"].startswith(precision):
+                return entry
+    if runnable:
+        return runnable[0]
+    raise EdgematteError(f"{manifest.get('_dir', 'manifest')}: no artefact that runs on this host")
+
+
+class Matter:
+    """Image in, alpha out: ``profile.preprocess`` -> ``backend.run`` -> ``profile.postprocess``.
+
+    ``timings`` holds the last call's pre/model/post seconds.
+    """
+
+    def __init__(self, backend, profile: Profile, layout: str = "nchw", input_hw=None,
+                 input_spec: Optional[TensorSpec] = None, output_spec: Optional[TensorSpec] = None):
+        self.backend = backend
+        self.profile = profile
+        self.layout = layout
+        self.input_hw = tuple(input_hw) if input_hw else None
+        self.input_spec = input_spec or backend.inputs[0]
+        self.output_spec = output_spec or backend.outputs[0]
+        self.timings = {}
+
+    @classmethod
+    def from_manifest(cls, path_or_dir, artefact: Optional[str] = None, backend: Optional[str] = None,
+                      threads: Optional[int] = None, profile: Optional[str] = None) -> "Matter":
+        """Build from ``OUT/manifest.json`` (or its folder); ``artefact`` names one by path or file name."""
+        from ..converter.manifest import read_manifest  # plain json: no converter toolchain needed
+
+        manifest = read_manifest(path_or_dir)
+        entry = select_artefact(manifest, artefact)
+        path = Path(manifest["_dir"]) / entry["path"]
+        engine = open_backend(backend or backend_for_path(path), path, threads=threads)
+        transforms = manifest["model"].get("transforms") or None
+        name = profile or entry.get("profile", "android")
+        chosen = get_profile(name, transforms if name in ("paddleseg", "fastdeploy") else None)
+        shape = manifest["model"]["input_shape"]
+        return cls(engine, chosen, layout=entry.get("layout", "nchw"), input_hw=(shape[2], shape[3]))
+
+    def model_input(self, rgb: np.ndarray):
+        """(tensor in the model's dtype and layout, preprocess state)."""
+        tensor, state = self.profile.preprocess(rgb, self.input_hw, layout=self.layout)
+        if self.input_spec.quant is not None:
+            tensor = quantize(tensor, self.input_spec)
+        return tensor, state
+
+    def model_output_to_float(self, output: np.ndarray) -> np.ndarray:
+        if self.output_spec.quant is not None:
+            return dequantize(output, self.output_spec)
+        return output
+
+    def run_model(self, rgb: np.ndarray):
+        """(float model output, preprocess state) for one RGB uint8 image."""
+        t0 = time.perf_counter()
+        tensor, state = self.model_input(rgb)
+        t1 = time.perf_counter()
+        output = self.model_output_to_float(self.backend.run(tensor))
+        t2 = time.perf_counter()
+        self.timings = {"pre_s": t1 - t0, "model_s": t2 - t1}
+        return output, state
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        """RGB uint8 H x W x 3 -> alpha float32 H x W in [0, 1] at the original size."""
+        output, state = self.run_model(rgb)
+        t2 = time.perf_counter()
+        alpha = self.profile.postprocess(output, state)
+        self.timings["post_s"] = time.perf_counter() - t2
+        return alpha
+
+    matte = __call__
+
+    def composite(self, rgb: np.ndarray, alpha: np.ndarray, background) -> np.ndarray:
+        return self.profile.composite(rgb, alpha, background)
+
+
+def composite(rgb: np.ndarray, alpha: np.ndarray, background, profile: str = "android") -> np.ndarray:
+    """Blend ``rgb`` over ``background`` (RGB image, (r, g, b) colour or "blur") with ``alpha``."""
+    return get_profile(profile).composite(rgb, alpha, background)
