@@ -209,10 +209,47 @@ def quant_eval():
     _not_built("quant eval", 6)
 
 
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-def bench():
-    """Benchmark latency and memory on the host, an ARM board (ssh), Android (adb) or qemu."""
-    _not_built("bench", 9)
+def _size(ctx, param, value):
+    try:
+        w, h = (int(v) for v in value.lower().split("x"))
+        assert w > 0 and h > 0
+        return w, h
+    except (ValueError, AssertionError):
+        raise click.BadParameter(f"{value!r} is not WxH (e.g. 1920x1080)") from None
+
+
+def _ints(ctx, param, value):
+    try:
+        items = [int(v) for v in value.split(",") if v.strip()]
+        assert items and min(items) > 0
+        return items
+    except (ValueError, AssertionError):
+        raise click.BadParameter(f"{value!r} is not a list of positive integers (e.g. 1,2,4)") from None
+
+
+@cli.command()
+@click.argument("manifest", type=click.Path(exists=True))
+@click.option("--target", default="local", show_default=True, help="local | ssh://user@host[:port] | adb:SERIAL | qemu:CPU")
+@click.option("--threads", default="1,2", show_default=True, callback=_ints, help="Thread counts to try.")
+@click.option("--artefacts", default=None, help="Comma-separated artefact paths (default: every one the target runs; 'reference' = Paddle Inference).")
+@click.option("--runs", type=click.IntRange(1), default=20, show_default=True, help="Timed runs per configuration.")
+@click.option("--warmup", type=click.IntRange(0), default=3, show_default=True, help="Untimed runs first.")
+@click.option("--size", default="1920x1080", show_default=True, callback=_size, help="End-to-end input image size WxH.")
+@click.option("-o", "--out", type=click.Path(file_okay=False), default=None, help="Report folder (default: MANIFEST_DIR/bench/TARGET).")
+@click.option("--json", "as_json", is_flag=True, help="Print bench.json to stdout.")
+def bench(manifest, target, threads, artefacts, runs, warmup, size, out, as_json):
+    """Benchmark latency and memory of a conversion's artefacts on the host, an ARM board, Android or qemu.
+
+    Each configuration (artefact x threads) runs in a fresh process; reports: bench.json, bench.md, bench.png.
+    """
+    from .bench.session import benchmark
+
+    doc = benchmark(manifest, target=target, threads=threads,
+                    artefacts=[a.strip() for a in artefacts.split(",")] if artefacts else None,
+                    runs=runs, warmup=warmup, size=size, out=out)
+    if as_json:
+        console.emit_json({k: v for k, v in doc.items() if k != "_dir"})
+    console.info(f"wrote {doc['_dir']}/bench.md, bench.json, bench.png")
 
 
 @cli.group()

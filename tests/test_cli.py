@@ -51,7 +51,7 @@ def test_unknown_command_exit_2():
     assert r.stderr.count("\n") == 1 and "frobnicate" in r.stderr
 
 
-@pytest.mark.parametrize("cmd", [["bench"], ["device", "arm-rootfs"]])
+@pytest.mark.parametrize("cmd", [["device", "arm-rootfs"]])
 def test_commands_not_built_say_so_and_exit_2(cmd):
     r = run_cli(*cmd)
     assert r.returncode == 2

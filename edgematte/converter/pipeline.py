@@ -18,7 +18,7 @@ import numpy as np
 from .. import console
 from ..errors import EdgematteError
 from ..fsutil import atomic_dir
-from ..runtime.profiles import get_profile
+from ..runtime.profiles import get_profile, profile_for_model
 from ..zoo.export import validate_input_shape
 from ..zoo.source import ModelSource, open_model_source
 from . import parity as parity_lib
@@ -116,7 +116,7 @@ def convert(model: str, out, options: ConvertOptions = ConvertOptions()) -> dict
         raise EdgematteError(f"--lite-targets: unknown target(s) {', '.join(sorted(bad_targets))} (choose from {', '.join(LITE_TARGETS)})")
     if options.layout not in ("nhwc", "nchw"):
         raise EdgematteError(f"--layout: {options.layout!r} is not nhwc or nchw")
-    profile = get_profile(options.profile)
+    get_profile(options.profile)  # an unknown name fails before any work
     out = Path(out)
 
     with atomic_dir(out) as tmp:
@@ -124,6 +124,8 @@ def convert(model: str, out, options: ConvertOptions = ConvertOptions()) -> dict
         work.mkdir()
         source = open_model_source(model, work, weights=options.weights, seed=options.seed, width=options.width)
         shape = resolve_input_shape(source, options.input_shape)
+        transforms = source.transforms or (source.spec.transforms if source.spec else None)
+        profile = profile_for_model(options.profile, transforms)
         name = source.spec.name if source.spec else Path(source.origin).stem
         manifest = new_manifest(
             model={
@@ -147,7 +149,9 @@ def convert(model: str, out, options: ConvertOptions = ConvertOptions()) -> dict
             manifest["reference"]["bound_note"] = source.spec.parity_note
 
         with run.step(f"fix input shape to {shape}"):
-            frozen = freeze_input_shape([source.pdmodel, source.pdiparams], work / "frozen", shape)
+            # The fixed-shape Paddle model is the reference; it ships in OUT so `verify` and `bench` can rerun it.
+            frozen = freeze_input_shape([source.pdmodel, source.pdiparams], tmp / "reference", shape)
+            manifest["reference"]["model_dir"] = "reference"
             manifest["model"]["input_name"] = frozen.info.feeds[0].name
             manifest["model"]["output_name"] = frozen.info.fetch_names[0]
 

@@ -19,7 +19,7 @@ from ..errors import EdgematteError
 from .backends import backend_for_path, open_backend
 from .backends.base import TensorSpec
 from .backends.litert import dequantize, quantize  # TFLite's own (scale, zero point) arithmetic
-from .profiles import Profile, get_profile
+from .profiles import Profile, get_profile, profile_for_model
 
 # Host-runnable artefacts in order of preference when none is named.
 PREFERENCE = (("tflite", "fp32"), ("onnx", "fp32"), ("nb", "fp32"), ("tflite", "fp16"), ("tflite", "int8"))
@@ -71,9 +71,7 @@ class Matter:
         entry = select_artefact(manifest, artefact)
         path = Path(manifest["_dir"]) / entry["path"]
         engine = open_backend(backend or backend_for_path(path), path, threads=threads)
-        transforms = manifest["model"].get("transforms") or None
-        name = profile or entry.get("profile", "android")
-        chosen = get_profile(name, transforms if name in ("paddleseg", "fastdeploy") else None)
+        chosen = profile_for_model(profile or entry.get("profile", "android"), manifest["model"].get("transforms"))
         shape = manifest["model"]["input_shape"]
         return cls(engine, chosen, layout=entry.get("layout", "nchw"), input_hw=(shape[2], shape[3]))
 

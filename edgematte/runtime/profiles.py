@@ -943,3 +943,13 @@ def get_profile(name: str, transforms: Optional[Sequence[dict]] = None) -> Profi
         raise EdgematteError(f"profile {name!r} has fixed steps; deploy.yaml transforms apply only to "
                              f"'paddleseg' and 'fastdeploy'")
     return profile_class.from_transforms(transforms)
+
+
+def profile_for_model(name: str, transforms: Optional[Sequence[dict]] = None) -> Profile:
+    """The profile ``name`` for a model whose deploy.yaml lists ``transforms``.
+
+    The transforms configure the profiles that read them (paddleseg, fastdeploy); the others have
+    fixed steps and ignore them.
+    """
+    reads_transforms = name in PROFILES and isinstance(PROFILES[name], _TransformsProfile)
+    return get_profile(name, transforms if (transforms and reads_transforms) else None)

@@ -28,6 +28,7 @@ class Backend:
     """Base class: subclasses load ``path`` in ``__init__`` and implement :meth:`run`."""
 
     name = "base"
+    threads_effective = True  # False where the runtime's API cannot honour ``threads``
 
     def __init__(self, path, threads: Optional[int] = None):
         self.path = path

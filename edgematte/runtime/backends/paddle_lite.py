@@ -59,6 +59,8 @@ class PaddleLiteBackend(Backend):
 
     name = "paddle_lite"
 
+    threads_effective = False  # MobileConfig's Python API cannot set threads (see the module docstring)
+
     def __init__(self, path, threads: Optional[int] = None):
         super().__init__(path, threads)
         path = Path(path)

@@ -1,0 +1,43 @@
+"""``edgematte bench``: every configuration on one target, partial results kept, reports written."""
+
+from pathlib import Path
+from typing import List, Optional
+
+from .. import console
+from ..converter.manifest import read_manifest
+from ..errors import EdgematteError
+from .report import bench_document, write_reports
+from .targets import parse_target
+
+
+def benchmark(manifest_path, target: str = "local", threads: List[int] = (1, 2), artefacts: Optional[List[str]] = None,
+              runs: int = 20, warmup: int = 3, size=(1920, 1080), out=None) -> dict:
+    """Run every (artefact, threads) configuration on ``target``; write bench.json/md/png to ``out``.
+
+    A configuration that fails is recorded with its error and the others still run; the call raises
+    :class:`EdgematteError` at the end if any failed (after the reports are written).
+    """
+    manifest = read_manifest(manifest_path)
+    tgt = parse_target(target)
+    configs = tgt.configurations(manifest, artefacts, list(threads))
+    out = Path(out) if out else Path(manifest["_dir"]) / "bench" / tgt.name
+    results = []
+    with console.progress(configs, label=f"bench on {tgt.name}") as bar:
+        for config in bar:
+            result = tgt.run(manifest["_dir"], config, runs, warmup, size)
+            results.append(result)
+            if "error" in result:
+                console.warn(f"{config.artefact} x {config.threads} threads: {result['error']}")
+            else:
+                console.info(f"  {config.artefact:<24} {config.threads} thr  model median "
+                             f"{1000 * result['model_s']['median']:.1f} ms  end-to-end "
+                             f"{1000 * result['end_to_end_s']['median']:.1f} ms")
+    doc = bench_document(target, tgt.emulated, manifest, results,
+                         {"runs": runs, "warmup": warmup, "size": list(size), "threads": list(threads)})
+    write_reports(out, doc)
+    doc["_dir"] = str(out)
+    failed = [r for r in results if "error" in r]
+    if failed:
+        raise EdgematteError(f"{len(failed)} of {len(results)} configurations failed (first: {failed[0]['artefact']}: "
+                             f"{failed[0]['error']}); partial results in {out}")
+    return doc

@@ -1,0 +1,44 @@
+"""`edgematte bench --target local` on the tiny conversion: reports, schema, partial results on failure."""
+
+import json
+
+from .conftest import run_cli
+
+
+def test_local_bench_writes_json_md_png(tiny_conversion, tmp_path):
+    out = tmp_path / "bench"
+    r = run_cli("bench", tiny_conversion, "--threads", "1", "--runs", "2", "--warmup", "1", "--size", "320x240",
+                "--artefacts", "model_fp32.tflite,model.onnx,reference", "-o", out)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((out / "bench.json").read_text())
+    assert doc["schema"] == "edgematte.bench/1" and doc["target"] == "local" and doc["emulated"] is False
+    assert [(x["artefact"], x["backend"]) for x in doc["results"]] == [
+        ("model_fp32.tflite", "litert"), ("model.onnx", "onnxruntime"), ("reference", "paddle_inference")]
+    for x in doc["results"]:
+        m = x["model_s"]
+        assert 0 < m["min"] <= m["median"] <= m["p90"] <= m["max"] and m["n"] == 2
+        assert x["end_to_end_s"]["median"] > x["pre_s"]["median"] > 0
+        assert x["peak_rss_mb"] > 50 and x["load_s"] > 0 and x["first_inference_s"] > 0
+        assert x["input_size"] == [320, 240]
+    assert doc["results"][0]["versions"]["ai-edge-litert"]
+    assert "| model_fp32.tflite | litert | 1 |" in (out / "bench.md").read_text()
+    assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_failing_configuration_keeps_the_others(tiny_conversion, tmp_path):
+    out = tmp_path / "bench"
+    r = run_cli("bench", tiny_conversion, "--threads", "1", "--runs", "2", "--warmup", "0", "--size", "160x120",
+                "--artefacts", "model_arm.nb,model_fp32.tflite", "-o", out)
+    assert r.returncode == 1
+    errors = [l for l in r.stderr.splitlines() if l.startswith("edgematte: error:")]
+    assert len(errors) == 1 and "1 of 2 configurations failed" in errors[0] and "model_arm.nb" in errors[0]
+    doc = json.loads((out / "bench.json").read_text())
+    assert "error" in doc["results"][0] and "model_s" in doc["results"][1]
+    assert "## Failed configurations" in (out / "bench.md").read_text()
+
+
+def test_unknown_artefact_and_unbuilt_target(tiny_conversion, tmp_path):
+    r = run_cli("bench", tiny_conversion, "--artefacts", "nope.tflite", "-o", tmp_path / "b")
+    assert r.returncode == 1 and "nope.tflite" in r.stderr and r.stderr.count("\n") == 1
+    r = run_cli("bench", tiny_conversion, "--target", "ftp://x", "-o", tmp_path / "b")
+    assert r.returncode == 1 and "--target ftp://x" in r.stderr
