@@ -148,32 +148,47 @@ def _csv(choices):
 @click.option("--images", type=click.Path(exists=True, file_okay=False), default=None, help="Folder of photos for the parity checks (default: the bundled samples).")
 @click.option("--profile", default="android", show_default=True, help="Pre/post-processing profile recorded with the artefacts.")
 @click.option("--threads", type=int, default=2, show_default=True, help="CPU threads for the host runs.")
+@click.option("--int8", is_flag=True, help="Also build INT8 artefacts (Lite int8 .nb, full-integer and dynamic-range TFLite), each measured against fp32.")
+@click.option("--calib", type=click.Path(exists=True, file_okay=False), default=None, help="INT8: folder of calibration photos (default: built-in set).")
+@click.option("--calib-count", type=int, default=None, help="INT8: number of calibration images (default 32).")
+@click.option("--algo", type=click.Choice(["avg", "abs_max", "hist", "mse", "KL"]), default="avg", show_default=True, help="INT8: Paddle PTQ activation-range algorithm.")
+@click.option("--budget-mad", type=float, default=0.02, show_default=True, help="INT8: max mean abs alpha difference vs fp32 on held-out images; TFLite keeps the most sensitive layers float until it holds.")
+@click.option("--keep-float", multiple=True, metavar="LAYER", help="INT8: a layer (Paddle tensor / TFLite node name) to keep in float; repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest summary as JSON on stdout.")
-def convert(model, out, formats, lite_targets, input_shape, fp16, layout, weights, seed, width, images, profile, threads, as_json):
+def convert(model, out, formats, lite_targets, input_shape, fp16, layout, weights, seed, width, images, profile, threads,
+            int8, calib, calib_count, algo, budget_mad, keep_float, as_json):
     """Convert MODEL to Paddle Lite .nb, ONNX and TFLite, each proven against a checked reference.
 
     MODEL is a PaddleSeg/FastDeploy deploy folder, a .zip/.tar.gz of one, or a zoo name (ppmattingv2,
     humanmatting) with --seed or --weights. OUT gets the artefacts, manifest.json and report.md.
     """
     from .converter.pipeline import ConvertOptions, convert as run_convert
+    from .quant.int8 import Int8Options
+
+    if not int8 and (calib or calib_count or keep_float):
+        raise click.UsageError("--calib, --calib-count and --keep-float need --int8")
 
     photos = None
     if images:
-        from .runtime.imageio import read_images_in
+        from .quant.calibration import load_calibration_images
 
-        photos = read_images_in(images)
+        loaded, report = load_calibration_images(images, minimum=1)
+        photos = dict(zip(report.used, loaded))
     manifest = run_convert(
         model,
         out,
         ConvertOptions(
             formats=formats, lite_targets=lite_targets, input_shape=input_shape, fp16=fp16, layout=layout,
             profile=profile, images=photos, threads=threads, weights=weights, seed=seed, width=width,
+            int8=Int8Options(calib=calib, calib_count=calib_count, algo=algo, budget_mad=budget_mad,
+                             keep_float=keep_float) if int8 else None,
         ),
     )
     summary = {
         "out": str(out),
         "model": manifest["model"],
-        "artefacts": [{k: a[k] for k in ("path", "format", "target", "precision", "size_bytes", "parity")} for a in manifest["artefacts"]],
+        "artefacts": [{k: a[k] for k in ("path", "format", "target", "precision", "size_bytes", "parity", "numerics")
+                       if k in a} for a in manifest["artefacts"]],
     }
     if as_json:
         console.emit_json(summary)
@@ -181,8 +196,9 @@ def convert(model, out, formats, lite_targets, input_shape, fp16, layout, weight
         for a in summary["artefacts"]:
             p = a["parity"]
             figure = "n/a" if p["max_abs"] is None else f"{p['max_abs']:.2e}"
-            console.info(f"  {a['path']:<24} {a['precision']:<5} {a['size_bytes'] / 1e6:6.1f} MB  max abs vs reference {figure}"
-                         + ("" if p["runs_on_host"] else " (not run here: " + (p.get("reason") or "") + ")"))
+            mad = f"  MAD vs fp32 {a['numerics']['mad']:.4f}" if "numerics" in a else ""
+            console.info(f"  {a['path']:<24} {a['precision']:<7} {a['size_bytes'] / 1e6:6.1f} MB  max abs vs reference {figure}{mad}"
+                         + ("" if p["runs_on_host"] else " (not run here)"))
         console.info(f"wrote {out}/manifest.json and {out}/report.md")
 
 
@@ -286,6 +302,7 @@ def main(argv=None):
     args = sys.argv[1:] if argv is None else list(argv)
     if "--debug" not in args:
         os.environ.setdefault("GLOG_minloglevel", "2")  # paddle's C++ logging, read when paddle loads
+        os.environ.setdefault("TQDM_DISABLE", "1")  # paddle's PTQ bars; our steps report progress
     try:
         cli.main(args=args, prog_name="edgematte", standalone_mode=False)
     except click.exceptions.UsageError as e:

@@ -100,14 +100,14 @@ def measure(manifest_dir: str, artefact: str, threads: int, runs: int, warmup: i
     photo = synthetic_photo(*size)
     tensor, _ = matter.model_input(photo)
     t0 = time.perf_counter()
-    matter.backend.run(tensor)
+    matter.run_tensor(tensor)
     first_s = time.perf_counter() - t0
     for _ in range(warmup):
-        matter.backend.run(tensor)
+        matter.run_tensor(tensor)
     model = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        matter.backend.run(tensor)
+        matter.run_tensor(tensor)
         model.append(time.perf_counter() - t0)
     e2e, pre, post = [], [], []
     for _ in range(max(3, runs // 2)):

@@ -49,6 +49,7 @@ class ConvertOptions:
     width: float = 1.0
     strict: bool = True
     keep_work: bool = False
+    int8: Optional["Int8Options"] = None  # edgematte.quant.int8.Int8Options: also build INT8 artefacts
 
 
 @dataclass
@@ -59,6 +60,10 @@ class _Run:
     reference: List[np.ndarray] = field(default_factory=list)
     alphas: Dict[str, np.ndarray] = field(default_factory=dict)  # artefact path -> first image's alpha
     bounds: Dict[str, float] = field(default_factory=lambda: dict(PARITY_BOUNDS))
+    reference_backend: object = None
+    int8_reference: List[np.ndarray] = field(default_factory=list)  # fp32 reference outputs, held-out images
+    int8_x86_parity: Optional[parity_lib.Parity] = None
+    saved_model: Optional[Path] = None  # onnx2tf's SavedModel, kept for TFLite INT8
 
     @contextlib.contextmanager
     def step(self, name: str):
@@ -114,6 +119,10 @@ def convert(model: str, out, options: ConvertOptions = ConvertOptions()) -> dict
     bad_targets = set(options.lite_targets) - set(LITE_TARGETS)
     if bad_targets:
         raise EdgematteError(f"--lite-targets: unknown target(s) {', '.join(sorted(bad_targets))} (choose from {', '.join(LITE_TARGETS)})")
+    if options.int8 is not None:
+        from ..quant.int8 import validate as validate_int8
+
+        validate_int8(options.int8)
     if options.layout not in ("nhwc", "nchw"):
         raise EdgematteError(f"--layout: {options.layout!r} is not nhwc or nchw")
     get_profile(options.profile)  # an unknown name fails before any work
@@ -179,6 +188,7 @@ def convert(model: str, out, options: ConvertOptions = ConvertOptions()) -> dict
                     f"(max abs {check.max_abs:.2e} > {run.bounds['fp32']}); refusing to certify artefacts against it"
                 )
             del plain
+        run.reference_backend = reference
 
         if "lite" in formats:
             _convert_lite(run, frozen, options, profile.name)
@@ -186,9 +196,11 @@ def convert(model: str, out, options: ConvertOptions = ConvertOptions()) -> dict
         if "onnx" in formats or "tflite" in formats:
             onnx_path = _convert_onnx(run, frozen, options, profile.name, keep="onnx" in formats)
         if "tflite" in formats:
-            _convert_tflite(run, onnx_path, options, profile.name)
+            _convert_tflite(run, onnx_path, options, profile.name, work)
         if "onnx" not in formats and onnx_path is not None:
             onnx_path.unlink()
+        if options.int8 is not None:
+            _convert_int8(run, frozen, options, profile, shape, formats, work)
 
         from .report import write_report
 
@@ -286,13 +298,15 @@ def _convert_onnx(run: _Run, frozen, options: ConvertOptions, profile: str, keep
     return path
 
 
-def _convert_tflite(run: _Run, onnx_path: Path, options: ConvertOptions, profile: str) -> None:
+def _convert_tflite(run: _Run, onnx_path: Path, options: ConvertOptions, profile: str, work: Path) -> None:
     from ..runtime.backends.litert import LiteRTBackend
     from .tflite import convert_to_tflite
 
     with run.step(f"onnx2tf -> TFLite ({options.layout})"):
+        if options.int8 is not None:
+            run.saved_model = work / "saved_model"
         info = convert_to_tflite(onnx_path, run.out, layout=options.layout, fp16=options.fp16,
-                                 log_path=run.out / "logs" / "onnx2tf.log")
+                                 log_path=run.out / "logs" / "onnx2tf.log", saved_model_dir=run.saved_model)
     summary = {k: v for k, v in info.items() if k in ("onnx_sha256", "onnx2tf_version", "tensorflow_version", "wall_time_s")}
     for item in info["files"].values():
         path = Path(item["path"])
@@ -304,3 +318,91 @@ def _convert_tflite(run: _Run, onnx_path: Path, options: ConvertOptions, profile
                 target="any", precision=item["precision"], runtime="litert", layout=options.layout,
                 inputs=_spec_list(backend.inputs, item["inputs"]), outputs=_spec_list(backend.outputs, item["outputs"]),
                 profile=profile, extra={"onnx2tf": summary})
+
+
+def _fp32_size(run: _Run, fmt: str, target: str) -> Optional[int]:
+    for a in run.manifest["artefacts"]:
+        if a["format"] == fmt and a["target"] == target and a["precision"] == "fp32":
+            return a["size_bytes"]
+    return None
+
+
+def _record_int8(run: _Run, evaluation, path: Path, outputs, numerics: dict, budget: float, *, fmt: str,
+                 target: str, precision: str, runtime: str, layout: str, profile: str, runs_on_host: bool,
+                 extra: dict, io=None) -> dict:
+    """An INT8 artefact: parity on the held-out images plus its matting numerics and budget verdict."""
+    from ..quant.int8 import check_budget
+
+    if runs_on_host:
+        parity = parity_lib.compare(outputs, run.int8_reference, "reference (fp32), held-out images")
+    else:
+        parity = parity_lib.inherited(run.int8_x86_parity, f"an {target} .nb cannot run on this x86 host: figures are "
+                                      "those of the x86 int8 .nb optimized by opt from the same quantized program")
+    fp32_size = _fp32_size(run, fmt, target if fmt == "nb" else "any")
+    numerics = dict(numerics, **check_budget(numerics, budget))
+    entry_extra = dict(extra, numerics=numerics,
+                       size_ratio_vs_fp32=round(path.stat().st_size / fp32_size, 4) if fp32_size else None)
+    io = io or {"inputs": [], "outputs": []}
+    artefact = _record(run, path, outputs, parity, bound=None, format=fmt, target=target, precision=precision,
+                       runtime=runtime, layout=layout, inputs=io["inputs"], outputs=io["outputs"], profile=profile,
+                       extra=entry_extra)
+    if not numerics["within_budget"]:
+        console.warn(f"{path.name}: MAD {numerics['mad']:.4f} against fp32 exceeds --budget-mad {budget}")
+    return artefact
+
+
+def _convert_int8(run: _Run, frozen, options: ConvertOptions, profile, shape, formats, work: Path) -> None:
+    from ..quant import int8 as int8_lib
+
+    opts = options.int8
+    with run.step("INT8: calibration and evaluation sets"):
+        evaluation, split = int8_lib.prepare(profile, (shape[2], shape[3]), run.reference_backend, opts)
+        run.int8_reference = [run.reference_backend.run(x) for x in evaluation.inputs["nchw"]]
+    run.manifest["int8"] = {"algo": opts.algo, "budget_mad": opts.budget_mad, "keep_float": list(opts.keep_float),
+                            "calibration": split, "evaluation_images": evaluation.names}
+    if "lite" in formats:
+        records = int8_lib.paddle_lite_int8(frozen.files.model.parent, work, run.out, options.lite_targets,
+                                            evaluation, opts, run.step)
+        x86 = next((r for r in records if r["runs_on_host"]), None)
+        if x86 is not None:
+            run.int8_x86_parity = parity_lib.compare(x86["outputs"], run.int8_reference,
+                                                     "reference (fp32), held-out images")
+        for r in records:
+            _record_int8(run, evaluation, r["path"], r["outputs"], r["numerics"], opts.budget_mad, fmt="nb",
+                         target=r["target"], precision="int8", runtime="paddle_lite", layout="nchw",
+                         profile=profile.name, runs_on_host=r["runs_on_host"], extra={"quantization": r["ptq"]})
+    if "tflite" in formats and run.saved_model is not None:
+        _convert_tflite_int8(run, evaluation, options, profile)
+
+
+def _convert_tflite_int8(run: _Run, evaluation, options: ConvertOptions, profile) -> None:
+    from ..quant.tflite_int8 import build_tflite_int8
+    from ..runtime.backends.litert import LiteRTBackend
+    from ..runtime.matter import Matter
+
+    hw = tuple(run.manifest["model"]["input_shape"][2:])
+    measured = {}
+
+    def evaluate(path):
+        matter = Matter(LiteRTBackend(path, threads=options.threads), profile, layout=options.layout, input_hw=hw)
+        outputs = [matter.run_tensor(x) for x in evaluation.inputs[options.layout]]
+        measured[str(path)] = (outputs, matter)
+        return evaluation.numerics(outputs)
+
+    with run.step("TFLite INT8 (full integer, float and int8 I/O; dynamic range) with the accuracy budget"):
+        records = build_tflite_int8(run.saved_model, evaluation.calibration["nhwc" if options.layout == "nhwc" else "nchw"],
+                                    run.out, evaluate, budget_mad=options.int8.budget_mad,
+                                    keep_float=tuple(options.int8.keep_float), dynamic_range=options.int8.dynamic_range)
+    for r in records:
+        path = Path(r["path"])
+        outputs, matter = measured.get(str(path)) or (None, None)
+        if outputs is None:
+            numerics = evaluate(path)
+            outputs, matter = measured[str(path)]
+        else:
+            numerics = r["numerics"]
+        io = {"inputs": _spec_list([matter.input_spec]), "outputs": _spec_list([matter.output_spec])}
+        _record_int8(run, evaluation, path, outputs, numerics, options.int8.budget_mad, fmt="tflite", target="any",
+                     precision=r["precision"], runtime="litert", layout=options.layout, profile=profile.name,
+                     runs_on_host=True, io=io,
+                     extra={"quantization": {k: v for k, v in r.items() if k not in ("path", "numerics", "precision")}})

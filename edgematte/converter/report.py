@@ -67,6 +67,31 @@ def write_report(out_dir, manifest: dict, preview_rgb: np.ndarray, reference_alp
             f"{a['size_bytes'] / 1e6:.1f} | {_fmt(p['max_abs'])} | {_fmt(p['mean_abs'])} | "
             f"{_fmt(p['frac_over_1_255'], '.4%')} | {'yes' if p['runs_on_host'] else 'no'} | {p.get('reason') or ''} |"
         )
+    int8 = [a for a in manifest["artefacts"] if "numerics" in a]
+    if int8:
+        q = manifest["int8"]
+        lines += ["", "## INT8 numerics (against the fp32 reference, alpha at the original image size)", "",
+                  f"- calibration: {q['calibration']['calibration_count']} images from "
+                  f"{q['calibration']['source'].get('source', 'the built-in set')}; algorithm {q['algo']}; "
+                  f"evaluated on {len(q['evaluation_images'])} held-out images ({', '.join(q['evaluation_images'])})",
+                  f"- budget: MAD <= {q['budget_mad']}",
+                  "",
+                  "| artefact | MAD | max abs | > 8/255 | SAD | MSE | Grad | Conn | size vs fp32 | within budget | kept float |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for a in int8:
+            n = a["numerics"]
+            kept = a.get("quantization", {}).get("kept_float") or a.get("quantization", {}).get("skip_tensors") or []
+            ratio = a.get("size_ratio_vs_fp32")
+            lines.append(
+                f"| `{a['path']}` | {n['mad']:.4f} | {n['max_abs']:.3f} | {n['frac_over_8_255']:.2%} | {n['sad']:.2f} | "
+                f"{n['mse']:.5f} | {n['grad']:.2f} | {n['conn']:.2f} | {'n/a' if ratio is None else f'{ratio:.1%}'} | "
+                f"{'yes' if n['within_budget'] else 'NO'} | {', '.join(map(str, kept)) or '-'} |")
+        for a in int8:
+            history = a.get("quantization", {}).get("history")
+            if history:
+                lines += ["", f"Fallback history of `{a['path']}`:", "", "| step | kept float | MAD | size MB |", "|---|---|---|---|"]
+                lines += [f"| {i} | {', '.join(map(str, h.get('kept_float', []))) or '-'} | {h.get('mad', float('nan')):.4f} | "
+                          f"{h.get('size_bytes', 0) / 1e6:.1f} |" for i, h in enumerate(history)]
     lines += ["", "## Pictures (first parity image)", "", "| input | reference alpha |", "|---|---|",
               "| ![](report/input.png) | ![](report/reference_alpha.png) |", ""]
     if artefact_alphas:

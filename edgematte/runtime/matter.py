@@ -76,15 +76,16 @@ class Matter:
         return cls(engine, chosen, layout=entry.get("layout", "nchw"), input_hw=(shape[2], shape[3]))
 
     def model_input(self, rgb: np.ndarray):
-        """(tensor in the model's dtype and layout, preprocess state)."""
-        tensor, state = self.profile.preprocess(rgb, self.input_hw, layout=self.layout)
+        """(float32 tensor in the model's layout, preprocess state) for one RGB uint8 image."""
+        return self.profile.preprocess(rgb, self.input_hw, layout=self.layout)
+
+    def run_tensor(self, tensor: np.ndarray) -> np.ndarray:
+        """Float input tensor -> float model output; int8-I/O models are quantized/dequantized around the run."""
         if self.input_spec.quant is not None:
             tensor = quantize(tensor, self.input_spec)
-        return tensor, state
-
-    def model_output_to_float(self, output: np.ndarray) -> np.ndarray:
+        output = self.backend.run(tensor)
         if self.output_spec.quant is not None:
-            return dequantize(output, self.output_spec)
+            output = dequantize(output, self.output_spec)
         return output
 
     def run_model(self, rgb: np.ndarray):
@@ -92,7 +93,7 @@ class Matter:
         t0 = time.perf_counter()
         tensor, state = self.model_input(rgb)
         t1 = time.perf_counter()
-        output = self.model_output_to_float(self.backend.run(tensor))
+        output = self.run_tensor(tensor)
         t2 = time.perf_counter()
         self.timings = {"pre_s": t1 - t0, "model_s": t2 - t1}
         return output, state

@@ -1,0 +1,51 @@
+"""`edgematte convert --int8` (Paddle Lite path) on the tiny model: numerics recorded, and equal to a fresh
+evaluation by the runtime on the same held-out images."""
+
+import json
+
+import numpy as np
+import pytest
+
+from edgematte.quant.calibration import split_calibration_evaluation
+from edgematte.quant.metrics import matting_numerics
+from edgematte.runtime.backends import open_backend
+from edgematte.runtime.matter import Matter
+from edgematte.runtime.profiles import get_profile
+
+from .conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def int8_conversion(tmp_path_factory):
+    out = tmp_path_factory.mktemp("int8") / "out"
+    r = run_cli("convert", "ppmattingv2", "--seed", "0", "--width", "0.25", "--input-shape", 1, 3, 256, 256,
+                "--to", "lite", "--int8", "--calib-count", 8, "-o", out)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_int8_artefacts_carry_numerics(int8_conversion):
+    m = json.loads((int8_conversion / "manifest.json").read_text())
+    int8 = {a["path"]: a for a in m["artefacts"] if a["precision"] == "int8"}
+    assert set(int8) == {"model_x86_int8.nb", "model_arm_int8.nb"}
+    for a in int8.values():
+        n = a["numerics"]
+        assert set(n) >= {"mad", "max_abs", "frac_over_8_255", "sad", "mse", "grad", "conn", "eval_images"}
+        assert n["eval_images"] == 4 and 0 < n["mad"] <= 0.02 and n["within_budget"]
+        assert 0 < a["size_ratio_vs_fp32"] < 0.6
+    assert m["int8"]["calibration"]["calibration_count"] == 8
+    assert not set(m["int8"]["calibration"]["calibration"]) & set(m["int8"]["evaluation_images"])
+    assert int8["model_arm_int8.nb"]["parity"]["runs_on_host"] is False
+
+
+def test_reported_mad_equals_a_fresh_runtime_evaluation(int8_conversion):
+    m = json.loads((int8_conversion / "manifest.json").read_text())
+    reported = next(a for a in m["artefacts"] if a["path"] == "model_x86_int8.nb")["numerics"]
+    split = split_calibration_evaluation(calib_count=8)
+    assert list(split.evaluation_names) == m["int8"]["evaluation_images"]
+    int8 = Matter.from_manifest(int8_conversion, artefact="model_x86_int8.nb")
+    fp32 = Matter(open_backend("paddle_inference", int8_conversion / "reference", threads=2), get_profile("android"),
+                  layout="nchw", input_hw=(256, 256))
+    fresh = matting_numerics((int8(rgb), fp32(rgb)) for rgb in split.evaluation)
+    for key in ("mad", "max_abs", "sad", "mse"):
+        assert np.isclose(fresh[key], reported[key], rtol=1e-5, atol=1e-7), (key, fresh[key], reported[key])
