@@ -32,6 +32,8 @@ class ModelSpec:
     # float-exact to ~1e-6; a model with a hard decision (argmax, clip) in its graph flips a few boundary
     # pixels on rounding noise, so its bound is looser (and said why).
     fp32_parity_bound: float = 1e-4
+    # Share of pixels allowed beyond the bound when the mean stays float-exact (isolated decision flips).
+    boundary_pixel_share: float = 0.0
     parity_note: str = ""
 
     def definition(self):
@@ -78,8 +80,11 @@ MODELS: Dict[str, ModelSpec] = {
             aliases=("pp-humanmatting", "human_matting-resnet34_vd"),
             description="PP-HumanMatting (ResNet34_vd, 63.9 M params): high-resolution portrait matting",
             fp32_parity_bound=1e-3,
+            boundary_pixel_share=1e-3,
             parity_note="the glance/focus fusion takes an argmax: float rounding flips a few boundary pixels "
-            "(PaddleSeg's own static export differs from its dygraph by 2e-4 there)",
+            "(PaddleSeg's own static export differs from its dygraph by 2e-4 there; at 2048x2048 Paddle's oneDNN and "
+            "plain kernels disagree by 2.7e-3 on 0.04% of pixels): a float artefact passes when its max abs is within "
+            "the bound, or when at most 0.1% of pixels exceed it and the mean abs difference stays below 1e-5",
         ),
     )
 }
