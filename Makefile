@@ -11,7 +11,7 @@ OUT    ?= out/demo
 # Tests use both cores; override with `make test PYTEST_ARGS="-k zoo"`.
 PYTEST_ARGS ?=
 
-.PHONY: help demo test test-python venv clean
+.PHONY: help demo test test-python test-java venv clean
 
 help:
 	@echo "make demo   build PP-MattingV2 (seeded weights), convert, matte the sample images, write a report to $(OUT)/"
@@ -44,8 +44,15 @@ $(STAMP): $(PY) $(LOCK) setup.cfg pyproject.toml
 
 venv: $(STAMP)
 
-test: $(STAMP)
+test: test-python test-java
+
+test-python: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The Android app's pure-Java core: compiled and its JUnit tests run on the host JVM against the
+# Python runtime's golden vectors (installs Debian's JDK/junit4 when missing and possible).
+test-java: $(STAMP)
+	bash android_demo/host-test.sh --python $(PY)
 
 # The main job on built-in defaults; it grows with the product (convert --int8, matte, report).
 demo: $(STAMP)

@@ -290,10 +290,31 @@ def runtime():
     """Runtime tools: golden vectors shared with the Android app."""
 
 
-@runtime.command("vectors", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-def runtime_vectors():
-    """Write each profile's intermediate tensors for the shipped images (golden vectors)."""
-    _not_built("runtime vectors", 7)
+@runtime.command("samples")
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Folder to write the photos to.")
+def runtime_samples(out):
+    """Write the bundled sample photos (public-domain, from scikit-image) as PNG files."""
+    from pathlib import Path
+
+    from .runtime.imageio import write_image
+    from .samples import sample_photos
+
+    for name, rgb in sample_photos().items():
+        write_image(Path(out) / f"{name}.png", rgb)
+    console.info(f"wrote {len(sample_photos())} photos to {out}")
+
+
+@runtime.command("vectors")
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Folder for index.json and the .npy files.")
+@click.option("--model", default=None, help="Model file, converter folder or manifest.json (default: a documented stand-in model).")
+@click.option("--profile", "profiles", multiple=True, help="Profiles to cover (repeatable; default: android, paddleseg-android).")
+@click.option("--input-size", nargs=2, type=int, default=None, metavar="H W", help="Model input size (default: the model's, or 256 256).")
+def runtime_vectors(out, model, profiles, input_size):
+    """Write each profile's intermediate tensors for the shipped images (golden vectors shared with Java)."""
+    from .runtime.vectors import DEFAULT_PROFILES, write_golden_vectors
+
+    index = write_golden_vectors(out, tuple(profiles) or DEFAULT_PROFILES, model, tuple(input_size) if input_size else None)
+    console.info(f"wrote golden vectors to {index.parent}")
 
 
 # ------------------------------------------------------------------------------------------ entry point

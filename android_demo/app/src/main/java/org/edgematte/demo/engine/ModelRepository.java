@@ -1,0 +1,126 @@
+package org.edgematte.demo.engine;
+
+import java.io.File;
+import java.io.FileNotFoundException;
+import java.io.FileOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+
+import android.content.Context;
+
+import org.edgematte.core.InferenceModel;
+import org.edgematte.core.Manifest;
+import org.edgematte.core.TextFiles;
+
+/**
+ * Where the converter's output lives on the device, in this order:
+ * <ol>
+ *   <li>a folder pushed with adb: {@code <external files>/models/manifest.json} + its artefacts
+ *       ({@code /sdcard/Android/data/org.edgematte.demo/files/models/});</li>
+ *   <li>the APK's {@code assets/models/} (bundled by the Gradle task {@code importModels}); artefacts are
+ *       copied once into the app's private files, since Paddle Lite loads from a path.</li>
+ * </ol>
+ * Nothing is ever downloaded.
+ */
+public final class ModelRepository {
+
+    public static final String FOLDER = "models";
+
+    private final Context context;
+
+    public ModelRepository(Context context) {
+        this.context = context.getApplicationContext();
+    }
+
+    /** A manifest and the folder its artefact paths are relative to (null: the APK's assets). */
+    public static final class Source {
+        public final Manifest manifest;
+        public final File dir;
+
+        Source(Manifest manifest, File dir) {
+            this.manifest = manifest;
+            this.dir = dir;
+        }
+
+        public String origin() {
+            return dir == null ? "assets/" + FOLDER : dir.getPath();
+        }
+    }
+
+    /** The folder adb pushes models into. */
+    public File pushedDir() {
+        File external = context.getExternalFilesDir(null);
+        return new File(external != null ? external : context.getFilesDir(), FOLDER);
+    }
+
+    /** The pushed folder if it holds a manifest, else the bundled assets, else null. */
+    public Source find() throws IOException {
+        File pushed = new File(pushedDir(), Manifest.FILE_NAME);
+        if (pushed.isFile()) {
+            return new Source(Manifest.read(pushed), pushedDir());
+        }
+        try (InputStream in = context.getAssets().open(FOLDER + "/" + Manifest.FILE_NAME)) {
+            try {
+                return new Source(Manifest.parse(TextFiles.read(in)), null);
+            } catch (IllegalArgumentException e) {
+                throw new IOException("assets/" + FOLDER + "/" + Manifest.FILE_NAME + ": " + e.getMessage(), e);
+            }
+        } catch (FileNotFoundException e) {
+            return null;
+        }
+    }
+
+    /** A converter output folder given explicitly (verification mode). */
+    public static Source fromFolder(File dir) throws IOException {
+        return new Source(Manifest.read(new File(dir, Manifest.FILE_NAME)), dir);
+    }
+
+    /** The artefact as a local file (copied out of the APK when bundled). */
+    public File fileFor(Source source, Manifest.Artefact artefact) throws IOException {
+        if (source.dir != null) {
+            File file = new File(source.dir, artefact.path);
+            if (!file.isFile()) {
+                throw new FileNotFoundException(file + ": listed in the manifest but not pushed");
+            }
+            return file;
+        }
+        File target = new File(new File(context.getFilesDir(), FOLDER), artefact.path);
+        if (target.isFile()) {
+            return target;
+        }
+        File parent = target.getParentFile();
+        if (!parent.isDirectory() && !parent.mkdirs()) {
+            throw new IOException(parent + ": cannot create folder");
+        }
+        File partial = new File(parent, target.getName() + ".partial");
+        try (InputStream in = context.getAssets().open(FOLDER + "/" + artefact.path);
+             OutputStream out = new FileOutputStream(partial)) {
+            byte[] buffer = new byte[1 << 16];
+            for (int n; (n = in.read(buffer)) > 0; ) {
+                out.write(buffer, 0, n);
+            }
+        }
+        if (!partial.renameTo(target)) {
+            throw new IOException(target + ": cannot move the copied model into place");
+        }
+        return target;
+    }
+
+    /** Loads {@code artefact}: .tflite with LiteRT on {@code accelerator}, .nb with Paddle Lite. */
+    public InferenceModel open(Source source, Manifest.Artefact artefact, Accelerator accelerator, int threads)
+            throws IOException {
+        File file = fileFor(source, artefact);
+        if (artefact.format.equals("tflite")) {
+            return new LiteRtModel(file, threads, accelerator);
+        }
+        if (artefact.format.equals("nb")) {
+            return PaddleLiteSupport.open(file, artefact.input, artefact.output, threads);
+        }
+        throw new IOException(artefact.path + ": format " + artefact.format + " does not run on Android");
+    }
+
+    public static boolean paddleLiteBundled() {
+        return PaddleLiteSupport.AVAILABLE;
+    }
+}

@@ -1,0 +1,8 @@
+package java.lang.invoke;
+
+/** Compile-only stub: android-23's jar has no java.lang.invoke; javac needs it to emit lambdas (see README.md). */
+public class MethodHandles {
+    /** Compile-only stub. */
+    public static final class Lookup {
+    }
+}

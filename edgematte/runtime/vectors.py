@@ -1,0 +1,400 @@
+"""Golden vectors: every intermediate of a profile on a few images, for the Java twin to match.
+
+``write_golden_vectors(OUT)`` writes ``OUT/index.json`` plus one ``.npy`` per array. The Java core
+(``android_demo/core``) reads them and must reproduce each array: uint8 arrays exactly, float32
+arrays within 1e-6. The Android app's verification mode writes its own results in the same format
+(``generator.side == "android"``), so one reader (:func:`read_golden_vectors`) serves both.
+
+Images (:func:`golden_images`), all from scikit-image, small so a test writes them in a second:
+``portrait`` (astronaut, 256x256), ``landscape`` (chelsea, 300x451: odd-sized), ``tiny`` (7x5
+crop of coffee: upscaled by the profile) and ``rgba`` (rocket, 107x160, with a synthetic soft
+alpha channel that reaches 0 and 255; its RGB is unpremultiplied, as Android's
+``Bitmap.getPixels`` returns it; every profile ignores the alpha channel).
+
+Arrays per case (profile x image), names as in ``index.json``:
+
+- ``input_rgb`` uint8 H x W x 3, ``input_alpha`` uint8 H x W (rgba image only)
+- ``pre_<step>``: every array the profile's ``preprocess_steps`` returns (``resized``,
+  ``normalized``, ``padded``...) with ``pre_tensor_nchw`` / ``pre_tensor_nhwc`` for both layouts
+- ``model_output`` float32: what the model returned (dequantized when its output is integer), in
+  the model's layout; ``post_<step>``: every array of ``postprocess_steps`` on it, ending with
+  ``post_alpha`` (float32 H x W in [0, 1])
+- ``alpha8`` uint8 H x W (the profile's ``alpha_to_uint8``)
+- ``background_blur`` uint8 H x W x 3 and ``composite_colour`` / ``composite_blur`` /
+  ``composite_image`` uint8 H x W x 3 (over ``BACKGROUND_COLOUR``, the "blur" background and
+  the shared ``background_image`` resized by the profile)
+- ``quant_input`` int8 (the model-layout tensor quantized), ``quant_output`` int8 and
+  ``quant_output_dequantized`` float32, with the ``(scale, zero_point)`` pairs in ``index.json``
+  ``quant``: the model's own when its tensors are int8, else ``STAND_IN_QUANT``.
+
+The model: with ``model=None`` a deterministic stand-in (:func:`stand_in_alpha`, a smooth function
+of the normalized tensor, no runtime needed) at ``DEFAULT_INPUT_HW``; otherwise a
+:class:`~edgematte.runtime.backends.base.Backend`, or the path of a ``.tflite`` / ``.onnx`` /
+``.nb`` file or of a converter output folder / ``manifest.json`` (its first host-runnable artefact).
+
+Run ``python -m edgematte.runtime.vectors OUT [--model PATH] [--profile NAME ...]``.
+"""
+
+import argparse
+import importlib
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence
+
+import cv2
+import numpy as np
+
+from edgematte import __version__
+from edgematte.errors import EdgematteError
+from edgematte.fsutil import atomic_dir
+from edgematte.runtime.backends.base import Backend, TensorSpec
+from edgematte.runtime.backends.litert import dequantize, quantize
+from edgematte.runtime.profiles import HW, blurred_background, get_profile
+from edgematte.samples import sample_photo  # scikit-image is imported only when a photo is asked for
+
+SCHEMA = "edgematte.golden/1"
+INDEX_NAME = "index.json"
+DEFAULT_PROFILES = ("android", "paddleseg-android")
+DEFAULT_INPUT_HW: HW = (96, 128)
+BACKGROUND_COLOUR = (24, 160, 88)
+# Used for the quantization vectors when the model's own tensors are float. Input: pixel 255
+# normalizes to 1.0 -> 128, clipped to 127; output: the stand-in's -0.05..1.05 reaches past both
+# ends of int8 (-141..141 before the clip). Ties of round-half-to-even are unit-tested in Java.
+STAND_IN_QUANT = {
+    "input": {"dtype": "int8", "scale": 1.0 / 128.0, "zero_point": 0},
+    "output": {"dtype": "int8", "scale": 1.0 / 256.0, "zero_point": -128},
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# Images
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GoldenImage:
+    """One test image: ``rgb`` uint8 H x W x 3, ``alpha`` uint8 H x W or None."""
+
+    name: str
+    source: str
+    rgb: np.ndarray
+    alpha: Optional[np.ndarray] = None
+
+
+def _soft_alpha(hw: HW) -> np.ndarray:
+    """uint8 H x W: 255 in an elliptic centre, falling smoothly to 0 at the corners."""
+    rows = (np.arange(hw[0]) + 0.5) / hw[0] - 0.5
+    cols = (np.arange(hw[1]) + 0.5) / hw[1] - 0.5
+    distance = np.hypot(rows[:, None] / 0.5, cols[None, :] / 0.5)
+    return np.round(np.clip(1.6 - 1.5 * distance, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def golden_images() -> List[GoldenImage]:
+    """The four images of the module docstring (needs scikit-image; no downloads)."""
+    astronaut = cv2.resize(sample_photo("astronaut"), (256, 256), interpolation=cv2.INTER_AREA)
+    rocket = cv2.resize(sample_photo("rocket"), (160, 107), interpolation=cv2.INTER_AREA)
+    return [
+        GoldenImage("portrait", "skimage.data.astronaut() 512x512, cv2 INTER_AREA to 256x256", astronaut),
+        GoldenImage("landscape", "skimage.data.chelsea() 300x451 as is", sample_photo("chelsea")),
+        GoldenImage("tiny", "skimage.data.coffee()[180:187, 290:295] (7x5)",
+                    np.ascontiguousarray(sample_photo("coffee")[180:187, 290:295])),
+        GoldenImage("rgba", "skimage.data.rocket() 427x640, INTER_AREA to 107x160, synthetic soft alpha",
+                    rocket, _soft_alpha(rocket.shape[:2])),
+    ]
+
+
+def golden_background() -> np.ndarray:
+    """uint8 90 x 135 x 3: skimage's coffee shrunk; each profile resizes it to every photo."""
+    return cv2.resize(sample_photo("coffee"), (135, 90), interpolation=cv2.INTER_AREA)
+
+
+# ----------------------------------------------------------------------------------------------
+# Models
+# ----------------------------------------------------------------------------------------------
+
+
+def stand_in_alpha(tensor: np.ndarray, layout: str = "nchw") -> np.ndarray:
+    """The stand-in "model": float32 [1,1,h,w] ("nchw") or [1,h,w,1] ("nhwc") from a normalized tensor.
+
+    ``z = 3 * (0.5 r + 0.35 g - 0.45 b) + 2 * c`` with ``r, g, b`` the tensor's channels (float64)
+    and ``c = 1 - 2 * hypot((y - 0.45) / 0.6, (x - 0.5) / 0.5)`` a centred blob on the unit square
+    (pixel centres), then ``1.1 * sigmoid(z) - 0.05``: smooth, following the photo's colours, and
+    slightly outside [0, 1] so the profiles' clamping is exercised.
+    """
+    x = np.asarray(tensor, np.float64)
+    planes = x[0] if layout == "nchw" else x[0].transpose(2, 0, 1)
+    red, green, blue = planes
+    h, w = red.shape
+    rows = (np.arange(h) + 0.5) / h
+    cols = (np.arange(w) + 0.5) / w
+    centre = 1.0 - 2.0 * np.hypot((rows[:, None] - 0.45) / 0.6, (cols[None, :] - 0.5) / 0.5)
+    z = 3.0 * (0.5 * red + 0.35 * green - 0.45 * blue) + 2.0 * centre
+    alpha = (1.1 / (1.0 + np.exp(-z)) - 0.05).astype(np.float32)
+    return alpha[None, None] if layout == "nchw" else alpha[None, :, :, None]
+
+
+@dataclass
+class _Model:
+    """What the vectors need from a model: float tensor in, float alpha out, plus its facts."""
+
+    description: dict
+    input_hw: Optional[HW]
+    layout: str
+    input_quant: Optional[dict]
+    output_quant: Optional[dict]
+    run: Callable[[np.ndarray], np.ndarray]
+
+
+def _quant_entry(spec: TensorSpec) -> Optional[dict]:
+    if spec.quant is None:
+        return None
+    return {"dtype": spec.dtype, "scale": float(spec.quant[0]), "zero_point": int(spec.quant[1])}
+
+
+def _spec_entry(spec: TensorSpec) -> dict:
+    return {"name": spec.name, "shape": list(spec.shape), "dtype": spec.dtype, "quant": _quant_entry(spec)}
+
+
+def _backend_model(backend: Backend) -> _Model:
+    in_spec, out_spec = backend.inputs[0], backend.outputs[0]
+    shape = tuple(in_spec.shape)
+    if len(shape) != 4 or 3 not in (shape[1], shape[3]):
+        raise EdgematteError(f"{backend.path}: model input {in_spec.name} has shape {list(shape)}; expected "
+                             f"[1,3,h,w] or [1,h,w,3]")
+    layout = "nchw" if shape[1] == 3 else "nhwc"
+    hw = shape[2:4] if layout == "nchw" else shape[1:3]
+    input_hw = tuple(int(d) for d in hw) if all(d > 0 for d in hw) else None
+
+    def run(tensor):
+        x = quantize(tensor, in_spec) if in_spec.quant is not None else tensor
+        out = backend.run(x)
+        return dequantize(out, out_spec) if out_spec.quant is not None else np.asarray(out, np.float32)
+
+    description = {"kind": "backend", "backend": backend.name, "path": str(backend.path),
+                   "input": _spec_entry(in_spec), "output": _spec_entry(out_spec)}
+    return _Model(description, input_hw, layout, _quant_entry(in_spec), _quant_entry(out_spec), run)
+
+
+_BACKEND_BY_SUFFIX = {".tflite": ("litert", "LiteRTBackend"), ".onnx": ("onnxruntime", "OnnxRuntimeBackend"),
+                      ".nb": ("paddle_lite", "PaddleLiteBackend")}
+
+
+def _open_model_file(path: Path) -> Backend:
+    if path.suffix not in _BACKEND_BY_SUFFIX:
+        raise EdgematteError(f"{path}: not a model file this runtime opens ({', '.join(_BACKEND_BY_SUFFIX)})")
+    module, cls = _BACKEND_BY_SUFFIX[path.suffix]
+    return getattr(importlib.import_module(f"edgematte.runtime.backends.{module}"), cls)(path, threads=1)
+
+
+def _manifest_model_path(path: Path) -> Path:
+    """The first artefact of a converter manifest that runs on this host (x86 .nb, .onnx, .tflite)."""
+    from edgematte.converter.manifest import read_manifest
+
+    manifest = read_manifest(path)
+    for artefact in manifest["artefacts"]:
+        if artefact["format"] != "nb" or artefact["target"] == "x86":
+            return Path(manifest["_dir"]) / artefact["path"]
+    raise EdgematteError(f"{path}: the manifest lists no artefact that runs on this host (x86 .nb, .onnx, .tflite)")
+
+
+def _resolve_model(model, input_hw: Optional[HW]) -> _Model:
+    if model is None:
+        hw = tuple(input_hw) if input_hw is not None else DEFAULT_INPUT_HW
+        description = {"kind": "stand-in", "function": "edgematte.runtime.vectors.stand_in_alpha",
+                       "formula": "1.1 * sigmoid(3 * (0.5 r + 0.35 g - 0.45 b) + 2 * centre_blob) - 0.05"}
+        return _Model(description, hw, "nchw", None, None, lambda t: stand_in_alpha(t, "nchw"))
+    if not isinstance(model, Backend):
+        path = Path(model)
+        is_manifest = path.is_dir() or path.name.endswith(".json")
+        model = _open_model_file(_manifest_model_path(path) if is_manifest else path)
+    resolved = _backend_model(model)
+    if input_hw is not None and resolved.input_hw is not None and tuple(input_hw) != resolved.input_hw:
+        raise EdgematteError(f"{model.path}: model input is {resolved.input_hw[0]}x{resolved.input_hw[1]}, "
+                             f"not the requested {input_hw[0]}x{input_hw[1]}")
+    if resolved.input_hw is None:
+        resolved.input_hw = tuple(input_hw) if input_hw is not None else None
+    return resolved
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing and reading
+# ----------------------------------------------------------------------------------------------
+
+
+def _quant_spec(entry: dict) -> TensorSpec:
+    return TensorSpec("vector", (), entry["dtype"], (entry["scale"], entry["zero_point"]))
+
+
+class _CaseWriter:
+    def __init__(self, root: Path, case_dir: str):
+        self.root, self.case_dir, self.arrays = root, case_dir, {}
+
+    def add(self, name: str, array: np.ndarray) -> None:
+        array = np.ascontiguousarray(array)
+        relative = f"{self.case_dir}/{name}.npy"
+        (self.root / relative).parent.mkdir(parents=True, exist_ok=True)
+        np.save(self.root / relative, array, allow_pickle=False)
+        self.arrays[name] = {"file": relative, "shape": list(array.shape), "dtype": array.dtype.name}
+
+
+def _add_steps(writer: _CaseWriter, prefix: str, steps: dict, skip=("state", "tensor")) -> None:
+    for name, value in steps.items():
+        if name not in skip and isinstance(value, np.ndarray):
+            writer.add(f"{prefix}_{name}", value)
+
+
+def _write_case(root: Path, profile_name: str, image: GoldenImage, model: _Model, quant: dict,
+                background: np.ndarray) -> dict:
+    profile = get_profile(profile_name)
+    writer = _CaseWriter(root, f"{profile_name}/{image.name}")
+    writer.add("input_rgb", image.rgb)
+    if image.alpha is not None:
+        writer.add("input_alpha", image.alpha)
+    steps = {layout: profile.preprocess_steps(image.rgb, model.input_hw, layout) for layout in ("nchw", "nhwc")}
+    _add_steps(writer, "pre", steps["nchw"])
+    for layout in ("nchw", "nhwc"):
+        writer.add(f"pre_tensor_{layout}", steps[layout]["tensor"])
+    tensor, state = steps[model.layout]["tensor"], steps[model.layout]["state"]
+    writer.add("quant_input", quantize(tensor, _quant_spec(quant["input"])))
+
+    output = model.run(tensor)
+    writer.add("model_output", output)
+    quantized_output = quantize(output, _quant_spec(quant["output"]))
+    writer.add("quant_output", quantized_output)
+    writer.add("quant_output_dequantized", dequantize(quantized_output, _quant_spec(quant["output"])))
+    post = profile.postprocess_steps(output, state)
+    _add_steps(writer, "post", post, skip=())
+    alpha = post["alpha"]
+    writer.add("alpha8", profile.alpha_to_uint8(alpha))
+
+    writer.add("background_blur", blurred_background(image.rgb))
+    writer.add("composite_colour", profile.composite(image.rgb, alpha, BACKGROUND_COLOUR))
+    writer.add("composite_blur", profile.composite(image.rgb, alpha, "blur"))
+    writer.add("composite_image", profile.composite(image.rgb, alpha, background))
+    state_dict = state.as_dict()
+    return {
+        "id": f"{profile_name}/{image.name}",
+        "profile": profile_name,
+        "image": image.name,
+        "source": image.source,
+        "layout": model.layout,
+        "original_hw": list(state_dict["original_hw"]),
+        "model_hw": list(state_dict["model_hw"]),
+        "resized_hw": list(state_dict["resized_hw"]),
+        "crop_hw": list(state_dict["crop_hw"]),
+        "arrays": writer.arrays,
+    }
+
+
+def write_golden_vectors(out_dir, profiles: Sequence[str] = DEFAULT_PROFILES, model=None,
+                         input_hw: Optional[HW] = None, images: Optional[Sequence[GoldenImage]] = None) -> Path:
+    """Write golden vectors for ``profiles`` x ``images`` into ``out_dir``; returns the index path.
+
+    ``model``: None (the stand-in at ``input_hw`` or ``DEFAULT_INPUT_HW``), a Backend, or a path
+    (model file, converter output folder or manifest.json). ``images`` default to
+    :func:`golden_images`. The folder appears complete or not at all (replacing an older one).
+    """
+    resolved = _resolve_model(model, input_hw)
+    images = list(images) if images is not None else golden_images()
+    names = [image.name for image in images]
+    if len(set(names)) != len(names):
+        raise ValueError(f"golden image names must be unique, got {names}")
+    quant = {
+        "input": {**(resolved.input_quant or STAND_IN_QUANT["input"]),
+                  "source": "model" if resolved.input_quant else "stand-in"},
+        "output": {**(resolved.output_quant or STAND_IN_QUANT["output"]),
+                   "source": "model" if resolved.output_quant else "stand-in"},
+    }
+    background = golden_background()
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        np.save(tmp / "background_image.npy", background, allow_pickle=False)
+        index = {
+            "schema": SCHEMA,
+            "generator": {"side": "python", "edgematte": __version__},
+            "model": {**resolved.description,
+                      "input_hw": list(resolved.input_hw) if resolved.input_hw else None,
+                      "layout": resolved.layout},
+            "quant": quant,
+            "background_colour": list(BACKGROUND_COLOUR),
+            "background_image": {"file": "background_image.npy", "shape": list(background.shape),
+                                 "dtype": "uint8"},
+            "profiles": {name: get_profile(name).describe() for name in profiles},
+            "cases": [_write_case(tmp, name, image, resolved, quant, background)
+                      for name in profiles for image in images],
+        }
+        (tmp / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
+    return out_dir / INDEX_NAME
+
+
+@dataclass
+class GoldenVectors:
+    """A golden-vector folder: ``index`` (the parsed index.json) and lazy access to its arrays."""
+
+    root: Path
+    index: dict
+
+    @property
+    def cases(self) -> List[dict]:
+        return self.index["cases"]
+
+    def case(self, case_id: str) -> dict:
+        for case in self.cases:
+            if case["id"] == case_id:
+                return case
+        raise KeyError(f"{self.root}: no case {case_id!r}")
+
+    def array(self, case: dict, name: str) -> np.ndarray:
+        """The array ``name`` of ``case`` (a case dict or id), checked against its recorded shape/dtype."""
+        if isinstance(case, str):
+            case = self.case(case)
+        entry = case["arrays"][name]
+        array = np.load(self.root / entry["file"], allow_pickle=False)
+        if list(array.shape) != entry["shape"] or array.dtype.name != entry["dtype"]:
+            raise EdgematteError(f"{self.root / entry['file']}: holds {array.dtype.name} {list(array.shape)}, "
+                                 f"index.json says {entry['dtype']} {entry['shape']}")
+        return array
+
+
+def read_golden_vectors(path) -> GoldenVectors:
+    """Open a golden-vector folder (or its index.json) written by Python or by the Android app."""
+    path = Path(path)
+    index_path = path / INDEX_NAME if path.is_dir() else path
+    try:
+        index = json.loads(index_path.read_text())
+    except FileNotFoundError:
+        raise EdgematteError(f"{index_path}: no golden-vector index here") from None
+    except (OSError, ValueError) as error:
+        raise EdgematteError(f"{index_path}: not a readable golden-vector index ({error})") from error
+    if index.get("schema") != SCHEMA:
+        raise EdgematteError(f"{index_path}: unknown schema {index.get('schema')!r} (expected {SCHEMA})")
+    return GoldenVectors(index_path.parent, index)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m edgematte.runtime.vectors",
+                                     description="Write golden vectors (index.json + .npy) into OUT.")
+    parser.add_argument("out", help="output folder (replaced when complete)")
+    parser.add_argument("--model", default=None,
+                        help="model file (.tflite/.onnx/.nb), converter output folder or manifest.json "
+                             "(default: the deterministic stand-in)")
+    parser.add_argument("--profile", dest="profiles", action="append", default=None,
+                        help=f"profile to write (repeatable; default: {', '.join(DEFAULT_PROFILES)})")
+    parser.add_argument("--input-size", nargs=2, type=int, default=None, metavar=("H", "W"),
+                        help=f"stand-in model input size (default {DEFAULT_INPUT_HW[0]} {DEFAULT_INPUT_HW[1]})")
+    args = parser.parse_args(argv)
+    try:
+        index = write_golden_vectors(args.out, tuple(args.profiles or DEFAULT_PROFILES), args.model,
+                                     tuple(args.input_size) if args.input_size else None)
+    except EdgematteError as error:
+        print(f"edgematte: error: {error}", file=sys.stderr)
+        return 1
+    cases = json.loads(index.read_text())["cases"]
+    print(f"wrote {len(cases)} golden-vector cases to {index.parent}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,258 @@
+"""Golden vectors (edgematte/runtime/vectors.py): complete, and consistent with what each profile states.
+
+The checks recompute each step from its stated formula with independent code (float64 numpy, OpenCV,
+fractions), so a wrong vector cannot pass by agreeing with itself. The Java side's parity with these
+vectors is tested in android_demo/core (host-test.sh); the host-JVM end-to-end in test_android_core.py.
+"""
+
+import json
+from fractions import Fraction
+
+import cv2
+import numpy as np
+import pytest
+
+from edgematte.errors import EdgematteError
+from edgematte.runtime.backends.base import Backend, TensorSpec
+from edgematte.runtime.profiles import ANDROID_CONSTANTS
+from edgematte.runtime.vectors import (
+    BACKGROUND_COLOUR,
+    DEFAULT_INPUT_HW,
+    STAND_IN_QUANT,
+    GoldenImage,
+    golden_images,
+    main,
+    read_golden_vectors,
+    write_golden_vectors,
+)
+
+COMMON_ARRAYS = {"input_rgb", "pre_resized", "pre_normalized", "pre_tensor_nchw", "pre_tensor_nhwc", "quant_input",
+                 "model_output", "quant_output", "quant_output_dequantized", "post_output", "post_alpha", "alpha8",
+                 "background_blur", "composite_colour", "composite_blur", "composite_image"}
+PROFILE_ARRAYS = {"android": {"pre_padded", "post_cropped", "post_resized"},
+                  "paddleseg-android": {"post_stretched", "post_scaled"}}
+
+
+@pytest.fixture(scope="module")
+def vectors(tmp_path_factory):
+    out = tmp_path_factory.mktemp("vectors") / "golden"
+    write_golden_vectors(out)
+    return read_golden_vectors(out)
+
+
+def _android_cases(vectors):
+    return [c for c in vectors.cases if c["profile"] == "android"]
+
+
+def test_every_case_holds_every_array_with_its_recorded_shape(vectors):
+    ids = [c["id"] for c in vectors.cases]
+    assert ids == [f"{p}/{i}" for p in ("android", "paddleseg-android") for i in ("portrait", "landscape", "tiny", "rgba")]
+    for case in vectors.cases:
+        expected = COMMON_ARRAYS | PROFILE_ARRAYS[case["profile"]] | ({"input_alpha"} if case["image"] == "rgba" else set())
+        assert set(case["arrays"]) == expected, case["id"]
+        h, w = case["original_hw"]
+        for name in case["arrays"]:
+            vectors.array(case, name)  # raises when the file disagrees with index.json
+        assert vectors.array(case, "post_alpha").shape == (h, w)
+        assert vectors.array(case, "composite_image").shape == (h, w, 3)
+        assert case["model_hw"] == list(DEFAULT_INPUT_HW)
+    index = vectors.index
+    assert index["schema"] == "edgematte.golden/1" and index["generator"]["side"] == "python"
+    assert index["model"]["kind"] == "stand-in" and index["model"]["input_hw"] == [96, 128]
+    assert index["background_colour"] == list(BACKGROUND_COLOUR)
+
+
+def test_recorded_constants_are_the_android_constants(vectors):
+    recorded = vectors.index["profiles"]["android"]["constants"]
+    assert recorded == json.loads(json.dumps(ANDROID_CONSTANTS.as_dict()))
+    assert recorded["normalize_offset"] == 127.5 and recorded["fraction_bits"] == 11
+
+
+def test_images_cover_portrait_odd_landscape_tiny_and_real_alpha():
+    images = {image.name: image for image in golden_images()}
+    assert images["portrait"].rgb.shape == (256, 256, 3)
+    h, w = images["landscape"].rgb.shape[:2]
+    assert w > h and (h % 2 or w % 2)
+    assert images["tiny"].rgb.shape == (7, 5, 3)
+    rgba = images["rgba"]
+    assert rgba.alpha.shape == rgba.rgb.shape[:2]
+    assert rgba.alpha.min() == 0 and rgba.alpha.max() == 255 and ((rgba.alpha > 0) & (rgba.alpha < 255)).mean() > 0.1
+    # Colour under fully transparent pixels is kept (unpremultiplied), so ignoring alpha is really tested.
+    assert rgba.rgb[rgba.alpha == 0].max() > 50
+
+
+def _letterbox_reference(src_hw, box_hw):
+    scale = min(Fraction(box_hw[0], src_hw[0]), Fraction(box_hw[1], src_hw[1]))
+    half_up = [int(Fraction(side) * scale + Fraction(1, 2)) for side in src_hw]
+    return [min(box, max(1, side)) for side, box in zip(half_up, box_hw)]
+
+
+def test_android_preprocessing_follows_its_stated_arithmetic(vectors):
+    for case in _android_cases(vectors):
+        rgb = vectors.array(case, "input_rgb")
+        resized = vectors.array(case, "pre_resized")
+        rh, rw = case["resized_hw"]
+        assert [rh, rw] == _letterbox_reference(case["original_hw"], case["model_hw"]), case["id"]
+        assert resized.shape == (rh, rw, 3) and resized.dtype == np.uint8
+        # A resize, not garbage: within a few gray levels of OpenCV's area/linear resize on average.
+        interpolation = cv2.INTER_AREA if rh < rgb.shape[0] else cv2.INTER_LINEAR
+        reference = cv2.resize(rgb, (rw, rh), interpolation=interpolation).astype(np.float64)
+        assert np.abs(resized - reference).mean() < 2.0, case["id"]
+
+        normalized = vectors.array(case, "pre_normalized")
+        exact = (resized.astype(np.float64) - 127.5) / 127.5
+        assert np.abs(normalized - exact).max() <= 6e-8  # float32 nearest: half an ulp of values <= 1
+        padded = vectors.array(case, "pre_padded")
+        assert np.array_equal(padded[:rh, :rw], normalized)
+        outside = np.ones(padded.shape[:2], bool)
+        outside[:rh, :rw] = False
+        assert (padded[outside] == 0.0).all()
+        assert np.array_equal(vectors.array(case, "pre_tensor_nchw"), padded.transpose(2, 0, 1)[None])
+        assert np.array_equal(vectors.array(case, "pre_tensor_nhwc"), padded[None])
+
+
+def test_android_postprocessing_follows_its_stated_arithmetic(vectors):
+    for case in _android_cases(vectors):
+        rh, rw = case["resized_hw"]
+        h, w = case["original_hw"]
+        output = vectors.array(case, "model_output")
+        cropped = vectors.array(case, "post_cropped")
+        assert np.array_equal(cropped, output[0, 0, :rh, :rw])
+        resized = vectors.array(case, "post_resized")
+        # Same half-pixel bilinear as OpenCV's INTER_LINEAR, weights rounded to 1/2048: nearly equal.
+        reference = cv2.resize(cropped, (w, h), interpolation=cv2.INTER_LINEAR)
+        assert np.abs(resized - reference).max() < 2e-3, case["id"]
+        alpha = vectors.array(case, "post_alpha")
+        assert np.array_equal(alpha, np.clip(resized, 0, 1))
+        assert output.min() < 0 or output.max() > 1  # the stand-in's range makes the clamp matter somewhere
+
+        alpha8 = vectors.array(case, "alpha8").astype(np.int64)
+        reference8 = np.floor(alpha.astype(np.float64) * 255 + 0.5)
+        assert np.abs(alpha8 - reference8).max() <= 1 and (alpha8 != reference8).mean() < 1e-3
+
+
+def _blend_reference(rgb, alpha, background):
+    a = np.clip(alpha.astype(np.float64), 0, 1)[:, :, None]
+    return np.floor(rgb * a + background.astype(np.float64) * (1 - a) + 0.5)
+
+
+def test_composites_follow_the_blend_formula(vectors):
+    for case in vectors.cases:
+        rgb = vectors.array(case, "input_rgb").astype(np.float64)
+        alpha = vectors.array(case, "post_alpha")
+        colour = np.broadcast_to(np.array(BACKGROUND_COLOUR, np.float64), rgb.shape)
+        blur = vectors.array(case, "background_blur")
+        for name, background in (("composite_colour", colour), ("composite_blur", blur)):
+            diff = np.abs(vectors.array(case, name) - _blend_reference(rgb, alpha, background))
+            assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, (case["id"], name)
+        # The blur keeps the average colour and removes detail.
+        assert np.abs(blur.mean(axis=(0, 1)) - rgb.mean(axis=(0, 1))).max() < 8, case["id"]
+        if min(rgb.shape[:2]) >= 64:
+            detail = np.abs(np.diff(rgb, axis=1)).mean()
+            assert np.abs(np.diff(blur.astype(np.float64), axis=1)).mean() < detail / 3, case["id"]
+        composite_image = vectors.array(case, "composite_image")
+        opaque = alpha >= 1
+        assert np.array_equal(composite_image[opaque], rgb[opaque].astype(np.uint8))
+
+
+def test_quantization_vectors_follow_litert_rules(vectors):
+    assert vectors.index["quant"]["input"]["source"] == "stand-in"
+    in_scale = STAND_IN_QUANT["input"]["scale"]
+    out_scale, out_zero = STAND_IN_QUANT["output"]["scale"], STAND_IN_QUANT["output"]["zero_point"]
+    for case in vectors.cases:
+        tensor = vectors.array(case, "pre_tensor_nchw")
+        quant_input = vectors.array(case, "quant_input")
+        assert quant_input.dtype == np.int8
+        # 1/128 is a power of two: tensor * 128 is exact, so float64 gives the same ties-to-even result.
+        assert np.array_equal(quant_input, np.clip(np.rint(tensor.astype(np.float64) / in_scale), -128, 127))
+        quant_output = vectors.array(case, "quant_output").astype(np.int64)
+        output = vectors.array(case, "model_output").astype(np.float64)
+        reference = np.clip(np.rint(output / out_scale) + out_zero, -128, 127)
+        assert np.abs(quant_output - reference).max() == 0
+        assert quant_output.min() == -128 or quant_output.max() == 127 or case["image"] == "tiny"
+        dequantized = vectors.array(case, "quant_output_dequantized")
+        assert np.array_equal(dequantized, ((quant_output - out_zero) * out_scale).astype(np.float32))
+
+
+def test_paddleseg_android_vectors_stretch_and_scale(vectors):
+    for case in (c for c in vectors.cases if c["profile"] == "paddleseg-android"):
+        output = vectors.array(case, "model_output")[0, 0].astype(np.float64)
+        stretched = vectors.array(case, "post_stretched")
+        reference = np.floor((output - output.min()) / (output.max() - output.min()) * 255)
+        assert np.abs(stretched - reference).max() <= 1
+        assert stretched.min() == 0 and stretched.max() >= 254
+        scaled = vectors.array(case, "post_scaled")
+        assert np.array_equal(vectors.array(case, "post_alpha"), scaled.astype(np.float32) / np.float32(255))
+        assert case["resized_hw"] == case["model_hw"]  # aspect ignored, no padding
+
+
+def test_vectors_are_deterministic(vectors, tmp_path):
+    again = read_golden_vectors(write_golden_vectors(tmp_path / "again"))
+    assert again.index == vectors.index
+    for case in vectors.cases:
+        for name in case["arrays"]:
+            assert np.array_equal(again.array(case["id"], name), vectors.array(case, name)), (case["id"], name)
+
+
+class _Int8Backend(Backend):
+    """A fake int8-I/O model: alpha = mean of the dequantized channels, in NHWC like onnx2tf's TFLite."""
+
+    name = "fake-int8"
+
+    def __init__(self):
+        super().__init__("fake.tflite")
+        self.seen = []
+
+    @property
+    def inputs(self):
+        return [TensorSpec("img", (1, 32, 48, 3), "int8", (0.0078125, 0))]
+
+    @property
+    def outputs(self):
+        return [TensorSpec("alpha", (1, 32, 48, 1), "int8", (1 / 256, -128))]
+
+    def run(self, x):
+        self.seen.append(x.dtype)
+        mean = (x.astype(np.float32) * 0.0078125).mean(axis=3, keepdims=True)
+        return np.clip(np.rint(mean * 256) - 128, -128, 127).astype(np.int8)
+
+
+def test_an_int8_backend_drives_sizes_layout_and_quantization(tmp_path):
+    backend = _Int8Backend()
+    tiny = [image for image in golden_images() if image.name in ("tiny", "landscape")]
+    written = read_golden_vectors(write_golden_vectors(tmp_path / "int8", profiles=("android",), model=backend,
+                                                       images=tiny))
+    assert backend.seen == [np.dtype(np.int8)] * 2
+    index = written.index
+    assert index["model"]["kind"] == "backend" and index["model"]["input_hw"] == [32, 48]
+    assert index["quant"]["input"] == {"dtype": "int8", "scale": 0.0078125, "zero_point": 0, "source": "model"}
+    for case in written.cases:
+        assert case["layout"] == "nhwc" and case["model_hw"] == [32, 48]
+        output = written.array(case, "model_output")
+        assert output.dtype == np.float32 and output.shape == (1, 32, 48, 1)
+        assert np.all(np.abs(output * 256 - np.rint(output * 256)) < 1e-4)  # dequantized steps of 1/256
+
+
+def test_bad_requests_fail_with_one_line_errors(tmp_path):
+    image = GoldenImage("x", "test", np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match="unique"):
+        write_golden_vectors(tmp_path / "dup", images=[image, image])
+    with pytest.raises(EdgematteError, match="unknown profile"):
+        write_golden_vectors(tmp_path / "bad", profiles=("nope",), images=[image])
+    with pytest.raises(EdgematteError, match="not a model file"):
+        write_golden_vectors(tmp_path / "bad", model=tmp_path / "model.bin", images=[image])
+    with pytest.raises(EdgematteError, match="no golden-vector index"):
+        read_golden_vectors(tmp_path)
+    (tmp_path / "index.json").write_text('{"schema": "other/1"}')
+    with pytest.raises(EdgematteError, match="unknown schema"):
+        read_golden_vectors(tmp_path)
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "dup").exists()
+
+
+def test_module_entry_point_writes_vectors(tmp_path, capsys):
+    assert main([str(tmp_path / "cli"), "--profile", "android", "--input-size", "40", "56"]) == 0
+    assert "wrote 4 golden-vector cases" in capsys.readouterr().out
+    written = read_golden_vectors(tmp_path / "cli")
+    assert [c["model_hw"] for c in written.cases] == [[40, 56]] * 4
+    assert main([str(tmp_path / "cli2"), "--profile", "nope"]) == 1
+    assert "unknown profile" in capsys.readouterr().err
