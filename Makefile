@@ -14,8 +14,8 @@ PYTEST_ARGS ?=
 .PHONY: help demo test test-python test-java venv clean
 
 help:
-	@echo "make demo   build PP-MattingV2 (seeded weights), convert, matte the sample images, write a report to $(OUT)/"
-	@echo "make test   run the test suite"
+	@echo "make demo   PP-MattingV2 (seeded weights): convert (incl. INT8), check, benchmark; outputs in $(OUT)/"
+	@echo "make test   run the test suite (Python and the Android core on the host JVM)"
 	@echo "make venv   only create .venv and install the pinned toolchain"
 
 # Python 3.10: on PATH if it runs, else the newest pyenv 3.10.x.
@@ -54,11 +54,12 @@ test-python: $(STAMP)
 test-java: $(STAMP)
 	bash android_demo/host-test.sh --python $(PY)
 
-# The main job on built-in defaults; it grows with the product (convert --int8, matte, report).
+# The main job on built-in defaults: seeded PP-MattingV2 -> every artefact incl. INT8, checked -> benchmark.
 demo: $(STAMP)
-	$(VENV)/bin/edgematte zoo info ppmattingv2
-	$(VENV)/bin/edgematte export ppmattingv2 --seed 0 --input-shape 1 3 512 512 -o $(OUT)/ppmattingv2-seed0
-	@echo "demo outputs are in $(OUT)/"
+	$(VENV)/bin/edgematte convert ppmattingv2 --seed 0 --int8 -o $(OUT)/ppmattingv2
+	$(VENV)/bin/edgematte runtime samples -o $(OUT)/samples
+	$(VENV)/bin/edgematte bench $(OUT)/ppmattingv2 --threads 2 --runs 10 --warmup 2 -o $(OUT)/bench
+	@echo "demo outputs: $(OUT)/ppmattingv2/report.md, $(OUT)/bench/bench.md"
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
