@@ -308,8 +308,9 @@ def _convert_tflite(run: _Run, onnx_path: Path, options: ConvertOptions, profile
     with run.step(f"onnx2tf -> TFLite ({options.layout})"):
         if options.int8 is not None:
             run.saved_model = work / "saved_model"
+        # No log_path: on failure onnx2tf's log is kept outside OUT (which is discarded) and named in the error.
         info = convert_to_tflite(onnx_path, run.out, layout=options.layout, fp16=options.fp16,
-                                 log_path=run.out / "logs" / "onnx2tf.log", saved_model_dir=run.saved_model)
+                                 saved_model_dir=run.saved_model)
     summary = {k: v for k, v in info.items() if k in ("onnx_sha256", "onnx2tf_version", "tensorflow_version", "wall_time_s")}
     for item in info["files"].values():
         path = Path(item["path"])
