@@ -198,20 +198,24 @@ def _row_blocks(rows: int, row_elems: int, budget: int = 1 << 22):
 
 
 def box_sums(image: np.ndarray, box: int, rows: Optional[np.ndarray] = None) -> np.ndarray:
-    """int64 sums of ``box x box`` blocks of an H x W x C uint8 image: len(rows) x (W // box) x C.
+    """Exact integer sums of ``box x box`` blocks of an H x W x C uint8 image: len(rows) x (W // box) x C.
 
-    ``rows`` picks rows of the reduced grid (default: all ``H // box``). Trailing rows/columns
-    that do not fill a block are left out; the positions of :func:`bilinear_taps` still use the
-    full size, so the geometry stays exact.
+    ``rows`` picks rows of the reduced grid (sorted; default: all ``H // box``). Trailing
+    rows/columns that do not fill a block are left out; the positions of :func:`bilinear_taps` still
+    use the full size, so the geometry stays exact. OpenCV's unnormalized box filter computes the
+    sums (int32, exact for any uint8 block up to 2**23 pixels); only the block origins are kept.
     """
     if rows is None:
         rows = np.arange(image.shape[0] // box)
     if box == 1:
         return image[rows].astype(np.int64)
-    width, channels = image.shape[1] // box, image.shape[2]
-    source_rows = (rows[:, None] * box + np.arange(box)).ravel()
-    blocks = image[source_rows, : width * box].reshape(len(rows), box, width, box, channels)
-    return blocks.sum(axis=3, dtype=np.int64).sum(axis=1)
+    width = image.shape[1] // box
+    first, last = int(rows[0]), int(rows[-1])
+    band = np.ascontiguousarray(image[first * box:(last + 1) * box, : width * box])
+    sums = cv2.boxFilter(band, cv2.CV_32S, (box, box), anchor=(0, 0), normalize=False,
+                         borderType=cv2.BORDER_CONSTANT)
+    sums = sums[(rows - first) * box][:, ::box]
+    return sums if sums.ndim == 3 else sums[:, :, None]
 
 
 def resize_uint8_fixed(image: np.ndarray, dst_hw: HW, prefilter: bool = True,
