@@ -1,0 +1,77 @@
+"""``edgematte quant eval``: the matting metrics of any artefact on a user's dataset.
+
+Against fp32 (the manifest's Paddle reference model where paddle is installed, else its fp32 ONNX or
+TFLite artefact, said in the result) and, given ``gt``, against ground-truth alpha mattes: files below
+``gt`` with the same relative path as the image (any image extension), e.g. PPM-100's ``image/`` and
+``alpha/`` folders.
+"""
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..converter.manifest import read_manifest
+from ..errors import EdgematteError
+from ..runtime.imageio import read_image_and_alpha
+from ..runtime.matter import Matter, select_artefact
+from .calibration import load_calibration_images
+from .metrics import alpha_from_uint8, matting_numerics
+
+
+def fp32_matter(manifest_dir, threads=None):
+    """(Matter, description) for the fp32 reference of a conversion."""
+    manifest = read_manifest(manifest_dir)
+    shape = manifest["model"]["input_shape"]
+    model_dir = manifest.get("reference", {}).get("model_dir")
+    if model_dir:
+        try:
+            import paddle  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            from ..runtime.backends import open_backend
+            from ..runtime.profiles import profile_for_model
+
+            profile = profile_for_model(manifest["artefacts"][0].get("profile", "android"), manifest["model"].get("transforms"))
+            backend = open_backend("paddle_inference", Path(manifest["_dir"]) / model_dir, threads=threads)
+            return Matter(backend, profile, layout="nchw", input_hw=(shape[2], shape[3])), "Paddle Inference reference (fp32)"
+    for fmt in ("onnx", "tflite", "nb"):
+        for a in manifest["artefacts"]:
+            if a["format"] == fmt and a["precision"] == "fp32" and a["parity"].get("runs_on_host", True):
+                return Matter.from_manifest(manifest_dir, artefact=a["path"], threads=threads), f"{a['path']} (fp32 stand-in)"
+    raise EdgematteError(f"{manifest['_dir']}: no fp32 reference that runs here")
+
+
+def _ground_truth(gt_dir: Path, name: str) -> np.ndarray:
+    stem = Path(name).with_suffix("")
+    matches = sorted((gt_dir / stem.parent).glob(stem.name + ".*"))
+    if not matches:
+        raise EdgematteError(f"{gt_dir / stem}.*: no ground-truth alpha for image {name}")
+    rgb, alpha = read_image_and_alpha(matches[0])
+    gray = alpha if alpha is not None else rgb[:, :, 0]
+    return alpha_from_uint8(gray)
+
+
+def evaluate_artefact(manifest_path, artefact: Optional[str], data_dir, gt_dir=None, threads=None) -> dict:
+    """Numerics of ``artefact`` on the images below ``data_dir`` against fp32 and, with ``gt_dir``, ground truth."""
+    manifest = read_manifest(manifest_path)
+    entry = select_artefact(manifest, artefact)
+    matter = Matter.from_manifest(manifest_path, artefact=entry["path"], threads=threads)
+    reference, reference_name = fp32_matter(manifest_path, threads)
+    images, report = load_calibration_images(data_dir, minimum=1)
+    predicted = [matter(rgb) for rgb in images]
+    result = {"artefact": entry["path"], "precision": entry["precision"], "images": len(images),
+              "skipped": report.as_dict()["skipped"],
+              "vs_fp32": dict(matting_numerics(zip(predicted, (reference(rgb) for rgb in images))),
+                              reference=reference_name)}
+    if gt_dir is not None:
+        truths = []
+        for name, alpha in zip(report.used, predicted):
+            truth = _ground_truth(Path(gt_dir), name)
+            if truth.shape != alpha.shape:
+                raise EdgematteError(f"{gt_dir}: ground truth for {name} is {truth.shape[1]}x{truth.shape[0]}, "
+                                     f"the image is {alpha.shape[1]}x{alpha.shape[0]}")
+            truths.append(truth)
+        result["vs_ground_truth"] = matting_numerics(zip(predicted, truths))
+    return result

@@ -1,0 +1,37 @@
+"""`edgematte quant eval`: an artefact's matting metrics on a folder, against fp32 and ground truth."""
+
+import json
+
+import numpy as np
+
+from edgematte.runtime.imageio import write_image
+from edgematte.runtime.matter import Matter
+from edgematte.samples import sample_photo
+
+from .conftest import run_cli
+
+
+def test_quant_eval_against_fp32_and_ground_truth(tiny_conversion, tmp_path):
+    data, gt = tmp_path / "image" / "set1", tmp_path / "alpha" / "set1"
+    photos = {"coffee": sample_photo("coffee"), "rocket": sample_photo("rocket")}
+    matter = Matter.from_manifest(tiny_conversion, artefact="model.onnx")
+    for name, rgb in photos.items():
+        write_image(data / f"{name}.png", rgb)
+        # ground truth = the fp32 model's own 8-bit alpha: the figures vs ground truth are then known
+        write_image(gt / f"{name}.png", np.rint(matter(rgb) * 255).astype(np.uint8))
+    (data / "notes.txt").write_text("not an image")
+    r = run_cli("quant", "eval", tiny_conversion, "--artefact", "model_fp32.tflite", "--data", tmp_path / "image",
+                "--gt", tmp_path / "alpha", "--json")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["images"] == 2 and result["skipped"][0]["file"] == "set1/notes.txt"
+    assert result["vs_fp32"]["mad"] <= 1e-5 and result["vs_fp32"]["reference"].startswith("Paddle Inference")
+    truth = result["vs_ground_truth"]
+    assert truth["max_abs"] <= 0.5 / 255 + 1e-5 and 0 < truth["mad"] <= 0.25 / 255 + 1e-5
+
+
+def test_missing_ground_truth_names_the_file(tiny_conversion, tmp_path):
+    write_image(tmp_path / "img" / "a.png", sample_photo("chelsea"))
+    (tmp_path / "gt").mkdir()
+    r = run_cli("quant", "eval", tiny_conversion, "--data", tmp_path / "img", "--gt", tmp_path / "gt")
+    assert r.returncode == 1 and "no ground-truth alpha for image a.png" in r.stderr
