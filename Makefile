@@ -38,7 +38,7 @@ $(PY):
 
 # Reinstall only when the pins or the package metadata change.
 $(STAMP): $(PY) $(LOCK) setup.cfg pyproject.toml
-	$(PY) -m pip install --quiet --disable-pip-version-check -c $(LOCK) -e '.[convert,test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c $(LOCK) -e '.[convert,fg,test]'
 	$(PY) -m pip check
 	@touch $(STAMP)
 

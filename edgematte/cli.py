@@ -202,16 +202,55 @@ def convert(model, out, formats, lite_targets, input_shape, fp16, layout, weight
         console.info(f"wrote {out}/manifest.json and {out}/report.md")
 
 
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-def matte():
-    """Matte images, folders or videos with a converted model (alpha, RGBA or composite)."""
-    _not_built("matte", 7)
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output folder (keeps the inputs' relative paths).")
+@click.option("--model", required=True, type=click.Path(exists=True), help="A conversion's folder or its manifest.json.")
+@click.option("--artefact", default=None, help="Artefact path in the manifest (default: the preferred host-runnable one).")
+@click.option("--background", default=None, help="Composite over an image file, a colour (#00b140, 0,177,64, green) or 'blur'.")
+@click.option("--save", default=None, help="Comma-separated: alpha, rgba, composite (default: alpha, plus composite with --background).")
+@click.option("--fg-estimate", is_flag=True, help="Estimate foreground colours (pymatting's multilevel method) for rgba/composite.")
+@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
+def matte(inputs, out, model, artefact, background, save, fg_estimate, threads, as_json):
+    """Matte images, folders (recursive) or videos with a converted model: alpha, RGBA or composite.
+
+    A bad file is reported and skipped; the exit status is 1 if any input failed.
+    """
+    from .runtime.batch import matte_inputs, parse_background, parse_save
+    from .runtime.matter import Matter
+
+    matter = Matter.from_manifest(model, artefact=artefact, threads=threads)
+    report = matte_inputs(list(inputs), out, matter,
+                          background=parse_background(background) if background else None,
+                          save=parse_save(save) if save else None, fg_estimate=fg_estimate)
+    if as_json:
+        console.emit_json(report.as_dict())
+    console.info(report.summary())
+    if report.exit_code:
+        sys.exit(report.exit_code)
 
 
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-def verify():
-    """Run every host-runnable artefact of a manifest and compare it with the reference."""
-    _not_built("verify", 7)
+@cli.command()
+@click.argument("manifest", type=click.Path(exists=True))
+@click.option("--images", type=click.Path(exists=True), default=None, help="Photos to check on (default: the bundled samples).")
+@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the verification report as JSON.")
+def verify(manifest, images, threads, as_json):
+    """Run every artefact this host can run through its profile and compare it with the reference.
+
+    Exits 1 if any artefact is beyond its threshold (its manifest parity bound, or its INT8 budget).
+    """
+    from .runtime.verify import verify_manifest
+
+    report = verify_manifest(manifest, images_dir=images, threads=threads)
+    if as_json:
+        console.emit_json(report.as_dict())
+    else:
+        for line in report.summary_lines():
+            click.echo(line)
+    if report.exit_code:
+        sys.exit(report.exit_code)
 
 
 @cli.group()

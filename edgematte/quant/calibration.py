@@ -33,7 +33,7 @@ import numpy as np
 
 from ..console import warn
 from ..errors import EdgematteError
-from ..runtime.imageio import read_image, sniff_format
+from ..runtime.imageio import files_below, read_image, sniff_format
 from ..samples import SAMPLE_PHOTOS, sample_photos
 
 MIN_CALIBRATION_IMAGES = 8
@@ -94,15 +94,6 @@ class CalibrationReport:
 
 
 # ----------------------------------------------------------------------------- folders
-def _files_below(folder: Path) -> List[Path]:
-    """Every regular file below ``folder`` in sorted relative-path order (symlinked folders not followed)."""
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        found.extend(Path(root) / name for name in sorted(files))
-    return [path for path in found if path.is_file()]
-
-
 def _read_usable_image(path: Path) -> np.ndarray:
     """RGB uint8 H x W x 3, or EdgematteError with the reason to skip ``path``."""
     try:
@@ -143,7 +134,7 @@ def load_calibration_images(folder, limit: Optional[int] = None, minimum: int = 
         raise EdgematteError(f"{folder}: calibration folder not found")
     if not folder.is_dir():
         raise EdgematteError(f"{folder}: --calib needs a folder of images, this is a file")
-    paths = _files_below(folder)
+    paths = files_below(folder)
     if seed is not None:
         paths = [paths[i] for i in np.random.RandomState(seed).permutation(len(paths))]
     report = CalibrationReport(str(folder))

@@ -12,9 +12,10 @@ does it, as cameras expect). Other formats are decoded with ``IMREAD_UNCHANGED``
 16-bit samples, which OpenCV never rotates: their orientation tags are ignored.
 """
 
+import os
 import struct
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -288,3 +289,12 @@ def write_image(path, array: np.ndarray) -> None:
             tmp.write_bytes(encoded.tobytes())
     except OSError as error:
         raise EdgematteError(f"{path}: cannot write: {error.strerror or error}") from error
+
+
+def files_below(folder) -> List[Path]:
+    """Every regular file below ``folder`` in sorted relative-path order (symlinked folders not followed)."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        found.extend(Path(root) / name for name in sorted(files))
+    return [path for path in found if path.is_file()]

@@ -1,0 +1,403 @@
+"""``edgematte verify``: run every artefact of a manifest that this host can run, through the same
+deployment profile as the app, and compare its alphas with the reference's on real photos.
+
+The reference, in order of preference:
+
+1. **Paddle Inference on the frozen model**, when the manifest records one in ``reference.model_dir``
+   (a folder relative to the manifest holding ``model.pdmodel`` + ``model.pdiparams``, the fixed-shape
+   program the converter checked everything against) and paddlepaddle is installed. When
+   ``reference.files`` maps those file names to sha256 digests, they are checked first.
+2. Otherwise a **stand-in**: the manifest's fp32 ONNX artefact (else its fp32 TFLite, else its x86
+   ``.nb``), itself within its recorded parity bound of the Paddle reference. The report names it and
+   the stand-in is not compared with itself (its checksum is still checked).
+
+For each artefact and image: ``max_abs`` and ``mean_abs`` of ``|alpha - reference alpha|`` (float
+alphas in [0, 1] at the photo's size, after the profile's post-processing) and ``sad`` (sum of
+``|alpha - reference alpha|`` / 1000, :func:`edgematte.quant.metrics.sad`); per artefact the same
+pooled over all images (:func:`edgematte.converter.parity.compare`). An artefact passes when its file
+still has the manifest's sha256 and its figures are within its :class:`Threshold`:
+
+- a float artefact with a recorded ``parity.bound`` (fp32 1e-4, fp16 5e-3 by default): the
+  converter's own rule, :func:`edgematte.converter.parity.within`: ``max_abs <= bound``, or, for a
+  model with hard decisions (the zoo's ``boundary_pixel_share``, e.g. PP-HumanMatting's argmax), at
+  most that share of pixels beyond the bound with a float-exact mean. With a stand-in reference the
+  bound grows by the stand-in's own recorded ``parity.max_abs`` (both are within their bounds of the
+  same Paddle reference, so they may differ by the sum);
+- an int8 artefact: ``mean_abs <=`` its recorded ``numerics.budget_mad`` (the ``--budget-mad`` it was
+  built under; measured there on held-out photos, here on the verify photos);
+- anything else: :data:`DEFAULT_UNBOUNDED_THRESHOLD`.
+
+The post-processing (bilinear resizing, clamping) is a weighted average with weights summing to one,
+so it never enlarges a difference of the model outputs the bound was measured on.
+"""
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Tuple
+
+import numpy as np
+
+from ..converter import parity as parity_lib
+from ..errors import EdgematteError
+from ..fsutil import sha256_file
+from .imageio import files_below, read_image
+from .matter import Matter
+from .profiles import profile_for_model
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """Largest accepted ``max_abs`` and ``mean_abs`` of the alpha difference (``None``: not checked).
+
+    ``boundary_pixel_share``: the share of pixels that may exceed ``max_abs`` while the mean stays
+    float-exact (:func:`edgematte.converter.parity.within`; 0 for continuous models).
+    """
+
+    max_abs: Optional[float] = None
+    mean_abs: Optional[float] = None
+    boundary_pixel_share: float = 0.0
+
+    def exceeded(self, parity: "parity_lib.Parity") -> Optional[str]:
+        """A one-line reason when ``parity`` (pooled figures, ``frac_over_bound`` against
+        ``max_abs``) is over a limit, else ``None``."""
+        if self.max_abs is not None and not parity_lib.within(parity, self.max_abs, self.boundary_pixel_share):
+            allowance = (f" on more than {self.boundary_pixel_share:.2%} of pixels or with mean abs above "
+                         f"{parity_lib.FLOAT_EXACT_MEAN:g}" if self.boundary_pixel_share else "")
+            return f"max abs {parity.max_abs:.3g} > {self.max_abs:.3g}{allowance}"
+        if self.mean_abs is not None and parity.mean_abs > self.mean_abs:
+            return f"mean abs {parity.mean_abs:.3g} > {self.mean_abs:.3g}"
+        return None
+
+
+DEFAULT_UNBOUNDED_THRESHOLD = Threshold(max_abs=None, mean_abs=0.02)
+"""For artefacts with neither a parity bound nor an int8 budget: mean abs difference at most 0.02
+(about five 8-bit levels; the default ``--budget-mad`` of ``edgematte convert --int8``), max not
+checked. A chosen default, not a measured one: pass ``thresholds`` to tighten it."""
+
+STAND_IN_PREFERENCE = (("onnx", "fp32"), ("tflite", "fp32"), ("nb", "fp32"))
+"""Artefacts that may stand in for the Paddle reference, best first (only host-runnable x86/any ones)."""
+
+
+@dataclass
+class ImageComparison:
+    """One image: its name, size (h, w) and the alpha difference figures."""
+
+    image: str
+    size: Tuple[int, int]
+    max_abs: float
+    mean_abs: float
+    sad: float
+
+
+@dataclass
+class ArtefactVerification:
+    """One artefact's outcome: ``status`` is ``pass``, ``fail``, ``skipped`` or ``reference``."""
+
+    path: str
+    format: str
+    precision: str
+    status: str
+    reason: Optional[str] = None
+    threshold: Optional[Threshold] = None
+    threshold_source: Optional[str] = None
+    sha256_ok: Optional[bool] = None
+    max_abs: Optional[float] = None
+    mean_abs: Optional[float] = None
+    frac_over_bound: Optional[float] = None
+    sad_mean: Optional[float] = None
+    seconds: float = 0.0
+    images: List[ImageComparison] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        record = asdict(self)
+        record["threshold"] = asdict(self.threshold) if self.threshold else None
+        record["images"] = [asdict(i) for i in self.images]
+        return record
+
+
+@dataclass
+class VerifyReport:
+    """Everything ``verify_manifest`` found. ``passed``: every artefact it ran passed, and it ran one."""
+
+    manifest: str
+    reference: dict
+    images: List[str] = field(default_factory=list)
+    skipped_images: List[Tuple[str, str]] = field(default_factory=list)
+    artefacts: List[ArtefactVerification] = field(default_factory=list)
+
+    @property
+    def verified(self) -> List[ArtefactVerification]:
+        return [a for a in self.artefacts if a.status in ("pass", "fail")]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.verified) and not any(a.status == "fail" for a in self.artefacts)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.passed else 1
+
+    def summary_lines(self) -> List[str]:
+        """Human-readable lines: the reference, one line per artefact, the verdict."""
+        lines = [f"reference: {self.reference['description']} on {len(self.images)} images"]
+        if self.reference.get("note"):
+            lines.append(f"  note: {self.reference['note']}")
+        for a in self.artefacts:
+            if a.status in ("pass", "fail"):
+                figures = f"max abs {a.max_abs:.2e}  mean abs {a.mean_abs:.2e}  SAD {a.sad_mean:.3g}" \
+                    if a.max_abs is not None else ""
+                limit = f"  (limit: {a.threshold_source})" if a.threshold_source else ""
+                lines.append(f"  {a.status.upper():<4} {a.path:<24} {figures}{limit}"
+                             + (f"  -- {a.reason}" if a.reason else ""))
+            else:
+                lines.append(f"  {a.status:<4} {a.path:<24} {a.reason or ''}")
+        for name, reason in self.skipped_images:
+            lines.append(f"  image skipped: {reason}")
+        verdict = "PASS" if self.passed else "FAIL"
+        lines.append(f"{verdict}: {sum(a.status == 'pass' for a in self.artefacts)} passed, "
+                     f"{sum(a.status == 'fail' for a in self.artefacts)} failed, "
+                     f"{sum(a.status == 'skipped' for a in self.artefacts)} skipped")
+        return lines
+
+    def as_dict(self) -> dict:
+        return {"manifest": self.manifest, "passed": self.passed, "reference": dict(self.reference),
+                "images": list(self.images),
+                "skipped_images": [{"image": n, "reason": r} for n, r in self.skipped_images],
+                "artefacts": [a.as_dict() for a in self.artefacts]}
+
+
+# ----------------------------------------------------------------------------------------------
+# Images
+# ----------------------------------------------------------------------------------------------
+
+
+def load_verify_images(images_dir=None) -> Tuple[Dict[str, np.ndarray], List[Tuple[str, str]]]:
+    """``({name: RGB uint8 H x W x 3}, [(file, reason skipped)])``.
+
+    Default: the bundled parity photos (:func:`edgematte.samples.parity_photo_names`). A folder is
+    read recursively (unreadable files are skipped with their reason); a single image file is taken
+    alone. No readable image at all raises :class:`EdgematteError`.
+    """
+    if images_dir is None:
+        from ..samples import parity_photo_names, sample_photos
+
+        return sample_photos(parity_photo_names()), []
+
+    root = Path(images_dir)
+    if not root.exists():
+        raise EdgematteError(f"--images {root}: no such file or folder")
+    files = files_below(root) if root.is_dir() else [root]
+    images, skipped = {}, []
+    for path in files:
+        try:
+            images[str(path.relative_to(root)) if root.is_dir() else path.name] = read_image(path)
+        except EdgematteError as error:
+            skipped.append((str(path), str(error)))
+    if not images:
+        raise EdgematteError(f"--images {root}: no readable image found ({len(skipped)} files skipped)")
+    return images, skipped
+
+
+# ----------------------------------------------------------------------------------------------
+# The reference
+# ----------------------------------------------------------------------------------------------
+
+
+class _Reference:
+    """Reference alphas per profile name, computed once per image."""
+
+    def __init__(self, manifest: dict, images: Dict[str, np.ndarray], threads: Optional[int]):
+        self.manifest = manifest
+        self.images = images
+        self.threads = threads
+        self.stand_in: Optional[dict] = None  # the artefact entry used as reference, if any
+        self.slack = 0.0                      # its recorded error against the Paddle reference
+        self._alphas: Dict[str, List[np.ndarray]] = {}
+        self._open = None
+        note = None
+        recorded = manifest.get("reference", {}).get("model_dir")
+        if recorded:
+            note = self._try_paddle(Path(manifest["_dir"]) / recorded)
+        if self._open is None:
+            self._use_stand_in(note)
+        else:
+            self.description = f"Paddle Inference on {recorded} (the frozen reference model)"
+            self.note = note
+
+    def _try_paddle(self, model_dir: Path) -> Optional[str]:
+        """Set up Paddle Inference on ``model_dir``; returns why not (a note) when it cannot be used."""
+        try:
+            import paddle.inference  # noqa: F401
+        except ImportError:
+            return f"the manifest records a Paddle reference ({model_dir}) but paddlepaddle is not installed"
+        if not model_dir.is_dir():
+            raise EdgematteError(f"{model_dir}: the manifest's reference.model_dir is missing")
+        for name, digest in (self.manifest["reference"].get("files") or {}).items():
+            if not (model_dir / name).is_file() or sha256_file(model_dir / name) != digest:
+                raise EdgematteError(f"{model_dir / name}: missing or changed since conversion (sha256 differs)")
+        from .backends.paddle_inference import PaddleInferenceBackend
+
+        backend = PaddleInferenceBackend(model_dir, threads=self.threads)
+        shape = self.manifest["model"]["input_shape"]
+        transforms = self.manifest["model"].get("transforms")
+        self._open = lambda profile: Matter(backend, profile_for_model(profile, transforms), layout="nchw",
+                                            input_hw=(shape[2], shape[3]))
+        self.kind = "paddle_inference"
+        self.path = str(model_dir.relative_to(self.manifest["_dir"]))
+        return None
+
+    def _use_stand_in(self, note: Optional[str]) -> None:
+        runnable = [e for e in self.manifest["artefacts"]
+                    if e["parity"].get("runs_on_host", True) and e.get("target") in ("any", "x86")]
+        for fmt, precision in STAND_IN_PREFERENCE:
+            entry = next((e for e in runnable if e["format"] == fmt and e["precision"] == precision), None)
+            if entry is not None:
+                break
+        else:
+            raise EdgematteError(f"{self.manifest['_dir']}: no reference to verify against (no reference.model_dir "
+                                 f"and no fp32 ONNX, TFLite or x86 .nb artefact)")
+        self.stand_in = entry
+        self.slack = float(entry["parity"].get("max_abs") or 0.0)
+        self.kind = "stand_in"
+        self.path = entry["path"]
+        self.description = (f"{entry['path']} as a stand-in for Paddle Inference (recorded max abs "
+                            f"{self.slack:.2e} from it)")
+        self.note = note or "the manifest records no reference.model_dir, so the fp32 artefact stands in"
+        self._open = lambda profile: Matter.from_manifest(self.manifest["_dir"], artefact=entry["path"],
+                                                          threads=self.threads, profile=profile)
+
+    def alphas(self, profile: str) -> List[np.ndarray]:
+        """The reference's float32 alpha of every image through ``profile``; EdgematteError if it cannot run."""
+        if profile not in self._alphas:
+            try:
+                matter = self._open(profile)
+                self._alphas[profile] = [matter(rgb) for rgb in self.images.values()]
+            except (EdgematteError, RuntimeError, ValueError) as error:
+                raise EdgematteError(f"reference {self.path}: cannot run it, so nothing can be verified ({error})") \
+                    from None
+        return self._alphas[profile]
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "path": self.path, "description": self.description, "note": self.note,
+                "recorded_max_abs": self.slack if self.stand_in is not None else None}
+
+
+# ----------------------------------------------------------------------------------------------
+# Verification
+# ----------------------------------------------------------------------------------------------
+
+
+def boundary_pixel_share(manifest: dict) -> float:
+    """The share of boundary pixels a float artefact of this model may flip (0 for unknown models).
+
+    Read from ``reference.boundary_pixel_share`` when the manifest records it, else from the zoo
+    entry of ``model.name`` (what the converter applied).
+    """
+    recorded = manifest.get("reference", {}).get("boundary_pixel_share")
+    if recorded is not None:
+        return float(recorded)
+    from ..zoo.registry import get_model_spec
+
+    try:
+        return get_model_spec(manifest["model"]["name"]).boundary_pixel_share
+    except EdgematteError:  # a model from outside the zoo: continuous unless the manifest says otherwise
+        return 0.0
+
+
+def _threshold_for(entry: dict, thresholds: Optional[Mapping[str, Threshold]], slack: float,
+                   share: float) -> Tuple[Threshold, str]:
+    """The threshold for ``entry`` and a short statement of where it comes from."""
+    for key in (entry["path"], Path(entry["path"]).name, entry["precision"], "*"):
+        if thresholds and key in thresholds:
+            return thresholds[key], f"given for {key!r}"
+    bound = entry["parity"].get("bound")
+    if bound is not None and entry["precision"] in ("fp32", "fp16"):
+        source = f"parity bound {bound:g}" + (f" + stand-in's {slack:.2e}" if slack else "") \
+            + (f", {share:.2%} boundary pixels" if share else "")
+        return Threshold(max_abs=bound + slack, boundary_pixel_share=share), source
+    budget = (entry.get("numerics") or {}).get("budget_mad")
+    if budget is not None:
+        return Threshold(mean_abs=float(budget)), f"int8 budget mean abs {budget:g}"
+    return DEFAULT_UNBOUNDED_THRESHOLD, f"default mean abs {DEFAULT_UNBOUNDED_THRESHOLD.mean_abs:g}"
+
+
+def _compare(name: str, alpha: np.ndarray, reference: np.ndarray) -> ImageComparison:
+    from ..quant.metrics import alpha_difference_stats, sad
+
+    stats = alpha_difference_stats(alpha, reference)  # ValueError for NaN or a non-[0, 1] alpha
+    return ImageComparison(image=name, size=tuple(reference.shape[:2]), max_abs=stats["max_abs"],
+                           mean_abs=stats["mad"], sad=sad(alpha, reference))
+
+
+def _verify_artefact(manifest: dict, entry: dict, reference: _Reference, images: Dict[str, np.ndarray],
+                     thresholds, threads, share: float) -> ArtefactVerification:
+    result = ArtefactVerification(path=entry["path"], format=entry["format"], precision=entry["precision"],
+                                  status="skipped")
+    path = Path(manifest["_dir"]) / entry["path"]
+    if not path.is_file():
+        result.status, result.reason = "fail", f"{path}: missing"
+        return result
+    result.sha256_ok = sha256_file(path) == entry.get("sha256")
+    changed = None if result.sha256_ok else f"{path}: changed since conversion (sha256 differs from the manifest)"
+    if entry is reference.stand_in:
+        result.status = "reference" if result.sha256_ok else "fail"
+        result.reason = changed or "used as the reference, not compared with itself"
+        return result
+    if not entry["parity"].get("runs_on_host", True):
+        result.reason = entry["parity"].get("reason") or "does not run on this host"
+        return result
+    start = time.perf_counter()
+    try:
+        matter = Matter.from_manifest(manifest["_dir"], artefact=entry["path"], threads=threads,
+                                      profile=entry.get("profile"))
+    except EdgematteError as error:
+        # The unchanged file loaded by the converter: what is missing is on this host (a runtime).
+        result.status = "fail" if changed else "skipped"
+        result.reason = changed or f"cannot run here: {error}"
+        return result
+    result.threshold, result.threshold_source = _threshold_for(entry, thresholds, reference.slack, share)
+    references = reference.alphas(entry.get("profile", "android"))
+    alphas = []
+    try:
+        for (name, rgb), ref_alpha in zip(images.items(), references):
+            alphas.append(matter(rgb))
+            result.images.append(_compare(name, alphas[-1], ref_alpha))
+    except (EdgematteError, ValueError, RuntimeError) as error:
+        result.status, result.reason = "fail", f"{path}: {error}"
+        return result
+    finally:
+        result.seconds = time.perf_counter() - start
+    pooled = parity_lib.compare(alphas, references, reference.path, bound=result.threshold.max_abs)
+    result.max_abs, result.mean_abs, result.frac_over_bound = pooled.max_abs, pooled.mean_abs, pooled.frac_over_bound
+    result.sad_mean = float(np.mean([c.sad for c in result.images]))
+    over = result.threshold.exceeded(pooled)
+    result.status = "fail" if (over or changed) else "pass"
+    result.reason = "; ".join(r for r in (changed, over) if r) or None
+    return result
+
+
+def verify_manifest(manifest_path, images_dir=None, thresholds: Optional[Mapping[str, Threshold]] = None,
+                    threads: Optional[int] = None) -> VerifyReport:
+    """Verify every host-runnable artefact of a conversion against the reference.
+
+    ``manifest_path``: ``OUT/manifest.json`` or ``OUT``. ``images_dir``: a folder (recursive) or one
+    image; default the bundled parity photos. ``thresholds``: ``{key: Threshold}`` where ``key`` is
+    an artefact's path or file name, a precision (``fp32``, ``fp16``, ``int8``) or ``"*"``; others
+    get the defaults of the module doc. ``threads``: interpreter threads.
+
+    Returns a :class:`VerifyReport` (``exit_code`` 1 when any artefact failed or none could run;
+    ``as_dict()`` for ``--json``). Raises :class:`EdgematteError` when the manifest, the images or
+    every possible reference is unusable.
+    """
+    from ..converter.manifest import read_manifest
+
+    manifest = read_manifest(manifest_path)
+    images, skipped_images = load_verify_images(images_dir)
+    reference = _Reference(manifest, images, threads)
+    share = boundary_pixel_share(manifest)
+    report = VerifyReport(manifest=str(Path(manifest["_dir"]) / "manifest.json"), reference=reference.as_dict(),
+                          images=list(images), skipped_images=skipped_images)
+    for entry in manifest["artefacts"]:
+        report.artefacts.append(_verify_artefact(manifest, entry, reference, images, thresholds, threads, share))
+    return report
