@@ -58,8 +58,9 @@ test-java: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/edgematte convert ppmattingv2 --seed 0 --int8 -o $(OUT)/ppmattingv2
 	$(VENV)/bin/edgematte runtime samples -o $(OUT)/samples
+	$(VENV)/bin/edgematte matte $(OUT)/samples --model $(OUT)/ppmattingv2 --background blur --save alpha,composite -o $(OUT)/mattes
 	$(VENV)/bin/edgematte bench $(OUT)/ppmattingv2 --threads 2 --runs 10 --warmup 2 -o $(OUT)/bench
-	@echo "demo outputs: $(OUT)/ppmattingv2/report.md, $(OUT)/bench/bench.md"
+	@echo "demo outputs: $(OUT)/ppmattingv2/report.md, $(OUT)/mattes/, $(OUT)/bench/bench.md"
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
