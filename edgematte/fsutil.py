@@ -6,6 +6,7 @@ within one file system). Folders are built in a temporary sibling folder and swa
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -84,3 +85,20 @@ def sha256_file(path, chunk=1 << 20) -> str:
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def read_json_document(path, schema: str, what: str, hint: str = "") -> dict:
+    """A JSON file that must declare ``"schema": schema``; failures are one-line errors naming ``path``."""
+    from .errors import EdgematteError
+
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise EdgematteError(f"{path}: no {what} here{hint}") from None
+    except (OSError, ValueError) as e:
+        raise EdgematteError(f"{path}: not a readable {what} ({e})") from e
+    if not isinstance(document, dict) or document.get("schema") != schema:
+        found = document.get("schema") if isinstance(document, dict) else None
+        raise EdgematteError(f"{path}: unknown schema {found!r} for a {what} (expected {schema})")
+    return document

@@ -4,7 +4,6 @@ import json
 import tarfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 

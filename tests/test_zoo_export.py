@@ -9,15 +9,11 @@ from edgematte.runtime.backends.paddle_inference import PaddleInferenceBackend
 from edgematte.zoo.export import build_with_weights, export_deploy_folder
 from edgematte.zoo.registry import get_model_spec
 from edgematte.zoo.source import read_deploy_folder
-from edgematte.zoo.weights import parse_layout
 
 from .conftest import run_cli
+from .helpers import normalize, run_dygraph
 
 import paddle  # noqa: E402  (the test profile always has the convert toolchain)
-
-
-def _normalized(rgb):
-    return ((rgb.astype(np.float32) / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)[None]
 
 
 @pytest.fixture(scope="module")
@@ -25,12 +21,7 @@ def astronaut(data_dir):
     return np.load(data_dir / "ppmattingv2.seed0.512x512.npz")["image"]
 
 
-def _dygraph(model, x):
-    with paddle.no_grad():
-        return model(paddle.to_tensor(x)).numpy()
-
-
-def test_fixed_export_runs_in_paddle_inference_like_dygraph(tmp_path, astronaut, data_dir):
+def test_fixed_export_runs_in_paddle_inference_likerun_dygraph(tmp_path, astronaut, data_dir):
     folder = export_deploy_folder("ppmattingv2", tmp_path / "d", seed=0, input_shape=[1, 3, 512, 512])
     names = sorted(p.name for p in folder.iterdir())
     assert names == ["deploy.yaml", "model.pdiparams", "model.pdmodel"]
@@ -40,14 +31,14 @@ def test_fixed_export_runs_in_paddle_inference_like_dygraph(tmp_path, astronaut,
     assert [t["type"] for t in deploy["Deploy"]["transforms"]] == ["LoadImages", "LimitShort", "ResizeToIntMult", "Normalize"]
     assert deploy["ModelName"] == "PPMattingV2"
 
-    x = _normalized(astronaut)
+    x = normalize(astronaut)
     alpha = PaddleInferenceBackend(folder, threads=2).run(x)
     official = np.load(data_dir / "ppmattingv2.seed0.512x512.npz")["alpha"]
     assert alpha.shape == (1, 1, 512, 512)
     assert 0.0 <= alpha.min() and alpha.max() <= 1.0 and alpha.std() > 0.01
     assert np.abs(alpha - official).max() <= 1e-4
     model = build_with_weights(get_model_spec("ppmattingv2"), seed=0)
-    assert np.abs(alpha - _dygraph(model, x)).max() <= 1e-5
+    assert np.abs(alpha - run_dygraph(model, x)).max() <= 1e-5
 
 
 def test_default_paddle_inference_config_is_wrong_and_the_fix_is_needed(tmp_path, astronaut):
@@ -59,7 +50,7 @@ def test_default_paddle_inference_config_is_wrong_and_the_fix_is_needed(tmp_path
     config.disable_glog_info()
     predictor = inference.create_predictor(config)
     handle = predictor.get_input_handle(predictor.get_input_names()[0])
-    x = _normalized(astronaut)
+    x = normalize(astronaut)
     handle.reshape(list(x.shape))
     handle.copy_from_cpu(x)
     predictor.run()
@@ -81,7 +72,7 @@ def test_dynamic_export_at_several_sizes(tmp_path_factory, hw):
     alpha = PaddleInferenceBackend(folder, threads=2).run(x)
     model = build_with_weights(get_model_spec("ppmattingv2"), seed=3, width=0.25)
     assert alpha.shape == (1, 1, *hw)
-    assert np.abs(alpha - _dygraph(model, x)).max() <= 1e-5
+    assert np.abs(alpha - run_dygraph(model, x)).max() <= 1e-5
 
 
 def test_one_backend_serves_several_sizes_exactly(tmp_path):
@@ -92,7 +83,7 @@ def test_one_backend_serves_several_sizes_exactly(tmp_path):
     rng = np.random.RandomState(2)
     for hw in [(512, 512), (480, 640), (384, 640), (512, 512)]:
         x = rng.uniform(-1, 1, (1, 3, *hw)).astype(np.float32)
-        assert np.abs(backend.run(x) - _dygraph(model, x)).max() <= 1e-5, hw
+        assert np.abs(backend.run(x) - run_dygraph(model, x)).max() <= 1e-5, hw
 
 
 def test_weights_from_paddle_save_equal_seeded(tmp_path):
@@ -102,7 +93,7 @@ def test_weights_from_paddle_save_equal_seeded(tmp_path):
     paddle.save(seeded.state_dict(), str(path))
     loaded = build_with_weights(spec, weights=path, width=0.25)
     x = np.random.RandomState(1).uniform(-1, 1, (1, 3, 128, 192)).astype(np.float32)
-    assert np.array_equal(_dygraph(seeded, x), _dygraph(loaded, x))
+    assert np.array_equal(run_dygraph(seeded, x), run_dygraph(loaded, x))
 
 
 def test_wrong_weights_are_refused_with_the_mismatch(tmp_path):

@@ -18,6 +18,8 @@ import pytest
 from edgematte.zoo import humanmatting
 from edgematte.zoo.weights import count_parameters, format_layout, parse_layout, seeded_state_dict
 
+from .helpers import normalize, run_dygraph, run_paddle_inference
+
 DATA = Path(__file__).parent / "data"
 OFFICIAL_PARAMETERS = 63_889_670  # published 63.9 M; BatchNorm running statistics excluded
 PARITY_TOL = 1e-3
@@ -29,11 +31,6 @@ def reference():
     return np.load(DATA / "humanmatting.seed0.512x512.npz")
 
 
-def normalize(rgb: np.ndarray) -> np.ndarray:
-    """uint8 RGB HxWx3 -> float32 [1, 3, H, W] as ``(rgb / 255 - 0.5) / 0.5`` (PaddleSeg Normalize)."""
-    return ((rgb.astype(np.float32) / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)[None].copy()
-
-
 def photo(height: int, width: int) -> np.ndarray:
     """The reference astronaut photo resized to ``height`` x ``width`` (uint8 RGB)."""
     return cv2.resize(reference()["image"], (width, height), interpolation=cv2.INTER_AREA)
@@ -43,24 +40,6 @@ def with_seed(model, width: float, seed: int):
     model.set_state_dict(seeded_state_dict(humanmatting.layout(width), seed))
     model.eval()
     return model
-
-
-def run_dygraph(model, x: np.ndarray) -> np.ndarray:
-    with paddle.no_grad():
-        return model(paddle.to_tensor(x)).numpy()
-
-
-def run_paddle_inference(prefix: str, x: np.ndarray) -> np.ndarray:
-    """A fresh Paddle Inference predictor (oneDNN on, TOOLCHAIN trap-8 pass removed) for one input."""
-    config = paddle.inference.Config(prefix + ".pdmodel", prefix + ".pdiparams")
-    config.delete_pass("reshape_transpose_matmul_mkldnn_fuse_pass")
-    config.disable_glog_info()
-    predictor = paddle.inference.create_predictor(config)
-    feed = predictor.get_input_handle("img")
-    feed.reshape(list(x.shape))
-    feed.copy_from_cpu(x)
-    predictor.run()
-    return predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +123,7 @@ def test_exported_program_matches_dygraph(tiny_seed0, tmp_path, export_shape, ru
 
 LITE_SCRIPT = """
 import sys, numpy as np
+
 from paddlelite.lite import MobileConfig, Opt, create_paddle_predictor
 prefix, x_path = sys.argv[1], sys.argv[2]
 opt = Opt()

@@ -17,6 +17,8 @@ import skimage.data
 from edgematte.zoo import ppmattingv2
 from edgematte.zoo.weights import count_parameters, format_layout, parse_layout, seeded_state_dict
 
+from .helpers import normalize, run_dygraph, run_paddle_inference
+
 DATA = Path(__file__).parent / "data"
 OFFICIAL_PARAMETERS = 8_947_488  # published 8.95 M; BatchNorm running statistics excluded
 OFFICIAL_MACS_512 = 7_507_110_912  # paddle.flops at 1x3x512x512 (published 7.51 GFLOPs)
@@ -28,11 +30,6 @@ def official_layout():
     return parse_layout((DATA / "ppmattingv2.state_dict.tsv").read_text())
 
 
-def normalize(rgb: np.ndarray) -> np.ndarray:
-    """uint8 RGB HxWx3 -> float32 [1, 3, H, W] as ``(rgb / 255 - 0.5) / 0.5`` (PaddleSeg Normalize)."""
-    return ((rgb.astype(np.float32) / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)[None].copy()
-
-
 def photo(height: int, width: int, name: str = "astronaut") -> np.ndarray:
     return cv2.resize(getattr(skimage.data, name)(), (width, height), interpolation=cv2.INTER_AREA)
 
@@ -42,26 +39,6 @@ def seeded_model(width: float, seed: int):
     model.set_state_dict(seeded_state_dict(ppmattingv2.layout(width), seed))
     model.eval()
     return model
-
-
-def run_dygraph(model, x: np.ndarray) -> np.ndarray:
-    with paddle.no_grad():
-        return model(paddle.to_tensor(x)).numpy()
-
-
-def run_paddle_inference(prefix: str, x: np.ndarray) -> np.ndarray:
-    """One fresh Paddle Inference predictor (oneDNN on, with the TOOLCHAIN trap-8 fix) per call.
-
-    Fresh on purpose: a predictor of a dynamic-shape export that ran 512x512 first returns wrong
-    alphas for a later 480x640 input (oneDNN pool2d state), which is not what these tests are about.
-    """
-    config = paddle.inference.Config(prefix + ".pdmodel", prefix + ".pdiparams")
-    config.delete_pass("reshape_transpose_matmul_mkldnn_fuse_pass")
-    config.disable_glog_info()
-    predictor = paddle.inference.create_predictor(config)
-    predictor.get_input_handle("img").copy_from_cpu(x)
-    predictor.run()
-    return predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
 
 
 def export(model, prefix: Path, shape) -> str:

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from .. import __version__
-from ..errors import EdgematteError
-from ..fsutil import sha256_file, write_text_atomic
+from ..fsutil import read_json_document, sha256_file, write_text_atomic
 
 SCHEMA = "edgematte.manifest/1"
 MANIFEST_NAME = "manifest.json"
@@ -106,13 +105,6 @@ def read_manifest(path_or_dir) -> dict:
     path = Path(path_or_dir)
     if path.is_dir():
         path = path / MANIFEST_NAME
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise EdgematteError(f"{path}: no manifest here (run 'edgematte convert' first)") from None
-    except (OSError, ValueError) as e:
-        raise EdgematteError(f"{path}: not a readable manifest ({e})") from e
-    if manifest.get("schema") != SCHEMA:
-        raise EdgematteError(f"{path}: unknown manifest schema {manifest.get('schema')!r} (expected {SCHEMA})")
+    manifest = read_json_document(path, SCHEMA, "manifest", hint=" (run 'edgematte convert' first)")
     manifest["_dir"] = str(path.parent)
     return manifest

@@ -1,7 +1,7 @@
 """Parity: how far an artefact's outputs are from the reference's on the same input tensors."""
 
 from dataclasses import asdict, dataclass
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 

@@ -49,7 +49,7 @@ class ConvertOptions:
     width: float = 1.0
     strict: bool = True
     keep_work: bool = False
-    int8: Optional["Int8Options"] = None  # edgematte.quant.int8.Int8Options: also build INT8 artefacts
+    int8: Optional[object] = None  # an edgematte.quant.int8.Int8Options: also build INT8 artefacts
 
 
 @dataclass

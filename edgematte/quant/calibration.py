@@ -23,7 +23,6 @@ model's input. Tensors handed over directly (:func:`check_calibration_tensors`,
 """
 
 import hashlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple

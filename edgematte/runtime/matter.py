@@ -11,7 +11,7 @@ An int8-I/O model gets its input quantized and its output dequantized with the t
 
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 

@@ -48,7 +48,7 @@ import numpy as np
 
 from edgematte import __version__
 from edgematte.errors import EdgematteError
-from edgematte.fsutil import atomic_dir
+from edgematte.fsutil import atomic_dir, read_json_document
 from edgematte.runtime.backends.base import Backend, TensorSpec
 from edgematte.runtime.backends.litert import dequantize, quantize
 from edgematte.runtime.profiles import HW, blurred_background, get_profile
@@ -362,14 +362,7 @@ def read_golden_vectors(path) -> GoldenVectors:
     """Open a golden-vector folder (or its index.json) written by Python or by the Android app."""
     path = Path(path)
     index_path = path / INDEX_NAME if path.is_dir() else path
-    try:
-        index = json.loads(index_path.read_text())
-    except FileNotFoundError:
-        raise EdgematteError(f"{index_path}: no golden-vector index here") from None
-    except (OSError, ValueError) as error:
-        raise EdgematteError(f"{index_path}: not a readable golden-vector index ({error})") from error
-    if index.get("schema") != SCHEMA:
-        raise EdgematteError(f"{index_path}: unknown schema {index.get('schema')!r} (expected {SCHEMA})")
+    index = read_json_document(index_path, SCHEMA, "golden-vector index")
     return GoldenVectors(index_path.parent, index)
 
 
