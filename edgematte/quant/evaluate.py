@@ -1,7 +1,7 @@
 """``edgematte quant eval``: the matting metrics of any artefact on a user's dataset.
 
-Against fp32 (the manifest's Paddle reference model where paddle is installed, else its fp32 ONNX or
-TFLite artefact, said in the result) and, given ``gt``, against ground-truth alpha mattes: files below
+Against fp32 (the reference ``edgematte verify`` uses: the manifest's Paddle model where paddle is
+installed, else an fp32 artefact standing in, said in the result) and, given ``gt``, against ground-truth alpha mattes: files below
 ``gt`` with the same relative path as the image (any image extension), e.g. PPM-100's ``image/`` and
 ``alpha/`` folders.
 """
@@ -19,28 +19,12 @@ from .calibration import load_calibration_images
 from .metrics import alpha_from_uint8, matting_numerics
 
 
-def fp32_matter(manifest_dir, threads=None):
-    """(Matter, description) for the fp32 reference of a conversion."""
-    manifest = read_manifest(manifest_dir)
-    shape = manifest["model"]["input_shape"]
-    model_dir = manifest.get("reference", {}).get("model_dir")
-    if model_dir:
-        try:
-            import paddle  # noqa: F401
-        except ImportError:
-            pass
-        else:
-            from ..runtime.backends import open_backend
-            from ..runtime.profiles import profile_for_model
+def fp32_matter(manifest_dir, profile: str, threads=None):
+    """(Matter, description) for the fp32 reference of a conversion, as ``verify`` chooses it."""
+    from ..runtime.verify import Reference
 
-            profile = profile_for_model(manifest["artefacts"][0].get("profile", "android"), manifest["model"].get("transforms"))
-            backend = open_backend("paddle_inference", Path(manifest["_dir"]) / model_dir, threads=threads)
-            return Matter(backend, profile, layout="nchw", input_hw=(shape[2], shape[3])), "Paddle Inference reference (fp32)"
-    for fmt in ("onnx", "tflite", "nb"):
-        for a in manifest["artefacts"]:
-            if a["format"] == fmt and a["precision"] == "fp32" and a["parity"].get("runs_on_host", True):
-                return Matter.from_manifest(manifest_dir, artefact=a["path"], threads=threads), f"{a['path']} (fp32 stand-in)"
-    raise EdgematteError(f"{manifest['_dir']}: no fp32 reference that runs here")
+    reference = Reference(read_manifest(manifest_dir), {}, threads)
+    return reference.matter(profile), reference.description
 
 
 def _ground_truth(gt_dir: Path, name: str) -> np.ndarray:
@@ -58,7 +42,7 @@ def evaluate_artefact(manifest_path, artefact: Optional[str], data_dir, gt_dir=N
     manifest = read_manifest(manifest_path)
     entry = select_artefact(manifest, artefact)
     matter = Matter.from_manifest(manifest_path, artefact=entry["path"], threads=threads)
-    reference, reference_name = fp32_matter(manifest_path, threads)
+    reference, reference_name = fp32_matter(manifest_path, entry.get("profile", "android"), threads)
     images, report = load_calibration_images(data_dir, minimum=1)
     predicted = [matter(rgb) for rgb in images]
     result = {"artefact": entry["path"], "precision": entry["precision"], "images": len(images),

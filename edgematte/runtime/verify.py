@@ -204,7 +204,7 @@ def load_verify_images(images_dir=None) -> Tuple[Dict[str, np.ndarray], List[Tup
 # ----------------------------------------------------------------------------------------------
 
 
-class _Reference:
+class Reference:
     """Reference alphas per profile name, computed once per image."""
 
     def __init__(self, manifest: dict, images: Dict[str, np.ndarray], threads: Optional[int]):
@@ -266,6 +266,10 @@ class _Reference:
         self.note = note or "the manifest records no reference.model_dir, so the fp32 artefact stands in"
         self._open = lambda profile: Matter.from_manifest(self.manifest["_dir"], artefact=entry["path"],
                                                           threads=self.threads, profile=profile)
+
+    def matter(self, profile: str) -> Matter:
+        """A Matter running the reference through ``profile``."""
+        return self._open(profile)
 
     def alphas(self, profile: str) -> List[np.ndarray]:
         """The reference's float32 alpha of every image through ``profile``; EdgematteError if it cannot run."""
@@ -330,7 +334,7 @@ def _compare(name: str, alpha: np.ndarray, reference: np.ndarray) -> ImageCompar
                            mean_abs=stats["mad"], sad=sad(alpha, reference))
 
 
-def _verify_artefact(manifest: dict, entry: dict, reference: _Reference, images: Dict[str, np.ndarray],
+def _verify_artefact(manifest: dict, entry: dict, reference: Reference, images: Dict[str, np.ndarray],
                      thresholds, threads, share: float) -> ArtefactVerification:
     result = ArtefactVerification(path=entry["path"], format=entry["format"], precision=entry["precision"],
                                   status="skipped")
@@ -394,7 +398,7 @@ def verify_manifest(manifest_path, images_dir=None, thresholds: Optional[Mapping
 
     manifest = read_manifest(manifest_path)
     images, skipped_images = load_verify_images(images_dir)
-    reference = _Reference(manifest, images, threads)
+    reference = Reference(manifest, images, threads)
     share = boundary_pixel_share(manifest)
     report = VerifyReport(manifest=str(Path(manifest["_dir"]) / "manifest.json"), reference=reference.as_dict(),
                           images=list(images), skipped_images=skipped_images)
