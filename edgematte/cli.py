@@ -140,7 +140,7 @@ def _csv(choices):
 @click.option("--to", "formats", default="lite,onnx,tflite", show_default=True, callback=_csv(("lite", "onnx", "tflite")), help="Artefact formats.")
 @click.option("--lite-targets", default="arm,x86", show_default=True, callback=_csv(("arm", "x86", "opencl")), help="Paddle Lite targets.")
 @click.option("--input-shape", nargs=4, type=int, default=None, metavar="N C H W", help="Fixed input shape (default: deploy.yaml's, else the model's native size).")
-@click.option("--fp16/--no-fp16", default=True, show_default=True, help="Also write an fp16 TFLite model.")
+@click.option("--fp16/--no-fp16", default=None, help="Also write an fp16 TFLite model (default: yes, except for models whose weights do not survive fp16, e.g. PP-HumanMatting).")
 @click.option("--layout", type=click.Choice(["nhwc", "nchw"]), default="nhwc", show_default=True, help="TFLite input/output layout.")
 @click.option("--weights", type=click.Path(dir_okay=False), help="For a zoo MODEL name: official .pdparams checkpoint.")
 @click.option("--seed", type=int, default=None, help="For a zoo MODEL name: seeded weights.")

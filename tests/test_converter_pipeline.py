@@ -177,3 +177,21 @@ def test_full_size_ppmattingv2_at_the_uneven_size(tmp_path):
     assert by_path["model_fp16.tflite"]["parity"]["max_abs"] <= 5e-3
     assert by_path["model_fp32.tflite"]["layout"] == "nhwc"
     assert by_path["model_fp32.tflite"]["inputs"][0]["shape"] == [1, 480, 640, 3]
+
+
+@pytest.mark.slow
+def test_tiny_humanmatting_converts_to_every_format(tmp_path):
+    """PP-HumanMatting's refiner pads come out of paddle2onnx as 5-D pads that onnx2tf cannot take; the
+    converter folds them back to 4-D. fp16 is skipped by default for this model, with the reason."""
+    out = tmp_path / "out"
+    r = run_cli("convert", "humanmatting", *TINY, "--input-shape", 1, 3, 256, 256, "-o", out, timeout=1500)
+    assert r.returncode == 0, r.stderr
+    m = _manifest(out)
+    by_path = {a["path"]: a for a in m["artefacts"]}
+    assert set(by_path) == {"model_x86.nb", "model_arm.nb", "model.onnx", "model_fp32.tflite"}
+    assert "fp16" in m["fp16_skipped"] or "fp16-rounded" in m["fp16_skipped"]
+    for path in ("model_x86.nb", "model.onnx", "model_fp32.tflite"):
+        assert by_path[path]["parity"]["within_bound"], (path, by_path[path]["parity"])
+        assert by_path[path]["parity"]["max_abs"] <= 1e-3
+    rewritten = [n for n in by_path["model.onnx"]["onnx"]["normalizations"] if n["action"] == "rewritten"]
+    assert len(rewritten) == 2

@@ -14,6 +14,11 @@ explicit pooling windows, separably over H and W: per distinct window size one s
 then one Gather picking the windows Paddle uses (and a Concat when sizes differ). No dense matrix
 product: pooling and gathering quantize like any other pooling (TOOLCHAIN.md, INT8 section).
 
+It then normalizes patterns that are correct ONNX but that onnx2tf cannot convert, each by an exactly
+equivalent rewrite that ONNX Runtime must confirm on the whole graph (:func:`normalize_graph`):
+paddle2onnx writes Paddle's 4-D ``pad`` as Unsqueeze -> 5-D Pad -> Squeeze, on which onnx2tf's
+channels-last transposition fails (PP-HumanMatting's refiner); it becomes one 4-D Pad.
+
 Layout: NCHW only (PaddleSeg's matting models). Shapes must be static; freeze the input first.
 """
 
@@ -43,6 +48,9 @@ ONNXSIM_TIMEOUT_S = 900
 SIMPLIFY_TOLERANCE = 1e-5
 # An inserted replacement must reproduce exact adaptive pooling this closely on random data.
 REPAIR_SELF_CHECK_TOLERANCE = 1e-5
+# A graph normalization only moves data (no arithmetic changes): the whole graph must reproduce its
+# outputs to within float32 rounding of a changed kernel schedule, on inputs in [-1, 1].
+NORMALIZATION_TOLERANCE = 1e-7
 
 
 @dataclass(frozen=True)
@@ -408,6 +416,181 @@ def _repair_one(model, op: AdaptivePoolOp, node, in_hw: Tuple[int, int], opset: 
 
 
 # --------------------------------------------------------------------------------------------------
+# Graph normalizations: exact rewrites of patterns that are correct ONNX but that onnx2tf breaks
+
+
+def _constant_value(model, name: str) -> Optional[np.ndarray]:
+    """The value of tensor ``name`` when it is an initializer or a ``Constant`` node's output, else ``None``."""
+    import onnx
+
+    for tensor in model.graph.initializer:
+        if tensor.name == name:
+            return onnx.numpy_helper.to_array(tensor)
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.output[0] == name:
+            for a in node.attribute:
+                if a.name in ("value", "value_float", "value_floats", "value_int", "value_ints"):
+                    value = onnx.helper.get_attribute_value(a)
+                    return onnx.numpy_helper.to_array(value) if a.name == "value" else np.asarray(value)
+    return None
+
+
+def _axes_operand(model, node) -> Optional[List[int]]:
+    """The ``axes`` of an Unsqueeze/Squeeze node (attribute before opset 13, input since).
+
+    ``None`` when absent or not a constant.
+    """
+    axes = _attr(node, "axes")
+    if axes is None and len(node.input) > 1 and node.input[1]:
+        value = _constant_value(model, node.input[1])
+        axes = None if value is None else value.reshape(-1).tolist()
+    return None if axes is None else [int(a) for a in axes]
+
+
+def _pads_operand(model, node) -> Optional[np.ndarray]:
+    """A Pad node's int64 ``pads`` (attribute before opset 11, input since); ``None`` if not constant."""
+    pads = _attr(node, "pads")
+    if pads is None and len(node.input) > 1 and node.input[1]:
+        pads = _constant_value(model, node.input[1])
+    return None if pads is None else np.asarray(pads, dtype=np.int64).reshape(-1)
+
+
+def _unsqueezed_pad_verdict(model, unsqueeze, pad, squeeze) -> Tuple[Optional[np.ndarray], str]:
+    """Whether Unsqueeze -> Pad -> Squeeze is exactly a Pad of the Unsqueeze's input, and with which pads.
+
+    Returns ``(pads of the equivalent lower-rank Pad, reason)``; pads ``None`` means it is not
+    provably equivalent and ``reason`` says why. Pads are ONNX's ``[begin per axis..., end per axis...]``.
+    """
+    if len(pad.input) > 3 and pad.input[3]:
+        return None, "the Pad has an 'axes' input (opset 18); not handled"
+    pads = _pads_operand(model, pad)
+    if pads is None or pads.size % 2:
+        return None, "the Pad's pads are not a constant of even length"
+    rank = pads.size // 2
+    inserted = _axes_operand(model, unsqueeze)
+    squeezed = _axes_operand(model, squeeze)
+    if inserted is None or squeezed is None:
+        return None, "the Unsqueeze or Squeeze axes are not constant (a Squeeze without axes drops every size-1 axis)"
+    inserted = sorted({a % rank for a in inserted})
+    if len(inserted) >= rank or sorted({a % rank for a in squeezed}) != inserted:
+        return None, f"Squeeze axes {squeezed} do not undo Unsqueeze axes {_axes_operand(model, unsqueeze)}"
+    nonzero = {a: (int(pads[a]), int(pads[rank + a])) for a in inserted if pads[a] or pads[rank + a]}
+    if nonzero:
+        # e.g. (1, -1) shifts the one element out and fills the axis with the constant
+        return None, f"pads (begin, end) on inserted axes {nonzero} are not zero"
+    kept = [a for a in range(rank) if a not in inserted]
+    return np.concatenate([pads[kept], pads[[rank + a for a in kept]]]), "pads on the inserted axes are zero"
+
+
+def fold_unsqueezed_pads(model) -> List[dict]:
+    """Rewrite, in place, every Unsqueeze -> Pad -> Squeeze that only pads the original axes as one Pad.
+
+    paddle2onnx writes Paddle's 4-D ``pad`` (``pad3d``) as ``Unsqueeze(axes=[2])`` -> 5-D ``Pad`` ->
+    ``Squeeze(axes=[2])``; onnx2tf transposes the 5-D tensor to channels-last and then fails to squeeze
+    the wrong axis. The chain equals a Pad of the Unsqueeze's input with the inserted axes' pads left
+    out exactly when those pads are all zero (begin and end) and the Squeeze removes precisely the
+    inserted axes: every output element then reads the same input element or the same fill. The Pad
+    keeps its mode (constant/reflect/edge/wrap) and constant value. A chain whose intermediate tensors
+    are read elsewhere (or are graph outputs) is left alone, as is a Pad with an ``axes`` input.
+
+    Returns one record per Unsqueeze -> Pad -> Squeeze found: ``action`` ``"rewritten"`` (with the
+    pads before and after) or ``"left"``, and the ``reason``.
+    """
+    import onnx
+
+    graph_outputs = {o.name for o in model.graph.output}
+    records, operands = [], set()
+    # Pads are found by output name: rewriting replaces node messages, so references would go stale.
+    for pad_output in [n.output[0] for n in model.graph.node if n.op_type == "Pad"]:
+        producers = {o: n for n in model.graph.node for o in n.output}
+        readers: Dict[str, list] = {}
+        for n in model.graph.node:
+            for name in n.input:
+                readers.setdefault(name, []).append(n)
+        pad = producers[pad_output]
+        unsqueeze = producers.get(pad.input[0])
+        squeezes = readers.get(pad_output, [])
+        if unsqueeze is None or unsqueeze.op_type != "Unsqueeze" or [n.op_type for n in squeezes] != ["Squeeze"]:
+            continue
+        squeeze = squeezes[0]
+        mode = _attr(pad, "mode", b"constant")
+        record = {"normalization": "unsqueeze_pad_squeeze",
+                  "onnx_nodes": [n.name or n.output[0] for n in (unsqueeze, pad, squeeze)],
+                  "mode": mode.decode() if isinstance(mode, bytes) else mode,
+                  "unsqueeze_axes": _axes_operand(model, unsqueeze)}
+        folded, reason = _unsqueezed_pad_verdict(model, unsqueeze, pad, squeeze)
+        if folded is not None and (len(readers.get(unsqueeze.output[0], [])) != 1
+                                   or {unsqueeze.output[0], pad_output} & graph_outputs):
+            folded, reason = None, "the unsqueezed or padded tensor is also read elsewhere"
+        if folded is None:
+            records.append({**record, "action": "left", "reason": reason})
+            continue
+        pads_before = _pads_operand(model, pad).tolist()
+        if _attr(pad, "pads") is not None:  # opset < 11: pads is an attribute
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in pad.attribute}
+            rewritten = onnx.helper.make_node("Pad", [unsqueeze.input[0]], [squeeze.output[0]], name=pad.name,
+                                              **{**attrs, "pads": folded.tolist()})
+        else:
+            pads_name = f"{pad_output}/pads_without_inserted_axes"  # tensor names are unique, node names need not be
+            model.graph.initializer.append(onnx.numpy_helper.from_array(folded.astype(np.int64), pads_name))
+            rewritten = onnx.helper.make_node("Pad", [unsqueeze.input[0], pads_name, *pad.input[2:]],
+                                              [squeeze.output[0]], name=pad.name)
+            rewritten.attribute.extend(pad.attribute)
+        operands.update(name for n in (unsqueeze, pad, squeeze) for name in n.input[1:])
+        # In the Pad's place: its inputs are all produced before it, its readers come after the Squeeze.
+        dropped = {unsqueeze.output[0], squeeze.output[0]}
+        kept = [rewritten if n.output[0] == pad_output else n for n in model.graph.node if n.output[0] not in dropped]
+        del model.graph.node[:]
+        model.graph.node.extend(kept)
+        records.append({**record, "action": "rewritten",
+                        "reason": f"{reason} and the Squeeze removes exactly the inserted axes: the same "
+                                  f"{record['mode']} pad of the original axes",
+                        "pads_before": pads_before, "pads_after": folded.tolist()})
+    _drop_unread_constants(model, operands)
+    return records
+
+
+def _drop_unread_constants(model, names) -> None:
+    """Remove the initializers and Constant nodes among ``names`` that nothing reads any more."""
+    read = {name for n in model.graph.node for name in n.input} | {o.name for o in model.graph.output}
+    unread = set(names) - read
+    for tensor in [t for t in model.graph.initializer if t.name in unread]:
+        model.graph.initializer.remove(tensor)
+    kept = [n for n in model.graph.node if not (n.op_type == "Constant" and n.output[0] in unread)]
+    if len(kept) != len(model.graph.node):
+        del model.graph.node[:]
+        model.graph.node.extend(kept)
+
+
+def normalize_graph(model) -> List[dict]:
+    """Apply, in place, every exact graph normalization (so far :func:`fold_unsqueezed_pads`); returns their records."""
+    return fold_unsqueezed_pads(model)
+
+
+def _normalize_checked(model, feed, reference_outputs) -> Tuple[List[dict], Optional[dict]]:
+    """:func:`normalize_graph` on ``model`` in place, proven: the ONNX checker passes and ONNX Runtime
+    reproduces ``reference_outputs`` (the graph before, on ``feed``) within NORMALIZATION_TOLERANCE.
+
+    Returns ``(records, {"max_abs", "tolerance"})``; the check is ``None`` when nothing was rewritten.
+    """
+    import onnx
+
+    records = normalize_graph(model)
+    if not any(r["action"] == "rewritten" for r in records):
+        return records, None
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as e:
+        raise AssertionError(f"normalized graph fails the ONNX checker: {e}") from e
+    outputs = _run_onnx(model, feed)
+    diff = max(float(np.abs(a - b).max()) if a.shape == b.shape else float("inf")
+               for a, b in zip(outputs, reference_outputs))
+    if not diff <= NORMALIZATION_TOLERANCE:
+        raise AssertionError(f"graph normalization changed the outputs by {diff:g} (> {NORMALIZATION_TOLERANCE:g})")
+    return records, {"max_abs": diff, "tolerance": NORMALIZATION_TOLERANCE}
+
+
+# --------------------------------------------------------------------------------------------------
 # The tools
 
 
@@ -519,11 +702,14 @@ def export_onnx(model_dir, out_path, opset: int = 11) -> dict:
     """Paddle legacy inference model (fixed input shape) -> exact ONNX file at ``out_path``.
 
     Steps: paddle2onnx (opset ``opset``; it may raise the opset if an op needs it), repair of every
-    adaptive pool whose windows differ from Paddle's, onnxsim (kept only if it validates), atomic
+    adaptive pool whose windows differ from Paddle's, exact graph normalizations for onnx2tf
+    (:func:`normalize_graph`, proven in ONNX Runtime), onnxsim (kept only if it validates), atomic
     write. Returns::
 
         {"path", "opset", "inputs": [{"name", "shape", "dtype"}], "outputs": [...same, shapes measured],
          "repairs": [one record per Paddle adaptive pool, see repair_adaptive_pools],
+         "normalizations": [one record per pattern found, see normalize_graph],
+         "normalization_check": {"max_abs", "tolerance"} or None when nothing was rewritten,
          "simplify": {"kept", "reason"?, "max_abs"?, ...}, "tool_versions": {...}, "paddle2onnx_log": str}
     """
     import onnx
@@ -547,6 +733,7 @@ def export_onnx(model_dir, out_path, opset: int = 11) -> dict:
             raise AssertionError(f"repaired graph fails the ONNX checker: {e}") from e
         feed = _random_feed(model)
         reference_outputs = _run_onnx(model, feed)
+        normalizations, normalization_check = _normalize_checked(model, feed, reference_outputs)
         model, simplify_note = _simplify(model, tmp, reference_outputs, feed)
 
         outputs = _tensor_infos(model.graph.output)
@@ -560,6 +747,8 @@ def export_onnx(model_dir, out_path, opset: int = 11) -> dict:
         "inputs": _tensor_infos(model.graph.input, {i.name for i in model.graph.initializer}),
         "outputs": outputs,
         "repairs": repairs,
+        "normalizations": normalizations,
+        "normalization_check": normalization_check,
         "simplify": simplify_note,
         "tool_versions": tool_versions(),
         "paddle2onnx_log": log,

@@ -39,7 +39,7 @@ class ConvertOptions:
     formats: Sequence[str] = FORMATS
     lite_targets: Sequence[str] = ("arm", "x86")
     input_shape: Optional[Sequence[int]] = None
-    fp16: bool = True
+    fp16: Optional[bool] = None  # None: the model's default (ModelSpec.default_fp16)
     layout: str = "nhwc"
     profile: str = DEFAULT_PROFILE
     images: Optional[Dict[str, np.ndarray]] = None
@@ -62,6 +62,7 @@ class _Run:
     bounds: Dict[str, float] = field(default_factory=lambda: dict(PARITY_BOUNDS))
     reference_backend: object = None
     boundary_pixel_share: float = 0.0
+    fp16: bool = True
     int8_reference: List[np.ndarray] = field(default_factory=list)  # fp32 reference outputs, held-out images
     int8_x86_parity: Optional[parity_lib.Parity] = None
     saved_model: Optional[Path] = None  # onnx2tf's SavedModel, kept for TFLite INT8
@@ -154,6 +155,12 @@ def convert(model: str, out, options: ConvertOptions = ConvertOptions()) -> dict
             },
         )
         run = _Run(out=tmp, manifest=manifest)
+        run.fp16 = options.fp16
+        if run.fp16 is None:
+            run.fp16 = source.spec.default_fp16 if source.spec is not None else True
+            if not run.fp16 and "tflite" in formats:
+                manifest["fp16_skipped"] = source.spec.fp16_note
+                console.info(f"no fp16 TFLite by default for {source.spec.name}: {source.spec.fp16_note}")
         if source.spec is not None and source.spec.fp32_parity_bound > PARITY_BOUNDS["fp32"]:
             run.bounds["fp32"] = source.spec.fp32_parity_bound
             run.boundary_pixel_share = source.spec.boundary_pixel_share
@@ -297,7 +304,7 @@ def _convert_onnx(run: _Run, frozen, options: ConvertOptions, profile: str, keep
         _record(run, path, outputs, parity, bound=run.bounds["fp32"], format="onnx", target="any",
                 precision="fp32", runtime="onnxruntime", layout="nchw", inputs=_spec_list(backend.inputs),
                 outputs=_spec_list(backend.outputs), profile=profile,
-                extra={"onnx": {"opset": info["opset"], "repairs": info["repairs"], "simplify": info["simplify"]}})
+                extra={"onnx": {k: info[k] for k in ("opset", "repairs", "normalizations", "normalization_check", "simplify")}})
     return path
 
 
@@ -309,7 +316,7 @@ def _convert_tflite(run: _Run, onnx_path: Path, options: ConvertOptions, profile
         if options.int8 is not None:
             run.saved_model = work / "saved_model"
         # No log_path: on failure onnx2tf's log is kept outside OUT (which is discarded) and named in the error.
-        info = convert_to_tflite(onnx_path, run.out, layout=options.layout, fp16=options.fp16,
+        info = convert_to_tflite(onnx_path, run.out, layout=options.layout, fp16=run.fp16,
                                  saved_model_dir=run.saved_model)
     summary = {k: v for k, v in info.items() if k in ("onnx_sha256", "onnx2tf_version", "tensorflow_version", "wall_time_s")}
     for item in info["files"].values():
