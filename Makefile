@@ -46,7 +46,10 @@ venv: $(STAMP)
 
 test: test-python test-java
 
+# The ssh/qemu bench-target tests need sshd and qemu-user-static: installed here when missing and
+# possible (root + apt-get); otherwise those tests skip with the reason (and fail under CI=true).
 test-python: $(STAMP)
+	-@bash .ci/setup-test-hosts.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The Android app's pure-Java core: compiled and its JUnit tests run on the host JVM against the

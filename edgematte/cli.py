@@ -335,10 +335,16 @@ def device_verify():
     _not_built("device verify", 8)
 
 
-@device.command("arm-rootfs", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-def device_arm_rootfs():
-    """Prepare and cache an arm64 root file system for qemu emulation."""
-    _not_built("device arm-rootfs", 9)
+@device.command("arm-rootfs")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Where to build and keep it (default: $EDGEMATTE_ARM_ROOTFS or ~/.cache/edgematte/arm64-rootfs).")
+@click.option("--mirror", default=None, help="Debian mirror (default: $EDGEMATTE_DEBIAN_MIRROR or deb.debian.org).")
+@click.option("--force", is_flag=True, help="Rebuild even if the cached one is current.")
+def device_arm_rootfs(cache_dir, mirror, force):
+    """Prepare and cache an arm64 root file system for qemu emulation (about 30 s and 360 MB, once)."""
+    from .bench.qemu import rootfs_location
+    from .device.rootfs import prepare_arm_rootfs
+
+    click.echo(str(prepare_arm_rootfs(rootfs_location(cache_dir), mirror=mirror, force=force, log=console.info)))
 
 
 @cli.group()

@@ -17,8 +17,8 @@ def benchmark(manifest_path, target: str = "local", threads: List[int] = (1, 2),
     A configuration that fails is recorded with its error and the others still run; the call raises
     :class:`EdgematteError` at the end if any failed (after the reports are written).
     """
-    manifest = read_manifest(manifest_path)
     tgt = parse_target(target)
+    manifest = read_manifest(manifest_path)
     configs = tgt.configurations(manifest, artefacts, list(threads))
     out = Path(out) if out else Path(manifest["_dir"]) / "bench" / tgt.name
     results = []

@@ -30,11 +30,18 @@ def parse_target(text: str):
     """``local`` | ``ssh://user@host[:port]`` | ``adb:SERIAL`` | ``qemu:CPU`` -> a target object."""
     if text == "local":
         return LocalTarget()
-    kind = text.split(":", 1)[0]
-    if kind in ("ssh", "adb", "qemu"):
+    if text.startswith("ssh://"):
+        from .ssh import SshTarget
+
+        return SshTarget(text)
+    if text.startswith("qemu:"):
+        from .qemu import QemuTarget
+
+        return QemuTarget(text)
+    if text.startswith("adb:"):
         from ..errors import NotBuiltYet
 
-        raise NotBuiltYet(f"--target {text}: the {kind} target is not built yet (tracked in issue 9)")
+        raise NotBuiltYet(f"--target {text}: the adb target is not built yet (tracked in issue 9)")
     raise EdgematteError(f"--target {text}: expected local, ssh://user@host[:port], adb:SERIAL or qemu:CPU")
 
 
@@ -53,13 +60,9 @@ class LocalTarget:
             r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
         except subprocess.TimeoutExpired:
             return {"artefact": config.artefact, "threads": config.threads, "error": f"timed out after {timeout} s"}
-        result = parse_runner_output(r.stdout, config)
-        if r.returncode not in (0, 3) and "error" not in result:
-            result["error"] = f"runner exited with status {r.returncode}"
-        if r.returncode < 0 or (r.returncode not in (0, 3) and not r.stdout):
-            result = {"artefact": config.artefact, "threads": config.threads,
-                      "error": f"runner died (status {r.returncode}): {(r.stderr.strip().splitlines() or [''])[-1]}"}
-        return result
+        from .bundle import runner_result
+
+        return runner_result(r.returncode, r.stdout, r.stderr, config)
 
     def configurations(self, manifest: dict, artefacts: Optional[List[str]], threads: List[int]) -> List[Configuration]:
         """Every host-runnable artefact (plus the Paddle reference when it is in OUT) x thread count."""

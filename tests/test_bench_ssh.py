@@ -1,0 +1,253 @@
+"""`--target ssh://`: the runner bundle, and a real OpenSSH server started here on 127.0.0.1.
+
+The server is Debian's /usr/sbin/sshd (installed by .ci/setup-test-hosts.sh, never by this file)
+on a free port with a throwaway host key, accepting one throwaway client key. The "board" is this
+machine; its Python is a wrapper around this venv's that logs which edgematte it would import and
+what the temporary folder holds, so the test sees the bundle that was copied, not the checkout.
+"""
+
+import json
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edgematte.bench import session
+from edgematte.bench.bundle import board_artefacts, make_runner_bundle, runner_modules
+from edgematte.bench.ssh import SshTarget, parse_ssh_url
+from edgematte.bench.targets import Configuration
+from edgematte.converter.manifest import read_manifest
+from edgematte.errors import EdgematteError
+
+SSHD = Path("/usr/sbin/sshd")
+SETUP = "bash .ci/setup-test-hosts.sh"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (bound, read, released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def keygen(path: Path) -> Path:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "edgematte-test", "-f", str(path)],
+                   check=True, capture_output=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    """A running sshd on 127.0.0.1:PORT for the current user; yields (port, client key, user, folder)."""
+    if not SSHD.exists() or shutil.which("ssh") is None or shutil.which("ssh-keygen") is None:
+        message = f"OpenSSH server/client missing ({SSHD}, ssh, ssh-keygen): run '{SETUP}' as root"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    folder = tmp_path_factory.mktemp("sshd")
+    host_key, client_key = keygen(folder / "host_key"), keygen(folder / "client_key")
+    shutil.copyfile(folder / "client_key.pub", folder / "authorized_keys")
+    user = subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
+    port = free_port()
+    config = folder / "sshd_config"
+    config.write_text("\n".join([
+        f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {host_key}", f"PidFile {folder / 'sshd.pid'}",
+        f"AuthorizedKeysFile {folder / 'authorized_keys'}", "StrictModes no", "UsePAM no",
+        "PubkeyAuthentication yes", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
+        "PermitRootLogin prohibit-password", f"AllowUsers {user}", "LogLevel ERROR", ""]))
+    if os.geteuid() == 0:
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation folder, made by its service
+    log = open(folder / "sshd.log", "w")
+    server = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            assert server.poll() is None, f"sshd exited: {(folder / 'sshd.log').read_text()[-2000:]}"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "sshd did not listen within 15 s"
+                time.sleep(0.1)
+        yield {"port": port, "key": client_key, "user": user, "folder": folder}
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        log.close()
+
+
+def client_options(key: Path):
+    return ["-F", "/dev/null", "-i", str(key), "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null"]
+
+
+@pytest.fixture
+def board_python(tmp_path):
+    """The board's "python3": logs the runner's origin and the folder's files, then runs this venv's Python."""
+    log = tmp_path / "board-python.log"
+    wrapper = tmp_path / "board-python"
+    wrapper.write_text(f"""#!/bin/sh
+case "$*" in *edgematte.bench.runner*)
+  {{ echo "cwd=$PWD"
+     echo "runner=$(PYTHONDONTWRITEBYTECODE=1 {shlex.quote(sys.executable)} -c 'import edgematte.bench.runner as r; print(r.__file__)')"
+     find "$PWD" -type f | sed "s|^$PWD/|file=|" | sort; }} >> {shlex.quote(str(log))} ;;
+esac
+exec {shlex.quote(sys.executable)} "$@"
+""")
+    wrapper.chmod(0o755)
+    return wrapper, log
+
+
+@pytest.fixture
+def board(sshd, board_python, tmp_path):
+    """A reachable SshTarget whose temporary folders go to a folder of the test's own."""
+    remote_tmp = tmp_path / "board-tmp"
+    remote_tmp.mkdir()
+    target = SshTarget(f"ssh://{sshd['user']}@127.0.0.1:{sshd['port']}", ssh_options=client_options(sshd["key"]),
+                       python=str(board_python[0]), remote_tmp=str(remote_tmp))
+    yield target, remote_tmp, board_python[1]
+    target.close()
+
+
+# ---- the bundle (no ssh needed)
+
+def test_bundle_is_the_runner_subset_and_runs_without_the_toolchain(tiny_conversion, tmp_path):
+    modules = set(runner_modules())
+    required = {"edgematte", "edgematte.errors", "edgematte.converter.manifest", "edgematte.runtime.matter",
+                "edgematte.runtime.profiles", "edgematte.runtime.backends.litert", "edgematte.runtime.backends.paddle_lite",
+                "edgematte.bench.runner", "edgematte.bench.outputs"}
+    assert required <= modules
+    heavy = [m for m in modules if m.split(".")[1:2] in (["cli"], ["console"], ["quant"], ["zoo"], ["device"])
+             or m in ("edgematte.converter.pipeline", "edgematte.converter.tflite", "edgematte.runtime.batch",
+                      "edgematte.runtime.video", "edgematte.bench.session", "edgematte.bench.ssh")]
+    assert heavy == []
+
+    model_dir = make_runner_bundle(tmp_path / "bundle", read_manifest(tiny_conversion), ["model_fp32.tflite"])
+    assert sorted(p.name for p in model_dir.iterdir()) == ["manifest.json", "model_fp32.tflite"]
+    # The runner in the bundle with every toolchain package made unimportable: only numpy, OpenCV and LiteRT.
+    blocked = ["paddle", "paddlelite", "tensorflow", "onnx", "onnxruntime", "onnx2tf", "click", "yaml", "skimage"]
+    code = (
+        "import sys, runpy\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name.split('.')[0] in {blocked!r}: raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "sys.argv = ['runner'] + sys.argv[1:]\n"
+        "runpy.run_module('edgematte.bench.runner', run_name='__main__')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, "--manifest", str(model_dir), "--artefact", "model_fp32.tflite",
+                        "--runs", "2", "--warmup", "0", "--size", "160x120"], capture_output=True, text=True,
+                       cwd=tmp_path / "bundle", env=dict(os.environ, PYTHONPATH=str(tmp_path / "bundle")), timeout=120)
+    line = [l for l in r.stdout.splitlines() if l.startswith("EDGEMATTE_BENCH ")]
+    assert r.returncode == 0 and line, r.stdout + r.stderr
+    result = json.loads(line[0].split(" ", 1)[1])
+    assert result["backend"] == "litert" and result["model_s"]["n"] == 2
+
+
+def test_board_artefacts_and_target_parsing(tiny_conversion):
+    manifest = read_manifest(tiny_conversion)
+    # x86 .nb files and the Paddle reference never go to a board
+    assert board_artefacts(manifest) == ["model_arm.nb", "model.onnx", "model_fp32.tflite", "model_fp16.tflite"]
+    assert parse_ssh_url("ssh://pi@10.0.0.7:2222") == ("pi", "10.0.0.7", 2222)
+    assert parse_ssh_url("ssh://board") == (None, "board", None)
+    for bad in ("ssh://", "ssh://pi@host:notaport", "ssh://host/some/path", "sftp://host"):
+        with pytest.raises(EdgematteError, match="expected ssh://user@host"):
+            parse_ssh_url(bad)
+    target = SshTarget("ssh://pi@10.0.0.7:2222", ssh_options=[])
+    assert target.name == "ssh-10.0.0.7-2222" and target.emulated is False
+    configs = target.configurations(manifest, ["model_fp32.tflite"], [1, 4])
+    assert [(c.artefact, c.threads) for c in configs] == [("model_fp32.tflite", 1), ("model_fp32.tflite", 4)]
+    with pytest.raises(EdgematteError, match="reference"):
+        target.configurations(manifest, ["reference"], [1])
+
+
+# ---- against the real sshd
+
+def test_runner_is_copied_runs_returns_json_and_leaves_nothing(board, tiny_conversion):
+    target, remote_tmp, log = board
+    result = target.run(tiny_conversion, Configuration("model_fp32.tflite", 1), runs=3, warmup=1, size=(320, 256))
+    assert "error" not in result, result
+    assert result["artefact"] == "model_fp32.tflite" and result["backend"] == "litert" and result["threads"] == 1
+    m = result["model_s"]
+    assert m["n"] == 3 and 0 < m["min"] <= m["median"] <= m["max"] and result["input_size"] == [320, 256]
+    assert target.board["missing"] == [] and tuple(target.board["python"][:2]) == sys.version_info[:2]
+
+    # What ran: the bundle's runner, from a fresh folder under remote_tmp holding exactly the bundle.
+    entries = dict(line.split("=", 1) for line in log.read_text().splitlines())
+    folder = Path(entries["cwd"])
+    assert folder.parent == remote_tmp and folder.name.startswith("edgematte-bench.")
+    assert entries["runner"] == str(folder / "edgematte" / "bench" / "runner.py")
+    files = [line.split("=", 1)[1] for line in log.read_text().splitlines() if line.startswith("file=")]
+    assert "model/manifest.json" in files and "model/model_fp32.tflite" in files
+    assert not [f for f in files if f.startswith("model/") and f not in ("model/manifest.json", "model/model_fp32.tflite")]
+    assert len([f for f in files if f.startswith("edgematte/")]) == len(runner_modules())
+    # ... and removed afterwards
+    assert list(remote_tmp.iterdir()) == []
+
+
+def test_session_over_ssh_keeps_partial_results(sshd, board_python, tiny_conversion, tmp_path, monkeypatch):
+    """Through `benchmark()` as the CLI calls it, configured by the documented environment variables."""
+    model = tmp_path / "model"
+    model.mkdir()
+    for name in ("manifest.json", "model_fp32.tflite"):
+        shutil.copyfile(tiny_conversion / name, model / name)
+    (model / "model_fp16.tflite").write_bytes(b"not a flatbuffer")  # this configuration fails on the board
+    remote_tmp = tmp_path / "board-tmp"
+    remote_tmp.mkdir()
+    monkeypatch.setenv("EDGEMATTE_SSH_OPTIONS", " ".join(shlex.quote(o) for o in client_options(sshd["key"])))
+    monkeypatch.setenv("EDGEMATTE_SSH_PYTHON", str(board_python[0]))
+    monkeypatch.setenv("EDGEMATTE_SSH_TMPDIR", str(remote_tmp))
+    monkeypatch.setattr(session, "parse_target", SshTarget)  # until targets.parse_target knows ssh://
+    spec = f"ssh://{sshd['user']}@127.0.0.1:{sshd['port']}"
+    with pytest.raises(EdgematteError, match="1 of 2 configurations failed") as failure:
+        session.benchmark(model, target=spec, threads=[1], artefacts=["model_fp16.tflite", "model_fp32.tflite"],
+                          runs=2, warmup=0, size=(160, 128), out=tmp_path / "bench")
+    assert "\n" not in str(failure.value)
+    doc = json.loads((tmp_path / "bench" / "bench.json").read_text())
+    assert doc["target"] == spec and doc["emulated"] is False
+    first, second = doc["results"]
+    assert "not a loadable TFLite model" in first["error"]
+    assert second["artefact"] == "model_fp32.tflite" and second["model_s"]["n"] == 2
+    assert list(remote_tmp.iterdir()) == []
+
+
+def test_unreachable_host_is_one_line_before_any_configuration(tiny_conversion, tmp_path, monkeypatch):
+    if shutil.which("ssh") is None:
+        pytest.fail(f"the OpenSSH client is missing: run '{SETUP}'")
+    port = free_port()  # nothing listens there
+    target = SshTarget(f"ssh://nobody@127.0.0.1:{port}", ssh_options=["-F", "/dev/null"])
+    with pytest.raises(EdgematteError) as failure:
+        target.run(tiny_conversion, Configuration("model_fp32.tflite", 1), runs=1, warmup=0, size=(64, 64))
+    message = str(failure.value)
+    assert "\n" not in message and message.startswith(f"ssh://nobody@127.0.0.1:{port}: cannot connect")
+    assert "Connection refused" in message
+    # through the session: the same single line, and no report (nothing ran)
+    monkeypatch.setattr(session, "parse_target", lambda spec: SshTarget(spec, ssh_options=["-F", "/dev/null"]))
+    with pytest.raises(EdgematteError, match="cannot connect"):
+        session.benchmark(tiny_conversion, target=f"ssh://nobody@127.0.0.1:{port}", threads=[1],
+                          artefacts=["model_fp32.tflite"], out=tmp_path / "bench")
+    assert not (tmp_path / "bench").exists()
+
+
+def test_auth_failure_and_board_without_python_or_numpy(sshd, tiny_conversion, tmp_path):
+    spec = f"ssh://{sshd['user']}@127.0.0.1:{sshd['port']}"
+    config = Configuration("model_fp32.tflite", 1)
+    stranger = keygen(tmp_path / "stranger")
+    cases = [
+        (SshTarget(spec, ssh_options=client_options(stranger)), "cannot connect: .*Permission denied"),
+        (SshTarget(spec, ssh_options=client_options(sshd["key"]), python="/nonexistent/python3"),
+         "'/nonexistent/python3' not found on the board"),
+        # -S: no site-packages, so neither numpy nor OpenCV
+        (SshTarget(spec, ssh_options=client_options(sshd["key"]), python=f"{sys.executable} -S"),
+         "lacks numpy, cv2 .*pip install numpy opencv-python-headless"),
+    ]
+    for target, expected in cases:
+        with pytest.raises(EdgematteError, match=expected) as failure:
+            target.run(tiny_conversion, config, runs=1, warmup=0, size=(64, 64))
+        assert "\n" not in str(failure.value) and str(failure.value).startswith(spec)
