@@ -1,0 +1,398 @@
+"""TFLite INT8 artefacts that meet an accuracy budget: full-integer (float or int8 I/O) and dynamic range.
+
+:func:`build_tflite_int8` takes onnx2tf's SavedModel and pre-processed calibration tensors and
+writes, into one folder:
+
+- ``model_int8.tflite``: full-integer (int8 weights and activations) with float input/output;
+- ``model_int8_io.tflite``: the same network with int8 input/output (quantize the input and
+  dequantize the output with :func:`edgematte.runtime.backends.litert.quantize` / ``dequantize``);
+- ``model_dynamic.tflite``: dynamic range (int8 weights, float activations), optional.
+
+Each file is measured against fp32 by the caller's ``evaluate(path) -> {"mad": ...}`` (on an
+evaluation set disjoint from the calibration data). When the full-integer MAD exceeds the budget,
+:mod:`edgematte.quant.budget` ranks layer groups by how much keeping each float lowers the MAD (on
+a few calibration images, against the calibrated float model) and keeps the most sensitive ones
+float, cumulatively, until the evaluated MAD meets the budget or the step cap is reached. The
+records say what was kept float and what each step cost in MAD, bytes, float multiply-accumulates
+and, with ``latency_runs``, median latency.
+
+TensorFlow runs in subprocesses (:func:`edgematte.converter.tflite.quantize_int8` and its job
+runner): one calibration, cached in a work folder, serves every variant. Before quantizing, narrow
+concatenation inputs get their own scale (``untie_ratio``) and activation ranges are chosen by
+histogram MSE instead of min/max (``activation_ranges``), see ``converter/tflite.py``: on
+PP-MattingV2 (512x512) they take plain full int8 from MAD 0.0179 to 0.0072, adding only a few
+elementwise requantizations to what runs.
+"""
+
+import contextlib
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..converter.tflite import (
+    DEFAULT_ACTIVATION_RANGES,
+    DEFAULT_UNTIE_RATIO,
+    INT8_IO_DTYPES,
+    _run_int8_jobs,
+    _tflite_ops,
+)
+from ..console import warn
+from ..errors import EdgematteError
+from ..fsutil import atomic_path, sha256_file
+from . import budget as budget_search
+from .metrics import alpha_difference_stats
+
+FILE_NAMES = {("int8", "float32"): "model_int8.tflite", ("int8", "int8"): "model_int8_io.tflite",
+              ("dynamic", "float32"): "model_dynamic.tflite"}
+"""(precision, io dtype) -> file name in the output folder."""
+DEFAULT_BUDGET_MAD = 0.01
+DEFAULT_SENSITIVITY_IMAGES = 4
+DEFAULT_THREADS = 2
+MEASURE_CHUNK = 24
+"""Fallback variants quantized per TensorFlow subprocess while ranking (each is a full model file)."""
+_OP_TYPE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+Evaluate = Callable[[Path], dict]
+
+
+# ---------------------------------------------------------------------------------------------
+# Looking into a .tflite model
+
+
+def model_ops(path) -> List[dict]:
+    """Every op of a ``.tflite`` model in execution order.
+
+    Each op is ``{"index", "op", "inputs", "outputs"}`` with ``op`` the builtin name
+    (``"CONV_2D"``); each tensor ``{"index", "name", "dtype", "shape", "scale", "zero_point"}``.
+    A node name for ``keep_float`` is an op's first output name.
+    """
+    return _tflite_ops(path)
+
+
+def float_compute_ops(path) -> List[dict]:
+    """The ops of ``path`` that compute in float (first output float32), QUANTIZE/DEQUANTIZE excluded."""
+    return [op for op in model_ops(path)
+            if op["op"] not in ("QUANTIZE", "DEQUANTIZE") and op["outputs"] and op["outputs"][0]["dtype"] == "float32"]
+
+
+def split_keep_float(names: Sequence[str]) -> Tuple[List[str], List[str]]:
+    """``--keep-float`` names as ``(nodes, op types)``: all-capital identifiers (``BATCH_MATMUL``) are op types."""
+    nodes = [n for n in names if not _OP_TYPE.match(n)]
+    op_types = [n for n in names if _OP_TYPE.match(n)]
+    return nodes, op_types
+
+
+def median_latency_ms(path, runs: int = 10, threads: int = DEFAULT_THREADS, warmup: int = 2) -> float:
+    """Median wall time (ms) of one LiteRT inference of ``path`` on a zero input, ``threads`` threads."""
+    from ..runtime.backends.litert import LiteRTBackend
+
+    backend = LiteRTBackend(path, threads=threads)
+    spec = backend.inputs[0]
+    x = np.zeros([max(d, 1) for d in spec.shape], dtype=spec.dtype)
+    for _ in range(warmup):
+        backend.run(x)
+    times = []
+    for _ in range(max(runs, 1)):
+        started = time.perf_counter()
+        backend.run(x)
+        times.append((time.perf_counter() - started) * 1000.0)
+    return float(np.median(times))
+
+
+def run_float_io(path, batches: Sequence[np.ndarray], threads: int = DEFAULT_THREADS) -> List[np.ndarray]:
+    """The first output of ``path`` for each float batch, as float32 (int8 I/O quantized/dequantized)."""
+    from ..runtime.backends.litert import LiteRTBackend, dequantize, quantize
+
+    backend = LiteRTBackend(path, threads=threads)
+    spec_in, spec_out = backend.inputs[0], backend.outputs[0]
+    outputs = []
+    for batch in batches:
+        x = quantize(batch, spec_in) if spec_in.quant is not None else np.asarray(batch, dtype=spec_in.dtype)
+        y = backend.run(x)
+        outputs.append(dequantize(y, spec_out) if spec_out.quant is not None else y.astype(np.float32))
+    return outputs
+
+
+def output_mad(outputs: Sequence[np.ndarray], references: Sequence[np.ndarray]) -> float:
+    """MAD (mean absolute alpha difference, every pixel of every image pooled) of alpha outputs."""
+    total, pixels = 0.0, 0
+    for output, reference in zip(outputs, references):
+        stats = alpha_difference_stats(np.squeeze(output), np.squeeze(reference))
+        total += stats["mad"] * np.size(reference)
+        pixels += np.size(reference)
+    return total / pixels
+
+
+def layer_quantization_errors(saved_model_dir, calib_nhwc, batches, keep_float: Sequence[str] = (),
+                              calibrated_model=None, untie_ratio: Optional[float] = DEFAULT_UNTIE_RATIO,
+                              activation_ranges: str = DEFAULT_ACTIVATION_RANGES) -> List[dict]:
+    """TensorFlow QuantizationDebugger's per-tensor error of the int8 model, lowest SQNR first.
+
+    ``calib_nhwc``: the calibration tensors (None to reuse ``calibrated_model`` unchecked);
+    ``batches``: float32 ``[K, *input_shape]`` to run (a few calibration tensors). Each row:
+    ``tensor_name``, ``op``, ``scale``, ``zero_point``, ``rmse_steps`` (RMS error in quantization
+    steps; 0.29 is pure rounding), ``sqnr_db`` (float variance over squared error), ``float_variance``,
+    ``mean_squared_error``, ``max_abs_error``, ``mean_error``, ``stddev``, ``num_elements``. Each
+    quantized op is fed the same int8 input as its float twin, so a row is that op's own error.
+    """
+    nodes, op_types = split_keep_float(keep_float)
+    job = {"kind": "layer_errors", "batches": batches, "keep_float_nodes": nodes, "keep_float_ops": op_types}
+    (rows,), _ = _run_int8_jobs(saved_model_dir, calib_nhwc, [job], calibrated_model=calibrated_model,
+                                untie_ratio=untie_ratio, activation_ranges=activation_ranges)
+    return sorted(rows, key=lambda r: r["sqnr_db"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Building the artefacts
+
+
+def build_tflite_int8(saved_model_dir, calib_nhwc, out_dir, evaluate: Evaluate,
+                      budget_mad: Optional[float] = DEFAULT_BUDGET_MAD, keep_float: Sequence[str] = (),
+                      io_dtypes: Sequence[str] = INT8_IO_DTYPES, dynamic_range: bool = True,
+                      untie_ratio: Optional[float] = DEFAULT_UNTIE_RATIO,
+                      activation_ranges: str = DEFAULT_ACTIVATION_RANGES,
+                      sensitivity_images: int = DEFAULT_SENSITIVITY_IMAGES,
+                      max_steps: int = budget_search.DEFAULT_MAX_STEPS,
+                      max_group_fraction: float = budget_search.MAX_GROUP_MACS_FRACTION, latency_runs: int = 0,
+                      threads: int = DEFAULT_THREADS, work_dir=None, log_path=None) -> List[dict]:
+    """Write the INT8 TFLite artefacts into ``out_dir``; returns one record per file written.
+
+    ``saved_model_dir``: onnx2tf's SavedModel (``convert_to_tflite(..., saved_model_dir=)``).
+    ``calib_nhwc``: calibration tensors as the deployed model sees them, float32 ``[K, 1, H, W, 3]``
+    (or K arrays ``[1, H, W, 3]``), already pre-processed by the deployment profile.
+    ``evaluate(path) -> dict``: runs an artefact on the evaluation images (disjoint from the
+    calibration set) and returns at least ``{"mad": float}`` against fp32.
+    ``budget_mad``: the MAD the full-integer models must meet; ``None`` disables the search.
+    ``keep_float``: ops kept float from the start: node names (an op's output tensor name, see
+    :func:`model_ops`) or op types in capitals (``BATCH_MATMUL``).
+    ``io_dtypes``: which full-integer flavours to write (``"float32"``, ``"int8"``);
+    ``dynamic_range``: also write the dynamic-range model. ``untie_ratio``, ``activation_ranges``:
+    see :func:`edgematte.converter.tflite.quantize_int8`. ``sensitivity_images``: calibration tensors
+    used to rank layer groups; ``max_steps``: hard cap on fallback steps tried;
+    ``max_group_fraction``: largest share of the model's multiply-accumulates one group kept
+    float may hold (see :func:`edgematte.quant.budget.candidate_groups`). ``latency_runs``:
+    when > 0, each step and file also gets ``latency_ms`` (median of that many LiteRT runs with
+    ``threads`` threads). ``work_dir``: where the calibrated model and candidates live (default: a
+    temporary folder, removed afterwards; give one to reuse the calibration across calls).
+
+    Each record: ``path``, ``file``, ``precision`` (``"int8"`` full-integer or ``"dynamic"``),
+    ``io_dtype``, ``kept_float`` (``{"nodes", "ops"}``: the kept nodes that compute in float in
+    this file, and the op types kept float), ``numerics`` (what ``evaluate`` returned), ``mad``, ``budget_mad``, ``meets_budget``, ``size_bytes``, ``sha256``,
+    ``latency_ms`` (or None), and for full-integer records ``quantization`` (``activation_ranges``,
+    ``untie_ratio``, ``calibration_count``), ``untied`` (concatenation inputs given their own
+    scale), ``fallback`` (``{"history": [steps], "ranking": [groups measured], "searched"}``;
+    each step: ``step``, ``added``, ``kept_float_nodes``, ``mad``, ``size_bytes``, ``macs_float``,
+    ``latency_ms``). Files are written atomically; nothing else is left in ``out_dir``.
+    """
+    unknown = [d for d in io_dtypes if d not in INT8_IO_DTYPES]
+    if unknown or not io_dtypes:
+        raise EdgematteError(f"io_dtypes must be a non-empty subset of {', '.join(INT8_IO_DTYPES)}, got {list(io_dtypes)}")
+    calibration = _as_batches(calib_nhwc)
+    out_dir = Path(out_dir)
+    base_nodes, base_ops = split_keep_float(keep_float)
+    with _work_folder(work_dir) as work:
+        calibrated = work / "calibrated.tflite"
+        runner = _JobRunner(saved_model_dir, calibration, calibrated, untie_ratio, activation_ranges, log_path)
+
+        def evaluate_file(path: Path) -> dict:
+            numerics = dict(evaluate(path))
+            if "mad" not in numerics:
+                raise EdgematteError(f"evaluate({path.name}) returned no 'mad' ({sorted(numerics)})")
+            result = {"mad": float(numerics["mad"]), "size_bytes": path.stat().st_size, "numerics": numerics}
+            if latency_runs > 0:
+                result["latency_ms"] = median_latency_ms(path, latency_runs, threads)
+            return result
+
+        start_path = work / "step0.tflite"
+        runner.full_integer([(start_path, "float32", base_nodes)], base_ops, must_be_float=base_nodes)
+        start = evaluate_file(start_path)
+        search = _search(runner, calibrated, calibration, start_path, start, budget_mad, base_nodes, base_ops,
+                         sensitivity_images, max_steps, max_group_fraction, evaluate_file, work, threads)
+        kept_nodes = base_nodes + [n for n in search.kept_float_nodes if n not in base_nodes]
+        fallback = {"searched": search.searched, "history": _public_history(search.history),
+                    "ranking": search.ranking}
+
+        records = []
+        targets = {io_dtype: out_dir / FILE_NAMES[("int8", io_dtype)] for io_dtype in io_dtypes}
+        dynamic_target = out_dir / FILE_NAMES[("dynamic", "float32")] if dynamic_range else None
+        runner.finals(targets.get("int8"), kept_nodes, base_ops, base_nodes, dynamic_target)
+        for io_dtype, target in targets.items():
+            if io_dtype == "float32":  # the chosen step is this very model: publish it, measured already
+                with atomic_path(target, suffix=".tflite") as tmp:
+                    shutil.copyfile(search.chosen_path, tmp)
+                evaluation = search.chosen_evaluation
+            else:
+                evaluation = evaluate_file(target)
+            floating = {op["outputs"][0]["name"] for op in float_compute_ops(target)}
+            records.append(_record(target, "int8", io_dtype, [n for n in kept_nodes if n in floating], base_ops,
+                                   evaluation, budget_mad, untied=runner.untied, fallback=fallback,
+                                   settings={"activation_ranges": activation_ranges, "untie_ratio": untie_ratio,
+                                             "calibration_count": len(calibration)}))
+        if dynamic_target is not None:
+            records.append(_record(dynamic_target, "dynamic", "float32", [], [], evaluate_file(dynamic_target),
+                                   budget_mad))
+    return records
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _as_batches(calib_nhwc) -> np.ndarray:
+    batches = np.stack([np.asarray(b, dtype=np.float32) for b in calib_nhwc])
+    if batches.ndim < 2 or batches.shape[0] < 1 or not np.isfinite(batches).all():
+        raise EdgematteError(f"calibration tensors must be finite float32 [K, *input_shape], got shape {batches.shape}")
+    return batches
+
+
+@contextlib.contextmanager
+def _work_folder(work_dir):
+    """The caller's work folder (kept), or a temporary one removed on exit."""
+    if work_dir is not None:
+        Path(work_dir).mkdir(parents=True, exist_ok=True)
+        yield Path(work_dir)
+    else:
+        with tempfile.TemporaryDirectory(prefix="edgematte-int8-work-") as temporary:
+            yield Path(temporary)
+
+
+class _JobRunner:
+    """TensorFlow quantization jobs sharing one cached calibration."""
+
+    def __init__(self, saved_model_dir, calibration: np.ndarray, calibrated: Path,
+                 untie_ratio: Optional[float], activation_ranges: str, log_path):
+        self.saved_model_dir = saved_model_dir
+        self.calibration = calibration
+        self.calibrated = calibrated
+        self.untie_ratio = untie_ratio
+        self.activation_ranges = activation_ranges
+        self.log_path = log_path
+        self.untied: List[dict] = []
+
+    def _run(self, jobs: List[dict], fail_soft: bool = False) -> list:
+        results, info = _run_int8_jobs(self.saved_model_dir, self.calibration, jobs, calibrated_model=self.calibrated,
+                                       untie_ratio=self.untie_ratio, activation_ranges=self.activation_ranges,
+                                       log_path=self.log_path, fail_soft=fail_soft)
+        if any(job["kind"] != "dynamic_range" for job in jobs):  # untying applies to these only
+            self.untied = info["untied"]
+        for index, message in info["errors"].items():
+            warn(f"int8: {Path(jobs[index]['out']).name} not written: {message}")
+        return results
+
+    @staticmethod
+    def _full_integer_job(path: Path, io_dtype: str, nodes: Sequence[str], keep_float_ops: Sequence[str],
+                          must_be_float: Sequence[str]) -> dict:
+        return {"kind": "full_integer", "out": path, "io_dtype": io_dtype, "keep_float_nodes": list(nodes),
+                "check_float_nodes": list(must_be_float), "keep_float_ops": list(keep_float_ops)}
+
+    def full_integer(self, targets: Sequence[Tuple[Path, str, Sequence[str]]], keep_float_ops: Sequence[str],
+                     must_be_float: Sequence[str] = (), fail_soft: bool = False) -> list:
+        """Write ``(path, io dtype, kept nodes)`` full-integer models, each with ``keep_float_ops`` float.
+
+        Only ``must_be_float`` (the caller's own names) are required to come out float: a
+        scale-preserving op in a searched group may stay int8 (MLIR's choice), which is no error.
+        With ``fail_soft`` a variant the quantizer refuses gives ``None`` instead of an error.
+        """
+        return self._run([self._full_integer_job(path, io_dtype, nodes, keep_float_ops, must_be_float)
+                          for path, io_dtype, nodes in targets], fail_soft=fail_soft)
+
+    def finals(self, int8_io_target: Optional[Path], nodes: Sequence[str], keep_float_ops: Sequence[str],
+               must_be_float: Sequence[str], dynamic_target: Optional[Path]) -> None:
+        """The int8-I/O and dynamic-range files, in one TensorFlow run (either may be None)."""
+        jobs = []
+        if int8_io_target is not None:
+            jobs.append(self._full_integer_job(int8_io_target, "int8", nodes, keep_float_ops, must_be_float))
+        if dynamic_target is not None:
+            jobs.append({"kind": "dynamic_range", "out": dynamic_target})
+        if jobs:
+            self._run(jobs)
+
+
+class _SearchOutcome:
+    """The search's choice: kept nodes, the step file chosen and its evaluation, history and ranking."""
+
+    def __init__(self, result: Optional[budget_search.SearchResult], start: dict, work: Path):
+        self.searched = result is not None and len(result.history) > 1
+        self.kept_float_nodes = result.kept_float_nodes if result else []
+        self.history = result.history if result else [{"step": 0, "added": None, "kept_float_nodes": [],
+                                                       "macs_float": 0, **start}]
+        self.ranking = result.ranking if result else []
+        chosen = next(h for h in self.history if h["kept_float_nodes"] == self.kept_float_nodes)
+        self.chosen_path = work / f"step{chosen['step']}.tflite"
+        self.chosen_evaluation = {k: chosen[k] for k in ("mad", "size_bytes", "numerics", "latency_ms") if k in chosen}
+
+
+def _search(runner: _JobRunner, calibrated: Path, calibration: np.ndarray, start_path: Path, start: dict,
+            budget_mad: Optional[float], base_nodes: List[str], base_ops: List[str], sensitivity_images: int,
+            max_steps: int, max_group_fraction: float, evaluate_file: Callable[[Path], dict], work: Path,
+            threads: int) -> _SearchOutcome:
+    """Run the budget search when the starting model misses the budget."""
+    if budget_mad is None or start["mad"] <= budget_mad or max_steps == 0:
+        return _SearchOutcome(None, start, work)
+    # the raw calibrated model is the float network itself (ranges recorded, nothing quantized)
+    images = list(calibration[:max(1, sensitivity_images)])
+    references = run_float_io(calibrated, images, threads)
+    base_mad = output_mad(run_float_io(start_path, images, threads), references)
+    # node names as the quantizer knows them: the calibrated model's (the int8 model renames its output)
+    groups = [g for g in budget_search.candidate_groups(model_ops(calibrated), max_group_fraction)
+              if not set(g.nodes) <= set(base_nodes) and g.anchor_op not in base_ops]
+
+    def measure_fallbacks(node_sets: List[Tuple[str, ...]]) -> List[float]:
+        mads = []
+        for offset in range(0, len(node_sets), MEASURE_CHUNK):
+            chunk = node_sets[offset:offset + MEASURE_CHUNK]
+            paths = [work / f"rank{offset + i}.tflite" for i in range(len(chunk))]
+            jobs = [(p, "float32", base_nodes + list(nodes)) for p, nodes in zip(paths, chunk)]
+            # a variant the quantizer refuses ranks last instead of stopping the search
+            for written in runner.full_integer(jobs, base_ops, must_be_float=base_nodes, fail_soft=True):
+                if written is None:
+                    mads.append(float("inf"))
+                    continue
+                mads.append(output_mad(run_float_io(written, images, threads), references))
+                written.unlink()
+        return mads
+
+    ranked = budget_search.rank_groups(groups, base_mad, measure_fallbacks)
+
+    def evaluate_steps(candidates: List[Tuple[str, ...]]) -> List[dict]:
+        paths = [work / f"step{i + 1}.tflite" for i in range(len(candidates))]
+        runner.full_integer([(p, "float32", base_nodes + list(nodes)) for p, nodes in zip(paths, candidates)], base_ops,
+                            must_be_float=base_nodes)
+        results = []
+        for path in paths:
+            results.append(evaluate_file(path))
+            if results[-1]["mad"] <= budget_mad:
+                break
+        return results
+
+    result = budget_search.search_fallback(start, ranked, budget_mad, evaluate_steps, max_steps=max_steps)
+    return _SearchOutcome(result, start, work)
+
+
+def _public_history(history: List[dict]) -> List[dict]:
+    """Fallback steps without the bulky per-step numerics (kept: mad, size, latency, what was added)."""
+    keys = ("step", "added", "kept_float_nodes", "mad", "size_bytes", "macs_float", "latency_ms")
+    return [{k: h.get(k) for k in keys} for h in history]
+
+
+def _record(path: Path, precision: str, io_dtype: str, nodes: Sequence[str], op_types: Sequence[str],
+            evaluation: dict, budget_mad: Optional[float], untied: Optional[List[dict]] = None,
+            fallback: Optional[dict] = None, settings: Optional[dict] = None) -> dict:
+    record = {
+        "path": str(path), "file": path.name, "precision": precision, "io_dtype": io_dtype,
+        "kept_float": {"nodes": list(nodes), "ops": list(op_types)},
+        "numerics": evaluation["numerics"], "mad": evaluation["mad"], "budget_mad": budget_mad,
+        "meets_budget": None if budget_mad is None else evaluation["mad"] <= budget_mad,
+        "size_bytes": evaluation["size_bytes"], "sha256": sha256_file(path),
+        "latency_ms": evaluation.get("latency_ms"),
+    }
+    if precision == "int8":
+        record["quantization"] = settings
+        record["untied"] = [u["tensor"] for u in (untied or [])]
+        record["fallback"] = fallback
+    return record
