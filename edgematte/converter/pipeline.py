@@ -338,7 +338,7 @@ def _fp32_size(run: _Run, fmt: str, target: str) -> Optional[int]:
     return None
 
 
-def _record_int8(run: _Run, evaluation, path: Path, outputs, numerics: dict, budget: float, *, fmt: str,
+def _record_int8(run: _Run, path: Path, outputs, numerics: dict, budget: float, *, fmt: str,
                  target: str, precision: str, runtime: str, layout: str, profile: str, runs_on_host: bool,
                  extra: dict, io=None) -> dict:
     """An INT8 artefact: parity on the held-out images plus its matting numerics and budget verdict."""
@@ -379,7 +379,7 @@ def _convert_int8(run: _Run, frozen, options: ConvertOptions, profile, shape, fo
             run.int8_x86_parity = parity_lib.compare(x86["outputs"], run.int8_reference,
                                                      "reference (fp32), held-out images")
         for r in records:
-            _record_int8(run, evaluation, r["path"], r["outputs"], r["numerics"], opts.budget_mad, fmt="nb",
+            _record_int8(run, r["path"], r["outputs"], r["numerics"], opts.budget_mad, fmt="nb",
                          target=r["target"], precision="int8", runtime="paddle_lite", layout="nchw",
                          profile=profile.name, runs_on_host=r["runs_on_host"], extra={"quantization": r["ptq"]})
     if "tflite" in formats and run.saved_model is not None:
@@ -413,7 +413,7 @@ def _convert_tflite_int8(run: _Run, evaluation, options: ConvertOptions, profile
         else:
             numerics = r["numerics"]
         io = {"inputs": _spec_list([matter.input_spec]), "outputs": _spec_list([matter.output_spec])}
-        _record_int8(run, evaluation, path, outputs, numerics, options.int8.budget_mad, fmt="tflite", target="any",
+        _record_int8(run, path, outputs, numerics, options.int8.budget_mad, fmt="tflite", target="any",
                      precision=r["precision"], runtime="litert", layout=options.layout, profile=profile.name,
                      runs_on_host=True, io=io,
                      extra={"quantization": {k: v for k, v in r.items() if k not in ("path", "numerics", "precision")}})
