@@ -372,12 +372,9 @@ def _convert_int8(run: _Run, frozen, options: ConvertOptions, profile, shape, fo
     run.manifest["int8"] = {"algo": opts.algo, "budget_mad": opts.budget_mad, "keep_float": list(opts.keep_float),
                             "calibration": split, "evaluation_images": evaluation.names}
     if "lite" in formats:
-        records = int8_lib.paddle_lite_int8(frozen.files.model.parent, work, run.out, options.lite_targets,
-                                            evaluation, opts, run.step)
-        x86 = next((r for r in records if r["runs_on_host"]), None)
-        if x86 is not None:
-            run.int8_x86_parity = parity_lib.compare(x86["outputs"], run.int8_reference,
-                                                     "reference (fp32), held-out images")
+        records, x86_outputs = int8_lib.paddle_lite_int8(frozen.files.model.parent, work, run.out, options.lite_targets,
+                                                         evaluation, opts, run.step)
+        run.int8_x86_parity = parity_lib.compare(x86_outputs, run.int8_reference, "reference (fp32), held-out images")
         for r in records:
             _record_int8(run, r["path"], r["outputs"], r["numerics"], opts.budget_mad, fmt="nb",
                          target=r["target"], precision="int8", runtime="paddle_lite", layout="nchw",

@@ -162,6 +162,17 @@ def convs_without_bias(source, depthwise_only: bool = False) -> List[ConvWithout
     return _convs_without_bias(_Dataflow(info.program_bytes, str(files.model)), depthwise_only)
 
 
+def weights_of_convs_reading_input(source) -> List[str]:
+    """Weights of the conv ops that read the model's input directly (the image: the layer where the
+    int8 input scale, shared with whatever the image is concatenated with, costs most)."""
+    files, info = read_checked_model(source)
+    flow = _Dataflow(info.program_bytes, str(files.model))
+    feeds = set(info.feed_names)
+    return [flow.weight_of(op) for op in flow.ops
+            if op.type in ("conv2d", "depthwise_conv2d") and feeds & set(op.inputs.get("Input", ()))
+            and flow.weight_of(op)]
+
+
 def _convs_without_bias(flow: _Dataflow, depthwise_only: bool) -> List[ConvWithoutBias]:
     found = []
     for op in flow.ops:
