@@ -80,7 +80,9 @@ def write_report(out_dir, manifest: dict, preview_rgb: np.ndarray, reference_alp
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for a in int8:
             n = a["numerics"]
-            kept = a.get("quantization", {}).get("kept_float") or a.get("quantization", {}).get("skip_tensors") or []
+            kept = a.get("quantization", {}).get("kept_float") or []
+            if isinstance(kept, dict):  # TFLite: {"nodes": [...], "ops": [...]}
+                kept = [*kept.get("ops", []), *kept.get("nodes", [])]
             ratio = a.get("size_ratio_vs_fp32")
             lines.append(
                 f"| `{a['path']}` | {n['mad']:.4f} | {n['max_abs']:.3f} | {n['frac_over_8_255']:.2%} | {n['sad']:.2f} | "
