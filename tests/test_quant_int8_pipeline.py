@@ -19,7 +19,7 @@ from .conftest import run_cli
 def int8_conversion(tmp_path_factory):
     out = tmp_path_factory.mktemp("int8") / "out"
     r = run_cli("convert", "ppmattingv2", "--seed", "0", "--width", "0.25", "--input-shape", 1, 3, 256, 256,
-                "--to", "lite", "--int8", "--calib-count", 8, "-o", out)
+                "--to", "lite,tflite", "--no-fp16", "--int8", "--calib-count", 8, "-o", out)
     assert r.returncode == 0, r.stderr
     return out
 
@@ -27,7 +27,7 @@ def int8_conversion(tmp_path_factory):
 def test_int8_artefacts_carry_numerics(int8_conversion):
     m = json.loads((int8_conversion / "manifest.json").read_text())
     int8 = {a["path"]: a for a in m["artefacts"] if a["precision"] == "int8"}
-    assert set(int8) == {"model_x86_int8.nb", "model_arm_int8.nb"}
+    assert set(int8) == {"model_x86_int8.nb", "model_arm_int8.nb", "model_int8.tflite", "model_int8_io.tflite"}
     for a in int8.values():
         n = a["numerics"]
         assert set(n) >= {"mad", "max_abs", "frac_over_8_255", "sad", "mse", "grad", "conn", "eval_images"}
@@ -38,12 +38,16 @@ def test_int8_artefacts_carry_numerics(int8_conversion):
     assert int8["model_arm_int8.nb"]["parity"]["runs_on_host"] is False
 
 
-def test_reported_mad_equals_a_fresh_runtime_evaluation(int8_conversion):
+@pytest.mark.parametrize("artefact", ["model_x86_int8.nb", "model_int8_io.tflite", "model_dynamic.tflite"])
+def test_reported_mad_equals_a_fresh_runtime_evaluation(int8_conversion, artefact):
     m = json.loads((int8_conversion / "manifest.json").read_text())
-    reported = next(a for a in m["artefacts"] if a["path"] == "model_x86_int8.nb")["numerics"]
+    entry = next(a for a in m["artefacts"] if a["path"] == artefact)
+    reported = entry["numerics"]
+    if artefact == "model_int8_io.tflite":
+        assert entry["inputs"][0]["dtype"] == "int8" and entry["inputs"][0]["quant"] is not None
     split = split_calibration_evaluation(calib_count=8)
     assert list(split.evaluation_names) == m["int8"]["evaluation_images"]
-    int8 = Matter.from_manifest(int8_conversion, artefact="model_x86_int8.nb")
+    int8 = Matter.from_manifest(int8_conversion, artefact=artefact)
     fp32 = Matter(open_backend("paddle_inference", int8_conversion / "reference", threads=2), get_profile("android"),
                   layout="nchw", input_hw=(256, 256))
     fresh = matting_numerics((int8(rgb), fp32(rgb)) for rgb in split.evaluation)
