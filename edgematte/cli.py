@@ -21,7 +21,7 @@ def _not_built(command: str, issue: int):
 
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110, "terminal_width": 110})
 @click.version_option(__version__, "--version", prog_name="edgematte")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings, errors and requested output.")
