@@ -46,7 +46,7 @@ venv: $(STAMP)
 
 test: test-python test-java
 
-# The ssh/qemu bench-target tests need sshd and qemu-user-static: installed here when missing and
+# The ssh/qemu bench-target and adb tests need sshd, qemu-user-static and adb: installed here when missing and
 # possible (root + apt-get); otherwise those tests skip with the reason (and fail under CI=true).
 test-python: $(STAMP)
 	-@bash .ci/setup-test-hosts.sh

@@ -2,6 +2,7 @@
 # Installs the Debian packages the benchmark-target tests need, when they are missing:
 #   openssh-server + openssh-client  tests/test_bench_ssh.py starts a throwaway sshd on 127.0.0.1
 #   qemu-user-static + debootstrap    tests/test_bench_qemu.py runs the runner on an emulated arm64 CPU
+#   adb                               tests/test_device_*.py drive the real adb client (no device attached)
 # Idempotent: a machine that has them all is left untouched (no apt-get call at all). Needs root and
 # apt-get to install; without them it lists what is missing and exits 1.
 #
@@ -19,6 +20,7 @@ declare -A NEEDED=(
     [/usr/bin/qemu-aarch64-static]=qemu-user-static
     [/usr/sbin/debootstrap]=debootstrap
     [/usr/bin/dpkg-deb]=dpkg
+    [/usr/bin/adb]=adb
 )
 
 missing=()
@@ -26,7 +28,7 @@ for path in "${!NEEDED[@]}"; do
     [ -x "$path" ] || missing+=("${NEEDED[$path]}")
 done
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "setup-test-hosts: sshd, ssh, qemu-aarch64-static and debootstrap are present"
+    echo "setup-test-hosts: sshd, ssh, qemu-aarch64-static, debootstrap and adb are present"
     exit 0
 fi
 mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)

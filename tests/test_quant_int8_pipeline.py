@@ -38,6 +38,28 @@ def test_int8_artefacts_carry_numerics(int8_conversion):
     assert int8["model_arm_int8.nb"]["parity"]["runs_on_host"] is False
 
 
+def test_every_fallback_choice_reports_latency_against_fp32(int8_conversion):
+    m = json.loads((int8_conversion / "manifest.json").read_text())
+    fp32 = m["int8"]["fp32_latency_ms"]
+    assert set(fp32) == {"tflite", "nb_x86"} and all(v > 0 for v in fp32.values())
+    entries = {a["path"]: a for a in m["artefacts"]}
+    lite_history = entries["model_x86_int8.nb"]["quantization"]["history"]
+    tflite_history = entries["model_int8.tflite"]["quantization"]["fallback"]["history"]
+    for history in (lite_history, tflite_history):
+        assert history and all(h["latency_ms"] > 0 and 0 < h["mad"] for h in history)
+    assert entries["model_x86_int8.nb"]["quantization"]["latency_ms"] in [h["latency_ms"] for h in lite_history]
+    report = (int8_conversion / "report.md").read_text()
+    for name, history in (("model_x86_int8.nb", lite_history), ("model_int8.tflite", tflite_history)):
+        section = report.split(f"Fallback choices of `{name}`")[1].split("\n\n")[1]
+        rows = [r for r in section.splitlines() if r.startswith("| ") and not r.startswith("| choice")]
+        assert len(rows) == len(history)
+        for row, h in zip(rows, history):
+            cells = [c.strip() for c in row.strip("|").split("|")]
+            assert float(cells[2]) == pytest.approx(h["mad"], abs=5e-5)
+            assert float(cells[3]) == pytest.approx(h["latency_ms"], abs=0.05)
+    assert "Fallback choices of `model_int8_io.tflite`" not in report  # one search, shown once
+
+
 @pytest.mark.parametrize("artefact", ["model_x86_int8.nb", "model_int8_io.tflite", "model_dynamic.tflite"])
 def test_reported_mad_equals_a_fresh_runtime_evaluation(int8_conversion, artefact):
     m = json.loads((int8_conversion / "manifest.json").read_text())

@@ -370,10 +370,12 @@ def _convert_int8(run: _Run, frozen, options: ConvertOptions, profile, shape, fo
         evaluation, split = int8_lib.prepare(profile, (shape[2], shape[3]), run.reference_backend, opts)
         run.int8_reference = [run.reference_backend.run(x) for x in evaluation.inputs["nchw"]]
     run.manifest["int8"] = {"algo": opts.algo, "budget_mad": opts.budget_mad, "keep_float": list(opts.keep_float),
-                            "calibration": split, "evaluation_images": evaluation.names}
+                            "calibration": split, "evaluation_images": evaluation.names,
+                            "fp32_latency_ms": _fp32_latencies(run, evaluation, options, opts.latency_runs),
+                            "latency_threads": options.threads}
     if "lite" in formats:
         records, x86_outputs = int8_lib.paddle_lite_int8(frozen.files.model.parent, work, run.out, options.lite_targets,
-                                                         evaluation, opts, run.step)
+                                                         evaluation, opts, run.step, threads=options.threads)
         run.int8_x86_parity = parity_lib.compare(x86_outputs, run.int8_reference, "reference (fp32), held-out images")
         for r in records:
             _record_int8(run, r["path"], r["outputs"], r["numerics"], opts.budget_mad, fmt="nb",
@@ -381,6 +383,25 @@ def _convert_int8(run: _Run, frozen, options: ConvertOptions, profile, shape, fo
                          profile=profile.name, runs_on_host=r["runs_on_host"], extra={"quantization": r["ptq"]})
     if "tflite" in formats and run.saved_model is not None:
         _convert_tflite_int8(run, evaluation, options, profile)
+
+
+def _fp32_latencies(run: _Run, evaluation, options: ConvertOptions, runs: int) -> dict:
+    """Median ms of the fp32 artefacts the INT8 choices are weighed against: ``{"tflite", "nb_x86"}``, each
+    only when that artefact was built (measured like the INT8 tries: in-process, a held-out photo)."""
+    from ..bench.timing import median_latency_ms
+    from ..runtime.backends import open_backend
+
+    if runs <= 0:
+        return {}
+    candidates = {"tflite": ("litert", run.out / "model_fp32.tflite", options.layout),
+                  "nb_x86": ("paddle_lite", run.out / "model_x86.nb", "nchw")}
+    latencies = {}
+    for key, (runtime, path, layout) in candidates.items():
+        if path.exists():
+            with run.step(f"fp32 latency of {path.name} (median of {runs})"):
+                backend = open_backend(runtime, path, threads=options.threads)
+                latencies[key] = median_latency_ms(backend, evaluation.inputs[layout][0], runs=runs)
+    return latencies
 
 
 def _convert_tflite_int8(run: _Run, evaluation, options: ConvertOptions, profile) -> None:
@@ -400,7 +421,8 @@ def _convert_tflite_int8(run: _Run, evaluation, options: ConvertOptions, profile
     with run.step("TFLite INT8 (full integer, float and int8 I/O; dynamic range) with the accuracy budget"):
         records = build_tflite_int8(run.saved_model, evaluation.calibration["nhwc" if options.layout == "nhwc" else "nchw"],
                                     run.out, evaluate, budget_mad=options.int8.budget_mad,
-                                    keep_float=tuple(options.int8.keep_float), dynamic_range=options.int8.dynamic_range)
+                                    keep_float=tuple(options.int8.keep_float), dynamic_range=options.int8.dynamic_range,
+                                    latency_runs=options.int8.latency_runs, threads=options.threads)
     for r in records:
         path = Path(r["path"])
         outputs, matter = measured.get(str(path)) or (None, None)

@@ -30,6 +30,41 @@ def _fmt(x, spec=".2e"):
     return "n/a" if x is None else format(x, spec)
 
 
+def _fmt_ms(value) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+FP32_PEER = {"nb": "nb_x86", "tflite": "tflite"}
+
+
+def _fallback_tables(int8_artefacts, fp32_latency: dict, threads) -> list:
+    """Per INT8 fallback search: each choice tried, its MAD against its latency (and size), so a user can
+    see what the budget cost in speed. TFLite's float- and int8-I/O models share one search: shown once."""
+    lines, shown = [], []
+    for a in int8_artefacts:
+        quantization = a.get("quantization", {})
+        lite_history = quantization.get("history")
+        history = lite_history or (quantization.get("fallback") or {}).get("history")
+        if not history or history in shown:
+            continue
+        shown.append(history)
+        peer = fp32_latency.get(FP32_PEER.get(a["format"], ""))
+        yardstick = f"fp32: {_fmt_ms(peer)} ms" if peer is not None else "fp32 latency not measured"
+        lines += ["", f"Fallback choices of `{a['path']}` (median latency on this host, {threads} threads; {yardstick}):",
+                  "", "| choice | kept float | MAD | latency ms | vs fp32 | size MB |", "|---|---|---|---|---|---|"]
+        for h in history:
+            if lite_history:
+                choice, kept = h["step"], ", ".join(map(str, h.get("kept_float", []))) or "-"
+            else:
+                choice = "full integer" if h.get("added") is None else f"+ {h['added']}"
+                kept = f"{len(h.get('kept_float_nodes') or [])} nodes"
+            latency = h.get("latency_ms")
+            ratio = f"{latency / peer:.2f}x" if latency is not None and peer else "-"
+            lines.append(f"| {choice} | {kept} | {h.get('mad', float('nan')):.4f} | {_fmt_ms(latency)} | {ratio} | "
+                         f"{h.get('size_bytes', 0) / 1e6:.1f} |")
+    return lines
+
+
 def write_report(out_dir, manifest: dict, preview_rgb: np.ndarray, reference_alpha: np.ndarray,
                  artefact_alphas: Dict[str, np.ndarray]) -> Path:
     """Write ``report.md`` and its pictures for the first parity image.
@@ -76,8 +111,8 @@ def write_report(out_dir, manifest: dict, preview_rgb: np.ndarray, reference_alp
                   f"evaluated on {len(q['evaluation_images'])} held-out images ({', '.join(q['evaluation_images'])})",
                   f"- budget: MAD <= {q['budget_mad']}",
                   "",
-                  "| artefact | MAD | max abs | > 8/255 | SAD | MSE | Grad | Conn | size vs fp32 | within budget | kept float |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| artefact | MAD | max abs | > 8/255 | SAD | MSE | Grad | Conn | size vs fp32 | latency ms | within budget | kept float |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for a in int8:
             n = a["numerics"]
             kept = a.get("quantization", {}).get("kept_float") or []
@@ -87,13 +122,9 @@ def write_report(out_dir, manifest: dict, preview_rgb: np.ndarray, reference_alp
             lines.append(
                 f"| `{a['path']}` | {n['mad']:.4f} | {n['max_abs']:.3f} | {n['frac_over_8_255']:.2%} | {n['sad']:.2f} | "
                 f"{n['mse']:.5f} | {n['grad']:.2f} | {n['conn']:.2f} | {'n/a' if ratio is None else f'{ratio:.1%}'} | "
+                f"{_fmt_ms(a.get('quantization', {}).get('latency_ms'))} | "
                 f"{'yes' if n['within_budget'] else 'NO'} | {', '.join(map(str, kept)) or '-'} |")
-        for a in int8:
-            history = a.get("quantization", {}).get("history")
-            if history:
-                lines += ["", f"Fallback history of `{a['path']}`:", "", "| step | kept float | MAD | size MB |", "|---|---|---|---|"]
-                lines += [f"| {i} | {', '.join(map(str, h.get('kept_float', []))) or '-'} | {h.get('mad', float('nan')):.4f} | "
-                          f"{h.get('size_bytes', 0) / 1e6:.1f} |" for i, h in enumerate(history)]
+        lines += _fallback_tables(int8, q.get("fp32_latency_ms") or {}, q.get("latency_threads"))
     lines += ["", "## Pictures (first parity image)", "", "| input | reference alpha |", "|---|---|",
               "| ![](report/input.png) | ![](report/reference_alpha.png) |", ""]
     if artefact_alphas:

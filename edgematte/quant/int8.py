@@ -28,6 +28,7 @@ class Int8Options:
     budget_mad: float = DEFAULT_BUDGET_MAD
     keep_float: Sequence[str] = ()
     dynamic_range: bool = True
+    latency_runs: int = 10  # per fallback choice, so the report can weigh MAD against speed; 0 = off
 
 
 @dataclass
@@ -85,11 +86,13 @@ def lite_fallback_ladder(frozen_dir, keep_float: Sequence[str]) -> List[dict]:
 
 
 def paddle_lite_int8(frozen_dir, work: Path, out: Path, targets: Sequence[str], evaluation: EvaluationSet,
-                     options: Int8Options, step: Callable) -> List[dict]:
+                     options: Int8Options, step: Callable, threads: int = 2) -> tuple:
     """Paddle PTQ -> int8 .nb per target, walking :func:`lite_fallback_ladder` until the x86 .nb meets the
-    budget (else keeping the most accurate try). Returns records: path, target, numerics (x86 measured;
-    arm/opencl inherit the figures of the x86 .nb opt built from the same quantized program), outputs, and
-    ``ptq`` (settings, kept_float, history of the tries)."""
+    budget (else keeping the most accurate try). Returns (records, x86 outputs); each record: path, target,
+    numerics (x86 measured; arm/opencl inherit the figures of the x86 .nb opt built from the same quantized
+    program), outputs, and ``ptq`` (settings, kept_float, history of the tries: MAD, size and, with
+    ``options.latency_runs``, the x86 .nb's median latency in ms on ``threads`` threads)."""
+    from ..bench.timing import median_latency_ms
     from ..converter.paddle_lite import optimize
     from ..runtime.backends.paddle_lite import PaddleLiteBackend
     from .paddle_ptq import quantize_paddle_model
@@ -105,20 +108,23 @@ def paddle_lite_int8(frozen_dir, work: Path, out: Path, targets: Sequence[str], 
         probe = work / f"ptq{index}_x86_int8.nb"
         with step("Paddle Lite opt x86 int8 + evaluate on the held-out images"):
             optimize(ptq.model.model.parent, probe, "x86")
-            backend = PaddleLiteBackend(probe)
+            backend = PaddleLiteBackend(probe, threads=threads)
             outputs = [backend.run(x) for x in evaluation.inputs["nchw"]]
             numerics = evaluation.numerics(outputs)
+            latency = (median_latency_ms(backend, evaluation.inputs["nchw"][0], runs=options.latency_runs)
+                       if options.latency_runs > 0 else None)
             del backend
         tries.append((ptq, probe, outputs, numerics))
         history.append({"step": rung["label"], "requested_float": rung["skip"], "kept_float": list(ptq.skip_tensors),
-                        "mad": numerics["mad"], "size_bytes": probe.stat().st_size})
+                        "mad": numerics["mad"], "size_bytes": probe.stat().st_size, "latency_ms": latency})
         if numerics["mad"] <= options.budget_mad:
             break
         console.warn(f"Lite int8, float {rung['label']}: MAD {numerics['mad']:.4f} > budget {options.budget_mad}")
     met = [t for t in tries if t[3]["mad"] <= options.budget_mad]
     ptq, probe, outputs, numerics = met[0] if met else min(tries, key=lambda t: t[3]["mad"])
     info = {k: v for k, v in ptq.as_dict().items() if k not in ("model", "params", "source")}
-    info.update(kept_float=list(ptq.skip_tensors), history=history)
+    chosen = history[next(i for i, t in enumerate(tries) if t[0] is ptq)]
+    info.update(kept_float=list(ptq.skip_tensors), history=history, latency_ms=chosen["latency_ms"])
     records = []
     for target in sorted(set(targets) | {"x86"}, key=lambda t: ("x86", "arm", "opencl").index(t)):
         path = out / f"model_{target}_int8.nb"

@@ -28,7 +28,6 @@ import contextlib
 import re
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -88,20 +87,11 @@ def split_keep_float(names: Sequence[str]) -> Tuple[List[str], List[str]]:
 
 
 def median_latency_ms(path, runs: int = 10, threads: int = DEFAULT_THREADS, warmup: int = 2) -> float:
-    """Median wall time (ms) of one LiteRT inference of ``path`` on a zero input, ``threads`` threads."""
+    """Median wall time (ms) of one LiteRT inference of ``path`` with ``threads`` threads."""
+    from ..bench.timing import median_latency_ms as backend_median_ms
     from ..runtime.backends.litert import LiteRTBackend
 
-    backend = LiteRTBackend(path, threads=threads)
-    spec = backend.inputs[0]
-    x = np.zeros([max(d, 1) for d in spec.shape], dtype=spec.dtype)
-    for _ in range(warmup):
-        backend.run(x)
-    times = []
-    for _ in range(max(runs, 1)):
-        started = time.perf_counter()
-        backend.run(x)
-        times.append((time.perf_counter() - started) * 1000.0)
-    return float(np.median(times))
+    return backend_median_ms(LiteRTBackend(path, threads=threads), runs=runs, warmup=warmup)
 
 
 def run_float_io(path, batches: Sequence[np.ndarray], threads: int = DEFAULT_THREADS) -> List[np.ndarray]:
