@@ -30,6 +30,17 @@ def _fmt(x, spec=".2e"):
     return "n/a" if x is None else format(x, spec)
 
 
+def _parity_note(parity: dict) -> str:
+    """The reason an artefact was not run here, and how many pixels lie beyond a bound it passed by the
+    model's decision-flip rule (see the parity rule line)."""
+    notes = [parity["reason"]] if parity.get("reason") else []
+    bound, share = parity.get("bound"), parity.get("frac_over_bound")
+    if bound is not None and share and parity["max_abs"] > bound:
+        notes.append(f"{share:.3%} of pixels beyond {bound:g} ({'within' if parity.get('within_bound') else 'OUTSIDE'} "
+                     "the parity rule)")
+    return "; ".join(notes)
+
+
 def _fmt_ms(value) -> str:
     return "-" if value is None else f"{value:.1f}"
 
@@ -86,6 +97,8 @@ def write_report(out_dir, manifest: dict, preview_rgb: np.ndarray, reference_alp
     ]
     for check in manifest["reference"].get("checks", []):
         lines.append(f"  - checked against {check['against']}: max abs {_fmt(check['max_abs'])} over {check['images']} images")
+    if manifest["reference"].get("bound_note"):
+        lines.append(f"- parity rule for this model: {manifest['reference']['bound_note']}")
     lines += [
         f"- parity images: {', '.join(manifest['parity_images'])}",
         f"- created {manifest['created']} with edgematte {manifest['tools']['edgematte']}",
@@ -100,7 +113,7 @@ def write_report(out_dir, manifest: dict, preview_rgb: np.ndarray, reference_alp
         lines.append(
             f"| `{a['path']}` | {a['format']} | {a['target']} | {a['precision']} | {a['layout']} | "
             f"{a['size_bytes'] / 1e6:.1f} | {_fmt(p['max_abs'])} | {_fmt(p['mean_abs'])} | "
-            f"{_fmt(p['frac_over_1_255'], '.4%')} | {'yes' if p['runs_on_host'] else 'no'} | {p.get('reason') or ''} |"
+            f"{_fmt(p['frac_over_1_255'], '.4%')} | {'yes' if p['runs_on_host'] else 'no'} | {_parity_note(p)} |"
         )
     int8 = [a for a in manifest["artefacts"] if "numerics" in a]
     if int8:
