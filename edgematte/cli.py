@@ -10,13 +10,20 @@ import sys
 import click
 
 from . import __version__, console
-from .errors import EdgematteError, NotBuiltYet
+from .errors import EdgematteError
 
 _debug = {"on": False}
 
 
-def _not_built(command: str, issue: int):
-    raise NotBuiltYet(f"'{command}' is not built yet (tracked in issue {issue})")
+def _print_report_and_exit(report, as_json: bool) -> None:
+    """A verification report (``as_dict``, ``summary_lines``, ``exit_code``) to stdout; exit with its code."""
+    if as_json:
+        console.emit_json(report.as_dict())
+    else:
+        for line in report.summary_lines():
+            click.echo(line)
+    if report.exit_code:
+        sys.exit(report.exit_code)
 
 
 
@@ -244,13 +251,7 @@ def verify(manifest, images, threads, as_json):
     from .runtime.verify import verify_manifest
 
     report = verify_manifest(manifest, images_dir=images, threads=threads)
-    if as_json:
-        console.emit_json(report.as_dict())
-    else:
-        for line in report.summary_lines():
-            click.echo(line)
-    if report.exit_code:
-        sys.exit(report.exit_code)
+    _print_report_and_exit(report, as_json)
 
 
 @cli.group()
@@ -309,12 +310,23 @@ def _ints(ctx, param, value):
 @click.option("--size", default="1920x1080", show_default=True, callback=_size, help="End-to-end input image size WxH.")
 @click.option("-o", "--out", type=click.Path(file_okay=False), default=None, help="Report folder (default: MANIFEST_DIR/bench/TARGET).")
 @click.option("--json", "as_json", is_flag=True, help="Print bench.json to stdout.")
-def bench(manifest, target, threads, artefacts, runs, warmup, size, out, as_json):
+@click.option("--adb-benchmark-model", type=click.Path(), envvar="EDGEMATTE_ADB_BENCHMARK_MODEL", default=None, help="adb: TFLite's benchmark_model built for the phone, runs the .tflite artefacts (default: $EDGEMATTE_ADB_BENCHMARK_MODEL).")
+@click.option("--adb-benchmark-bin", type=click.Path(), envvar="EDGEMATTE_ADB_BENCHMARK_BIN", default=None, help="adb: Paddle Lite's benchmark_bin (same version as the converter's paddlelite), runs the arm/opencl .nb artefacts (default: $EDGEMATTE_ADB_BENCHMARK_BIN).")
+def bench(manifest, target, threads, artefacts, runs, warmup, size, out, as_json, adb_benchmark_model, adb_benchmark_bin):
     """Benchmark latency and memory of a conversion's artefacts on the host, an ARM board, Android or qemu.
 
     Each configuration (artefact x threads) runs in a fresh process; reports: bench.json, bench.md, bench.png.
+    On adb:SERIAL the phone runs the benchmark tools you give (--adb-benchmark-model / --adb-benchmark-bin):
+    model latency and memory only; an artefact without its tool, or one no phone tool runs (.onnx, x86 .nb),
+    is reported as a failed configuration and the others are still written.
     """
     from .bench.session import benchmark
+
+    # The adb target reads its tools from the environment, like the ssh target's EDGEMATTE_SSH_* settings.
+    for variable, path in (("EDGEMATTE_ADB_BENCHMARK_MODEL", adb_benchmark_model),
+                           ("EDGEMATTE_ADB_BENCHMARK_BIN", adb_benchmark_bin)):
+        if path:
+            os.environ[variable] = os.path.abspath(path)
 
     doc = benchmark(manifest, target=target, threads=threads,
                     artefacts=[a.strip() for a in artefacts.split(",")] if artefacts else None,
@@ -324,15 +336,53 @@ def bench(manifest, target, threads, artefacts, runs, warmup, size, out, as_json
     console.info(f"wrote {doc['_dir']}/bench.md, bench.json, bench.png")
 
 
+# `bench MANIFEST` takes a positional argument, so it cannot also be a group with a `merge` subcommand.
+@cli.command("bench-merge")
+@click.argument("reports", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Folder for the merged bench.json, bench.md, bench.png.")
+@click.option("--json", "as_json", is_flag=True, help="Print the merged bench.json to stdout.")
+def bench_merge(reports, out, as_json):
+    """Merge `edgematte bench` reports (REPORT_DIR or bench.json each) from several targets into one table.
+
+    One row per target, artefact and thread count; emulated (qemu) timings get their own table and plot panel.
+    """
+    from .bench.report import merge_reports
+
+    doc = merge_reports(reports, out)
+    if as_json:
+        console.emit_json(doc)
+    console.info(f"wrote {out}/bench.md, bench.json, bench.png ({len(doc['sources'])} reports, {len(doc['results'])} rows)")
+
+
 @cli.group()
 def device():
     """Android and ARM devices: verify on a phone over adb, prepare an arm64 root for qemu."""
 
 
-@device.command("verify", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-def device_verify():
-    """Run the Android app's verification mode and compare with the Python runtime."""
-    _not_built("device verify", 8)
+@device.command("verify")
+@click.option("--serial", envvar="ANDROID_SERIAL", default=None, help="Device serial from 'adb devices -l' (default: $ANDROID_SERIAL, else the only attached device).")
+@click.option("--manifest", required=True, type=click.Path(exists=True), help="A conversion's folder or its manifest.json.")
+@click.option("--images", type=click.Path(exists=True), default=None, help="Photos to check on, a folder (recursive) or one file (default: the bundled samples).")
+@click.option("-o", "--out", type=click.Path(file_okay=False), default=None, help="Report folder (default: MANIFEST_DIR/device-verify/SERIAL-ARTEFACT).")
+@click.option("--artefact", default=None, help="Artefact path or file name (default: the manifest's first phone artefact: .tflite or arm/opencl .nb).")
+@click.option("--accelerator", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True, help="LiteRT CPU (XNNPACK) or GPU delegate; Paddle Lite runs on its artefact's target.")
+@click.option("--threads", type=click.IntRange(1), default=4, show_default=True, help="Threads on the device (and for this host's runs).")
+@click.option("--repeats", type=click.IntRange(1), default=3, show_default=True, help="Timed inferences per image on the device (the median is reported).")
+@click.option("--warmup", type=click.IntRange(0), default=1, show_default=True, help="Untimed inferences per image first.")
+@click.option("--timeout", type=click.FloatRange(1), default=600, show_default=True, help="Seconds to wait for the app's DONE marker.")
+@click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout.")
+def device_verify(serial, manifest, images, out, artefact, accelerator, threads, repeats, warmup, timeout, as_json):
+    """Run the Android app's verification mode on a phone over adb and compare with the Python runtime.
+
+    Needs the app installed (android_demo/README.md) and the real adb client. Writes report.md,
+    report.json and the device's raw output to the report folder; exits 1 when the device's alphas
+    are beyond the artefact's threshold or its model input differs from the Python profile's.
+    """
+    from .device.android_verify import verify_on_device
+
+    report = verify_on_device(manifest, images_dir=images, serial=serial, out_dir=out, artefact=artefact,
+                              accelerator=accelerator, threads=threads, warmup=warmup, repeats=repeats, timeout=timeout)
+    _print_report_and_exit(report, as_json)
 
 
 @device.command("arm-rootfs")

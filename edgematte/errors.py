@@ -14,7 +14,3 @@ class EdgematteError(Exception):
     exit_code = 1
 
 
-class NotBuiltYet(EdgematteError):
-    """A command whose surface exists but whose implementation has not landed yet."""
-
-    exit_code = 2

@@ -51,15 +51,6 @@ def test_unknown_command_exit_2():
     assert r.stderr.count("\n") == 1 and "frobnicate" in r.stderr
 
 
-@pytest.mark.parametrize("cmd", [["device", "verify"], ["bench", "out", "--target", "adb:SERIAL"]])
-def test_commands_not_built_say_so_and_exit_2(cmd, tmp_path):
-    if cmd[0] == "bench":
-        cmd = ["bench", tmp_path, *cmd[2:]]
-    r = run_cli(*cmd)
-    assert r.returncode == 2
-    assert "not built yet" in r.stderr and r.stderr.count("\n") == 1
-
-
 def test_user_error_names_the_file_one_line(tmp_path):
     missing = tmp_path / "nope.pdparams"
     r = run_cli("zoo", "check-weights", "ppmattingv2", missing)

@@ -296,6 +296,79 @@ def test_fixed_point_bilinear_exact_on_integer_factors(src_hw, dst_hw):
         assert np.array_equal(P.resize_uint8_fixed(image, dst_hw), image)
 
 
+def reference_fixed_taps(src_len, dst_len, box):
+    """Per output index, from the geometry with exact fractions: (i0, i1, frac in 1/2048 steps).
+
+    Output j samples the box-reduced grid (n = src_len // box cells) at half-pixel-centre position
+    x = (j + 1/2) * src_len / (box * dst_len) - 1/2, clamped to [0, n - 1], rounded half up to 1/2048.
+    """
+    n = src_len // box
+    taps = []
+    for j in range(dst_len):
+        x = min(max(Fraction(2 * j + 1, 2) * Fraction(src_len, box * dst_len) - Fraction(1, 2), 0), n - 1)
+        pos = math.floor(x * 2048 + Fraction(1, 2))
+        taps.append((pos // 2048, min(pos // 2048 + 1, n - 1), pos % 2048))
+    return taps
+
+
+def reference_fixed_resize(image, dst_hw, box):
+    """Pixel by pixel in Python integers: k x k block sums, fixed-point bilinear, one rounding half up."""
+    src = image.astype(np.int64).reshape(image.shape[0], image.shape[1], -1)
+    rows, cols = src.shape[0] // box, src.shape[1] // box
+    sums = src[: rows * box, : cols * box].reshape(rows, box, cols, box, -1).sum(axis=(1, 3))
+    denominator = box * box * 2048 * 2048
+    out = np.zeros((dst_hw[0], dst_hw[1], src.shape[2]), np.int64)
+    for y, (y0, y1, fy) in enumerate(reference_fixed_taps(image.shape[0], dst_hw[0], box)):
+        for x, (x0, x1, fx) in enumerate(reference_fixed_taps(image.shape[1], dst_hw[1], box)):
+            for c in range(src.shape[2]):
+                acc = ((2048 - fy) * ((2048 - fx) * int(sums[y0, x0, c]) + fx * int(sums[y0, x1, c]))
+                       + fy * ((2048 - fx) * int(sums[y1, x0, c]) + fx * int(sums[y1, x1, c])))
+                out[y, x, c] = (acc + denominator // 2) // denominator
+    return out.reshape(out.shape[:2] if image.ndim == 2 else out.shape).astype(np.uint8)
+
+
+def reference_float_resize(plane, dst_hw):
+    """Pixel by pixel with float32 scalars: horizontal a0*w0 + a1*w1, then vertical, each op rounded."""
+    plane = plane.astype(np.float32)
+    ytaps = reference_fixed_taps(plane.shape[0], dst_hw[0], 1)
+    xtaps = reference_fixed_taps(plane.shape[1], dst_hw[1], 1)
+    weights = [(np.float32(1) - np.float32(f / 2048), np.float32(f / 2048)) for f in range(2048)]
+    across = np.zeros((plane.shape[0], dst_hw[1]), np.float32)
+    for r in range(plane.shape[0]):
+        for x, (x0, x1, fx) in enumerate(xtaps):
+            across[r, x] = plane[r, x0] * weights[fx][0] + plane[r, x1] * weights[fx][1]
+    out = np.zeros(dst_hw, np.float32)
+    for y, (y0, y1, fy) in enumerate(ytaps):
+        for x in range(dst_hw[1]):
+            out[y, x] = across[y0, x] * weights[fy][0] + across[y1, x] * weights[fy][1]
+    return out
+
+
+@pytest.mark.parametrize("src_hw, dst_hw, prefilter, box", [
+    ((67, 101, 3), (29, 37), True, 2),
+    ((95, 203, 3), (19, 29), True, 5),      # k*k*one*one not a power of two: float64 quotient
+    ((101, 67, 3), (9, 7), False, 1),       # strong downscale without box: rows skipped
+    ((7, 5), (13, 11), True, 1),            # gray upscale
+    ((45, 77, 3), (45, 77), True, 1),       # identity
+    ((1, 9, 3), (3, 2), True, 1),
+    ((360, 370, 3), (20, 21), True, 17),    # block sums beyond uint16
+    ((700, 680), (10, 10), True, 68),       # horizontal pass beyond int32
+    ((2050, 2050), (1, 1), True, 2050),     # k*k*one*one >= 2**44: int64 quotient
+])
+def test_resize_uint8_fixed_equals_pixel_by_pixel_integer_reference(src_hw, dst_hw, prefilter, box):
+    image = noise_image(*src_hw[:2], seed=sum(src_hw))
+    image = image if len(src_hw) == 3 else image[:, :, 1]
+    assert (P.box_factor(src_hw[:2], dst_hw) if prefilter else 1) == box
+    assert np.array_equal(P.resize_uint8_fixed(image, dst_hw, prefilter), reference_fixed_resize(image, dst_hw, box))
+
+
+@pytest.mark.parametrize("src_hw, dst_hw", [((29, 37), (67, 101)), ((31, 17), (12, 40)), ((1, 5), (4, 1))])
+def test_resize_float32_equals_pixel_by_pixel_float32_reference(src_hw, dst_hw):
+    plane = np.random.default_rng(14).uniform(-0.3, 1.3, src_hw).astype(np.float32)
+    ours = P.resize_float32_bilinear(plane, dst_hw)
+    assert np.array_equal(ours.view(np.uint32), reference_float_resize(plane, dst_hw).view(np.uint32))
+
+
 def test_integer_box_matches_opencv_area_on_integer_factor():
     image = smooth_image(512, 384, seed=4)
     ours = P.resize_uint8_fixed(image, (128, 96)).astype(int)
@@ -345,6 +418,19 @@ def test_android_postprocess_float_bilinear_crop_and_clamp():
     # Same size: the float path is the identity.
     plane = output[0, 0]
     assert np.array_equal(P.resize_float32_bilinear(plane, (512, 512)), plane)
+
+
+def test_android_clamp_gives_java_zeros_and_nans():
+    """Java's Math.min(Math.max(v, 0f), 1f): -0.0 becomes +0.0, NaN stays NaN, in-range values are kept."""
+    profile = P.get_profile("android")
+    _, state = profile.preprocess(noise_image(40, 30, seed=15), (16, 16))
+    output = np.random.default_rng(16).random((1, 1, 16, 16)).astype(np.float32)
+    output[0, 0, :4, :4] = -0.0
+    alpha = profile.postprocess(output, state)
+    assert not np.signbit(alpha).any() and alpha.min() == 0 and alpha.max() <= 1
+    output[0, 0, 5, 5] = np.nan
+    alpha = profile.postprocess(output, state)
+    assert np.isnan(alpha).any() and np.nanmax(alpha) <= 1 and not np.signbit(alpha[~np.isnan(alpha)]).any()
 
 
 def test_android_alpha_8bit_rounds_half_up():
@@ -461,6 +547,16 @@ def test_composite_backgrounds():
         P.composite(rgb, zeros, "sepia")
     with pytest.raises(ValueError):
         P.composite(rgb, zeros[:10], (0, 0, 0))
+
+
+def test_composite_equals_the_float32_formula_on_odd_sizes():
+    rgb = noise_image(37, 53, seed=17)
+    alpha = np.random.default_rng(18).uniform(-0.2, 1.2, (37, 53))  # float64, beyond [0, 1]
+    a = np.clip(alpha.astype(np.float32), 0, 1)[:, :, None]
+    for background in ((3, 250, 77), noise_image(37, 53, seed=19)):
+        b = np.broadcast_to(np.asarray(background, np.uint8), rgb.shape).astype(np.float32)
+        expected = np.floor(rgb.astype(np.float32) * a + b * (np.float32(1) - a) + np.float32(0.5))
+        assert np.array_equal(P.composite(rgb, alpha, background), expected.astype(np.uint8))
 
 
 def test_blur_background_is_strong_smooth_and_exact_on_flat_images():

@@ -11,7 +11,7 @@ from edgematte.errors import EdgematteError
 from edgematte.fsutil import sha256_file
 from edgematte.runtime.imageio import write_image
 from edgematte.runtime.verify import (
-    DEFAULT_UNBOUNDED_THRESHOLD, Threshold, _threshold_for, boundary_pixel_share, verify_manifest,
+    DEFAULT_UNBOUNDED_THRESHOLD, Threshold, threshold_for, boundary_pixel_share, verify_manifest,
 )
 from edgematte.samples import sample_photo
 
@@ -151,10 +151,10 @@ def test_images_folder_thresholds_and_a_missing_artefact(conversion_copy, tmp_pa
 
 def test_threshold_rules_for_int8_and_models_with_hard_decisions():
     int8 = {"path": "model_int8.tflite", "precision": "int8", "parity": {}, "numerics": {"budget_mad": 0.01}}
-    assert _threshold_for(int8, None, 0.0, 0.0) == (Threshold(mean_abs=0.01), "int8 budget mean abs 0.01")
+    assert threshold_for(int8, None, 0.0, 0.0) == (Threshold(mean_abs=0.01), "int8 budget mean abs 0.01")
     unknown = {"path": "model_w8.tflite", "precision": "dynamic", "parity": {}}
-    assert _threshold_for(unknown, None, 0.0, 0.0)[0] == DEFAULT_UNBOUNDED_THRESHOLD == Threshold(mean_abs=0.02)
-    assert _threshold_for(unknown, {"*": Threshold(max_abs=0.5)}, 0.0, 0.0) == (Threshold(max_abs=0.5), "given for '*'")
+    assert threshold_for(unknown, None, 0.0, 0.0)[0] == DEFAULT_UNBOUNDED_THRESHOLD == Threshold(mean_abs=0.02)
+    assert threshold_for(unknown, {"*": Threshold(max_abs=0.5)}, 0.0, 0.0) == (Threshold(max_abs=0.5), "given for '*'")
 
     assert boundary_pixel_share({"model": {"name": "ppmattingv2"}}) == 0.0
     assert boundary_pixel_share({"model": {"name": "pp-humanmatting"}}) == 1e-3

@@ -6,7 +6,7 @@ from typing import List, Optional
 from .. import console
 from ..converter.manifest import read_manifest
 from ..errors import EdgematteError
-from .report import bench_document, write_reports
+from .report import bench_document, median_cell, write_reports
 from .targets import parse_target
 
 
@@ -30,8 +30,7 @@ def benchmark(manifest_path, target: str = "local", threads: List[int] = (1, 2),
                 console.warn(f"{config.artefact} x {config.threads} threads: {result['error']}")
             else:
                 console.info(f"  {config.artefact:<24} {config.threads} thr  model median "
-                             f"{1000 * result['model_s']['median']:.1f} ms  end-to-end "
-                             f"{1000 * result['end_to_end_s']['median']:.1f} ms")
+                             f"{median_cell(result['model_s'])} ms  end-to-end {median_cell(result['end_to_end_s'])} ms")
     doc = bench_document(target, tgt.emulated, manifest, results,
                          {"runs": runs, "warmup": warmup, "size": list(size), "threads": list(threads)})
     write_reports(out, doc)

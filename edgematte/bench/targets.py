@@ -39,9 +39,9 @@ def parse_target(text: str):
 
         return QemuTarget(text)
     if text.startswith("adb:"):
-        from ..errors import NotBuiltYet
+        from .adb import AdbTarget
 
-        raise NotBuiltYet(f"--target {text}: the adb target is not built yet (tracked in issue 9)")
+        return AdbTarget(text)
     raise EdgematteError(f"--target {text}: expected local, ssh://user@host[:port], adb:SERIAL or qemu:CPU")
 
 

@@ -24,6 +24,7 @@ tensors are ``float32`` [1, 3, h, w] ("nchw") or [1, h, w, 3] ("nhwc").
 """
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Sequence, Tuple, Union
@@ -190,32 +191,97 @@ def bilinear_taps(src_len: int, dst_len: int, box: int = 1, constants: AndroidCo
     return i0, i1, frac
 
 
-def _row_blocks(rows: int, row_elems: int, budget: int = 1 << 22):
-    """Slices over output rows holding about ``budget`` elements each (bounds temporary memory)."""
+@functools.lru_cache(maxsize=64)
+def _cached_taps(src_len: int, dst_len: int, box: int, constants: AndroidConstants):
+    """:func:`bilinear_taps` with ``intp`` indices (what ``np.take`` wants), read-only, cached per size.
+
+    A video or a folder of same-size photos asks for the same few tables on every frame.
+    """
+    i0, i1, frac = bilinear_taps(src_len, dst_len, box, constants)
+    taps = (i0.astype(np.intp), i1.astype(np.intp), frac)
+    for table in taps:
+        table.flags.writeable = False
+    return taps
+
+
+def _row_blocks(rows: int, row_elems: int, budget: int = 1 << 18):
+    """Slices over output rows holding about ``budget`` elements each.
+
+    Bounds temporary memory for any image size; the default keeps a block's temporaries in cache.
+    """
     step = max(1, budget // max(1, row_elems))
     for start in range(0, rows, step):
         yield slice(start, min(rows, start + step))
 
 
-def box_sums(image: np.ndarray, box: int, rows: Optional[np.ndarray] = None) -> np.ndarray:
-    """Exact integer sums of ``box x box`` blocks of an H x W x C uint8 image: len(rows) x (W // box) x C.
+_OPENCV_TRANSPOSABLE = (np.uint8, np.uint16, np.int32, np.float32, np.float64)
 
-    ``rows`` picks rows of the reduced grid (sorted; default: all ``H // box``). Trailing
-    rows/columns that do not fill a block are left out; the positions of :func:`bilinear_taps` still
-    use the full size, so the geometry stays exact. OpenCV's unnormalized box filter computes the
-    sums (int32, exact for any uint8 block up to 2**23 pixels); only the block origins are kept.
+
+def _transpose(matrix: np.ndarray) -> np.ndarray:
+    """Contiguous transpose of a 2-D array (OpenCV's is a plain copy, so exact, and several times
+    faster than numpy's for the dtypes it knows).
+
+    The resizes keep images as 2-D (rows, width * channels) matrices: transposed, a column of pixels
+    becomes ``channels`` contiguous rows, so the horizontal pass gathers whole rows.
     """
-    if rows is None:
-        rows = np.arange(image.shape[0] // box)
+    if matrix.dtype.type in _OPENCV_TRANSPOSABLE:
+        return cv2.transpose(matrix)
+    return np.ascontiguousarray(matrix.T)
+
+
+def _blend_rows(rows: np.ndarray, first: np.ndarray, second: np.ndarray, first_weight: np.ndarray,
+                second_weight: np.ndarray, dtype, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """``rows[first] * first_weight + rows[second] * second_weight`` in ``dtype``: one 2-tap pass.
+
+    ``first``/``second``: intp row indices; weights broadcast against the gathered rows (one weight
+    per row: shape (n, 1) or (n, 1, 1)). Each product and the sum are rounded once in ``dtype``
+    (exact for integers that fit; float32 as in Java, no fused multiply-add). ``out``: a contiguous
+    array of ``rows``' dtype (then ``dtype`` must be that dtype) that receives the result.
+    """
+    # mode="clip" (the indices are valid anyway) lets numpy skip its bounds-check buffering.
+    if out is None:
+        acc = np.take(rows, first, axis=0, mode="clip").astype(dtype, copy=False)
+    else:
+        acc = np.take(rows, first, axis=0, out=out, mode="clip")
+    acc *= first_weight
+    other = np.take(rows, second, axis=0, mode="clip").astype(dtype, copy=False)
+    other *= second_weight
+    acc += other
+    return acc
+
+
+def box_sums(image: np.ndarray, box: int, rows: np.ndarray) -> np.ndarray:
+    """Exact integer sums of ``box x box`` blocks of an H x W x C uint8 image, column by column.
+
+    Returns ``(W // box) x C x len(rows)``: for each block column, each channel, the sums down the
+    block rows ``rows`` (sorted rows of the reduced grid; block row ``r`` covers image rows
+    ``r*box .. r*box+box-1``). Trailing columns that do not fill a block are left out
+    (:func:`bilinear_taps` still uses the full size, so the geometry stays exact). Columns come first
+    because the horizontal resize pass then gathers whole rows. dtype: ``uint8`` for ``box = 1``,
+    ``uint16`` while ``box*box*255`` fits, else ``int32`` (exact to box 2900).
+    """
+    height, width, channels = len(rows), image.shape[1] // box * box, image.shape[2]
+    dtype = np.uint16 if box * box * 255 < 2**16 else np.int32
+    contiguous = int(rows[-1]) - int(rows[0]) + 1 == len(rows)
+
+    def image_rows(offset):
+        # A strided view when the rows are consecutive (no copy), else a gather.
+        if contiguous:
+            return image[int(rows[0]) * box + offset:(int(rows[-1]) + 1) * box:box, :width]
+        return image[rows * box + offset, :width]
+
+    vertical = image_rows(0)
+    if box > 1:
+        vertical = vertical.astype(dtype)
+    for offset in range(1, box):
+        vertical += image_rows(offset)
+    columns = _transpose(vertical.reshape(height, width * channels)).reshape(width, channels, height)
     if box == 1:
-        return image[rows].astype(np.int64)
-    width = image.shape[1] // box
-    first, last = int(rows[0]), int(rows[-1])
-    band = np.ascontiguousarray(image[first * box:(last + 1) * box, : width * box])
-    sums = cv2.boxFilter(band, cv2.CV_32S, (box, box), anchor=(0, 0), normalize=False,
-                         borderType=cv2.BORDER_CONSTANT)
-    sums = sums[(rows - first) * box][:, ::box]
-    return sums if sums.ndim == 3 else sums[:, :, None]
+        return columns
+    sums = columns[0::box].copy()
+    for offset in range(1, box):
+        sums += columns[offset::box]
+    return sums
 
 
 def resize_uint8_fixed(image: np.ndarray, dst_hw: HW, prefilter: bool = True,
@@ -224,34 +290,47 @@ def resize_uint8_fixed(image: np.ndarray, dst_hw: HW, prefilter: bool = True,
 
     With ``prefilter`` a downscale by a factor >= 2 first sums ``k x k`` blocks
     (:func:`box_factor`, :func:`box_sums`); the bilinear step then samples those sums with
-    :func:`bilinear_taps`. Horizontal then vertical, all in int64, no intermediate rounding::
+    :func:`bilinear_taps`. Every value is an exact integer until one final rounding::
 
         acc = sum_y wy * sum_x wx * blocksum        (weights sum to one**2 per output pixel)
         out = (acc + d // 2) // d,   d = k * k * one * one                         (round half up)
+
+    Being exact, the order of the sums is free: horizontal pass on the source rows the output
+    needs, then vertical, in int32 while it fits, then float64 (integers below 2**53 are exact and
+    the final quotient is far from the next integer: ``floor(fl(N / d)) == N // d`` for d < 2**44),
+    else int64.
     """
     squeeze = image.ndim == 2
     src = image[:, :, None] if squeeze else image
-    src_hw = src.shape[:2]
+    src_hw, channels = src.shape[:2], src.shape[2]
     box = box_factor(src_hw, dst_hw, constants) if prefilter else 1
-    ty0, ty1, fy = bilinear_taps(src_hw[0], dst_hw[0], box, constants)
-    tx0, tx1, fx = bilinear_taps(src_hw[1], dst_hw[1], box, constants)
+    ty0, ty1, fy = _cached_taps(src_hw[0], dst_hw[0], box, constants)
+    tx0, tx1, fx = _cached_taps(src_hw[1], dst_hw[1], box, constants)
     one = constants.one
     denominator = box * box * one * one
-    # int32 is exact whenever the largest sum fits (always without a box); it halves the work.
-    acc_type = np.int32 if 255 * denominator + denominator // 2 < 2**31 else np.int64
-    shift = denominator.bit_length() - 1 if denominator & (denominator - 1) == 0 else None
-    wx0, wx1 = (one - fx).astype(acc_type)[None, :, None], fx.astype(acc_type)[None, :, None]
+    largest = 255 * denominator + denominator // 2
+    # Horizontal: box sums times one weight; int32 up to box 64.
+    row_type = np.int32 if box * box * 255 * one < 2**31 else np.int64
+    acc_type = (np.int32 if largest < 2**31 else np.float64 if largest < 2**53 and denominator < 2**44
+                else np.int64)
+    needed = np.union1d(ty0, ty1)
+    columns = box_sums(src, box, needed)  # (W // box) x C x len(needed)
+    across = _blend_rows(columns, tx0, tx1, (one - fx).astype(row_type)[:, None, None],
+                         fx.astype(row_type)[:, None, None], row_type)  # w x C x len(needed)
+    rows = _transpose(across.reshape(dst_hw[1] * channels, len(needed))).reshape(len(needed), dst_hw[1], channels)
+    top, bottom = np.searchsorted(needed, ty0), np.searchsorted(needed, ty1)
     wy0, wy1 = (one - fy).astype(acc_type)[:, None, None], fy.astype(acc_type)[:, None, None]
-    out = np.empty((dst_hw[0], dst_hw[1], src.shape[2]), np.uint8)
-    for block in _row_blocks(dst_hw[0], dst_hw[1] * src.shape[2]):
-        # Only the source rows this block samples, so memory stays bounded for any image size.
-        needed = np.unique(np.concatenate((ty0[block], ty1[block])))
-        band = box_sums(src, box, needed).astype(acc_type, copy=False)
-        rows = band[:, tx0] * wx0 + band[:, tx1] * wx1
-        top, bottom = np.searchsorted(needed, ty0[block]), np.searchsorted(needed, ty1[block])
-        acc = rows[top] * wy0[block] + rows[bottom] * wy1[block]
+    out = np.empty((dst_hw[0], dst_hw[1], channels), np.uint8)
+    for block in _row_blocks(dst_hw[0], dst_hw[1] * channels):
+        acc = _blend_rows(rows, top[block], bottom[block], wy0[block], wy1[block], acc_type)
         acc += denominator // 2
-        out[block] = acc >> shift if shift is not None else acc // denominator
+        if acc_type is np.float64:
+            acc /= denominator
+        elif denominator & (denominator - 1) == 0:
+            acc >>= denominator.bit_length() - 1
+        else:
+            acc //= denominator
+        out[block] = acc  # float64 -> uint8 truncates: the floor of a non-negative quotient
     return out[:, :, 0] if squeeze else out
 
 
@@ -264,17 +343,18 @@ def resize_float32_bilinear(plane: np.ndarray, dst_hw: HW,
     rounded to float32 (Java: ``a0 * w0 + a1 * w1`` on floats, no fused multiply-add).
     """
     plane = np.asarray(plane, np.float32)
-    ty0, ty1, fy = bilinear_taps(plane.shape[0], dst_hw[0], 1, constants)
-    tx0, tx1, fx = bilinear_taps(plane.shape[1], dst_hw[1], 1, constants)
+    ty0, ty1, fy = _cached_taps(plane.shape[0], dst_hw[0], 1, constants)
+    tx0, tx1, fx = _cached_taps(plane.shape[1], dst_hw[1], 1, constants)
     unit = np.float32(1.0 / constants.one)
     wx1 = fx.astype(np.float32) * unit
     wx0 = np.float32(1) - wx1
     wy1 = (fy.astype(np.float32) * unit)[:, None]
     wy0 = np.float32(1) - wy1
-    rows = plane[:, tx0] * wx0 + plane[:, tx1] * wx1
+    columns = _transpose(plane)
+    rows = _transpose(_blend_rows(columns, tx0, tx1, wx0[:, None], wx1[:, None], np.float32))
     out = np.empty(dst_hw, np.float32)
     for block in _row_blocks(dst_hw[0], dst_hw[1]):
-        out[block] = rows[ty0[block]] * wy0[block] + rows[ty1[block]] * wy1[block]
+        _blend_rows(rows, ty0[block], ty1[block], wy0[block], wy1[block], np.float32, out=out[block])
     return out
 
 
@@ -322,11 +402,12 @@ def normalization_table(rule: str, mean: Sequence[float] = (0.5, 0.5, 0.5),
 
 
 def normalize(rgb: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """float32 H x W x 3: ``table[rgb[..., c], c]`` (see :func:`normalization_table`)."""
-    out = np.empty(rgb.shape, np.float32)
-    for c in range(3):
-        out[..., c] = table[:, c][rgb[..., c]]
-    return out
+    """float32 H x W x 3: ``table[rgb[..., c], c]`` (see :func:`normalization_table`).
+
+    OpenCV's per-channel look-up (a copy of table entries, so exact) is several times faster than
+    numpy's fancy indexing.
+    """
+    return cv2.LUT(np.ascontiguousarray(rgb, np.uint8), np.ascontiguousarray(table, np.float32).reshape(256, 1, 3))
 
 
 def pad_bottom_right(hwc: np.ndarray, model_hw: HW, value: float) -> np.ndarray:
@@ -374,8 +455,10 @@ def stretch_to_uint8(plane: np.ndarray) -> np.ndarray:
 
 def alpha_to_uint8_round_half_up(alpha: np.ndarray) -> np.ndarray:
     """uint8 ``floor(alpha * 255f + 0.5f)`` in float32, alpha clipped to [0, 1] first."""
-    scaled = np.clip(np.asarray(alpha, np.float32), 0, 1) * np.float32(ANDROID_CONSTANTS.alpha_scale)
-    return np.floor(scaled + np.float32(0.5)).astype(np.uint8)
+    scaled = np.clip(np.asarray(alpha, np.float32), 0, 1)
+    scaled *= np.float32(ANDROID_CONSTANTS.alpha_scale)
+    scaled += np.float32(0.5)
+    return scaled.astype(np.uint8)  # truncation is the floor here: every value is >= 0.5
 
 
 # ----------------------------------------------------------------------------------------------
@@ -424,7 +507,9 @@ def background_image(rgb: np.ndarray, background: Background,
     colour = tuple(int(c) for c in background)
     if len(colour) != 3 or not all(0 <= c <= 255 for c in colour):
         raise ValueError(f"background colour must be three values in 0..255, got {background!r}")
-    return np.broadcast_to(np.asarray(colour, np.uint8), (size[0], size[1], 3))
+    # One real row repeated by a zero stride: numpy then walks whole rows (not 3-byte pixels).
+    row = np.tile(np.asarray(colour, np.uint8), size[1]).reshape(size[1], 3)
+    return np.broadcast_to(row, (size[0], size[1], 3))
 
 
 def composite(rgb: np.ndarray, alpha: np.ndarray, background: Background,
@@ -446,9 +531,16 @@ def composite(rgb: np.ndarray, alpha: np.ndarray, background: Background,
     bg = background_image(rgb, background, resize)
     out = np.empty(rgb.shape, np.uint8)
     for block in _row_blocks(rgb.shape[0], rgb.shape[1] * 3):
-        a = np.clip(alpha[block].astype(np.float32), 0, 1)[:, :, None]
-        blend = rgb[block].astype(np.float32) * a + bg[block].astype(np.float32) * (np.float32(1) - a)
-        out[block] = np.clip(np.floor(blend + np.float32(0.5)), 0, 255)
+        # alpha repeated per channel, so every operation below is a plain element-wise one
+        a = cv2.cvtColor(np.clip(alpha[block].astype(np.float32), 0, 1), cv2.COLOR_GRAY2RGB)
+        blend = rgb[block].astype(np.float32, order="C")
+        blend *= a
+        np.subtract(np.float32(1), a, out=a)
+        behind = bg[block].astype(np.float32, order="C")  # "C": a colour background is a broadcast view
+        behind *= a
+        blend += behind
+        blend += np.float32(0.5)
+        out[block] = blend  # the cast truncates: the floor, as every value lies in [0.5, 256)
     return out
 
 
@@ -865,8 +957,11 @@ class AndroidProfile(Profile):
         alpha = alpha_plane(model_output, state.model_hw)
         cropped = np.ascontiguousarray(alpha[: state.crop_hw[0], : state.crop_hw[1]])
         resized = resize_float32_bilinear(cropped, state.original_hw, self.constants)
-        return {"output": alpha, "cropped": cropped, "resized": resized,
-                "alpha": np.clip(resized, np.float32(0), np.float32(1))}
+        # Bilinear weights are convex and exact, so a plane inside [0, 1] (no NaN, no -0.0) resizes
+        # to values inside [0, 1]: the clamp would change nothing, and "alpha" is "resized" itself.
+        inside = not np.signbit(cropped).any() and cropped.max() <= 1
+        clamped = resized if inside else np.clip(resized, np.float32(0), np.float32(1))
+        return {"output": alpha, "cropped": cropped, "resized": resized, "alpha": clamped}
 
     def resize_rgb(self, image, dst_hw):
         return resize_uint8_fixed(image, dst_hw, True, self.constants)
@@ -919,8 +1014,9 @@ class PaddleSegAndroidProfile(Profile):
         alpha = alpha_plane(model_output, state.model_hw)
         stretched = stretch_to_uint8(alpha)
         scaled = resize_uint8_fixed(stretched, state.original_hw, prefilter=False)
-        return {"output": alpha, "stretched": stretched, "scaled": scaled,
-                "alpha": scaled.astype(np.float32) / np.float32(255)}
+        # A float32 look-up of v / 255f per gray level: the same correctly rounded quotients.
+        unit_levels = (np.arange(256, dtype=np.float32) / np.float32(255)).reshape(256, 1)
+        return {"output": alpha, "stretched": stretched, "scaled": scaled, "alpha": cv2.LUT(scaled, unit_levels)}
 
     def resize_rgb(self, image, dst_hw):
         return resize_uint8_fixed(image, dst_hw, prefilter=False)

@@ -309,8 +309,8 @@ def boundary_pixel_share(manifest: dict) -> float:
         return 0.0
 
 
-def _threshold_for(entry: dict, thresholds: Optional[Mapping[str, Threshold]], slack: float,
-                   share: float) -> Tuple[Threshold, str]:
+def threshold_for(entry: dict, thresholds: Optional[Mapping[str, Threshold]], slack: float,
+                  share: float) -> Tuple[Threshold, str]:
     """The threshold for ``entry`` and a short statement of where it comes from."""
     for key in (entry["path"], Path(entry["path"]).name, entry["precision"], "*"):
         if thresholds and key in thresholds:
@@ -326,7 +326,8 @@ def _threshold_for(entry: dict, thresholds: Optional[Mapping[str, Threshold]], s
     return DEFAULT_UNBOUNDED_THRESHOLD, f"default mean abs {DEFAULT_UNBOUNDED_THRESHOLD.mean_abs:g}"
 
 
-def _compare(name: str, alpha: np.ndarray, reference: np.ndarray) -> ImageComparison:
+def compare_alpha(name: str, alpha: np.ndarray, reference: np.ndarray) -> ImageComparison:
+    """Max/mean abs difference and SAD of two HxW float alphas in [0, 1] (same shape) for image ``name``."""
     from ..quant.metrics import alpha_difference_stats, sad
 
     stats = alpha_difference_stats(alpha, reference)  # ValueError for NaN or a non-[0, 1] alpha
@@ -360,13 +361,13 @@ def _verify_artefact(manifest: dict, entry: dict, reference: Reference, images: 
         result.status = "fail" if changed else "skipped"
         result.reason = changed or f"cannot run here: {error}"
         return result
-    result.threshold, result.threshold_source = _threshold_for(entry, thresholds, reference.slack, share)
+    result.threshold, result.threshold_source = threshold_for(entry, thresholds, reference.slack, share)
     references = reference.alphas(entry.get("profile", "android"))
     alphas = []
     try:
         for (name, rgb), ref_alpha in zip(images.items(), references):
             alphas.append(matter(rgb))
-            result.images.append(_compare(name, alphas[-1], ref_alpha))
+            result.images.append(compare_alpha(name, alphas[-1], ref_alpha))
     except (EdgematteError, ValueError, RuntimeError) as error:
         result.status, result.reason = "fail", f"{path}: {error}"
         return result

@@ -44,12 +44,14 @@ def _model_files(path):
 class PaddleInferenceBackend(Backend):
     """Run a legacy Paddle inference model on the CPU with oneDNN and the broken fusion pass removed.
 
-    ``use_onednn=False`` runs the plain CPU kernels (also exact, about 4x slower).
+    ``use_onednn=False`` runs the plain CPU kernels (also exact, about 4x slower). ``paddle_defaults=True``
+    leaves a fresh ``Config`` as Paddle sets it up (oneDNN with every pass, what PaddleSeg's deploy
+    script runs): the known-wrong configuration, for benchmarks that show what the fix costs and saves.
     """
 
     name = "paddle_inference"
 
-    def __init__(self, path, threads: Optional[int] = None, use_onednn: bool = True):
+    def __init__(self, path, threads: Optional[int] = None, use_onednn: bool = True, paddle_defaults: bool = False):
         super().__init__(path, threads)
         try:
             from paddle import inference
@@ -58,6 +60,7 @@ class PaddleInferenceBackend(Backend):
         self._inference = inference
         self._files = _model_files(path)
         self._use_onednn = use_onednn
+        self._paddle_defaults = paddle_defaults
         self._predictors = {}
         probe = self._predictor_for(None)
         self._input_names = probe.get_input_names()
@@ -70,11 +73,11 @@ class PaddleInferenceBackend(Backend):
             config = self._inference.Config(str(model), str(params))
             config.disable_gpu()
             config.disable_glog_info()
-            if self._use_onednn:
+            if self._use_onednn and not self._paddle_defaults:
                 config.enable_mkldnn()
                 for name in BROKEN_ONEDNN_PASSES:
                     config.delete_pass(name)
-            else:
+            elif not self._use_onednn:
                 config.disable_mkldnn()
             config.set_cpu_math_library_num_threads(int(self.threads or 1))
             self._predictors[shape] = self._inference.create_predictor(config)

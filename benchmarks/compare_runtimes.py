@@ -1,0 +1,605 @@
+"""Every artefact of a conversion against the plain tools, in one process: speed ratios, alpha error, GFLOP/s.
+
+The peers, all on the same frozen Paddle model (OUT/reference) as the artefacts:
+
+- ONNX Runtime on the PLAIN paddle2onnx model (no adaptive-pool repair, no normalization, no onnxsim);
+- Paddle Inference with the fixed config (oneDNN, the broken fusion pass deleted): the checked reference;
+- Paddle Inference with a fresh ``Config``'s defaults (oneDNN with every fusion pass): fast, and wrong on
+  PP-MattingV2 (TOOLCHAIN.md, trap 8).
+
+Rounds are interleaved (each round runs every entry once, in an order rotated per round) so that load
+from other jobs on the host hits every entry alike; rounds during which other processes used the CPUs
+are counted and left out when enough quiet ones ran (``--rounds`` quiet ones wanted, ``--max-rounds``
+at most); figures are medians. Each entry's max abs alpha
+error against the reference is measured on the bundled sample photos, so "fast but wrong" shows.
+Achieved GFLOP/s = model FLOPs (``edgematte zoo info``, multiply+add = 2) / median latency, against
+the host's peak (cores x FMA units x SIMD lanes x 2 x clock, assumptions stated in the report).
+
+    .venv/bin/python benchmarks/compare_runtimes.py OUT [--rounds 15] [--warmup 2] [--threads 2]
+    .venv/bin/python benchmarks/compare_runtimes.py --model humanmatting --size 1024 --work /work/runs/hm1024
+
+With ``--model``, ``--work`` is converted first (seeded weights, ``--seed 0``) unless it already holds a
+conversion of that model and size. Writes benchmarks/results/<model>[_w<width>]_<size>_runtimes.md
+(or ``--report``).
+"""
+
+import argparse
+import gc
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+from edgematte.bench.runner import REFERENCE, library_versions, machine_facts, open_matter, peak_rss_mb, percentiles
+from edgematte.converter.manifest import read_manifest
+from edgematte.converter.onnx import run_paddle2onnx
+from edgematte.runtime.backends import open_backend
+from edgematte.runtime.backends.paddle_inference import PaddleInferenceBackend
+from edgematte.runtime.matter import Matter
+from edgematte.samples import SAMPLE_PHOTOS, sample_photo
+
+RESULTS = Path(__file__).parent / "results"
+PLAIN_ORT = "ONNX Runtime, plain paddle2onnx model"
+FIXED_PI = "Paddle Inference, fixed config (reference)"
+DEFAULT_PI = "Paddle Inference, default config"
+PEERS = (PLAIN_ORT, FIXED_PI, DEFAULT_PI)
+LITE_X86_INT8_WHY = (" Why (TOOLCHAIN.md, Paddle Lite section): the x86 int8 .nb runs int8<->fp32 `calib` ops around "
+                     "its quantized ops and keeps six convolutions float; Paddle Lite's int8 kernels are built for "
+                     "ARM, where its int8 pays.")
+QUIET_SHARE = 0.10  # a timed round counts as quiet when other processes used less than this share of the CPUs
+INT8_PRECISIONS = ("int8", "dynamic")  # entries whose arithmetic is 8-bit integer (dynamic: int8 weights and activations)
+
+
+@dataclass
+class Entry:
+    """One runtime configuration in the comparison: an artefact of OUT or a peer, opened by ``opener``."""
+
+    label: str
+    runtime: str
+    precision: str
+    opener: Optional[Callable[[], Matter]] = None
+    matter: Optional[Matter] = None
+    error: Optional[str] = None
+    tensors: List[np.ndarray] = field(default_factory=list)  # one model input per check photo, in its layout
+    samples: List[float] = field(default_factory=list)  # timed runs, seconds
+    max_abs: Optional[float] = None
+    mean_abs: Optional[float] = None
+
+    def load(self) -> None:
+        """Open the runtime (an error is recorded, not raised: the other entries still run)."""
+        if self.error is None and self.matter is None:
+            try:
+                self.matter = self.opener()
+                backend = self.matter.backend
+                self.runtime = self.runtime or backend.name + ("" if backend.threads_effective else " (threads ignored)")
+            except Exception as e:
+                self.error = f"{type(e).__name__}: {e}".splitlines()[0]
+
+    def unload(self) -> None:
+        """Drop the runtime and its buffers (a 2048x2048 model holds gigabytes of activations)."""
+        self.matter, self.tensors = None, []
+        gc.collect()
+
+
+# ------------------------------------------------------------------------------------------ the host's peak
+def cpu_facts() -> Dict[str, str]:
+    """``lscpu`` fields plus ``cpu MHz`` and ``flags`` from /proc/cpuinfo (first CPU)."""
+    facts = {}
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout.splitlines():
+            key, _, value = line.partition(":")
+            facts[key.strip()] = value.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("cpu MHz", "flags", "cpu family", "model", "vendor_id") and key not in facts:
+                facts[key] = value.strip()
+            if not line.strip():
+                break
+    return facts
+
+
+# One thread's clock (a chain of dependent integer adds: one per cycle on any x86 core) and fp32 FMA rate
+# (12 independent accumulators: enough to hide the FMA latency on two pipes), widest vectors the compiler
+# allows. Compiled with the host's C compiler, when there is one: a VM's /proc/cpuinfo clock is only
+# nominal (2.6 GHz reported here, 3.6 GHz measured), so a peak from it alone would be wrong.
+PEAK_PROBE_C = r"""
+#include <immintrin.h>
+#include <stdio.h>
+#include <time.h>
+/* Each rate is the best of CHUNKS short timings, so that time slices lost to other processes drop out. */
+#define CHUNKS 8
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + 1e-9 * t.tv_nsec; }
+#define BEST_SECONDS(result, ...) do { result = 1e9; for (int r = 0; r < CHUNKS; r++) { double t0 = now(); __VA_ARGS__; \
+    double s = now() - t0; result = s < result ? s : result; } } while (0)
+#ifdef __AVX512F__
+typedef __m512 vec; enum { LANES = 16 };
+#define SET1 _mm512_set1_ps
+#define FMA _mm512_fmadd_ps
+#else
+typedef __m256 vec; enum { LANES = 8 };
+#define SET1 _mm256_set1_ps
+#define FMA _mm256_fmadd_ps
+#endif
+int main(void) {
+    long x = 0, n = 40000000L, m = 10000000L;
+    double best;
+    BEST_SECONDS(best, for (long i = 0; i < n; i++)
+                           __asm__ volatile("add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0" : "+r"(x)));
+    printf("clock_ghz %f\n", 4.0 * n / best / 1e9);
+    vec acc[12], b = SET1(1.0000001f), c = SET1(1e-7f);
+    for (int k = 0; k < 12; k++) acc[k] = SET1((float)k);
+    BEST_SECONDS(best, for (long i = 0; i < m; i++) for (int k = 0; k < 12; k++) acc[k] = FMA(acc[k], b, c));
+    float sink[LANES], total = 0;
+    for (int k = 0; k < 12; k++) { *(vec *)sink = acc[k]; total += sink[0]; }
+    printf("fma_gflops %f\nlanes %d\nsink %g\n", m * 12.0 * LANES * 2 / best / 1e9, LANES, total);
+#if defined(__AVX512VNNI__)
+    __m512i iacc[12], ia = _mm512_set1_epi8(3), ib = _mm512_set1_epi8(5);
+    for (int k = 0; k < 12; k++) iacc[k] = _mm512_set1_epi32(k);
+    BEST_SECONDS(best, for (long i = 0; i < m; i++) for (int k = 0; k < 12; k++) iacc[k] = _mm512_dpbusd_epi32(iacc[k], ia, ib));
+    int isink[16], itotal = 0;
+    for (int k = 0; k < 12; k++) { _mm512_storeu_si512(isink, iacc[k]); itotal += isink[0]; }
+    printf("vnni_gops %f\nsink %d\n", m * 12.0 * 64 * 2 / best / 1e9, itotal);
+#endif
+    return 0;
+}
+"""
+
+
+def probe_peak(copies: int) -> Optional[dict]:
+    """Measured clock and fp32 FMA rate: ``{"alone": {...}, "all_cores": [{...} per copy]}``, or None without a C compiler.
+
+    ``copies`` probes run at once for ``all_cores``: if the CPUs the VM shows were SMT siblings of fewer
+    cores, each copy's FMA rate would drop well below the lone one's.
+    """
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="peak-probe-") as tmp:
+        source, binary = Path(tmp) / "probe.c", Path(tmp) / "probe"
+        source.write_text(PEAK_PROBE_C)
+        built = subprocess.run([compiler, "-O3", "-march=native", "-funroll-loops", "-o", str(binary), str(source)],
+                               capture_output=True, text=True)
+        if built.returncode != 0:
+            return None
+
+        def parse(stdout):
+            return {k: float(v) for k, v in (line.split() for line in stdout.splitlines()) if k != "sink"}
+
+        alone = parse(subprocess.run([str(binary)], capture_output=True, text=True, check=True).stdout)
+        running = [subprocess.Popen([str(binary)], stdout=subprocess.PIPE, text=True) for _ in range(copies)]
+        together = [parse(p.communicate()[0]) for p in running]
+    return {"alone": alone, "all_cores": together}
+
+
+def host_peak(facts: Dict[str, str], probe: Optional[dict]) -> dict:
+    """fp32 FLOP/s and int8 op/s ceilings of this host, with every assumption spelled out.
+
+    fp32: cores x FMA units x fp32 lanes per unit x 2 (multiply + add) x clock, the clock measured by
+    :func:`probe_peak` when it ran (else /proc/cpuinfo's). int8 (VNNI only): ``vpdpbusd`` does 4
+    multiply-adds per 32-bit lane, so 4x the fp32 figure.
+    """
+    flags = set(facts.get("flags", "").split())
+    cores = int(facts.get("CPU(s)") or os.cpu_count())
+    threads_per_core = int(facts.get("Thread(s) per core") or 1)
+    physical = cores // threads_per_core
+    nominal_ghz = float(facts.get("CPU max MHz") or facts.get("cpu MHz") or 0) / 1000
+    vendor, family = facts.get("vendor_id", ""), int(facts.get("cpu family") or 0)
+    notes = []
+    if "avx512f" in flags and vendor == "AuthenticAMD" and family == 25:
+        # Zen 4 (family 19h): AVX-512 instructions run on the 256-bit FMA pipes as two halves
+        width_bits, units = 256, 2
+        notes.append("AMD family 19h with AVX-512 = Zen 4: two 256-bit FMA pipes; a 512-bit FMA occupies both "
+                     "halves, so AVX-512 gives no more FLOP/cycle than AVX2: 2 x 8 fp32 lanes x 2 = 32 FLOP/cycle/core")
+    elif "avx512f" in flags:
+        width_bits, units = 512, 2
+        notes.append("AVX-512 with two 512-bit FMA units assumed (server Intel; some parts have one): "
+                     "64 FLOP/cycle/core")
+    elif "fma" in flags and "avx2" in flags:
+        width_bits, units = 256, 2
+        notes.append("AVX2 + FMA with two 256-bit FMA units assumed: 32 FLOP/cycle/core")
+    else:
+        width_bits, units = 128, 1
+        notes.append("no FMA: one 128-bit multiply + add per cycle assumed: 8 FLOP/cycle/core")
+    flop_per_cycle = units * (width_bits // 32) * 2
+    if probe:
+        clock_ghz = max(p["clock_ghz"] for p in [probe["alone"], *probe["all_cores"]])
+        alone = probe["alone"]
+        notes.append(f"clock {clock_ghz:.2f} GHz measured (dependent integer adds, best of short timings; one core "
+                     f"busy: {alone['clock_ghz']:.2f} GHz, all: " + ", ".join(f"{p['clock_ghz']:.2f}" for p in probe["all_cores"])
+                     + f" GHz), not /proc/cpuinfo's nominal {nominal_ghz:.3f} GHz")
+        notes.append(f"measured fp32 FMA rate ({int(alone['lanes'])}-lane vectors): one core alone "
+                     f"{alone['fma_gflops']:.0f} GFLOP/s = {alone['fma_gflops'] / alone['clock_ghz']:.1f} FLOP/cycle; "
+                     f"all {len(probe['all_cores'])} at once " + ", ".join(f"{p['fma_gflops']:.0f}" for p in probe["all_cores"])
+                     + " GFLOP/s (separate physical cores if each keeps the lone rate)")
+    else:
+        clock_ghz = nominal_ghz
+        notes.append(f"clock {clock_ghz:.3f} GHz from /proc/cpuinfo (no C compiler to measure it); a VM reports "
+                     f"a nominal clock, the real one may be higher")
+    fp32_gflops = physical * flop_per_cycle * clock_ghz
+    vnni = bool(flags & {"avx512_vnni", "avx_vnni"})
+    if vnni:
+        measured = (f"measured: one core alone {probe['alone']['vnni_gops']:.0f} GOP/s = "
+                    f"{probe['alone']['vnni_gops'] / probe['alone']['clock_ghz']:.0f} op/cycle"
+                    if probe and "vnni_gops" in probe["alone"] else "not measured")
+        notes.append(f"int8 peak: VNNI vpdpbusd, 4 multiply-adds per 32-bit lane on the same pipes = 4x the fp32 "
+                     f"rate ({measured})")
+    return {"physical_cores": physical, "clock_ghz": clock_ghz, "nominal_ghz": nominal_ghz,
+            "flop_per_cycle_per_core": flop_per_cycle, "fp32_gflops": fp32_gflops,
+            "int8_gops": 4 * fp32_gflops if vnni else None, "notes": notes,
+            "flags": sorted(flags & {"sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
+                                     "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8"})}
+
+
+def sgemm_ceiling(n: int = 2048, repeats: int = 10) -> float:
+    """Measured GFLOP/s of numpy's float32 matrix product (its BLAS, all cores; best of ``repeats``): a practical ceiling."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return 2 * n ** 3 / min(times) / 1e9
+
+
+def model_gflop(manifest: dict) -> Optional[float]:
+    """GFLOP of one inference at the conversion's input size (``edgematte zoo info``), or None outside the zoo."""
+    match = re.match(r"zoo:(\S+)(?:.*width=([\d.]+))?", manifest["model"].get("origin", ""))
+    if not match:
+        return None
+    h, w = manifest["model"]["input_shape"][2:]
+    argv = [sys.executable, "-m", "edgematte.cli", "zoo", "info", match.group(1), "--width", match.group(2) or "1.0",
+            "--input-size", str(h), str(w), "--json"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        raise SystemExit(f"zoo info failed: {done.stderr.strip()}")
+    return float(json.loads(done.stdout)["gflop"])
+
+
+# ------------------------------------------------------------------------------------------ the entries
+def plain_onnx_entry(manifest: dict, fed_like: Callable, threads: int, workdir: Path) -> Entry:
+    """ONNX Runtime on paddle2onnx's own output for OUT/reference; probed in a child process first because
+    an unrepaired adaptive pool with more bins than input cells kills ONNX Runtime with SIGFPE."""
+    entry = Entry(PLAIN_ORT, "onnxruntime", "fp32")
+    path = workdir / "plain_paddle2onnx.onnx"
+    try:
+        run_paddle2onnx(Path(manifest["_dir"]) / manifest["reference"]["model_dir"], path)
+    except Exception as e:
+        entry.error = f"paddle2onnx: {e}"
+        return entry
+    probe = ("import sys, numpy as np; from edgematte.runtime.backends import open_backend; "
+             "b = open_backend('onnxruntime', sys.argv[1], threads=1); "
+             "b.run(np.zeros([d if d > 0 else 1 for d in b.inputs[0].shape], np.float32))")
+    done = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=3600)
+    if done.returncode < 0:
+        entry.error = f"ONNX Runtime dies with {signal.Signals(-done.returncode).name} on this model"
+    elif done.returncode != 0:
+        entry.error = "ONNX Runtime fails: " + (done.stderr.strip().splitlines() or ["?"])[-1]
+    else:
+        entry.opener = lambda: fed_like(open_backend("onnxruntime", path, threads=threads))
+    return entry
+
+
+def list_entries(manifest: dict, threads: int, workdir: Path, only: Optional[List[str]]) -> List[Entry]:
+    """The three peers, then every host-runnable artefact of the manifest (or those named in ``only``); none
+    opened yet (:meth:`Entry.load`)."""
+    out = manifest["_dir"]
+    template = open_matter(out, REFERENCE, threads)  # how the reference is fed: profile, NCHW, input size
+    profile, layout, input_hw = template.profile, template.layout, template.input_hw
+    del template
+
+    def fed_like_reference(backend) -> Matter:
+        return Matter(backend, profile, layout=layout, input_hw=input_hw)
+
+    model_dir = Path(out) / manifest["reference"]["model_dir"]
+    entries = [plain_onnx_entry(manifest, fed_like_reference, threads, workdir),
+               Entry(FIXED_PI, "paddle_inference", "fp32", opener=lambda: open_matter(out, REFERENCE, threads)),
+               Entry(DEFAULT_PI, "paddle_inference", "fp32",
+                     opener=lambda: fed_like_reference(PaddleInferenceBackend(model_dir, threads=threads,
+                                                                              paddle_defaults=True)))]
+    for artefact in manifest["artefacts"]:
+        if artefact["parity"].get("runs_on_host", True) and (not only or artefact["path"] in only):
+            entries.append(Entry(artefact["path"], "", artefact["precision"],
+                                 opener=lambda path=artefact["path"]: open_matter(out, path, threads)))
+    return entries
+
+
+# ------------------------------------------------------------------------------------------ measuring
+def alpha_of(output: np.ndarray) -> np.ndarray:
+    """The model's [1, 1, H, W] or [1, H, W, 1] output as float32 H x W."""
+    return np.squeeze(np.asarray(output, dtype=np.float32))
+
+
+def reference_alphas(entries: List[Entry], photos: List[np.ndarray]) -> List[np.ndarray]:
+    """The fixed Paddle Inference reference's alpha (model size, float32 H x W) for each photo."""
+    reference = next(e for e in entries if e.label == FIXED_PI)
+    was_loaded = reference.matter is not None
+    reference.load()
+    if reference.error:
+        raise SystemExit(f"the reference does not run: {reference.error}")
+    alphas = [alpha_of(reference.matter.run_tensor(reference.matter.model_input(photo)[0])) for photo in photos]
+    if not was_loaded:
+        reference.unload()
+    return alphas
+
+
+def check_errors(entry: Entry, photos: List[np.ndarray], expected: List[np.ndarray]) -> None:
+    """Max and mean abs alpha difference of a loaded entry from the reference's; keeps its model inputs."""
+    entry.tensors = [entry.matter.model_input(photo)[0] for photo in photos]
+    diffs = [np.abs(alpha_of(entry.matter.run_tensor(t)) - want) for t, want in zip(entry.tensors, expected)]
+    entry.max_abs = float(max(d.max() for d in diffs))
+    entry.mean_abs = float(np.mean([d.mean() for d in diffs]))
+
+
+def busy_cpu_seconds() -> float:
+    """CPU seconds all processes of the host have spent busy since boot (/proc/stat, every CPU summed)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds this process (all its threads) has used."""
+    times = os.times()
+    return times.user + times.system
+
+
+def interleaved_rounds(entries: List[Entry], rounds: int, warmup: int, max_rounds: int, log) -> dict:
+    """Timed rounds of every entry until ``rounds`` of them were quiet, or ``max_rounds`` ran; round r starts at
+    entry r (mod n), after ``warmup`` untimed rounds.
+
+    A round is quiet when other processes used less than :data:`QUIET_SHARE` of the host's CPUs during it.
+    Each entry keeps the samples of the quiet rounds when there are ``rounds`` of them, else of all rounds
+    (the same rounds for every entry, so ratios stay like for like). Returns what was done, for the report.
+    """
+    live = [e for e in entries if e.matter is not None]
+    cpus = os.cpu_count() or 1
+    timed: Dict[str, List[float]] = {e.label: [] for e in live}
+    shares: List[float] = []
+    r = 0
+    while r < warmup or (sum(share < QUIET_SHARE for share in shares) < rounds and len(shares) < max_rounds):
+        order = live[r % len(live):] + live[:r % len(live)]
+        wall0, busy0, own0 = time.perf_counter(), busy_cpu_seconds(), own_cpu_seconds()
+        for e in order:
+            t0 = time.perf_counter()
+            e.matter.run_tensor(e.tensors[0])
+            if r >= warmup:
+                timed[e.label].append(time.perf_counter() - t0)
+        others = (busy_cpu_seconds() - busy0) - (own_cpu_seconds() - own0)
+        if r >= warmup:
+            shares.append(max(0.0, others) / ((time.perf_counter() - wall0) * cpus))
+            log(f"round {len(shares)} (others' CPU share {shares[-1]:.0%}): "
+                + ", ".join(f"{e.label} {1000 * timed[e.label][-1]:.0f}" for e in live))
+        r += 1
+    quiet = [i for i, share in enumerate(shares) if share < QUIET_SHARE]
+    used = quiet if len(quiet) >= rounds else list(range(len(shares)))
+    for e in live:
+        e.samples = [timed[e.label][i] for i in used]
+    return {"rounds_run": len(shares), "quiet_rounds": len(quiet), "used": "quiet" if used is quiet else "all",
+            "others_share_median": float(np.median(shares)) if shares else 0.0}
+
+
+# ------------------------------------------------------------------------------------------ the report
+def _ratio(peer: Optional[Entry], entry: Entry, medians: Dict[str, float]) -> str:
+    if peer is None or peer.label not in medians or entry.label not in medians:
+        return "-"
+    return f"{medians[peer.label] / medians[entry.label]:.2f}x"
+
+
+def findings(entries: List[Entry], medians: Dict[str, float], tolerance: float) -> List[str]:
+    """Plain-language lines with the figures: plain tools against ours, the Paddle trap, int8 against fp32.
+
+    ``tolerance``: the max abs alpha error up to which an entry counts as computing the reference's result.
+    """
+    by_label = {e.label: e for e in entries}
+    lines = []
+    plain, ours = by_label.get(PLAIN_ORT), next((e for e in entries if e.label.endswith(".onnx") and e.samples), None)
+    if plain is not None and plain.error:
+        lines.append(f"- ONNX Runtime cannot run the plain paddle2onnx model ({plain.error})"
+                     + (f"; ours (`{ours.label}`) runs, max abs alpha error {ours.max_abs:.1e}." if ours else "."))
+    elif plain is not None and ours is not None:
+        lines.append(f"- ONNX Runtime, same runtime and thread count: our `{ours.label}` takes "
+                     f"{medians[ours.label] / medians[PLAIN_ORT]:.2f}x the plain model's median time; alpha error "
+                     f"{ours.max_abs:.1e} (ours) against {plain.max_abs:.1e} (plain paddle2onnx, no pool repair).")
+    fixed, trap = by_label.get(FIXED_PI), by_label.get(DEFAULT_PI)
+    if fixed and trap and trap.samples:
+        lines.append(f"- Paddle Inference's default config: alpha error {trap.max_abs:.2e} (mean {trap.mean_abs:.1e}) "
+                     f"against the fixed config, at {medians[FIXED_PI] / medians[DEFAULT_PI]:.2f}x its speed (the "
+                     f"fix, one oneDNN fusion pass deleted, changes the median time by "
+                     f"{100 * (medians[FIXED_PI] / medians[DEFAULT_PI] - 1):+.0f}%).")
+    float_entries = [e for e in entries if e.samples and e.precision == "fp32" and e.label not in PEERS]
+    for e in entries:
+        if e.samples and e.precision in INT8_PRECISIONS:
+            base = next((f for f in float_entries if f.runtime == e.runtime), None)
+            if base:
+                speedup = medians[base.label] / medians[e.label]
+                lines.append(f"- {e.runtime}: `{e.label}` ({e.precision}) is {speedup:.2f}x as fast as `{base.label}` "
+                             f"(fp32){'' if speedup > 1 else ': SLOWER than fp32'}; alpha error {e.max_abs:.2e}."
+                             + (LITE_X86_INT8_WHY if speedup <= 1 and e.runtime.startswith("paddle_lite") else ""))
+    exact = [e for e in entries if e.samples and e.max_abs is not None and e.max_abs <= tolerance]
+    if exact:
+        best = min(exact, key=lambda e: medians[e.label])
+        lines.append(f"- fastest entry within {tolerance:.1e} of the reference (float noise: twice the reference's own "
+                     f"difference from Paddle's plain CPU kernels, at least 1e-3): `{best.label}` ({best.runtime}), "
+                     f"{1000 * medians[best.label]:.1f} ms.")
+    return lines
+
+
+def timing_text(timing: List[tuple], wanted: int) -> str:
+    """How the rounds went: interleaved (one group) or one entry at a time, quiet rounds used or not."""
+    def how(t):
+        return (f"{t['rounds_run']} timed rounds, {t['quiet_rounds']} quiet (median share of other processes "
+                f"{t['others_share_median']:.0%}), figures from "
+                + ("the quiet ones" if t["used"] == "quiet" else f"ALL (fewer than {wanted} quiet: other jobs slowed them)"))
+
+    quiet = f"A round is quiet when other processes used less than {QUIET_SHARE:.0%} of the CPUs during it."
+    if len(timing) == 1:
+        return f"Every entry loaded at once, interleaved rounds: {how(timing[0][1])}. {quiet}"
+    return (f"One entry at a time (`--one-at-a-time`: the models do not fit in memory together), so other jobs' "
+            f"load can differ between entries. {quiet} Timed rounds per entry (run / quiet / figures from): "
+            + "; ".join(f"{group[0].label} {t['rounds_run']} / {t['quiet_rounds']} / {t['used']}" for group, t in timing)
+            + ".")
+
+
+def report(manifest: dict, entries: List[Entry], args, gflop: Optional[float], peak: dict, facts: Dict[str, str],
+           sgemm_gflops: float, seconds: float, timing: List[tuple]) -> str:
+    model = manifest["model"]
+    shape = model["input_shape"]
+    stats = {e.label: percentiles(e.samples) for e in entries if e.samples}
+    medians = {label: s["median"] for label, s in stats.items()}
+    peers = {e.label: e for e in entries if e.label in PEERS}
+    versions = library_versions()
+    m = machine_facts()
+    lines = [
+        f"# Runtimes compared: {model['name']} {shape[2]}x{shape[3]} ({model['origin']})", "",
+        f"Written by `benchmarks/compare_runtimes.py {args.out}` (rounds {args.rounds}, warmup {args.warmup}, "
+        f"threads {args.threads}{', --one-at-a-time' if args.one_at_a_time else ''}) on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+        f"{seconds / 60:.1f} min, peak RSS {peak_rss_mb():.0f} MB.", "",
+        timing_text(timing, args.rounds), "",
+        "## Machine", "",
+        f"- CPU: {facts.get('Model name', m.get('cpu_model'))} (vendor {facts.get('vendor_id')}, family "
+        f"{facts.get('cpu family')} model {facts.get('model')}), {peak['physical_cores']} cores x "
+        f"{facts.get('Thread(s) per core', '?')} thread, {facts.get('Hypervisor vendor', 'no')} hypervisor, "
+        f"governor {m.get('governor')}",
+        f"- clock: {peak['clock_ghz']:.2f} GHz measured ({peak['nominal_ghz']:.3f} GHz nominal); caches L1d {facts.get('L1d cache')}, L2 {facts.get('L2 cache')}, "
+        f"L3 {facts.get('L3 cache')}",
+        f"- SIMD flags: {', '.join(peak['flags'])}",
+        f"- Python {platform.python_version()}; " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+        "",
+        "## Latency, ratios and alpha error", "",
+        f"One {shape[2]}x{shape[3]} input (the sample photo '{SAMPLE_PHOTOS[0][0]}' through the artefact's profile), "
+        f"model only (no pre/post), {args.threads} threads. Ratio = peer median / entry median: above 1 the entry "
+        f"is faster. Alpha error: max (mean) abs difference from the fixed Paddle Inference reference over "
+        f"{args.check_photos} sample photos; alpha is in [0, 1].", "",
+        "| entry | runtime | precision | median ms | min | p90 | vs ORT plain | vs PI fixed | vs PI default | "
+        "max abs alpha error | mean abs | GFLOP/s | % of peak |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for e in entries:
+        if e.error:
+            lines.append(f"| {e.label} | {e.runtime} | {e.precision} | failed: {e.error} |" + " |" * 9)
+            continue
+        s = stats[e.label]
+        achieved = gflop / s["median"] if gflop else None
+        ceiling = peak["int8_gops"] if e.precision in INT8_PRECISIONS else peak["fp32_gflops"]
+        lines.append(
+            f"| {e.label} | {e.runtime} | {e.precision} | {1000 * s['median']:.1f} | {1000 * s['min']:.1f} | "
+            f"{1000 * s['p90']:.1f} | {_ratio(peers.get(PLAIN_ORT), e, medians)} | "
+            f"{_ratio(peers.get(FIXED_PI), e, medians)} | {_ratio(peers.get(DEFAULT_PI), e, medians)} | "
+            f"{e.max_abs:.2e} | {e.mean_abs:.1e} | {'-' if achieved is None else f'{achieved:.1f}'} | "
+            f"{'-' if achieved is None or not ceiling else f'{100 * achieved / ceiling:.0f}%'} |")
+    reference_noise = max([c["max_abs"] for c in manifest["reference"].get("checks", [])] or [0.0])
+    lines += ["", "## Findings", ""] + findings(entries, medians, max(1e-3, 2 * reference_noise))
+    lines += ["", "## Compute efficiency", ""]
+    if gflop:
+        lines.append(f"- model: {gflop:.2f} GFLOP per inference at {shape[2]}x{shape[3]} (`edgematte zoo info`: "
+                     f"paddle.flops multiply-accumulates x 2)")
+    else:
+        lines.append("- model FLOPs unknown (not a zoo model): no GFLOP/s figures")
+    lines.append(f"- peak fp32: {peak['physical_cores']} cores x {peak['flop_per_cycle_per_core']} FLOP/cycle x "
+                 f"{peak['clock_ghz']:.3f} GHz = {peak['fp32_gflops']:.0f} GFLOP/s"
+                 + (f"; int8 (VNNI): {peak['int8_gops']:.0f} GOP/s (int8 and dynamic-range entries are "
+                    f"rated against it)" if peak["int8_gops"] else ""))
+    lines.append(f"- measured ceiling: numpy float32 matrix product 2048x2048 (its BLAS, all cores) "
+                 f"{sgemm_gflops:.0f} GFLOP/s (best of 10) = {100 * sgemm_gflops / peak['fp32_gflops']:.0f}% of the stated peak")
+    lines += [f"- assumption: {note}" for note in peak["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def resolve_conversion(args) -> Path:
+    """OUT as given, or ``--work`` converted from ``--model`` at ``--size`` (seeded) unless already there."""
+    if args.out:
+        return Path(args.out)
+    work = Path(args.work)
+    if (work / "manifest.json").is_file():
+        shape = read_manifest(work)["model"]["input_shape"]
+        if shape[2:] == [args.size, args.size]:
+            return work
+        raise SystemExit(f"{work}: holds a {shape[2]}x{shape[3]} conversion, not {args.size}x{args.size}")
+    argv = [sys.executable, "-m", "edgematte.cli", "convert", args.model, "--seed", "0", "--input-shape", "1", "3",
+            str(args.size), str(args.size), "-o", str(work)] + (["--int8"] if args.int8 else [])
+    print("converting:", " ".join(argv[2:]), flush=True)
+    if subprocess.run(argv).returncode != 0:
+        raise SystemExit("conversion failed")
+    return work
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", nargs="?", help="a conversion folder (edgematte convert ... -o OUT)")
+    parser.add_argument("--model", help="instead of OUT: convert this zoo model (seed 0) into --work first")
+    parser.add_argument("--size", type=int, help="with --model: square input size (e.g. 512, 2048)")
+    parser.add_argument("--work", help="with --model: the conversion folder to write or reuse")
+    parser.add_argument("--int8", action="store_true", help="with --model: also build the INT8 artefacts")
+    parser.add_argument("--rounds", type=int, default=15, help="quiet timed rounds wanted (each runs every entry once)")
+    parser.add_argument("--max-rounds", type=int, default=None, help="stop after this many timed rounds (default 3x --rounds)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed runs per entry first")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--one-at-a-time", action="store_true",
+                        help="load, check and time one entry at a time (when the models do not fit in memory together, "
+                             "e.g. PP-HumanMatting at 2048x2048: up to 7.5 GB each); not interleaved then")
+    parser.add_argument("--check-photos", type=int, default=2, help="sample photos for the alpha error (1..6)")
+    parser.add_argument("--artefacts", help="comma-separated artefact paths (default: every host-runnable one)")
+    parser.add_argument("--report", help="markdown file to write (default: benchmarks/results/<model>_<size>_runtimes.md)")
+    args = parser.parse_args(argv)
+    if bool(args.out) == bool(args.model) or (args.model and not (args.size and args.work)):
+        parser.error("give OUT, or --model with --size and --work")
+    started = time.perf_counter()
+    out = resolve_conversion(args)
+    args.out = str(out)
+    manifest = read_manifest(out)
+    facts = cpu_facts()
+    peak = host_peak(facts, probe_peak(os.cpu_count() or 1))
+    sgemm_gflops = sgemm_ceiling()
+    gflop = model_gflop(manifest)
+    photos = [sample_photo(name) for name, _ in SAMPLE_PHOTOS[:max(1, args.check_photos)]]
+    max_rounds = args.max_rounds or 3 * args.rounds
+    with tempfile.TemporaryDirectory(prefix="compare-runtimes-") as tmp:
+        entries = list_entries(manifest, args.threads, Path(tmp),
+                               [a.strip() for a in args.artefacts.split(",")] if args.artefacts else None)
+        expected = reference_alphas(entries, photos)
+        # interleaved: every entry loaded at once, one run of each per round; one at a time: load, time, unload
+        groups = [[e] for e in entries] if args.one_at_a_time else [entries]
+        timing = []
+        for group in groups:
+            for e in group:
+                e.load()
+                print(f"{e.label}: {'failed: ' + e.error if e.error else 'loaded'}", flush=True)
+            live = [e for e in group if e.matter is not None]
+            for e in live:
+                check_errors(e, photos, expected)
+            if live:
+                timing.append((live, interleaved_rounds(live, args.rounds, args.warmup, max_rounds,
+                                                        lambda line: print(line, flush=True))))
+            for e in live:
+                e.unload()
+    text = report(manifest, entries, args, gflop, peak, facts, sgemm_gflops, time.perf_counter() - started, timing)
+    model = manifest["model"]
+    width = re.search(r"width=([\d.]+)", model.get("origin", ""))
+    tag = f"_w{width.group(1)}" if width and float(width.group(1)) != 1.0 else ""
+    path = Path(args.report) if args.report else RESULTS / f"{model['name']}{tag}_{model['input_shape'][2]}_runtimes.md"
+    path.write_text(text)
+    print(text)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
