@@ -385,6 +385,37 @@ def device_verify(serial, manifest, images, out, artefact, accelerator, threads,
     _print_report_and_exit(report, as_json)
 
 
+@device.command("arm-check")
+@click.argument("manifest", type=click.Path(exists=True))
+@click.option("--cpu", default="cortex-a72", show_default=True, help="Emulated core (qemu -cpu name of a real core; 'max' is refused).")
+@click.option("--artefacts", default=None, help="Comma-separated .tflite artefacts (default: every one in the manifest).")
+@click.option("--kernels", type=click.Choice(["default", "builtin", "reference"]), default="default", show_default=True,
+              help="LiteRT kernels on both sides: default (XNNPACK), builtin (optimized, no XNNPACK) or reference (plain C++: must agree exactly).")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+def device_arm_check(manifest, cpu, artefacts, kernels, as_json):
+    """Run TFLite artefacts on an emulated ARM CPU (qemu) and on this host with the same input; compare.
+
+    The correctness check for ARM kernels when no board is at hand (`device arm-rootfs` first; about a
+    second per fp32 512x512 inference under emulation). Exits 1 when an output differs beyond its limit:
+    1e-5 for float models; for int8 models a few output steps with optimized kernels, none with reference.
+    """
+    from .bench.qemu import arm_verdict, compare_with_host
+    from .converter.manifest import read_manifest
+
+    names = [a for a in artefacts.split(",") if a] if artefacts else None
+    reports = compare_with_host(read_manifest(manifest), names, cpu=cpu, kernels=kernels)
+    verdicts = [arm_verdict(r) for r in reports]
+    if as_json:
+        console.emit_json([{**{k: v for k, v in r.items() if k not in ("host", "emulated")}, "passed": ok, "verdict": why}
+                           for r, (ok, why) in zip(reports, verdicts)])
+    else:
+        for r, (ok, why) in zip(reports, verdicts):
+            click.echo(f"{r['artefact']:<24} {'ok ' if ok else 'FAIL'} {cpu} vs x86: {why}")
+    failed = [r["artefact"] for r, (ok, _) in zip(reports, verdicts) if not ok]
+    if failed:
+        raise EdgematteError(f"{manifest}: {', '.join(failed)} differ on the emulated {cpu} beyond the limits")
+
+
 @device.command("arm-rootfs")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Where to build and keep it (default: $EDGEMATTE_ARM_ROOTFS or ~/.cache/edgematte/arm64-rootfs).")
 @click.option("--mirror", default=None, help="Debian mirror (default: $EDGEMATTE_DEBIAN_MIRROR or deb.debian.org).")

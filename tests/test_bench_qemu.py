@@ -123,3 +123,33 @@ def test_rootfs_is_reused_and_wrong_set_ups_are_one_line(arm_rootfs, tmp_path):
         assert "\n" not in str(failure.value)
     with pytest.raises(EdgematteError, match="run 'edgematte device arm-rootfs' first"):
         QemuTarget(f"qemu:{CPU}", rootfs=tmp_path / "nothing-here")
+
+
+def test_arm_check_command_compares_every_tflite_artefact(arm_rootfs, int8_conversion):
+    r = run_cli("device", "arm-check", int8_conversion["_dir"], "--cpu", CPU, "--kernels", "reference", "--json")
+    assert r.returncode == 0, r.stderr
+    reports = {x["artefact"]: x for x in json.loads(r.stdout)}
+    assert set(reports) == {"model_fp32.tflite", *INT8, "model_dynamic.tflite"}
+    assert all(x["passed"] for x in reports.values())
+    for name in INT8:  # reference kernels: bit for bit
+        assert reports[name]["max_steps"] == 0 and reports[name]["differing_fraction"] == 0.0
+    assert reports["model_fp32.tflite"]["max_abs"] <= 1e-5
+    # run-time activation quantization from float values: one activation step can flip, little more
+    assert reports["model_dynamic.tflite"]["max_abs"] <= 1e-3
+
+
+def test_arm_verdict_limits():
+    from edgematte.bench.qemu import arm_verdict
+
+    step = 1 / 256
+    int8 = {"artefact": "m.tflite", "kernels": "default", "quant_step": step, "mean_abs": 0.4 * step,
+            "p99_steps": 2, "max_steps": 7}
+    assert arm_verdict(int8)[0] is True
+    assert arm_verdict(dict(int8, max_steps=17))[0] is False
+    assert arm_verdict(dict(int8, mean_abs=1.5 * step))[0] is False
+    ok, why = arm_verdict(dict(int8, kernels="reference", max_steps=1, p99_steps=0, mean_abs=1e-4 * step))
+    assert ok is False and "max 1" in why
+    fp32 = {"artefact": "f.tflite", "kernels": "default", "quant_step": None, "max_abs": 2e-5}
+    assert arm_verdict(fp32) == (False, "max abs 2.00e-05 (limit 1e-05)")
+    assert arm_verdict(dict(fp32, precision="dynamic")) == (True, "max abs 2.00e-05 (limit 0.001)")
+    assert arm_verdict({"artefact": "x", "error": "boom"}) == (False, "boom")

@@ -215,6 +215,37 @@ def compare_outputs(host: dict, target: dict, step: Optional[float]) -> dict:
     return figures
 
 
+FP32_TOLERANCE = 1e-5  # max abs output difference, ARM against x86, for float models
+# A dynamic-range model quantizes its activations at run time from float values, and the ARM and x86
+# builds round float arithmetic differently (fp32 models differ by ~1e-6), so a value on a rounding
+# boundary can land one activation step away: measured 1.7e-4 with reference kernels on the tiny
+# PP-MattingV2 (1.2e-7 with XNNPACK). Far below the INT8 accuracy budget (MAD 0.02).
+DYNAMIC_TOLERANCE = 1e-3
+# Optimized int8 kernels (XNNPACK, builtin) round some products differently on ARM and x86: each op
+# stays within one output step of the other, but the ~150 int8 ops of PP-MattingV2 accumulate that
+# to a few steps at the output (measured: mean 0.4, 99% within 2, max 7 with XNNPACK). Limits in
+# output quantization steps; the reference kernels are plain C++ and must agree exactly.
+INT8_STEP_LIMITS = {"reference": {"mean": 0.0, "p99": 0, "max": 0},
+                    "default": {"mean": 1.0, "p99": 4, "max": 16},
+                    "builtin": {"mean": 1.0, "p99": 8, "max": 24}}
+
+
+def arm_verdict(report: dict) -> tuple:
+    """(passed, one-line reason) for a :func:`compare_with_host` report: a float model within
+    :data:`FP32_TOLERANCE` (dynamic-range: :data:`DYNAMIC_TOLERANCE`), an int8-output one within
+    :data:`INT8_STEP_LIMITS` for its kernels."""
+    if "error" in report:
+        return False, report["error"]
+    if report.get("quant_step") is None:
+        limit = DYNAMIC_TOLERANCE if report.get("precision") == "dynamic" else FP32_TOLERANCE
+        return report["max_abs"] <= limit, f"max abs {report['max_abs']:.2e} (limit {limit:g})"
+    limits = INT8_STEP_LIMITS[report["kernels"]]
+    mean_steps = report["mean_abs"] / report["quant_step"]
+    ok = mean_steps <= limits["mean"] and report["p99_steps"] <= limits["p99"] and report["max_steps"] <= limits["max"]
+    return ok, (f"output steps off x86: mean {mean_steps:.2f}, p99 {report['p99_steps']}, max {report['max_steps']} "
+                f"(limits {limits['mean']:g} / {limits['p99']} / {limits['max']} for {report['kernels']} kernels)")
+
+
 def compare_with_host(manifest: dict, artefacts: Optional[Sequence[str]] = None, cpu: str = DEFAULT_CPU,
                       rootfs=None, threads: int = 1, kernels: str = "default", trace: bool = False,
                       work_dir=None) -> List[dict]:
