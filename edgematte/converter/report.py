@@ -62,7 +62,7 @@ def _fallback_tables(int8_artefacts, fp32_latency: dict, threads) -> list:
         peer = fp32_latency.get(FP32_PEER.get(a["format"], ""))
         yardstick = f"fp32: {_fmt_ms(peer)} ms" if peer is not None else "fp32 latency not measured"
         lines += ["", f"Fallback choices of `{a['path']}` (median latency on this host, {threads} threads; {yardstick}):",
-                  "", "| choice | kept float | MAD | latency ms | vs fp32 | size MB |", "|---|---|---|---|---|---|"]
+                  "", "| choice | kept float | MAD | latency ms | time vs fp32 | size MB |", "|---|---|---|---|---|---|"]
         for h in history:
             if lite_history:
                 choice, kept = h["step"], ", ".join(map(str, h.get("kept_float", []))) or "-"
