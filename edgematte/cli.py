@@ -322,15 +322,10 @@ def bench(manifest, target, threads, artefacts, runs, warmup, size, out, as_json
     """
     from .bench.session import benchmark
 
-    # The adb target reads its tools from the environment, like the ssh target's EDGEMATTE_SSH_* settings.
-    for variable, path in (("EDGEMATTE_ADB_BENCHMARK_MODEL", adb_benchmark_model),
-                           ("EDGEMATTE_ADB_BENCHMARK_BIN", adb_benchmark_bin)):
-        if path:
-            os.environ[variable] = os.path.abspath(path)
-
     doc = benchmark(manifest, target=target, threads=threads,
                     artefacts=[a.strip() for a in artefacts.split(",")] if artefacts else None,
-                    runs=runs, warmup=warmup, size=size, out=out)
+                    runs=runs, warmup=warmup, size=size, out=out,
+                    adb_tools={"tflite": adb_benchmark_model, "nb": adb_benchmark_bin})
     if as_json:
         console.emit_json({k: v for k, v in doc.items() if k != "_dir"})
     console.info(f"wrote {doc['_dir']}/bench.md, bench.json, bench.png")

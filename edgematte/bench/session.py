@@ -1,7 +1,7 @@
 """``edgematte bench``: every configuration on one target, partial results kept, reports written."""
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from .. import console
 from ..converter.manifest import read_manifest
@@ -11,13 +11,16 @@ from .targets import parse_target
 
 
 def benchmark(manifest_path, target: str = "local", threads: List[int] = (1, 2), artefacts: Optional[List[str]] = None,
-              runs: int = 20, warmup: int = 3, size=(1920, 1080), out=None) -> dict:
+              runs: int = 20, warmup: int = 3, size=(1920, 1080), out=None,
+              adb_tools: Optional[Dict[str, Optional[str]]] = None) -> dict:
     """Run every (artefact, threads) configuration on ``target``; write bench.json/md/png to ``out``.
+
+    ``adb_tools``: the phone's benchmark binaries for an ``adb:`` target (``{"tflite": path, "nb": path}``).
 
     A configuration that fails is recorded with its error and the others still run; the call raises
     :class:`EdgematteError` at the end if any failed (after the reports are written).
     """
-    tgt = parse_target(target)
+    tgt = parse_target(target, adb_tools=adb_tools)
     manifest = read_manifest(manifest_path)
     configs = tgt.configurations(manifest, artefacts, list(threads))
     out = Path(out) if out else Path(manifest["_dir"]) / "bench" / tgt.name

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from ..errors import EdgematteError
 
@@ -26,8 +26,11 @@ def parse_runner_output(stdout: str, config: Configuration) -> dict:
     return {"artefact": config.artefact, "threads": config.threads, "error": "the runner printed no result"}
 
 
-def parse_target(text: str):
-    """``local`` | ``ssh://user@host[:port]`` | ``adb:SERIAL`` | ``qemu:CPU`` -> a target object."""
+def parse_target(text: str, adb_tools: Optional[Dict[str, Optional[str]]] = None):
+    """``local`` | ``ssh://user@host[:port]`` | ``adb:SERIAL`` | ``qemu:CPU`` -> a target object.
+
+    ``adb_tools``: for ``adb:``, the phone's benchmark binaries ``{"tflite": path, "nb": path}``
+    (see :class:`edgematte.bench.adb.AdbTarget`)."""
     if text == "local":
         return LocalTarget()
     if text.startswith("ssh://"):
@@ -41,7 +44,7 @@ def parse_target(text: str):
     if text.startswith("adb:"):
         from .adb import AdbTarget
 
-        return AdbTarget(text)
+        return AdbTarget(text, tools=adb_tools)
     raise EdgematteError(f"--target {text}: expected local, ssh://user@host[:port], adb:SERIAL or qemu:CPU")
 
 
