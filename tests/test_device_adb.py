@@ -304,7 +304,9 @@ def test_am_start_arguments_and_device_shell_quoting():
     assert "-n org.edgematte.demo/.VerificationActivity" in line  # safe words stay bare
     # What the device's sh makes of the line is the list again (POSIX quoting, as mksh/toybox sh parse it).
     assert subprocess.run(["sh", "-c", f"printf '%s\\n' {line}"], text=True, capture_output=True).stdout.splitlines() == argv
-    assert device_shell_command(["echo", "it's $HOME"]) == "echo 'it'\\''s $HOME'"
+    tricky = ["printf", "%s\\n", "it's $HOME", "a\"b", "`id`", "x;y", "*"]
+    line = device_shell_command(tricky)
+    assert subprocess.run(["sh", "-c", line], text=True, capture_output=True).stdout.splitlines() == tricky[2:]
 
 
 # ---------------------------------------------------------------------------------------------- device selection

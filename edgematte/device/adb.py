@@ -25,6 +25,7 @@ Environment: ``EDGEMATTE_ADB`` (path of the adb binary, default ``adb`` on ``PAT
 
 import os
 import re
+import shlex
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,11 +68,9 @@ Runner = Callable[..., subprocess.CompletedProcess]
 
 
 def device_shell_quote(word) -> str:
-    """One word for the device's POSIX ``sh``: bare when it is safe, else single-quoted."""
-    text = str(word)
-    if text and re.fullmatch(r"[A-Za-z0-9_@%+=:,./-]+", text):
-        return text
-    return "'" + text.replace("'", "'\\''") + "'"
+    """One word for the device's POSIX ``sh``: bare when it is safe, else single-quoted (mksh and
+    toybox sh follow POSIX quoting, so Python's :func:`shlex.quote` is right for them)."""
+    return shlex.quote(str(word))
 
 
 def device_shell_command(argv: Sequence) -> str:
