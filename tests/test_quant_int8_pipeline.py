@@ -76,3 +76,26 @@ def test_reported_mad_equals_a_fresh_runtime_evaluation(int8_conversion, artefac
     fresh = matting_numerics((int8(rgb), fp32(rgb)) for rgb in split.evaluation)
     for key in ("mad", "max_abs", "sad", "mse"):
         assert np.isclose(fresh[key], reported[key], rtol=1e-5, atol=1e-7), (key, fresh[key], reported[key])
+
+
+def test_int8_nb_kernel_census_matches_the_program(int8_conversion):
+    """Every conv of the Paddle program is in the .nb once: int8 unless kept float by the fallback."""
+    import paddle
+
+    m = json.loads((int8_conversion / "manifest.json").read_text())
+    paddle.enable_static()
+    try:
+        program, _, _ = paddle.static.load_inference_model(str(int8_conversion / "reference" / "model"),
+                                                           paddle.static.Executor(paddle.CPUPlace()))
+    finally:
+        paddle.disable_static()
+    convs = [op for op in program.global_block().ops if op.type in ("conv2d", "depthwise_conv2d")]
+    for name in ("model_x86_int8.nb", "model_arm_int8.nb"):
+        entry = next(a for a in m["artefacts"] if a["path"] == name)
+        census, kept = entry["kernels"], entry["quantization"]["kept_float"]
+        assert sum(census["convolutions"].values()) == len(convs)
+        assert census["convolutions"].get("float", 0) == len([w for w in kept if w.startswith("conv2d_")])
+        assert census["calib"] > 0  # int8 convs are fed by fp32 -> int8 conversions
+        assert f"`{name}` kernels: {census['convolutions']['int8']} of {len(convs)} convolutions in int8" in (
+            int8_conversion / "report.md").read_text()
+

@@ -380,7 +380,8 @@ def _convert_int8(run: _Run, frozen, options: ConvertOptions, profile, shape, fo
         for r in records:
             _record_int8(run, r["path"], r["outputs"], r["numerics"], opts.budget_mad, fmt="nb",
                          target=r["target"], precision="int8", runtime="paddle_lite", layout="nchw",
-                         profile=profile.name, runs_on_host=r["runs_on_host"], extra={"quantization": r["ptq"]})
+                         profile=profile.name, runs_on_host=r["runs_on_host"],
+                         extra={"quantization": r["ptq"], "kernels": r["kernels"]})
     if "tflite" in formats and run.saved_model is not None:
         _convert_tflite_int8(run, evaluation, options, profile)
 

@@ -45,6 +45,19 @@ def _fmt_ms(value) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def _kernel_lines(int8_artefacts) -> list:
+    """What each INT8 ``.nb`` computes in int8, from its kernel keys: the share of int8 convolutions and the
+    fp32 <-> int8 conversions (calib ops, each a pass over a whole activation) opt put around them."""
+    lines = []
+    for a in int8_artefacts:
+        census = a.get("kernels")
+        if census:
+            convs = census["convolutions"]
+            lines.append(f"- `{a['path']}` kernels: {convs.get('int8', 0)} of {sum(convs.values())} convolutions in int8; "
+                         f"{census['calib']} calib (fp32 <-> int8) ops")
+    return [""] + lines if lines else []
+
+
 FP32_PEER = {"nb": "nb_x86", "tflite": "tflite"}
 
 
@@ -137,6 +150,7 @@ def write_report(out_dir, manifest: dict, preview_rgb: np.ndarray, reference_alp
                 f"{n['mse']:.5f} | {n['grad']:.2f} | {n['conn']:.2f} | {'n/a' if ratio is None else f'{ratio:.1%}'} | "
                 f"{_fmt_ms(a.get('quantization', {}).get('latency_ms'))} | "
                 f"{'yes' if n['within_budget'] else 'NO'} | {', '.join(map(str, kept)) or '-'} |")
+        lines += _kernel_lines(int8)
         lines += _fallback_tables(int8, q.get("fp32_latency_ms") or {}, q.get("latency_threads"))
     lines += ["", "## Pictures (first parity image)", "", "| input | reference alpha |", "|---|---|",
               "| ![](report/input.png) | ![](report/reference_alpha.png) |", ""]

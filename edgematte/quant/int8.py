@@ -90,11 +90,11 @@ def paddle_lite_int8(frozen_dir, work: Path, out: Path, targets: Sequence[str], 
     """Paddle PTQ -> int8 .nb per target, walking :func:`lite_fallback_ladder` until the x86 .nb meets the
     budget (else keeping the most accurate try). Returns (records, x86 outputs); each record: path, target,
     numerics (x86 measured; arm/opencl inherit the figures of the x86 .nb opt built from the same quantized
-    program), outputs, and ``ptq`` (settings, kept_float, history of the tries: MAD, size and, with
+    program), outputs, ``kernels`` (:func:`~edgematte.runtime.backends.paddle_lite.nb_kernel_census`), and ``ptq`` (settings, kept_float, history of the tries: MAD, size and, with
     ``options.latency_runs``, the x86 .nb's median latency in ms on ``threads`` threads)."""
     from ..bench.timing import median_latency_ms
     from ..converter.paddle_lite import optimize
-    from ..runtime.backends.paddle_lite import PaddleLiteBackend
+    from ..runtime.backends.paddle_lite import PaddleLiteBackend, nb_kernel_census
     from .paddle_ptq import quantize_paddle_model
 
     tries, history = [], []
@@ -137,7 +137,7 @@ def paddle_lite_int8(frozen_dir, work: Path, out: Path, targets: Sequence[str], 
                 optimize(ptq.model.model.parent, path, target)
         host = target == "x86"
         records.append({"path": path, "target": target, "numerics": numerics, "runs_on_host": host,
-                        "outputs": outputs if host else None,
+                        "outputs": outputs if host else None, "kernels": nb_kernel_census(path),
                         "ptq": info if host else dict(info, latency_ms=None)})  # x86 timings say nothing of ARM
     return records, outputs
 

@@ -46,6 +46,30 @@ def nb_kernel_targets(path) -> Set[str]:
     return {LITE_TARGETS.get(int(m.group(3)), f"target{int(m.group(3))}") for m in _KERNEL_KEY_RE.finditer(data)}
 
 
+LITE_PRECISIONS = {0: "unk", 1: "float", 2: "int8", 3: "int32", 4: "any", 5: "fp16", 6: "bool", 7: "int64",
+                   8: "int16", 9: "uint8", 10: "fp64"}
+CONV_OPS = ("conv2d", "depthwise_conv2d", "conv2d_transpose")
+
+
+def nb_kernel_census(path) -> dict:
+    """How much of a ``.nb`` runs in which precision, read from the kernel keys it records.
+
+    Returns ``{"convolutions": {precision: count}, "calib": count}``: the convolution kernels by
+    precision (``int8``, ``float``...) and the ``calib`` ops (fp32 <-> int8 conversions of whole
+    activations) opt inserted. What an int8 ``.nb`` really computes in int8, and what it pays for it.
+    """
+    data = Path(path).read_bytes()
+    convolutions, calib = {}, 0
+    for m in _KERNEL_KEY_RE.finditer(data):
+        op = m.group(1).decode()
+        if op in CONV_OPS:
+            precision = LITE_PRECISIONS.get(int(m.group(4)), f"precision{int(m.group(4))}")
+            convolutions[precision] = convolutions.get(precision, 0) + 1
+        elif op == "calib":
+            calib += 1
+    return {"convolutions": convolutions, "calib": calib}
+
+
 def _numpy_major() -> int:
     return int(np.__version__.split(".")[0])
 
