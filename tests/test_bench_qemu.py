@@ -100,8 +100,7 @@ def test_first_differing_arm_kernel_is_within_one_step(arm_rootfs, int8_conversi
     assert first is None or (first["max_steps"] <= 1 and first["fraction"] < 0.05), first
 
 
-def test_bench_on_qemu_is_labelled_emulated(arm_rootfs, int8_conversion, tmp_path, monkeypatch):
-    monkeypatch.setattr(session, "parse_target", QemuTarget)  # until targets.parse_target knows qemu:
+def test_bench_on_qemu_is_labelled_emulated(arm_rootfs, int8_conversion, tmp_path):
     out = tmp_path / "bench"
     doc = session.benchmark(int8_conversion["_dir"], target=f"qemu:{CPU}", threads=[1], artefacts=["model_int8_io.tflite"],
                             runs=2, warmup=0, size=(160, 128), out=out)

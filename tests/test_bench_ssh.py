@@ -203,7 +203,6 @@ def test_session_over_ssh_keeps_partial_results(sshd, board_python, tiny_convers
     monkeypatch.setenv("EDGEMATTE_SSH_OPTIONS", " ".join(shlex.quote(o) for o in client_options(sshd["key"])))
     monkeypatch.setenv("EDGEMATTE_SSH_PYTHON", str(board_python[0]))
     monkeypatch.setenv("EDGEMATTE_SSH_TMPDIR", str(remote_tmp))
-    monkeypatch.setattr(session, "parse_target", SshTarget)  # until targets.parse_target knows ssh://
     spec = f"ssh://{sshd['user']}@127.0.0.1:{sshd['port']}"
     with pytest.raises(EdgematteError, match="1 of 2 configurations failed") as failure:
         session.benchmark(model, target=spec, threads=[1], artefacts=["model_fp16.tflite", "model_fp32.tflite"],
@@ -228,7 +227,7 @@ def test_unreachable_host_is_one_line_before_any_configuration(tiny_conversion, 
     assert "\n" not in message and message.startswith(f"ssh://nobody@127.0.0.1:{port}: cannot connect")
     assert "Connection refused" in message
     # through the session: the same single line, and no report (nothing ran)
-    monkeypatch.setattr(session, "parse_target", lambda spec: SshTarget(spec, ssh_options=["-F", "/dev/null"]))
+    monkeypatch.setenv("EDGEMATTE_SSH_OPTIONS", "-F /dev/null")
     with pytest.raises(EdgematteError, match="cannot connect"):
         session.benchmark(tiny_conversion, target=f"ssh://nobody@127.0.0.1:{port}", threads=[1],
                           artefacts=["model_fp32.tflite"], out=tmp_path / "bench")
