@@ -90,8 +90,9 @@ def paddle_lite_int8(frozen_dir, work: Path, out: Path, targets: Sequence[str], 
     """Paddle PTQ -> int8 .nb per target, walking :func:`lite_fallback_ladder` until the x86 .nb meets the
     budget (else keeping the most accurate try). Returns (records, x86 outputs); each record: path, target,
     numerics (x86 measured; arm/opencl inherit the figures of the x86 .nb opt built from the same quantized
-    program), outputs, ``kernels`` (:func:`~edgematte.runtime.backends.paddle_lite.nb_kernel_census`), and ``ptq`` (settings, kept_float, history of the tries: MAD, size and, with
-    ``options.latency_runs``, the x86 .nb's median latency in ms on ``threads`` threads)."""
+    program), outputs, ``kernels`` (:func:`~edgematte.runtime.backends.paddle_lite.nb_kernel_census`), and
+    ``ptq`` (settings, kept_float, history of the tries: MAD, size and, with ``options.latency_runs``, the
+    x86 .nb's median latency in ms on ``threads`` threads)."""
     from ..bench.timing import median_latency_ms
     from ..converter.paddle_lite import optimize
     from ..runtime.backends.paddle_lite import PaddleLiteBackend, nb_kernel_census
