@@ -42,12 +42,12 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 from edgematte.bench.runner import REFERENCE, library_versions, machine_facts, open_matter, peak_rss_mb, percentiles
-from edgematte.converter.manifest import read_manifest
+from edgematte.core.manifest import read_manifest
 from edgematte.converter.onnx import run_paddle2onnx
 from edgematte.runtime.backends import open_backend
 from edgematte.runtime.backends.paddle_inference import PaddleInferenceBackend
 from edgematte.runtime.matter import Matter
-from edgematte.samples import SAMPLE_PHOTOS, sample_photo
+from edgematte.core.samples import SAMPLE_PHOTOS, sample_photo
 
 RESULTS = Path(__file__).parent / "results"
 PLAIN_ORT = "ONNX Runtime, plain paddle2onnx model"

@@ -1,6 +1,6 @@
 """The ``edgematte`` command line: one small function per command, each calling the library.
 
-Errors the user can fix (:class:`edgematte.errors.EdgematteError`) print one line and exit non-zero;
+Errors the user can fix (:class:`edgematte.core.errors.EdgematteError`) print one line and exit non-zero;
 usage mistakes exit 2; anything else is a bug and prints a traceback only with ``--debug``.
 """
 
@@ -9,8 +9,9 @@ import sys
 
 import click
 
-from . import __version__, console
-from .errors import EdgematteError
+from . import __version__
+from .core import console
+from .core.errors import EdgematteError
 
 _debug = {"on": False}
 
@@ -396,7 +397,7 @@ def device_arm_check(manifest, cpu, artefacts, kernels, as_json):
     reference kernels.
     """
     from .bench.qemu import arm_verdict, compare_with_host
-    from .converter.manifest import read_manifest
+    from .core.manifest import read_manifest
 
     names = [a for a in artefacts.split(",") if a] if artefacts else None
     reports = compare_with_host(read_manifest(manifest), names, cpu=cpu, kernels=kernels)
@@ -436,7 +437,7 @@ def runtime_samples(out):
     from pathlib import Path
 
     from .runtime.imageio import write_image
-    from .samples import sample_photos
+    from .core.samples import sample_photos
 
     for name, rgb in sample_photos().items():
         write_image(Path(out) / f"{name}.png", rgb)

@@ -18,7 +18,7 @@ from edgematte.runtime.backends.litert import quantize
 from edgematte.runtime.backends.onnxruntime import OnnxRuntimeBackend
 from edgematte.runtime.profiles import get_profile
 from edgematte.runtime.vectors import BACKGROUND_COLOUR, GoldenImage, golden_images, read_golden_vectors
-from edgematte.samples import sample_photo
+from edgematte.core.samples import sample_photo
 
 from .test_converter_tflite import build_tiny_matting_onnx
 

@@ -15,7 +15,7 @@ import pytest
 from edgematte.bench import session
 from edgematte.bench.adb import AdbTarget, parse_benchmark_bin, parse_benchmark_model
 from edgematte.bench.targets import Configuration
-from edgematte.errors import EdgematteError
+from edgematte.core.errors import EdgematteError
 from tests.conftest import run_cli
 from tests.test_device_adb import ADB, FakeDevice, fake_adb  # noqa: F401  (fake_adb is a fixture)
 

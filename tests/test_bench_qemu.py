@@ -24,9 +24,9 @@ import pytest
 
 from edgematte.bench import session
 from edgematte.bench.qemu import QemuTarget, compare_with_host
-from edgematte.converter.manifest import read_manifest
+from edgematte.core.manifest import read_manifest
 from edgematte.device.rootfs import is_ready, prepare_arm_rootfs, read_stamp
-from edgematte.errors import EdgematteError
+from edgematte.core.errors import EdgematteError
 
 from .conftest import run_cli
 

@@ -22,8 +22,8 @@ from edgematte.bench import session
 from edgematte.bench.bundle import board_artefacts, make_runner_bundle, runner_modules
 from edgematte.bench.ssh import SshTarget, parse_ssh_url
 from edgematte.bench.targets import Configuration
-from edgematte.converter.manifest import read_manifest
-from edgematte.errors import EdgematteError
+from edgematte.core.manifest import read_manifest
+from edgematte.core.errors import EdgematteError
 
 SSHD = Path("/usr/sbin/sshd")
 SETUP = "bash .ci/setup-test-hosts.sh"
@@ -119,7 +119,7 @@ def board(sshd, board_python, tmp_path):
 
 def test_bundle_is_the_runner_subset_and_runs_without_the_toolchain(tiny_conversion, tmp_path):
     modules = set(runner_modules())
-    required = {"edgematte", "edgematte.errors", "edgematte.converter.manifest", "edgematte.runtime.matter",
+    required = {"edgematte", "edgematte.core.errors", "edgematte.core.manifest", "edgematte.runtime.matter",
                 "edgematte.runtime.profiles", "edgematte.runtime.backends.litert", "edgematte.runtime.backends.paddle_lite",
                 "edgematte.bench.runner", "edgematte.bench.outputs"}
     assert required <= modules

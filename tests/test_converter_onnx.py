@@ -21,7 +21,7 @@ from paddle.static import InputSpec
 from skimage import data as skdata
 
 from edgematte.converter import onnx as converter
-from edgematte.errors import EdgematteError
+from edgematte.core.errors import EdgematteError
 from edgematte.runtime.backends.base import TensorSpec
 from edgematte.runtime.backends.onnxruntime import OnnxRuntimeBackend
 from edgematte.runtime.backends.paddle_inference import PaddleInferenceBackend

@@ -21,7 +21,7 @@ from paddle.static import InputSpec
 
 from edgematte.converter import onnx as converter
 from edgematte.converter.tflite import convert_to_tflite, from_layout, to_layout
-from edgematte.errors import EdgematteError
+from edgematte.core.errors import EdgematteError
 from edgematte.runtime.backends.litert import LiteRTBackend
 from edgematte.runtime.backends.paddle_inference import PaddleInferenceBackend
 

@@ -16,7 +16,7 @@ pytest.importorskip("paddlelite", reason="the Paddle Lite tests need paddlelite 
 
 from edgematte.converter.paddle_lite import optimize, supported_ops_report  # noqa: E402
 from edgematte.converter.program import freeze_input_shape, read_program  # noqa: E402
-from edgematte.errors import EdgematteError  # noqa: E402
+from edgematte.core.errors import EdgematteError  # noqa: E402
 from edgematte.runtime.backends.paddle_inference import PaddleInferenceBackend  # noqa: E402
 from edgematte.runtime.backends.paddle_lite import PaddleLiteBackend, nb_kernel_targets  # noqa: E402
 from tests.test_converter_program import (  # noqa: E402

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edgematte.fsutil import sha256_file
+from edgematte.core.fsutil import sha256_file
 from edgematte.zoo.export import export_deploy_folder
 
 from .conftest import run_cli

@@ -21,7 +21,7 @@ from edgematte.converter.program import (  # noqa: E402
     patch_relu6_threshold,
     read_program,
 )
-from edgematte.errors import EdgematteError  # noqa: E402
+from edgematte.core.errors import EdgematteError  # noqa: E402
 from edgematte.runtime.backends.paddle_inference import PaddleInferenceBackend  # noqa: E402
 
 FEED_NAME = "img"

@@ -28,8 +28,8 @@ from edgematte.converter.tflite import (
     tensor_layout,
     to_layout,
 )
-from edgematte.errors import EdgematteError
-from edgematte.fsutil import sha256_file
+from edgematte.core.errors import EdgematteError
+from edgematte.core.fsutil import sha256_file
 from edgematte.runtime.backends import litert
 from edgematte.runtime.backends.litert import LiteRTBackend, dequantize, quantize
 

@@ -28,7 +28,7 @@ from typing import Optional
 import pytest
 
 from edgematte.device.adb import Adb, activity_start_argv, device_shell_command, parse_devices
-from edgematte.errors import EdgematteError
+from edgematte.core.errors import EdgematteError
 from tests.conftest import run_cli
 
 ADB = Path("/usr/bin/adb")

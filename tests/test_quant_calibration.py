@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edgematte.errors import EdgematteError
+from edgematte.core.errors import EdgematteError
 from edgematte.quant.calibration import (
     BUILTIN_EVALUATION_PHOTOS,
     MIN_CALIBRATION_IMAGES,

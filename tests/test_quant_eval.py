@@ -6,7 +6,7 @@ import numpy as np
 
 from edgematte.runtime.imageio import write_image
 from edgematte.runtime.matter import Matter
-from edgematte.samples import sample_photo
+from edgematte.core.samples import sample_photo
 
 from .conftest import run_cli
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edgematte.quant.calibration import split_calibration_evaluation
-from edgematte.quant.metrics import matting_numerics
+from edgematte.core.metrics import matting_numerics
 from edgematte.runtime.backends import open_backend
 from edgematte.runtime.matter import Matter
 from edgematte.runtime.profiles import get_profile

@@ -1,4 +1,4 @@
-"""edgematte.quant.metrics on cases whose values follow from the definitions by hand.
+"""edgematte.core.metrics on cases whose values follow from the definitions by hand.
 
 Every expected number below is worked out in the comment beside it from the definitions in the
 module docstring (SAD and Conn /1000, MSE a plain mean, Grad on min-max normalised alphas with a
@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from edgematte.quant.metrics import (
+from edgematte.core.metrics import (
     alpha_difference_stats,
     alpha_from_uint8,
     as_alpha,

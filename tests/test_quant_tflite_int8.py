@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from edgematte.converter.tflite import _check_kept_float, _mse_optimal_range, quantize_int8
-from edgematte.errors import EdgematteError
+from edgematte.core.errors import EdgematteError
 from edgematte.quant import budget
 from edgematte.quant.tflite_int8 import (
     FILE_NAMES,

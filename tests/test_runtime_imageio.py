@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgematte.errors import EdgematteError
+from edgematte.core.errors import EdgematteError
 from edgematte.runtime import imageio
 from edgematte.runtime.imageio import header_size, read_image, read_image_and_alpha, write_image
 

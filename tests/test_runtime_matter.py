@@ -8,9 +8,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from edgematte.errors import EdgematteError
+from edgematte.core.errors import EdgematteError
 from edgematte.runtime.matter import Matter
-from edgematte.samples import parity_photo_names, sample_photo
+from edgematte.core.samples import parity_photo_names, sample_photo
 
 from .test_install_profiles import BLOCKER
 

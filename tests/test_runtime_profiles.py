@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edgematte.errors import EdgematteError
+from edgematte.core.errors import EdgematteError
 from edgematte.runtime import profiles as P
 
 

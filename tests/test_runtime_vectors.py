@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edgematte.errors import EdgematteError
+from edgematte.core.errors import EdgematteError
 from edgematte.runtime.backends.base import Backend, TensorSpec
 from edgematte.runtime.profiles import ANDROID_CONSTANTS
 from edgematte.runtime.vectors import (

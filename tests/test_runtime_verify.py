@@ -6,14 +6,14 @@ import shutil
 import numpy as np
 import pytest
 
-from edgematte.converter import parity as parity_lib
-from edgematte.errors import EdgematteError
-from edgematte.fsutil import sha256_file
+from edgematte.core import parity as parity_lib
+from edgematte.core.errors import EdgematteError
+from edgematte.core.fsutil import sha256_file
 from edgematte.runtime.imageio import write_image
 from edgematte.runtime.verify import (
     DEFAULT_UNBOUNDED_THRESHOLD, Threshold, threshold_for, boundary_pixel_share, verify_manifest,
 )
-from edgematte.samples import sample_photo
+from edgematte.core.samples import sample_photo
 
 
 def by_path(report):

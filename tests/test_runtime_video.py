@@ -7,11 +7,11 @@ import cv2
 import numpy as np
 import pytest
 
-from edgematte.errors import EdgematteError
+from edgematte.core.errors import EdgematteError
 from edgematte.runtime.batch import FrameRenderer, matte_inputs
 from edgematte.runtime.matter import Matter
 from edgematte.runtime.video import matte_video, open_video, read_frames, run_overlapped
-from edgematte.samples import sample_photo
+from edgematte.core.samples import sample_photo
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import yaml
 
-from edgematte.errors import EdgematteError
+from edgematte.core.errors import EdgematteError
 from edgematte.runtime.backends.paddle_inference import PaddleInferenceBackend
 from edgematte.zoo.export import build_with_weights, export_deploy_folder
 from edgematte.zoo.registry import get_model_spec

@@ -6,7 +6,7 @@ import zipfile
 
 import pytest
 
-from edgematte.errors import EdgematteError
+from edgematte.core.errors import EdgematteError
 from edgematte.zoo.source import extract_archive, open_model_source, read_deploy_folder
 
 

@@ -6,7 +6,7 @@ import zlib
 import numpy as np
 import pytest
 
-from edgematte.errors import EdgematteError
+from edgematte.core.errors import EdgematteError
 from edgematte.zoo.weights import (
     check_layout,
     count_parameters,

@@ -35,11 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from ..converter.manifest import read_manifest
+from ..core.manifest import read_manifest
 from ..device.adb import Adb, Device, device_shell_command, device_shell_quote
 from ..device.android_verify import runs_on_android
-from ..errors import EdgematteError
-from ..fsutil import sha256_file
+from ..core.errors import EdgematteError
+from ..core.fsutil import sha256_file
 from .bundle import choose_artefacts
 from .targets import Configuration
 

@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Set
 
-from ..errors import EdgematteError
+from ..core.errors import EdgematteError
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # .../edgematte
 PACKAGE = PACKAGE_DIR.name
@@ -104,7 +104,7 @@ def copy_runner_code(dest) -> List[Path]:
 def make_runner_bundle(dest, manifest: dict, artefacts: Iterable[str]) -> Path:
     """Write a complete bundle into ``dest``: the runner code, the manifest and ``artefacts``.
 
-    ``manifest``: as :func:`edgematte.converter.manifest.read_manifest` returns it (its ``_dir`` is
+    ``manifest``: as :func:`edgematte.core.manifest.read_manifest` returns it (its ``_dir`` is
     where the files are). ``artefacts``: manifest paths (``"reference"`` is not shippable). Returns
     the bundle's manifest folder (``dest/model``), to pass as the runner's ``--manifest``.
     """

@@ -33,7 +33,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from ..device import rootfs as arm_rootfs
-from ..errors import EdgematteError
+from ..core.errors import EdgematteError
 from .bundle import board_artefacts, choose_artefacts, copy_runner_code, runner_result
 from .outputs import RESULT_PREFIX as OUTPUTS_PREFIX, TRACE_PREFIX
 from .targets import Configuration

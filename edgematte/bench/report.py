@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import List, Sequence
 
-from ..errors import EdgematteError
-from ..fsutil import atomic_path, read_json_document, write_text_atomic
+from ..core.errors import EdgematteError
+from ..core.fsutil import atomic_path, read_json_document, write_text_atomic
 
 SCHEMA = "edgematte.bench/1"
 EMULATED_NOTE = "EMULATED: correctness only, timings are not real"

@@ -80,7 +80,7 @@ def open_matter(manifest_dir: str, artefact: str, threads: int):
 
     if artefact != REFERENCE:
         return Matter.from_manifest(manifest_dir, artefact=artefact, threads=threads)
-    from edgematte.converter.manifest import read_manifest
+    from edgematte.core.manifest import read_manifest
     from edgematte.runtime.backends import open_backend
     from edgematte.runtime.profiles import profile_for_model
 

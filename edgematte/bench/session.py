@@ -3,9 +3,9 @@
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from .. import console
-from ..converter.manifest import read_manifest
-from ..errors import EdgematteError
+from ..core import console
+from ..core.manifest import read_manifest
+from ..core.errors import EdgematteError
 from .report import bench_document, median_cell, write_reports
 from .targets import parse_target
 

@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 from urllib.parse import urlsplit
 
-from ..converter.manifest import read_manifest
-from ..errors import EdgematteError
+from ..core.manifest import read_manifest
+from ..core.errors import EdgematteError
 from .bundle import MODEL_DIR, board_artefacts, choose_artefacts, make_runner_bundle, runner_result
 from .targets import Configuration
 

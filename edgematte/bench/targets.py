@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
-from ..errors import EdgematteError
+from ..core.errors import EdgematteError
 
 RESULT_PREFIX = "EDGEMATTE_BENCH "
 

@@ -33,8 +33,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import EdgematteError
-from ..fsutil import atomic_path
+from ..core.errors import EdgematteError
+from ..core.fsutil import atomic_path
 from .program import locate_model_files, parse_program, read_program
 
 # [start, end) of one pooling window along one axis.

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from ..errors import EdgematteError
-from ..fsutil import atomic_path, sha256_file
+from ..core.errors import EdgematteError
+from ..core.fsutil import atomic_path, sha256_file
 from ..runtime.backends.paddle_lite import nb_kernel_targets
 from .program import ModelFiles, ProgramInfo, patch_relu6_threshold, read_checked_model
 

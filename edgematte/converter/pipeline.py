@@ -15,14 +15,14 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .. import console
-from ..errors import EdgematteError
-from ..fsutil import atomic_dir
+from ..core import console
+from ..core.errors import EdgematteError
+from ..core.fsutil import atomic_dir
 from ..runtime.profiles import get_profile, profile_for_model
 from ..zoo.export import validate_input_shape
 from ..zoo.source import ModelSource, open_model_source
-from . import parity as parity_lib
-from .manifest import artefact_entry, new_manifest, write_manifest
+from ..core import parity as parity_lib
+from ..core.manifest import artefact_entry, new_manifest, write_manifest
 
 FORMATS = ("lite", "onnx", "tflite")
 LITE_TARGETS = ("arm", "x86", "opencl")
@@ -228,7 +228,7 @@ def convert(model: str, out, options: ConvertOptions = ConvertOptions()) -> dict
 
 
 def _default_photos() -> Dict[str, np.ndarray]:
-    from ..samples import parity_photo_names, sample_photos
+    from ..core.samples import parity_photo_names, sample_photos
 
     return sample_photos(parity_photo_names())
 
@@ -389,7 +389,7 @@ def _convert_int8(run: _Run, frozen, options: ConvertOptions, profile, shape, fo
 def _fp32_latencies(run: _Run, evaluation, options: ConvertOptions, runs: int) -> dict:
     """Median ms of the fp32 artefacts the INT8 choices are weighed against: ``{"tflite", "nb_x86"}``, each
     only when that artefact was built (measured like the INT8 tries: in-process, a held-out photo)."""
-    from ..bench.timing import median_latency_ms
+    from ..core.timing import median_latency_ms
     from ..runtime.backends import open_backend
 
     if runs <= 0:

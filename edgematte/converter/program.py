@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, FrozenSet, Optional, Sequence, Tuple, Union
 
-from ..errors import EdgematteError
-from ..fsutil import atomic_dir
+from ..core.errors import EdgematteError
+from ..core.fsutil import atomic_dir
 
 # Folder layouts of an exported model, in the order they are tried.
 MODEL_STEMS = ("model", "inference")

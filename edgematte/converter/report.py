@@ -6,7 +6,7 @@ from typing import Dict
 import cv2
 import numpy as np
 
-from ..fsutil import atomic_path, write_text_atomic
+from ..core.fsutil import atomic_path, write_text_atomic
 
 
 def _png(path: Path, image: np.ndarray) -> None:

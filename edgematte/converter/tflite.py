@@ -39,8 +39,8 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..errors import EdgematteError
-from ..fsutil import atomic_dir, atomic_path, sha256_file
+from ..core.errors import EdgematteError
+from ..core.fsutil import atomic_dir, atomic_path, sha256_file
 
 LAYOUTS = ("nhwc", "nchw")
 # Our precision name -> the suffix onnx2tf gives the file (``<onnx stem>_<suffix>.tflite``).

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 
-from ..errors import EdgematteError
+from ..core.errors import EdgematteError
 
 ADB_ENV = "EDGEMATTE_ADB"
 DEFAULT_TIMEOUT_S = 60.0

@@ -36,10 +36,10 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .. import console
-from ..converter import parity as parity_lib
-from ..errors import EdgematteError
-from ..fsutil import atomic_dir
+from ..core import console
+from ..core import parity as parity_lib
+from ..core.errors import EdgematteError
+from ..core.fsutil import atomic_dir
 from .adb import Adb, Device, device_shell_quote
 
 PACKAGE = "org.edgematte.demo"
@@ -364,7 +364,7 @@ def verify_on_device(manifest_path, images_dir=None, serial: Optional[str] = Non
     marker. Raises :class:`EdgematteError` (one line) for every problem before a comparison exists;
     figures beyond the thresholds are in the report (``exit_code`` 1), which is written either way.
     """
-    from ..converter.manifest import read_manifest
+    from ..core.manifest import read_manifest
     from ..runtime.verify import load_verify_images
 
     if accelerator not in ("cpu", "gpu"):

@@ -29,8 +29,8 @@ import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from ..errors import EdgematteError
-from ..fsutil import atomic_dir, write_text_atomic
+from ..core.errors import EdgematteError
+from ..core.fsutil import atomic_dir, write_text_atomic
 
 SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"

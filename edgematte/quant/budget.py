@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..converter.tflite import UNTIE_SUFFIX
-from ..errors import EdgematteError
+from ..core.errors import EdgematteError
 
 SCALE_PRESERVING_OPS = frozenset({
     "AVERAGE_POOL_2D", "BROADCAST_TO", "CONCATENATION", "DEPTH_TO_SPACE", "EXPAND_DIMS", "GATHER",

@@ -7,7 +7,7 @@ Two sources:
   trusted by extension). Files that are not images, are corrupt, too small or exact duplicates of an
   earlier file are skipped with a warning and counted in :class:`CalibrationReport`; too few usable
   images is an :class:`EdgematteError` that says how many are needed.
-- the built-in set (no ``--calib``): the bundled sample photos (:mod:`edgematte.samples`) plus seeded,
+- the built-in set (no ``--calib``): the bundled sample photos (:mod:`edgematte.core.samples`) plus seeded,
   deterministic augmentations of them (flip, rotation by a few degrees, scale, crop,
   brightness/contrast), so the demo quantizes offline.
 
@@ -30,10 +30,10 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from ..console import warn
-from ..errors import EdgematteError
+from ..core.console import warn
+from ..core.errors import EdgematteError
 from ..runtime.imageio import files_below, read_image, sniff_format
-from ..samples import SAMPLE_PHOTOS, sample_photos
+from ..core.samples import SAMPLE_PHOTOS, sample_photos
 
 MIN_CALIBRATION_IMAGES = 8
 """Fewest calibration images accepted: below this the per-tensor ranges follow single photos."""

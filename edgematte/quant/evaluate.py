@@ -11,12 +11,12 @@ from typing import Optional
 
 import numpy as np
 
-from ..converter.manifest import read_manifest
-from ..errors import EdgematteError
+from ..core.manifest import read_manifest
+from ..core.errors import EdgematteError
 from ..runtime.imageio import read_image_and_alpha
 from ..runtime.matter import Matter, select_artefact
 from .calibration import load_calibration_images
-from .metrics import alpha_from_uint8, matting_numerics
+from ..core.metrics import alpha_from_uint8, matting_numerics
 
 
 def fp32_matter(manifest_dir, profile: str, threads=None):

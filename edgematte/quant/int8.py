@@ -1,7 +1,7 @@
 """The INT8 stage of ``edgematte convert --int8``: calibrate, quantize for each target, measure, hold a budget.
 
 Every INT8 artefact is evaluated against the fp32 reference on images disjoint from the calibration set,
-in the matting metrics (:func:`edgematte.quant.metrics.matting_numerics`) at the original image size,
+in the matting metrics (:func:`edgematte.core.metrics.matting_numerics`) at the original image size,
 after the deployment profile's own post-processing: the numbers a user of the artefact would see.
 """
 
@@ -11,10 +11,10 @@ from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
-from .. import console
-from ..errors import EdgematteError
+from ..core import console
+from ..core.errors import EdgematteError
 from .calibration import calibration_tensors, split_calibration_evaluation
-from .metrics import matting_numerics
+from ..core.metrics import matting_numerics
 
 DEFAULT_BUDGET_MAD = 0.02
 ALGOS = ("avg", "abs_max", "hist", "mse", "KL")
@@ -93,7 +93,7 @@ def paddle_lite_int8(frozen_dir, work: Path, out: Path, targets: Sequence[str], 
     program), outputs, ``kernels`` (:func:`~edgematte.runtime.backends.paddle_lite.nb_kernel_census`), and
     ``ptq`` (settings, kept_float, history of the tries: MAD, size and, with ``options.latency_runs``, the
     x86 .nb's median latency in ms on ``threads`` threads)."""
-    from ..bench.timing import median_latency_ms
+    from ..core.timing import median_latency_ms
     from ..converter.paddle_lite import optimize
     from ..runtime.backends.paddle_lite import PaddleLiteBackend, nb_kernel_census
     from .paddle_ptq import quantize_paddle_model

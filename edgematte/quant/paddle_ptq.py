@@ -40,8 +40,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import EdgematteError
-from ..fsutil import atomic_dir
+from ..core.errors import EdgematteError
+from ..core.fsutil import atomic_dir
 from ..converter.program import ModelFiles, parse_program, read_checked_model
 from .calibration import check_calibration_tensors
 

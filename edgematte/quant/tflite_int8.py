@@ -40,11 +40,11 @@ from ..converter.tflite import (
     _run_int8_jobs,
     _tflite_ops,
 )
-from ..console import warn
-from ..errors import EdgematteError
-from ..fsutil import atomic_path, sha256_file
+from ..core.console import warn
+from ..core.errors import EdgematteError
+from ..core.fsutil import atomic_path, sha256_file
 from . import budget as budget_search
-from .metrics import alpha_difference_stats
+from ..core.metrics import alpha_difference_stats
 
 FILE_NAMES = {("int8", "float32"): "model_int8.tflite", ("int8", "int8"): "model_int8_io.tflite",
               ("dynamic", "float32"): "model_dynamic.tflite"}
@@ -88,7 +88,7 @@ def split_keep_float(names: Sequence[str]) -> Tuple[List[str], List[str]]:
 
 def median_latency_ms(path, runs: int = 10, threads: int = DEFAULT_THREADS, warmup: int = 2) -> float:
     """Median wall time (ms) of one LiteRT inference of ``path`` with ``threads`` threads."""
-    from ..bench.timing import median_latency_ms as backend_median_ms
+    from ..core.timing import median_latency_ms as backend_median_ms
     from ..runtime.backends.litert import LiteRTBackend
 
     return backend_median_ms(LiteRTBackend(path, threads=threads), runs=runs, warmup=warmup)

@@ -31,8 +31,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-from .. import console
-from ..errors import EdgematteError
+from ..core import console
+from ..core.errors import EdgematteError
 from .imageio import SUPPORTED_FORMATS, files_below, read_image, read_image_and_alpha, sniff_format, write_image
 from .profiles import Background, Profile
 from .video import VIDEO_SUFFIXES, matte_video, run_overlapped

@@ -20,8 +20,8 @@ from typing import List, Optional, Tuple
 import cv2
 import numpy as np
 
-from edgematte.errors import EdgematteError
-from edgematte.fsutil import atomic_path
+from edgematte.core.errors import EdgematteError
+from edgematte.core.fsutil import atomic_path
 
 MAX_IMAGE_PIXELS = 100_000_000
 """Largest image read_image decodes: 100 megapixels (a 108 MP phone sensor needs max_pixels raised)."""
@@ -265,7 +265,7 @@ def write_image(path, array: np.ndarray) -> None:
     """Write uint8 (or uint16) H x W gray, H x W x 3 RGB or H x W x 4 RGBA atomically.
 
     The encoder follows the file extension (.png, .jpg, .webp, ...); the file appears complete or
-    not at all (:func:`edgematte.fsutil.atomic_path`).
+    not at all (:func:`edgematte.core.fsutil.atomic_path`).
     """
     path = Path(path)
     array = np.asarray(array)

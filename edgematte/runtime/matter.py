@@ -15,7 +15,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import EdgematteError
+from ..core.errors import EdgematteError
 from .backends import backend_for_path, open_backend
 from .backends.base import TensorSpec
 from .backends.litert import dequantize, quantize  # TFLite's own (scale, zero point) arithmetic
@@ -65,7 +65,7 @@ class Matter:
     def from_manifest(cls, path_or_dir, artefact: Optional[str] = None, backend: Optional[str] = None,
                       threads: Optional[int] = None, profile: Optional[str] = None) -> "Matter":
         """Build from ``OUT/manifest.json`` (or its folder); ``artefact`` names one by path or file name."""
-        from ..converter.manifest import read_manifest  # plain json: no converter toolchain needed
+        from ..core.manifest import read_manifest  # plain json: no converter toolchain needed
 
         manifest = read_manifest(path_or_dir)
         entry = select_artefact(manifest, artefact)

@@ -32,7 +32,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-from edgematte.errors import EdgematteError
+from edgematte.core.errors import EdgematteError
 
 HW = Tuple[int, int]
 LAYOUTS = ("nchw", "nhwc")

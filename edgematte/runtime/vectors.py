@@ -47,12 +47,12 @@ import cv2
 import numpy as np
 
 from edgematte import __version__
-from edgematte.errors import EdgematteError
-from edgematte.fsutil import atomic_dir, read_json_document
+from edgematte.core.errors import EdgematteError
+from edgematte.core.fsutil import atomic_dir, read_json_document
 from edgematte.runtime.backends.base import Backend, TensorSpec
 from edgematte.runtime.backends.litert import dequantize, quantize
 from edgematte.runtime.profiles import HW, blurred_background, get_profile
-from edgematte.samples import sample_photo  # scikit-image is imported only when a photo is asked for
+from edgematte.core.samples import sample_photo  # scikit-image is imported only when a photo is asked for
 
 SCHEMA = "edgematte.golden/1"
 INDEX_NAME = "index.json"
@@ -190,7 +190,7 @@ def _open_model_file(path: Path) -> Backend:
 
 def _manifest_model_path(path: Path) -> Path:
     """The first artefact of a converter manifest that runs on this host (x86 .nb, .onnx, .tflite)."""
-    from edgematte.converter.manifest import read_manifest
+    from edgematte.core.manifest import read_manifest
 
     manifest = read_manifest(path)
     for artefact in manifest["artefacts"]:

@@ -13,12 +13,12 @@ The reference, in order of preference:
 
 For each artefact and image: ``max_abs`` and ``mean_abs`` of ``|alpha - reference alpha|`` (float
 alphas in [0, 1] at the photo's size, after the profile's post-processing) and ``sad`` (sum of
-``|alpha - reference alpha|`` / 1000, :func:`edgematte.quant.metrics.sad`); per artefact the same
-pooled over all images (:func:`edgematte.converter.parity.compare`). An artefact passes when its file
+``|alpha - reference alpha|`` / 1000, :func:`edgematte.core.metrics.sad`); per artefact the same
+pooled over all images (:func:`edgematte.core.parity.compare`). An artefact passes when its file
 still has the manifest's sha256 and its figures are within its :class:`Threshold`:
 
 - a float artefact with a recorded ``parity.bound`` (fp32 1e-4, fp16 5e-3 by default): the
-  converter's own rule, :func:`edgematte.converter.parity.within`: ``max_abs <= bound``, or, for a
+  converter's own rule, :func:`edgematte.core.parity.within`: ``max_abs <= bound``, or, for a
   model with hard decisions (the zoo's ``boundary_pixel_share``, e.g. PP-HumanMatting's argmax), at
   most that share of pixels beyond the bound with a float-exact mean. With a stand-in reference the
   bound grows by the stand-in's own recorded ``parity.max_abs`` (both are within their bounds of the
@@ -38,9 +38,9 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from ..converter import parity as parity_lib
-from ..errors import EdgematteError
-from ..fsutil import sha256_file
+from ..core import parity as parity_lib
+from ..core.errors import EdgematteError
+from ..core.fsutil import sha256_file
 from .imageio import files_below, read_image
 from .matter import Matter
 from .profiles import profile_for_model
@@ -51,7 +51,7 @@ class Threshold:
     """Largest accepted ``max_abs`` and ``mean_abs`` of the alpha difference (``None``: not checked).
 
     ``boundary_pixel_share``: the share of pixels that may exceed ``max_abs`` while the mean stays
-    float-exact (:func:`edgematte.converter.parity.within`; 0 for continuous models).
+    float-exact (:func:`edgematte.core.parity.within`; 0 for continuous models).
     """
 
     max_abs: Optional[float] = None
@@ -175,12 +175,12 @@ class VerifyReport:
 def load_verify_images(images_dir=None) -> Tuple[Dict[str, np.ndarray], List[Tuple[str, str]]]:
     """``({name: RGB uint8 H x W x 3}, [(file, reason skipped)])``.
 
-    Default: the bundled parity photos (:func:`edgematte.samples.parity_photo_names`). A folder is
+    Default: the bundled parity photos (:func:`edgematte.core.samples.parity_photo_names`). A folder is
     read recursively (unreadable files are skipped with their reason); a single image file is taken
     alone. No readable image at all raises :class:`EdgematteError`.
     """
     if images_dir is None:
-        from ..samples import parity_photo_names, sample_photos
+        from ..core.samples import parity_photo_names, sample_photos
 
         return sample_photos(parity_photo_names()), []
 
@@ -328,7 +328,7 @@ def threshold_for(entry: dict, thresholds: Optional[Mapping[str, Threshold]], sl
 
 def compare_alpha(name: str, alpha: np.ndarray, reference: np.ndarray) -> ImageComparison:
     """Max/mean abs difference and SAD of two HxW float alphas in [0, 1] (same shape) for image ``name``."""
-    from ..quant.metrics import alpha_difference_stats, sad
+    from ..core.metrics import alpha_difference_stats, sad
 
     stats = alpha_difference_stats(alpha, reference)  # ValueError for NaN or a non-[0, 1] alpha
     return ImageComparison(image=name, size=tuple(reference.shape[:2]), max_abs=stats["max_abs"],
@@ -395,7 +395,7 @@ def verify_manifest(manifest_path, images_dir=None, thresholds: Optional[Mapping
     ``as_dict()`` for ``--json``). Raises :class:`EdgematteError` when the manifest, the images or
     every possible reference is unusable.
     """
-    from ..converter.manifest import read_manifest
+    from ..core.manifest import read_manifest
 
     manifest = read_manifest(manifest_path)
     images, skipped_images = load_verify_images(images_dir)

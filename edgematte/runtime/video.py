@@ -31,9 +31,9 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 import cv2
 import numpy as np
 
-from .. import console
-from ..errors import EdgematteError
-from ..fsutil import atomic_dir, atomic_path
+from ..core import console
+from ..core.errors import EdgematteError
+from ..core.fsutil import atomic_dir, atomic_path
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv")
 """File name endings taken for videos (images are recognised by content, videos by name)."""

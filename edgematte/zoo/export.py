@@ -9,8 +9,8 @@ from typing import Optional, Sequence
 
 import yaml
 
-from ..errors import EdgematteError
-from ..fsutil import atomic_dir
+from ..core.errors import EdgematteError
+from ..core.fsutil import atomic_dir
 from .registry import ModelSpec, get_model_spec
 from .weights import check_layout, read_pdparams, seeded_state_dict
 

@@ -8,7 +8,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Dict, List, Tuple
 
-from ..errors import EdgematteError
+from ..core.errors import EdgematteError
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from typing import List, Optional
 
 import yaml
 
-from ..errors import EdgematteError
-from ..fsutil import sha256_file
+from ..core.errors import EdgematteError
+from ..core.fsutil import sha256_file
 from .registry import MODELS, ModelSpec
 
 # Layouts of a deploy folder: (config file, default model file, default params file)

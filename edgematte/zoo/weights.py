@@ -13,7 +13,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import EdgematteError
+from ..core.errors import EdgematteError
 
 LayoutEntry = Tuple[str, Tuple[int, ...], str]
 

@@ -7,7 +7,7 @@ paddlelite, tensorflow or even onnxruntime installed.
 import importlib
 from pathlib import Path
 
-from ...errors import EdgematteError
+from ...core.errors import EdgematteError
 
 BACKENDS = {
     "litert": ("edgematte.runtime.backends.litert", "LiteRTBackend"),

@@ -18,7 +18,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from ...errors import EdgematteError
+from ...core.errors import EdgematteError
 from .base import Backend, TensorSpec
 
 # Where each interpreter flavour lives, most preferred first, and the distribution that installs it.

@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from ...errors import EdgematteError
+from ...core.errors import EdgematteError
 from .base import Backend, TensorSpec
 
 # ONNX Runtime's type strings -> numpy dtype names.

@@ -16,7 +16,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from ...errors import EdgematteError
+from ...core.errors import EdgematteError
 from .base import Backend, TensorSpec
 
 BROKEN_ONEDNN_PASSES = ("reshape_transpose_matmul_mkldnn_fuse_pass",)

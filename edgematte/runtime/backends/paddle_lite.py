@@ -23,7 +23,7 @@ from typing import List, Optional, Set
 
 import numpy as np
 
-from ...errors import EdgematteError
+from ...core.errors import EdgematteError
 from .base import Backend, TensorSpec
 
 # lite/api/paddle_place.h TargetType values, as they appear in a .nb's kernel keys.

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from .. import __version__
-from ..fsutil import read_json_document, sha256_file, write_text_atomic
+from .fsutil import read_json_document, sha256_file, write_text_atomic
 
 SCHEMA = "edgematte.manifest/1"
 MANIFEST_NAME = "manifest.json"
