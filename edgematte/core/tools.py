@@ -87,7 +87,7 @@ def run_tool(argv: Sequence[str], *, what: str, timeout_s: Optional[float], cwd:
                 proc.kill()
                 proc.communicate()
                 timed_out = True
-                log.write(f"\nERROR: {what} did not finish within {timeout_s:.0f} s\n".encode())
+                log.write(f"\nERROR: {what} did not finish within {timeout_s:g} s\n".encode())
         output = Path(log_file).read_text(encoding="utf-8", errors="replace")
     else:
         proc = subprocess.Popen(list(argv), cwd=cwd, env=None if env is None else dict(env), stdin=stdin,
@@ -104,7 +104,7 @@ def run_tool(argv: Sequence[str], *, what: str, timeout_s: Optional[float], cwd:
                         timed_out=timed_out)
     if check and not result.ok:
         if timed_out:
-            raise EdgematteError(f"{what}: did not finish within {timeout_s:.0f} s")
+            raise EdgematteError(f"{what}: did not finish within {timeout_s:g} s")
         raise EdgematteError(f"{what} failed: {result.error_line()}")
     return result
 
