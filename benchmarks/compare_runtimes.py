@@ -42,7 +42,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 from edgematte.bench.runner import REFERENCE, library_versions, machine_facts, open_matter, peak_rss_mb, percentiles
-from edgematte.core.manifest import read_manifest
+from edgematte.core.manifest import Manifest, read_manifest
 from edgematte.converter.onnx import run_paddle2onnx
 from edgematte.runtime.backends import open_backend
 from edgematte.runtime.backends.paddle_inference import PaddleInferenceBackend
@@ -258,12 +258,12 @@ def sgemm_ceiling(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n ** 3 / min(times) / 1e9
 
 
-def model_gflop(manifest: dict) -> Optional[float]:
+def model_gflop(manifest: Manifest) -> Optional[float]:
     """GFLOP of one inference at the conversion's input size (``edgematte zoo info``), or None outside the zoo."""
-    match = re.match(r"zoo:(\S+)(?:.*width=([\d.]+))?", manifest["model"].get("origin", ""))
+    match = re.match(r"zoo:(\S+)(?:.*width=([\d.]+))?", manifest.model.origin or "")
     if not match:
         return None
-    h, w = manifest["model"]["input_shape"][2:]
+    h, w = manifest.model.input_hw
     argv = [sys.executable, "-m", "edgematte.cli", "zoo", "info", match.group(1), "--width", match.group(2) or "1.0",
             "--input-size", str(h), str(w), "--json"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
@@ -273,13 +273,13 @@ def model_gflop(manifest: dict) -> Optional[float]:
 
 
 # ------------------------------------------------------------------------------------------ the entries
-def plain_onnx_entry(manifest: dict, fed_like: Callable, threads: int, workdir: Path) -> Entry:
+def plain_onnx_entry(manifest: Manifest, fed_like: Callable, threads: int, workdir: Path) -> Entry:
     """ONNX Runtime on paddle2onnx's own output for OUT/reference; probed in a child process first because
     an unrepaired adaptive pool with more bins than input cells kills ONNX Runtime with SIGFPE."""
     entry = Entry(PLAIN_ORT, "onnxruntime", "fp32")
     path = workdir / "plain_paddle2onnx.onnx"
     try:
-        run_paddle2onnx(Path(manifest["_dir"]) / manifest["reference"]["model_dir"], path)
+        run_paddle2onnx(manifest.reference_dir(), path)
     except Exception as e:
         entry.error = f"paddle2onnx: {e}"
         return entry
@@ -296,10 +296,10 @@ def plain_onnx_entry(manifest: dict, fed_like: Callable, threads: int, workdir: 
     return entry
 
 
-def list_entries(manifest: dict, threads: int, workdir: Path, only: Optional[List[str]]) -> List[Entry]:
+def list_entries(manifest: Manifest, threads: int, workdir: Path, only: Optional[List[str]]) -> List[Entry]:
     """The three peers, then every host-runnable artefact of the manifest (or those named in ``only``); none
     opened yet (:meth:`Entry.load`)."""
-    out = manifest["_dir"]
+    out = str(manifest.dir)
     template = open_matter(out, REFERENCE, threads)  # how the reference is fed: profile, NCHW, input size
     profile, layout, input_hw = template.profile, template.layout, template.input_hw
     del template
@@ -307,16 +307,15 @@ def list_entries(manifest: dict, threads: int, workdir: Path, only: Optional[Lis
     def fed_like_reference(backend) -> Matter:
         return Matter(backend, profile, layout=layout, input_hw=input_hw)
 
-    model_dir = Path(out) / manifest["reference"]["model_dir"]
+    model_dir = manifest.reference_dir()
     entries = [plain_onnx_entry(manifest, fed_like_reference, threads, workdir),
                Entry(FIXED_PI, "paddle_inference", "fp32", opener=lambda: open_matter(out, REFERENCE, threads)),
                Entry(DEFAULT_PI, "paddle_inference", "fp32",
                      opener=lambda: fed_like_reference(PaddleInferenceBackend(model_dir, threads=threads,
                                                                               paddle_defaults=True)))]
-    for artefact in manifest["artefacts"]:
-        if artefact["parity"].get("runs_on_host", True) and (not only or artefact["path"] in only):
-            entries.append(Entry(artefact["path"], "", artefact["precision"],
-                                 opener=lambda path=artefact["path"]: open_matter(out, path, threads)))
+    for artefact in manifest.select(only, among=manifest.host_artefacts()):
+        entries.append(Entry(artefact.path, "", artefact.precision,
+                             opener=lambda path=artefact.path: open_matter(out, path, threads)))
     return entries
 
 
@@ -458,17 +457,17 @@ def timing_text(timing: List[tuple], wanted: int) -> str:
             + ".")
 
 
-def report(manifest: dict, entries: List[Entry], args, gflop: Optional[float], peak: dict, facts: Dict[str, str],
+def report(manifest: Manifest, entries: List[Entry], args, gflop: Optional[float], peak: dict, facts: Dict[str, str],
            sgemm_gflops: float, seconds: float, timing: List[tuple]) -> str:
-    model = manifest["model"]
-    shape = model["input_shape"]
+    model = manifest.model
+    shape = model.input_shape
     stats = {e.label: percentiles(e.samples) for e in entries if e.samples}
     medians = {label: s["median"] for label, s in stats.items()}
     peers = {e.label: e for e in entries if e.label in PEERS}
     versions = library_versions()
     m = machine_facts()
     lines = [
-        f"# Runtimes compared: {model['name']} {shape[2]}x{shape[3]} ({model['origin']})", "",
+        f"# Runtimes compared: {model.name} {shape[2]}x{shape[3]} ({model.origin})", "",
         f"Written by `benchmarks/compare_runtimes.py {args.out}` (rounds {args.rounds}, warmup {args.warmup}, "
         f"threads {args.threads}{', --one-at-a-time' if args.one_at_a_time else ''}) on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
         f"{seconds / 60:.1f} min, peak RSS {peak_rss_mb():.0f} MB.", "",
@@ -505,7 +504,7 @@ def report(manifest: dict, entries: List[Entry], args, gflop: Optional[float], p
             f"{_ratio(peers.get(FIXED_PI), e, medians)} | {_ratio(peers.get(DEFAULT_PI), e, medians)} | "
             f"{e.max_abs:.2e} | {e.mean_abs:.1e} | {'-' if achieved is None else f'{achieved:.1f}'} | "
             f"{'-' if achieved is None or not ceiling else f'{100 * achieved / ceiling:.0f}%'} |")
-    reference_noise = max([c["max_abs"] for c in manifest["reference"].get("checks", [])] or [0.0])
+    reference_noise = manifest.reference.noise
     lines += ["", "## Findings", ""] + findings(entries, medians, max(1e-3, 2 * reference_noise))
     lines += ["", "## Compute efficiency", ""]
     if gflop:
@@ -529,7 +528,7 @@ def resolve_conversion(args) -> Path:
         return Path(args.out)
     work = Path(args.work)
     if (work / "manifest.json").is_file():
-        shape = read_manifest(work)["model"]["input_shape"]
+        shape = read_manifest(work).model.input_shape
         if shape[2:] == [args.size, args.size]:
             return work
         raise SystemExit(f"{work}: holds a {shape[2]}x{shape[3]} conversion, not {args.size}x{args.size}")
@@ -591,10 +590,10 @@ def main(argv=None) -> int:
             for e in live:
                 e.unload()
     text = report(manifest, entries, args, gflop, peak, facts, sgemm_gflops, time.perf_counter() - started, timing)
-    model = manifest["model"]
-    width = re.search(r"width=([\d.]+)", model.get("origin", ""))
+    model = manifest.model
+    width = re.search(r"width=([\d.]+)", model.origin or "")
     tag = f"_w{width.group(1)}" if width and float(width.group(1)) != 1.0 else ""
-    path = Path(args.report) if args.report else RESULTS / f"{model['name']}{tag}_{model['input_shape'][2]}_runtimes.md"
+    path = Path(args.report) if args.report else RESULTS / f"{model.name}{tag}_{model.input_shape[2]}_runtimes.md"
     path.write_text(text)
     print(text)
     print(f"wrote {path}")

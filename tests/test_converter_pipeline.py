@@ -198,10 +198,15 @@ def test_tiny_humanmatting_converts_to_every_format(tmp_path):
 
 
 def test_report_names_pixels_beyond_the_bound_of_a_decision_flip_model():
-    from edgematte.converter.report import _parity_note
+    from edgematte.core.manifest import ParityRecord
+    from edgematte.pipeline.report import _parity_note
 
-    flipped = {"max_abs": 2.9e-3, "bound": 1e-3, "frac_over_bound": 0.00018, "within_bound": True, "reason": None}
-    assert _parity_note(flipped) == "0.018% of pixels beyond 0.001 (within the parity rule)"
-    failed = dict(flipped, frac_over_bound=0.004, within_bound=False)
-    assert _parity_note(failed) == "0.400% of pixels beyond 0.001 (OUTSIDE the parity rule)"
-    assert _parity_note(dict(flipped, max_abs=5e-4)) == ""  # within the max-abs bound: nothing to explain
+    flipped = {"max_abs": 2.9e-3, "mean_abs": 1e-6, "frac_over_1_255": 0.0, "compared_to": "reference", "bound": 1e-3,
+               "frac_over_bound": 0.00018, "within_bound": True, "reason": None}
+
+    def note(**changes):
+        return _parity_note(ParityRecord.from_dict(dict(flipped, **changes)))
+
+    assert note() == "0.018% of pixels beyond 0.001 (within the parity rule)"
+    assert note(frac_over_bound=0.004, within_bound=False) == "0.400% of pixels beyond 0.001 (OUTSIDE the parity rule)"
+    assert note(max_abs=5e-4) == ""  # within the max-abs bound: nothing to explain

@@ -150,16 +150,26 @@ def test_images_folder_thresholds_and_a_missing_artefact(conversion_copy, tmp_pa
 
 
 def test_threshold_rules_for_int8_and_models_with_hard_decisions():
-    int8 = {"path": "model_int8.tflite", "precision": "int8", "parity": {}, "numerics": {"budget_mad": 0.01}}
+    from edgematte.core.manifest import Artefact, Manifest
+
+    def artefact(path, precision, **extra):
+        parity = {"max_abs": None, "mean_abs": None, "frac_over_1_255": None, "compared_to": "reference"}
+        return Artefact.from_dict(dict({"path": path, "format": "tflite", "precision": precision, "parity": parity},
+                                       **extra))
+
+    int8 = artefact("model_int8.tflite", "int8", numerics={"budget_mad": 0.01})
     assert threshold_for(int8, None, 0.0, 0.0) == (Threshold(mean_abs=0.01), "int8 budget mean abs 0.01")
-    unknown = {"path": "model_w8.tflite", "precision": "dynamic", "parity": {}}
+    unknown = artefact("model_w8.tflite", "dynamic")
     assert threshold_for(unknown, None, 0.0, 0.0)[0] == DEFAULT_UNBOUNDED_THRESHOLD == Threshold(mean_abs=0.02)
     assert threshold_for(unknown, {"*": Threshold(max_abs=0.5)}, 0.0, 0.0) == (Threshold(max_abs=0.5), "given for '*'")
 
-    assert boundary_pixel_share({"model": {"name": "ppmattingv2"}}) == 0.0
-    assert boundary_pixel_share({"model": {"name": "pp-humanmatting"}}) == 1e-3
-    assert boundary_pixel_share({"model": {"name": "my_export"}}) == 0.0
-    assert boundary_pixel_share({"model": {"name": "ppmattingv2"}, "reference": {"boundary_pixel_share": 0.01}}) == 0.01
+    def manifest(**reference):
+        return Manifest.from_dict({"model": {"name": "humanmatting", "input_shape": [1, 3, 64, 64]},
+                                   "reference": reference})
+
+    assert boundary_pixel_share(manifest()) == 0.0  # an old manifest, no default known
+    assert boundary_pixel_share(manifest(), default=1e-3) == 1e-3  # the cli's zoo fallback for old manifests
+    assert boundary_pixel_share(manifest(boundary_pixel_share=0.01), default=1e-3) == 0.01
 
     # One of 10000 pixels flipped by an argmax: beyond the bound, yet within a 0.1% boundary share.
     reference = np.zeros((100, 100), np.float32)

@@ -1,110 +1,356 @@
-"""The conversion manifest (``OUT/manifest.json``): the one contract between converter, runtime,
-benchmarks and device verification.
+"""The conversion manifest (``OUT/manifest.json``): the one contract between converter, runtime, benchmarks,
+device verification and the Android app (``android_demo/core/.../Manifest.java`` reads the same file).
 
-Stable minimum scripts may rely on: top-level ``model`` (``name``, ``source_sha256``, ``input_shape``) and
-``artefacts``, a list of objects each with ``path`` (relative to the manifest), ``format``
-(``nb``|``onnx``|``tflite``), ``target`` (``arm``|``x86``|``opencl``|``any``), ``precision``, ``size_bytes``,
-``sha256`` and ``parity`` = ``{max_abs, mean_abs, frac_over_1_255, compared_to, runs_on_host}``.
-Everything else is documented in ``docs`` of :func:`new_manifest`.
+Every layer reads and writes it through the types here; nothing else indexes the JSON. The JSON stays what
+edgematte 0.1 wrote (schema ``edgematte.manifest/1``): fields this module does not name are kept in ``extra``
+and written back unchanged, so old manifests load and round-trip. ``schema_version`` ("1.1") is written from
+this version on; readers accept any ``edgematte.manifest/1`` document.
+
+Stable minimum scripts may rely on: ``model`` (``name``, ``source_sha256``, ``input_shape``) and ``artefacts``,
+each with ``path`` (relative to the manifest), ``format`` (nb | onnx | tflite), ``target`` (arm | x86 | opencl |
+any), ``precision``, ``size_bytes``, ``sha256`` and ``parity`` = ``{max_abs, mean_abs, frac_over_1_255,
+compared_to, runs_on_host}``.
+
+Which artefact runs where is decided here and only here (:meth:`Artefact.runs_on`), mirroring
+``Manifest.Artefact.runsOnAndroid()`` in the Java core.
 """
 
 import datetime
 import json
-from importlib import metadata
+import platform as _platform
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Optional
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from .. import __version__
+from .errors import EdgematteError
 from .fsutil import read_json_document, sha256_file, write_text_atomic
+from .versions import TOOLCHAIN, installed_versions
 
 SCHEMA = "edgematte.manifest/1"
+SCHEMA_VERSION = "1.1"
 MANIFEST_NAME = "manifest.json"
-TOOL_DISTRIBUTIONS = (
-    "paddlepaddle",
-    "paddlelite",
-    "paddle2onnx",
-    "onnx",
-    "onnxsim",
-    "onnx2tf",
-    "tensorflow",
-    "onnxruntime",
-    "ai-edge-litert",
-    "numpy",
-    "opencv-python",
-)
+FORMATS = ("nb", "onnx", "tflite")
+REFERENCE = "reference"  # the name benchmarks and verification give the shipped Paddle reference model
+
+# Where an artefact runs, by its format and target. "x86" and "arm" are Linux CPUs (this host, a board);
+# "android" is the demo app (LiteRT and Paddle Lite's Java API); "litert" is any LiteRT-only runtime (the
+# emulated arm64 root file system has nothing else).
+PLATFORMS = ("x86", "arm", "android", "litert")
 
 
-def tool_versions() -> dict:
-    """Installed versions of the toolchain (``None`` for what is not installed)."""
-    versions = {}
-    for dist in TOOL_DISTRIBUTIONS:
+def _runs_on(fmt: str, target: str, platform: str) -> bool:
+    if platform == "android":
+        return fmt == "tflite" or (fmt == "nb" and target in ("arm", "opencl"))
+    if platform == "litert":
+        return fmt == "tflite"
+    if platform in ("x86", "arm"):
+        return fmt in ("tflite", "onnx") or (fmt == "nb" and target == platform)
+    raise ValueError(f"unknown platform {platform!r} (known: {', '.join(PLATFORMS)})")
+
+
+def this_platform() -> str:
+    """The platform of this machine: "arm" on aarch64, else "x86"."""
+    return "arm" if _platform.machine().lower() in ("aarch64", "arm64") else "x86"
+
+
+def _split(cls, data: dict) -> dict:
+    """``data``'s keys that are fields of dataclass ``cls`` as kwargs, the rest under ``extra``."""
+    names = {f.name for f in fields(cls)} - {"extra"}
+    kwargs = {k: v for k, v in data.items() if k in names}
+    kwargs["extra"] = {k: v for k, v in data.items() if k not in names}
+    return kwargs
+
+
+def _join(obj, skip_none: Sequence[str] = ()) -> dict:
+    """The JSON dict of a dataclass with ``extra``: named fields first (``skip_none`` ones only when set)."""
+    out = {}
+    for f in fields(obj):
+        if f.name == "extra":
+            continue
+        value = getattr(obj, f.name)
+        if value is None and f.name in skip_none:
+            continue
+        out[f.name] = value.to_dict() if hasattr(value, "to_dict") else value
+    out.update(obj.extra)
+    return out
+
+
+@dataclass
+class TensorSpec:
+    """One model input or output: ``shape`` as the artefact declares it, numpy ``dtype`` name, ``quant``
+    = ``[scale, zero_point]`` for int8/uint8 tensors, ``layout`` (nchw/nhwc) where the converter knows it."""
+
+    name: str
+    shape: List[int]
+    dtype: str
+    quant: Optional[List[float]] = None
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TensorSpec":
+        return cls(**_split(cls, data))
+
+    def to_dict(self) -> dict:
+        return _join(self)
+
+
+@dataclass
+class ParityRecord:
+    """An artefact's alpha difference from the reference on the parity photos (see :mod:`.parity`), with the
+    bound it was judged by and the verdict; ``runs_on_host`` False means figures inherited from a twin."""
+
+    max_abs: Optional[float]
+    mean_abs: Optional[float]
+    frac_over_1_255: Optional[float]
+    compared_to: str
+    runs_on_host: bool = True
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ParityRecord":
+        return cls(**_split(cls, data))
+
+    def to_dict(self) -> dict:
+        return _join(self)
+
+    @property
+    def reason(self) -> Optional[str]:
+        return self.extra.get("reason")
+
+    @property
+    def bound(self) -> Optional[float]:
+        return self.extra.get("bound")
+
+    @property
+    def within_bound(self) -> Optional[bool]:
+        return self.extra.get("within_bound")
+
+
+@dataclass
+class Artefact:
+    """One converted model file. ``extra`` holds the per-format details (``opt``, ``onnx``, ``onnx2tf``,
+    ``quantization``, ``numerics``, ``kernels``, ...)."""
+
+    path: str
+    format: str
+    target: str
+    precision: str
+    size_bytes: int
+    sha256: str
+    parity: ParityRecord
+    runtime: Optional[str] = None
+    layout: Optional[str] = None
+    inputs: List[TensorSpec] = field(default_factory=list)
+    outputs: List[TensorSpec] = field(default_factory=list)
+    profile: Optional[str] = None
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Artefact":
+        kwargs = _split(cls, data)
+        for key in ("path", "format", "parity"):
+            if key not in kwargs:
+                raise ValueError(f"an artefact entry has no '{key}'")
+        kwargs["parity"] = ParityRecord.from_dict(kwargs["parity"])
+        kwargs["inputs"] = [TensorSpec.from_dict(t) for t in kwargs.get("inputs") or []]
+        kwargs["outputs"] = [TensorSpec.from_dict(t) for t in kwargs.get("outputs") or []]
+        kwargs.setdefault("target", "any")
+        kwargs.setdefault("precision", "?")
+        kwargs.setdefault("size_bytes", 0)
+        kwargs.setdefault("sha256", "")
+        return cls(**kwargs)
+
+    @classmethod
+    def of_file(cls, out_dir, path, *, parity: dict, inputs: Sequence[dict] = (), outputs: Sequence[dict] = (),
+                extra: Optional[dict] = None, **entry) -> "Artefact":
+        """An artefact for the file ``path`` inside ``out_dir``: its relative path, size and sha256 are read."""
+        path = Path(path)
+        return cls(path=str(path.relative_to(out_dir)), size_bytes=path.stat().st_size, sha256=sha256_file(path),
+                   parity=ParityRecord.from_dict(parity), inputs=[TensorSpec.from_dict(t) for t in inputs],
+                   outputs=[TensorSpec.from_dict(t) for t in outputs], extra=dict(extra or {}), **entry)
+
+    def to_dict(self) -> dict:
+        out = _join(self)
+        out["inputs"] = [t.to_dict() for t in self.inputs]
+        out["outputs"] = [t.to_dict() for t in self.outputs]
+        return out
+
+    @property
+    def name(self) -> str:
+        """The file name (``model_fp32.tflite``)."""
+        return Path(self.path).name
+
+    def matches(self, name: str) -> bool:
+        """Whether ``name`` is this artefact's path or file name."""
+        return name in (self.path, self.name)
+
+    def runs_on(self, platform: str) -> bool:
+        """Whether a ``platform`` (:data:`PLATFORMS`) can run this file."""
+        return _runs_on(self.format, self.target, platform)
+
+    @property
+    def runs_on_host(self) -> bool:
+        """Whether the converting host ran it (an arm/opencl .nb carries its x86 twin's figures)."""
+        return bool(self.parity.runs_on_host)
+
+    @property
+    def numerics(self) -> Optional[dict]:
+        """INT8 artefacts: the matting metrics against fp32 on held-out photos and the budget verdict."""
+        return self.extra.get("numerics")
+
+
+@dataclass
+class ModelInfo:
+    """What was converted: ``name`` (zoo name or file stem), ``origin`` (folder, archive or ``zoo:...``),
+    ``source_sha256``, the fixed ``input_shape`` [N, C, H, W], deploy.yaml's ``transforms``."""
+
+    name: str
+    input_shape: List[int]
+    origin: Optional[str] = None
+    source_sha256: Optional[str] = None
+    declared_input_shape: Optional[list] = None
+    transforms: Optional[list] = None
+    input_name: Optional[str] = None
+    output_name: Optional[str] = None
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelInfo":
+        return cls(**_split(cls, data))
+
+    def to_dict(self) -> dict:
+        return _join(self, skip_none=("input_name", "output_name"))
+
+    @property
+    def input_hw(self):
+        return int(self.input_shape[2]), int(self.input_shape[3])
+
+
+@dataclass
+class ReferenceInfo:
+    """The checked reference: ``model_dir`` (the fixed-shape Paddle model in OUT), the ``checks`` it passed,
+    ``files`` (name -> sha256 of the reference's files, when recorded)."""
+
+    backend: str = "paddle_inference"
+    description: str = ""
+    checks: List[dict] = field(default_factory=list)
+    model_dir: Optional[str] = None
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ReferenceInfo":
+        return cls(**_split(cls, data))
+
+    def to_dict(self) -> dict:
+        return _join(self, skip_none=("model_dir",))
+
+    @property
+    def files(self) -> Dict[str, str]:
+        return self.extra.get("files") or {}
+
+    @property
+    def noise(self) -> float:
+        """The largest difference the reference showed against an independent kernel set."""
+        return max([c.get("max_abs") or 0.0 for c in self.checks] or [0.0])
+
+
+@dataclass
+class Manifest:
+    """A whole manifest. ``dir`` is the folder it was read from or will be written to (not serialized)."""
+
+    model: ModelInfo
+    reference: ReferenceInfo = field(default_factory=ReferenceInfo)
+    artefacts: List[Artefact] = field(default_factory=list)
+    tools: Dict[str, Optional[str]] = field(default_factory=dict)
+    steps: List[dict] = field(default_factory=list)
+    repairs: List[dict] = field(default_factory=list)
+    created: str = ""
+    schema: str = SCHEMA
+    schema_version: str = SCHEMA_VERSION
+    dir: Optional[Path] = None
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def new(cls, model: ModelInfo, reference: ReferenceInfo, out_dir=None) -> "Manifest":
+        """A fresh manifest stamped with the time and the installed toolchain."""
+        tools = dict(installed_versions(TOOLCHAIN), edgematte=__version__)
+        return cls(model=model, reference=reference, tools=tools, dir=None if out_dir is None else Path(out_dir),
+                   created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+
+    # -- JSON ------------------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict, directory=None) -> "Manifest":
+        kwargs = _split(cls, data)
+        kwargs.pop("dir", None)
+        kwargs["model"] = ModelInfo.from_dict(kwargs.get("model") or {"name": "?", "input_shape": []})
+        kwargs["reference"] = ReferenceInfo.from_dict(kwargs.get("reference") or {})
+        kwargs["artefacts"] = [Artefact.from_dict(a) for a in kwargs.get("artefacts") or []]
+        kwargs.setdefault("schema_version", "1.0")  # what edgematte 0.1 wrote, without saying so
+        return cls(dir=None if directory is None else Path(directory), **kwargs)
+
+    def to_dict(self) -> dict:
+        out = {"schema": self.schema, "schema_version": self.schema_version, "created": self.created,
+               "model": self.model.to_dict(), "reference": self.reference.to_dict(), "tools": self.tools,
+               "steps": self.steps, "repairs": self.repairs, "artefacts": [a.to_dict() for a in self.artefacts]}
+        out.update(self.extra)
+        return out
+
+    def write(self, out_dir=None) -> Path:
+        """Write ``manifest.json`` atomically into ``out_dir`` (default: :attr:`dir`); returns its path."""
+        folder = Path(out_dir if out_dir is not None else self.dir)
+        path = folder / MANIFEST_NAME
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def read(cls, path_or_dir) -> "Manifest":
+        """Load a manifest from its file or its folder (bounded read, schema checked)."""
+        path = Path(path_or_dir)
+        if path.is_dir():
+            path = path / MANIFEST_NAME
+        data = read_json_document(path, SCHEMA, "manifest", hint=" (run 'edgematte convert' first)")
         try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
-    versions["edgematte"] = __version__
-    return versions
+            return cls.from_dict(data, directory=path.parent)
+        except (TypeError, ValueError, AttributeError, KeyError) as e:
+            raise EdgematteError(f"{path}: not a valid edgematte manifest ({e})") from e
+
+    # -- choosing artefacts ------------------------------------------------------------------------------
+    @property
+    def origin(self) -> str:
+        """How errors name this manifest: its folder, else "manifest"."""
+        return str(self.dir) if self.dir is not None else "manifest"
+
+    def artefacts_for(self, platform: str) -> List[Artefact]:
+        """The artefacts ``platform`` (:data:`PLATFORMS`) can run, in manifest order."""
+        return [a for a in self.artefacts if a.runs_on(platform)]
+
+    def host_artefacts(self) -> List[Artefact]:
+        """The artefacts the converting host ran and measured (what verify and local benchmarks take)."""
+        return [a for a in self.artefacts if a.runs_on_host]
+
+    def find(self, name: str) -> Artefact:
+        """The artefact whose path or file name is ``name``; a one-line error lists the known ones."""
+        for artefact in self.artefacts:
+            if artefact.matches(name):
+                return artefact
+        raise EdgematteError(f"{self.origin}: no artefact '{name}' (has: {', '.join(a.path for a in self.artefacts)})")
+
+    def select(self, names: Optional[Iterable[str]], among: Optional[Sequence[Artefact]] = None) -> List[Artefact]:
+        """The artefacts ``names`` (paths or file names, each must exist), or all of ``among`` when none given."""
+        if not names:
+            return list(self.artefacts if among is None else among)
+        return [self.find(n) for n in names]
+
+    def file(self, artefact: Artefact) -> Path:
+        """Where ``artefact``'s file is."""
+        return Path(self.dir) / artefact.path
+
+    def reference_dir(self) -> Optional[Path]:
+        """The shipped reference model's folder, when the conversion kept one."""
+        return None if not self.reference.model_dir else Path(self.dir) / self.reference.model_dir
 
 
-def new_manifest(model: dict, reference: dict) -> dict:
-    return {
-        "schema": SCHEMA,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "model": model,
-        "reference": reference,
-        "tools": tool_versions(),
-        "steps": [],
-        "artefacts": [],
-    }
-
-
-def artefact_entry(
-    out_dir,
-    path,
-    *,
-    format: str,
-    target: str,
-    precision: str,
-    runtime: str,
-    layout: str,
-    inputs: list,
-    outputs: list,
-    profile: str,
-    parity: dict,
-    extra: Optional[dict] = None,
-) -> dict:
-    """One ``artefacts`` entry; ``path`` is stored relative to ``out_dir`` with its size and sha256."""
-    path = Path(path)
-    entry = {
-        "path": str(path.relative_to(out_dir)),
-        "format": format,
-        "target": target,
-        "precision": precision,
-        "size_bytes": path.stat().st_size,
-        "sha256": sha256_file(path),
-        "runtime": runtime,
-        "layout": layout,
-        "inputs": inputs,
-        "outputs": outputs,
-        "profile": profile,
-        "parity": parity,
-    }
-    if extra:
-        entry.update(extra)
-    return entry
-
-
-def write_manifest(out_dir, manifest: dict) -> Path:
-    path = Path(out_dir) / MANIFEST_NAME
-    write_text_atomic(path, json.dumps(manifest, indent=2) + "\n")
-    return path
-
-
-def read_manifest(path_or_dir) -> dict:
-    """Load a manifest from its file or its folder; checks the schema and that artefacts exist."""
-    path = Path(path_or_dir)
-    if path.is_dir():
-        path = path / MANIFEST_NAME
-    manifest = read_json_document(path, SCHEMA, "manifest", hint=" (run 'edgematte convert' first)")
-    manifest["_dir"] = str(path.parent)
-    return manifest
+def read_manifest(path_or_dir) -> Manifest:
+    """:meth:`Manifest.read`."""
+    return Manifest.read(path_or_dir)

@@ -11,8 +11,8 @@ from typing import Optional
 
 import numpy as np
 
-from ..core.manifest import read_manifest
 from ..core.errors import EdgematteError
+from ..core.manifest import Manifest
 from ..runtime.imageio import read_image_and_alpha
 from ..runtime.matter import Matter, select_artefact
 from .calibration import load_calibration_images
@@ -23,7 +23,8 @@ def fp32_matter(manifest_dir, profile: str, threads=None):
     """(Matter, description) for the fp32 reference of a conversion, as ``verify`` chooses it."""
     from ..runtime.verify import Reference
 
-    reference = Reference(read_manifest(manifest_dir), {}, threads)
+    manifest = manifest_dir if isinstance(manifest_dir, Manifest) else Manifest.read(manifest_dir)
+    reference = Reference(manifest, {}, threads)
     return reference.matter(profile), reference.description
 
 
@@ -39,13 +40,13 @@ def _ground_truth(gt_dir: Path, name: str) -> np.ndarray:
 
 def evaluate_artefact(manifest_path, artefact: Optional[str], data_dir, gt_dir=None, threads=None) -> dict:
     """Numerics of ``artefact`` on the images below ``data_dir`` against fp32 and, with ``gt_dir``, ground truth."""
-    manifest = read_manifest(manifest_path)
+    manifest = Manifest.read(manifest_path)
     entry = select_artefact(manifest, artefact)
-    matter = Matter.from_manifest(manifest_path, artefact=entry["path"], threads=threads)
-    reference, reference_name = fp32_matter(manifest_path, entry.get("profile", "android"), threads)
+    matter = Matter.from_manifest(manifest, artefact=entry.path, threads=threads)
+    reference, reference_name = fp32_matter(manifest, entry.profile or "android", threads)
     images, report = load_calibration_images(data_dir, minimum=1)
     predicted = [matter(rgb) for rgb in images]
-    result = {"artefact": entry["path"], "precision": entry["precision"], "images": len(images),
+    result = {"artefact": entry.path, "precision": entry.precision, "images": len(images),
               "skipped": report.as_dict()["skipped"],
               "vs_fp32": dict(matting_numerics(zip(predicted, (reference(rgb) for rgb in images))),
                               reference=reference_name)}

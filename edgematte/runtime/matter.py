@@ -10,39 +10,34 @@ An int8-I/O model gets its input quantized and its output dequantized with the t
 """
 
 import time
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 from ..core.errors import EdgematteError
+from ..core.manifest import Artefact, Manifest, this_platform
 from .backends import backend_for_path, open_backend
 from .backends.base import TensorSpec
 from .backends.litert import dequantize, quantize  # TFLite's own (scale, zero point) arithmetic
-from .profiles import Profile, get_profile, profile_for_model
+from .profiles import Profile, get_profile, profile_for_model, reads_transforms
+from .profiles import composite as blend
 
 # Host-runnable artefacts in order of preference when none is named.
 PREFERENCE = (("tflite", "fp32"), ("onnx", "fp32"), ("nb", "fp32"), ("tflite", "fp16"), ("tflite", "int8"))
 
 
-def select_artefact(manifest: dict, artefact: Optional[str] = None) -> dict:
-    """The manifest entry named ``artefact`` (its path or file name), else the preferred runnable one."""
-    entries = manifest["artefacts"]
+def select_artefact(manifest: Manifest, artefact: Optional[str] = None) -> Artefact:
+    """The artefact named ``artefact`` (its path or file name), else the preferred one this machine runs."""
     if artefact is not None:
-        for entry in entries:
-            if artefact in (entry["path"], Path(entry["path"]).name):
-                return entry
-        raise EdgematteError(
-            f"{manifest.get('_dir', 'manifest')}: no artefact '{artefact}' (has: {', '.join(e['path'] for e in entries)})"
-        )
-    runnable = [e for e in entries if e["parity"].get("runs_on_host", True)]
+        return manifest.find(artefact)
+    runnable = manifest.artefacts_for(this_platform())
     for fmt, precision in PREFERENCE:
         for entry in runnable:
-            if entry["format"] == fmt and entry["precision"].startswith(precision):
+            if entry.format == fmt and entry.precision.startswith(precision):
                 return entry
     if runnable:
         return runnable[0]
-    raise EdgematteError(f"{manifest.get('_dir', 'manifest')}: no artefact that runs on this host")
+    raise EdgematteError(f"{manifest.origin}: no artefact that runs on this machine ({this_platform()})")
 
 
 class Matter:
@@ -64,16 +59,14 @@ class Matter:
     @classmethod
     def from_manifest(cls, path_or_dir, artefact: Optional[str] = None, backend: Optional[str] = None,
                       threads: Optional[int] = None, profile: Optional[str] = None) -> "Matter":
-        """Build from ``OUT/manifest.json`` (or its folder); ``artefact`` names one by path or file name."""
-        from ..core.manifest import read_manifest  # plain json: no converter toolchain needed
-
-        manifest = read_manifest(path_or_dir)
+        """Build from ``OUT/manifest.json``, its folder or a read :class:`Manifest`; ``artefact`` names one by
+        path or file name (default: the preferred one this machine runs)."""
+        manifest = path_or_dir if isinstance(path_or_dir, Manifest) else Manifest.read(path_or_dir)
         entry = select_artefact(manifest, artefact)
-        path = Path(manifest["_dir"]) / entry["path"]
+        path = manifest.file(entry)
         engine = open_backend(backend or backend_for_path(path), path, threads=threads)
-        chosen = profile_for_model(profile or entry.get("profile", "android"), manifest["model"].get("transforms"))
-        shape = manifest["model"]["input_shape"]
-        return cls(engine, chosen, layout=entry.get("layout", "nchw"), input_hw=(shape[2], shape[3]))
+        chosen = profile_for_model(profile or entry.profile or "android", manifest.model.transforms)
+        return cls(engine, chosen, layout=entry.layout or "nchw", input_hw=manifest.model.input_hw)
 
     def model_input(self, rgb: np.ndarray):
         """(float32 tensor in the model's layout, preprocess state) for one RGB uint8 image."""
@@ -113,5 +106,11 @@ class Matter:
 
 
 def composite(rgb: np.ndarray, alpha: np.ndarray, background, profile: str = "android") -> np.ndarray:
-    """Blend ``rgb`` over ``background`` (RGB image, (r, g, b) colour or "blur") with ``alpha``."""
+    """Blend ``rgb`` over ``background`` (RGB image, (r, g, b) colour or "blur") with ``alpha``.
+
+    ``profile`` decides how an image background is resized. paddleseg and fastdeploy resize it with OpenCV
+    (the base ``Profile.resize_rgb``) whatever their transforms, so they need no model here.
+    """
+    if reads_transforms(profile):
+        return blend(rgb, alpha, background)
     return get_profile(profile).composite(rgb, alpha, background)

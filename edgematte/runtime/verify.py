@@ -41,6 +41,7 @@ import numpy as np
 from ..core import parity as parity_lib
 from ..core.errors import EdgematteError
 from ..core.fsutil import sha256_file
+from ..core.manifest import MANIFEST_NAME, Artefact, Manifest, this_platform
 from .imageio import files_below, read_image
 from .matter import Matter
 from .profiles import profile_for_model
@@ -207,18 +208,18 @@ def load_verify_images(images_dir=None) -> Tuple[Dict[str, np.ndarray], List[Tup
 class Reference:
     """Reference alphas per profile name, computed once per image."""
 
-    def __init__(self, manifest: dict, images: Dict[str, np.ndarray], threads: Optional[int]):
+    def __init__(self, manifest: Manifest, images: Dict[str, np.ndarray], threads: Optional[int]):
         self.manifest = manifest
         self.images = images
         self.threads = threads
-        self.stand_in: Optional[dict] = None  # the artefact entry used as reference, if any
+        self.stand_in: Optional[Artefact] = None  # the artefact used as reference, if any
         self.slack = 0.0                      # its recorded error against the Paddle reference
         self._alphas: Dict[str, List[np.ndarray]] = {}
         self._open = None
         note = None
-        recorded = manifest.get("reference", {}).get("model_dir")
+        recorded = manifest.reference.model_dir
         if recorded:
-            note = self._try_paddle(Path(manifest["_dir"]) / recorded)
+            note = self._try_paddle(manifest.reference_dir())
         if self._open is None:
             self._use_stand_in(note)
         else:
@@ -233,38 +234,36 @@ class Reference:
             return f"the manifest records a Paddle reference ({model_dir}) but paddlepaddle is not installed"
         if not model_dir.is_dir():
             raise EdgematteError(f"{model_dir}: the manifest's reference.model_dir is missing")
-        for name, digest in (self.manifest["reference"].get("files") or {}).items():
+        for name, digest in self.manifest.reference.files.items():
             if not (model_dir / name).is_file() or sha256_file(model_dir / name) != digest:
                 raise EdgematteError(f"{model_dir / name}: missing or changed since conversion (sha256 differs)")
         from .backends.paddle_inference import PaddleInferenceBackend
 
         backend = PaddleInferenceBackend(model_dir, threads=self.threads)
-        shape = self.manifest["model"]["input_shape"]
-        transforms = self.manifest["model"].get("transforms")
-        self._open = lambda profile: Matter(backend, profile_for_model(profile, transforms), layout="nchw",
-                                            input_hw=(shape[2], shape[3]))
+        model = self.manifest.model
+        self._open = lambda profile: Matter(backend, profile_for_model(profile, model.transforms), layout="nchw",
+                                            input_hw=model.input_hw)
         self.kind = "paddle_inference"
-        self.path = str(model_dir.relative_to(self.manifest["_dir"]))
+        self.path = str(model_dir.relative_to(self.manifest.dir))
         return None
 
     def _use_stand_in(self, note: Optional[str]) -> None:
-        runnable = [e for e in self.manifest["artefacts"]
-                    if e["parity"].get("runs_on_host", True) and e.get("target") in ("any", "x86")]
+        runnable = [e for e in self.manifest.artefacts_for(this_platform()) if e.runs_on_host]
         for fmt, precision in STAND_IN_PREFERENCE:
-            entry = next((e for e in runnable if e["format"] == fmt and e["precision"] == precision), None)
+            entry = next((e for e in runnable if e.format == fmt and e.precision == precision), None)
             if entry is not None:
                 break
         else:
-            raise EdgematteError(f"{self.manifest['_dir']}: no reference to verify against (no reference.model_dir "
+            raise EdgematteError(f"{self.manifest.origin}: no reference to verify against (no reference.model_dir "
                                  f"and no fp32 ONNX, TFLite or x86 .nb artefact)")
         self.stand_in = entry
-        self.slack = float(entry["parity"].get("max_abs") or 0.0)
+        self.slack = float(entry.parity.max_abs or 0.0)
         self.kind = "stand_in"
-        self.path = entry["path"]
-        self.description = (f"{entry['path']} as a stand-in for Paddle Inference (recorded max abs "
+        self.path = entry.path
+        self.description = (f"{entry.path} as a stand-in for Paddle Inference (recorded max abs "
                             f"{self.slack:.2e} from it)")
         self.note = note or "the manifest records no reference.model_dir, so the fp32 artefact stands in"
-        self._open = lambda profile: Matter.from_manifest(self.manifest["_dir"], artefact=entry["path"],
+        self._open = lambda profile: Matter.from_manifest(self.manifest, artefact=entry.path,
                                                           threads=self.threads, profile=profile)
 
     def matter(self, profile: str) -> Matter:
@@ -292,35 +291,26 @@ class Reference:
 # ----------------------------------------------------------------------------------------------
 
 
-def boundary_pixel_share(manifest: dict) -> float:
-    """The share of boundary pixels a float artefact of this model may flip (0 for unknown models).
-
-    Read from ``reference.boundary_pixel_share`` when the manifest records it, else from the zoo
-    entry of ``model.name`` (what the converter applied).
-    """
-    recorded = manifest.get("reference", {}).get("boundary_pixel_share")
-    if recorded is not None:
-        return float(recorded)
-    from ..zoo.registry import get_model_spec
-
-    try:
-        return get_model_spec(manifest["model"]["name"]).boundary_pixel_share
-    except EdgematteError:  # a model from outside the zoo: continuous unless the manifest says otherwise
-        return 0.0
+def boundary_pixel_share(manifest: Manifest, default: float = 0.0) -> float:
+    """The share of boundary pixels a float artefact of this model may flip: ``reference.boundary_pixel_share``
+    as the converter recorded it; ``default`` for manifests written before it was recorded (the caller may know
+    the model's rule from the zoo)."""
+    recorded = manifest.reference.extra.get("boundary_pixel_share")
+    return default if recorded is None else float(recorded)
 
 
-def threshold_for(entry: dict, thresholds: Optional[Mapping[str, Threshold]], slack: float,
+def threshold_for(entry: Artefact, thresholds: Optional[Mapping[str, Threshold]], slack: float,
                   share: float) -> Tuple[Threshold, str]:
     """The threshold for ``entry`` and a short statement of where it comes from."""
-    for key in (entry["path"], Path(entry["path"]).name, entry["precision"], "*"):
+    for key in (entry.path, entry.name, entry.precision, "*"):
         if thresholds and key in thresholds:
             return thresholds[key], f"given for {key!r}"
-    bound = entry["parity"].get("bound")
-    if bound is not None and entry["precision"] in ("fp32", "fp16"):
+    bound = entry.parity.bound
+    if bound is not None and entry.precision in ("fp32", "fp16"):
         source = f"parity bound {bound:g}" + (f" + stand-in's {slack:.2e}" if slack else "") \
             + (f", {share:.2%} boundary pixels" if share else "")
         return Threshold(max_abs=bound + slack, boundary_pixel_share=share), source
-    budget = (entry.get("numerics") or {}).get("budget_mad")
+    budget = (entry.numerics or {}).get("budget_mad")
     if budget is not None:
         return Threshold(mean_abs=float(budget)), f"int8 budget mean abs {budget:g}"
     return DEFAULT_UNBOUNDED_THRESHOLD, f"default mean abs {DEFAULT_UNBOUNDED_THRESHOLD.mean_abs:g}"
@@ -335,34 +325,33 @@ def compare_alpha(name: str, alpha: np.ndarray, reference: np.ndarray) -> ImageC
                            mean_abs=stats["mad"], sad=sad(alpha, reference))
 
 
-def _verify_artefact(manifest: dict, entry: dict, reference: Reference, images: Dict[str, np.ndarray],
+def _verify_artefact(manifest: Manifest, entry: Artefact, reference: Reference, images: Dict[str, np.ndarray],
                      thresholds, threads, share: float) -> ArtefactVerification:
-    result = ArtefactVerification(path=entry["path"], format=entry["format"], precision=entry["precision"],
+    result = ArtefactVerification(path=entry.path, format=entry.format, precision=entry.precision,
                                   status="skipped")
-    path = Path(manifest["_dir"]) / entry["path"]
+    path = manifest.file(entry)
     if not path.is_file():
         result.status, result.reason = "fail", f"{path}: missing"
         return result
-    result.sha256_ok = sha256_file(path) == entry.get("sha256")
+    result.sha256_ok = sha256_file(path) == entry.sha256
     changed = None if result.sha256_ok else f"{path}: changed since conversion (sha256 differs from the manifest)"
     if entry is reference.stand_in:
         result.status = "reference" if result.sha256_ok else "fail"
         result.reason = changed or "used as the reference, not compared with itself"
         return result
-    if not entry["parity"].get("runs_on_host", True):
-        result.reason = entry["parity"].get("reason") or "does not run on this host"
+    if not entry.runs_on_host:
+        result.reason = entry.parity.reason or "does not run on this host"
         return result
     start = time.perf_counter()
     try:
-        matter = Matter.from_manifest(manifest["_dir"], artefact=entry["path"], threads=threads,
-                                      profile=entry.get("profile"))
+        matter = Matter.from_manifest(manifest, artefact=entry.path, threads=threads, profile=entry.profile)
     except EdgematteError as error:
         # The unchanged file loaded by the converter: what is missing is on this host (a runtime).
         result.status = "fail" if changed else "skipped"
         result.reason = changed or f"cannot run here: {error}"
         return result
     result.threshold, result.threshold_source = threshold_for(entry, thresholds, reference.slack, share)
-    references = reference.alphas(entry.get("profile", "android"))
+    references = reference.alphas(entry.profile or "android")
     alphas = []
     try:
         for (name, rgb), ref_alpha in zip(images.items(), references):
@@ -383,7 +372,7 @@ def _verify_artefact(manifest: dict, entry: dict, reference: Reference, images: 
 
 
 def verify_manifest(manifest_path, images_dir=None, thresholds: Optional[Mapping[str, Threshold]] = None,
-                    threads: Optional[int] = None) -> VerifyReport:
+                    threads: Optional[int] = None, default_boundary_share: float = 0.0) -> VerifyReport:
     """Verify every host-runnable artefact of a conversion against the reference.
 
     ``manifest_path``: ``OUT/manifest.json`` or ``OUT``. ``images_dir``: a folder (recursive) or one
@@ -393,16 +382,14 @@ def verify_manifest(manifest_path, images_dir=None, thresholds: Optional[Mapping
 
     Returns a :class:`VerifyReport` (``exit_code`` 1 when any artefact failed or none could run;
     ``as_dict()`` for ``--json``). Raises :class:`EdgematteError` when the manifest, the images or
-    every possible reference is unusable.
+    every possible reference is unusable. ``default_boundary_share``: see :func:`boundary_pixel_share`.
     """
-    from ..core.manifest import read_manifest
-
-    manifest = read_manifest(manifest_path)
+    manifest = Manifest.read(manifest_path)
     images, skipped_images = load_verify_images(images_dir)
     reference = Reference(manifest, images, threads)
-    share = boundary_pixel_share(manifest)
-    report = VerifyReport(manifest=str(Path(manifest["_dir"]) / "manifest.json"), reference=reference.as_dict(),
+    share = boundary_pixel_share(manifest, default_boundary_share)
+    report = VerifyReport(manifest=str(manifest.dir / MANIFEST_NAME), reference=reference.as_dict(),
                           images=list(images), skipped_images=skipped_images)
-    for entry in manifest["artefacts"]:
+    for entry in manifest.artefacts:
         report.artefacts.append(_verify_artefact(manifest, entry, reference, images, thresholds, threads, share))
     return report

@@ -7,6 +7,8 @@ import cv2
 import numpy as np
 
 from ..core.fsutil import atomic_path, write_text_atomic
+from ..core.manifest import Manifest, ParityRecord
+from ..core.versions import describe
 
 
 def _png(path: Path, image: np.ndarray) -> None:
@@ -30,13 +32,13 @@ def _fmt(x, spec=".2e"):
     return "n/a" if x is None else format(x, spec)
 
 
-def _parity_note(parity: dict) -> str:
+def _parity_note(parity: ParityRecord) -> str:
     """The reason an artefact was not run here, and how many pixels lie beyond a bound it passed by the
     model's decision-flip rule (see the parity rule line)."""
-    notes = [parity["reason"]] if parity.get("reason") else []
-    bound, share = parity.get("bound"), parity.get("frac_over_bound")
-    if bound is not None and share and parity["max_abs"] > bound:
-        notes.append(f"{share:.3%} of pixels beyond {bound:g} ({'within' if parity.get('within_bound') else 'OUTSIDE'} "
+    notes = [parity.reason] if parity.reason else []
+    bound, share = parity.bound, parity.extra.get("frac_over_bound")
+    if bound is not None and share and parity.max_abs > bound:
+        notes.append(f"{share:.3%} of pixels beyond {bound:g} ({'within' if parity.within_bound else 'OUTSIDE'} "
                      "the parity rule)")
     return "; ".join(notes)
 
@@ -50,11 +52,11 @@ def _kernel_lines(int8_artefacts) -> list:
     fp32 <-> int8 conversions (calib ops, each a pass over a whole activation) opt put around them."""
     lines = []
     for a in int8_artefacts:
-        census = a.get("kernels")
+        census = a.extra.get("kernels")
         if census:
             convs = census["convolutions"]
-            lines.append(f"- `{a['path']}` kernels: {convs.get('int8', 0)} of {sum(convs.values())} convolutions in int8; "
-                         f"{census['calib']} calib (fp32 <-> int8) ops")
+            lines.append(f"- `{a.path}` kernels: {convs.get('int8', 0)} of {sum(convs.values())} convolutions in "
+                         f"int8; {census['calib']} calib (fp32 <-> int8) ops")
     return [""] + lines if lines else []
 
 
@@ -66,15 +68,15 @@ def _fallback_tables(int8_artefacts, fp32_latency: dict, threads) -> list:
     see what the budget cost in speed. TFLite's float- and int8-I/O models share one search: shown once."""
     lines, shown = [], []
     for a in int8_artefacts:
-        quantization = a.get("quantization", {})
+        quantization = a.extra.get("quantization", {})
         lite_history = quantization.get("history")
         history = lite_history or (quantization.get("fallback") or {}).get("history")
         if not history or history in shown:
             continue
         shown.append(history)
-        peer = fp32_latency.get(FP32_PEER.get(a["format"], ""))
+        peer = fp32_latency.get(FP32_PEER.get(a.format, ""))
         yardstick = f"fp32: {_fmt_ms(peer)} ms" if peer is not None else "fp32 latency not measured"
-        lines += ["", f"Fallback choices of `{a['path']}` (median latency on this host, {threads} threads; {yardstick}):",
+        lines += ["", f"Fallback choices of `{a.path}` (median latency on this host, {threads} threads; {yardstick}):",
                   "", "| choice | kept float | MAD | latency ms | time vs fp32 | size MB |", "|---|---|---|---|---|---|"]
         for h in history:
             if lite_history:
@@ -89,7 +91,20 @@ def _fallback_tables(int8_artefacts, fp32_latency: dict, threads) -> list:
     return lines
 
 
-def write_report(out_dir, manifest: dict, preview_rgb: np.ndarray, reference_alpha: np.ndarray,
+def _repair_lines(manifest: Manifest) -> list:
+    """The graph repairs applied, one line each (a repair applied to several artefacts is listed once)."""
+    seen, lines = {}, []
+    for repair in manifest.repairs:
+        seen.setdefault(repair["name"], []).append(repair)
+    for name, applied in seen.items():
+        first = applied[0]
+        where = ", ".join(sorted({f"`{r['artefact']}`" for r in applied}))
+        lines.append(f"- {name} ({where}): matched {first.get('matched')}, changed {first.get('changed')}. "
+                     f"Why: {first.get('why', '')}")
+    return ["", "## Graph repairs", ""] + lines if lines else []
+
+
+def write_report(out_dir, manifest: Manifest, preview_rgb: np.ndarray, reference_alpha: np.ndarray,
                  artefact_alphas: Dict[str, np.ndarray]) -> Path:
     """Write ``report.md`` and its pictures for the first parity image.
 
@@ -100,37 +115,39 @@ def write_report(out_dir, manifest: dict, preview_rgb: np.ndarray, reference_alp
     pics = out_dir / "report"
     _png(pics / "input.png", cv2.cvtColor(preview_rgb, cv2.COLOR_RGB2BGR))
     _png(pics / "reference_alpha.png", alpha_to_gray(reference_alpha))
-    model = manifest["model"]
+    model = manifest.model
     lines = [
-        f"# edgematte conversion report: {model['name']}",
+        f"# edgematte conversion report: {model.name}",
         "",
-        f"- source: `{model['origin']}` (sha256 `{model['source_sha256'][:16]}...`)",
-        f"- input: `{model['input_name']}` {model['input_shape']} -> output `{model['output_name']}`",
-        f"- reference: {manifest['reference']['description']}",
+        f"- source: `{model.origin}` (sha256 `{model.source_sha256[:16]}...`)",
+        f"- input: `{model.input_name}` {model.input_shape} -> output `{model.output_name}`",
+        f"- reference: {manifest.reference.description}",
     ]
-    for check in manifest["reference"].get("checks", []):
-        lines.append(f"  - checked against {check['against']}: max abs {_fmt(check['max_abs'])} over {check['images']} images")
-    if manifest["reference"].get("bound_note"):
-        lines.append(f"- parity rule for this model: {manifest['reference']['bound_note']}")
+    for check in manifest.reference.checks:
+        lines.append(f"  - checked against {check['against']}: max abs {_fmt(check['max_abs'])} over "
+                     f"{check['images']} images")
+    if manifest.reference.extra.get("bound_note"):
+        lines.append(f"- parity rule for this model: {manifest.reference.extra['bound_note']}")
     lines += [
-        f"- parity images: {', '.join(manifest['parity_images'])}",
-        f"- created {manifest['created']} with edgematte {manifest['tools']['edgematte']}",
+        f"- parity images: {', '.join(manifest.extra['parity_images'])}",
+        f"- created {manifest.created} with edgematte {manifest.tools['edgematte']}",
         "",
         "## Artefacts",
         "",
         "| artefact | format | target | precision | layout | MB | max abs | mean abs | > 1/255 | runs here | note |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for a in manifest["artefacts"]:
-        p = a["parity"]
+    for a in manifest.artefacts:
+        p = a.parity
         lines.append(
-            f"| `{a['path']}` | {a['format']} | {a['target']} | {a['precision']} | {a['layout']} | "
-            f"{a['size_bytes'] / 1e6:.1f} | {_fmt(p['max_abs'])} | {_fmt(p['mean_abs'])} | "
-            f"{_fmt(p['frac_over_1_255'], '.4%')} | {'yes' if p['runs_on_host'] else 'no'} | {_parity_note(p)} |"
+            f"| `{a.path}` | {a.format} | {a.target} | {a.precision} | {a.layout} | "
+            f"{a.size_bytes / 1e6:.1f} | {_fmt(p.max_abs)} | {_fmt(p.mean_abs)} | "
+            f"{_fmt(p.frac_over_1_255, '.4%')} | {'yes' if p.runs_on_host else 'no'} | {_parity_note(p)} |"
         )
-    int8 = [a for a in manifest["artefacts"] if "numerics" in a]
+    lines += _repair_lines(manifest)
+    int8 = [a for a in manifest.artefacts if a.numerics is not None]
     if int8:
-        q = manifest["int8"]
+        q = manifest.extra["int8"]
         lines += ["", "## INT8 numerics (against the fp32 reference, alpha at the original image size)", "",
                   f"- calibration: {q['calibration']['calibration_count']} images from "
                   f"{q['calibration']['source'].get('source', 'the built-in set')}; algorithm {q['algo']}; "
@@ -140,15 +157,16 @@ def write_report(out_dir, manifest: dict, preview_rgb: np.ndarray, reference_alp
                   "| artefact | MAD | max abs | > 8/255 | SAD | MSE | Grad | Conn | size vs fp32 | latency ms | within budget | kept float |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for a in int8:
-            n = a["numerics"]
-            kept = a.get("quantization", {}).get("kept_float") or []
+            n = a.numerics
+            quantization = a.extra.get("quantization", {})
+            kept = quantization.get("kept_float") or []
             if isinstance(kept, dict):  # TFLite: {"nodes": [...], "ops": [...]}
                 kept = [*kept.get("ops", []), *kept.get("nodes", [])]
-            ratio = a.get("size_ratio_vs_fp32")
+            ratio = a.extra.get("size_ratio_vs_fp32")
             lines.append(
-                f"| `{a['path']}` | {n['mad']:.4f} | {n['max_abs']:.3f} | {n['frac_over_8_255']:.2%} | {n['sad']:.2f} | "
+                f"| `{a.path}` | {n['mad']:.4f} | {n['max_abs']:.3f} | {n['frac_over_8_255']:.2%} | {n['sad']:.2f} | "
                 f"{n['mse']:.5f} | {n['grad']:.2f} | {n['conn']:.2f} | {'n/a' if ratio is None else f'{ratio:.1%}'} | "
-                f"{_fmt_ms(a.get('quantization', {}).get('latency_ms'))} | "
+                f"{_fmt_ms(quantization.get('latency_ms'))} | "
                 f"{'yes' if n['within_budget'] else 'NO'} | {', '.join(map(str, kept)) or '-'} |")
         lines += _kernel_lines(int8)
         lines += _fallback_tables(int8, q.get("fp32_latency_ms") or {}, q.get("latency_threads"))
@@ -163,9 +181,9 @@ def write_report(out_dir, manifest: dict, preview_rgb: np.ndarray, reference_alp
         _png(pics / f"{stem}_diff.png", difference_heatmap(diff, float(diff.max())))
         lines.append(f"| `{path}` (max {diff.max():.2e}) | ![](report/{stem}_alpha.png) | ![](report/{stem}_diff.png) |")
     lines += ["", "## Steps", "", "| step | seconds |", "|---|---|"]
-    lines += [f"| {s['name']} | {s['seconds']:.1f} |" for s in manifest["steps"]]
+    lines += [f"| {s['name']} | {s['seconds']:.1f} |" for s in manifest.steps]
     lines += ["", "## Tool versions", ""]
-    lines += [f"- {k}: {v}" for k, v in manifest["tools"].items()]
+    lines += [f"- {k}: {describe(v)}" for k, v in manifest.tools.items()]
     path = out_dir / "report.md"
     write_text_atomic(path, "\n".join(lines) + "\n")
     return path

@@ -1,0 +1,145 @@
+"""What the conversion stages share: the options, the typed manifest being written, the parity inputs, the
+checked reference's outputs and the first-image alphas for the report.
+
+``Context.record`` is the one way an artefact enters the manifest: its parity figures against the
+reference, the bound it is judged by, and its raw output on the first parity photo (saved beside it, so a
+runtime can prove it computes the same).
+"""
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from ..core import console
+from ..core import parity as parity_lib
+from ..core.manifest import Artefact, Manifest
+
+FORMATS = ("lite", "onnx", "tflite")
+LITE_TARGETS = ("arm", "x86", "opencl")
+# Bounds a float artefact must meet against the reference (max abs alpha difference); a zoo model may
+# loosen the fp32 bound (ModelSpec.fp32_parity_bound says why).
+PARITY_BOUNDS = {"fp32": 1e-4, "fp16": 5e-3}
+DEFAULT_PROFILE = "android"
+
+
+@dataclass
+class ConvertOptions:
+    """What ``edgematte convert`` was asked for."""
+
+    formats: Sequence[str] = FORMATS
+    lite_targets: Sequence[str] = ("arm", "x86")
+    input_shape: Optional[Sequence[int]] = None
+    fp16: Optional[bool] = None  # None: the model's default (ModelSpec.default_fp16)
+    layout: str = "nhwc"
+    profile: str = DEFAULT_PROFILE
+    images: Optional[Dict[str, np.ndarray]] = None
+    threads: int = 2
+    weights: Optional[str] = None
+    seed: Optional[int] = None
+    width: float = 1.0
+    strict: bool = True
+    keep_work: bool = False
+    int8: Optional["Int8Options"] = None  # noqa: F821  (edgematte.quant.int8.Int8Options): also build INT8
+
+
+@dataclass
+class Int8State:
+    """The INT8 stages' shared inputs: the held-out evaluation set and its fp32 reference outputs."""
+
+    evaluation: object  # edgematte.quant.int8.EvaluationSet
+    reference: List[np.ndarray]
+    x86_parity: Optional[parity_lib.Parity] = None  # the x86 int8 .nb's, inherited by the arm one
+
+
+@dataclass
+class Context:
+    """One conversion in progress. ``out`` is the temporary folder that becomes OUT, ``work`` scratch inside it."""
+
+    options: ConvertOptions
+    out: Path
+    work: Path
+    manifest: Manifest
+    formats: List[str]
+    source: object = None  # edgematte.zoo.source.ModelSource
+    frozen: object = None  # edgematte.converter.program.FrozenModel: the fixed-shape reference program
+    profile: object = None  # edgematte.runtime.profiles.Profile
+    inputs: Dict[str, List[np.ndarray]] = field(default_factory=dict)  # layout -> parity tensors
+    photos: Dict[str, np.ndarray] = field(default_factory=dict)
+    reference: List[np.ndarray] = field(default_factory=list)  # the reference's outputs on the parity tensors
+    reference_backend: object = None
+    alphas: Dict[str, np.ndarray] = field(default_factory=dict)  # artefact path -> first image's output
+    bounds: Dict[str, float] = field(default_factory=lambda: dict(PARITY_BOUNDS))
+    boundary_pixel_share: float = 0.0
+    fp16: bool = True
+    onnx_path: Optional[Path] = None  # ONNX is the bridge to TFLite even when not asked for
+    saved_model: Optional[Path] = None  # onnx2tf's SavedModel, kept for TFLite INT8
+    int8: Optional[Int8State] = None
+
+    @property
+    def input_hw(self):
+        return self.manifest.model.input_hw
+
+    @contextlib.contextmanager
+    def step(self, name: str):
+        """A timed, numbered step: announced, then recorded in the manifest's ``steps``."""
+        console.info(f"[{len(self.manifest.steps) + 1}] {name} ...")
+        start = time.perf_counter()
+        yield
+        seconds = time.perf_counter() - start
+        self.manifest.steps.append({"name": name, "seconds": round(seconds, 3)})
+        console.info(f"    {name}: {seconds:.1f} s")
+
+    def compare(self, outputs: Sequence[np.ndarray], precision: str = "fp32") -> parity_lib.Parity:
+        """Parity of ``outputs`` (one per parity photo) against the reference, at ``precision``'s bound."""
+        return parity_lib.compare(outputs, self.reference, "reference", bound=self.bounds.get(precision))
+
+    def record(self, path: Path, results: Optional[List[np.ndarray]], parity: parity_lib.Parity, *,
+               bound: Optional[float], **entry) -> Artefact:
+        """Add the file ``path`` to the manifest; ``results`` are its outputs on the parity images (None: not
+        run here), ``entry`` the :class:`Artefact` fields (format, target, precision, runtime, layout, inputs,
+        outputs, profile, extra)."""
+        record = parity.to_dict()
+        if bound is not None and parity.max_abs is not None:
+            record["bound"] = bound
+            record["within_bound"] = parity_lib.within(parity, bound, self.boundary_pixel_share)
+        if results:
+            saved = self.out / "parity" / f"{path.name}.npy"
+            saved.parent.mkdir(exist_ok=True)
+            np.save(saved, results[0])
+            record["first_image_output"] = str(saved.relative_to(self.out))
+        artefact = Artefact.of_file(self.out, path, parity=record, **entry)
+        self.manifest.artefacts.append(artefact)
+        if results:
+            self.alphas[artefact.path] = results[0]
+        return artefact
+
+    def add_repairs(self, applied: Optional[Sequence[dict]], artefact: str) -> None:
+        """List the graph repairs a tool wrapper applied (``applied_repairs``) in the manifest, once per repair
+        and artefact."""
+        for repair in applied or []:
+            self.manifest.repairs.append(dict(repair, artefact=artefact))
+
+    def fp32_size(self, fmt: str, target: str) -> Optional[int]:
+        """Size of the fp32 artefact of ``fmt``/``target`` already recorded (INT8 sizes are shown against it)."""
+        for a in self.manifest.artefacts:
+            if a.format == fmt and a.target == target and a.precision == "fp32":
+                return a.size_bytes
+        return None
+
+
+def tensor_entries(specs, layouts: Optional[Sequence[dict]] = None) -> List[dict]:
+    """Backend tensor specs as manifest entries; ``layouts`` (converter info per tensor) adds ``layout``."""
+    entries = [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype, "quant": list(s.quant) if s.quant else None}
+               for s in specs]
+    for entry, extra in zip(entries, layouts or []):
+        entry["layout"] = extra.get("layout")
+    return entries
+
+
+def run_all(backend, tensors) -> List[np.ndarray]:
+    """``backend.run`` on each tensor."""
+    return [backend.run(x) for x in tensors]

@@ -1,0 +1,28 @@
+"""Stage 5: Paddle Lite INT8 ``.nb`` per target (Paddle PTQ, per-channel weights), with the float fallback
+ladder when the budget is missed (:func:`edgematte.quant.int8.paddle_lite_int8`)."""
+
+from typing import List
+
+from ...core import parity as parity_lib
+from ...core.manifest import Artefact
+from ..context import Context
+from ..int8_setup import HELD_OUT, int8_state, record_int8
+
+NAME = "int8_lite"
+
+
+def applies(ctx: Context) -> bool:
+    return ctx.options.int8 is not None and "lite" in ctx.formats
+
+
+def run(ctx: Context) -> List[Artefact]:
+    from ...quant.int8 import paddle_lite_int8
+
+    state = int8_state(ctx)
+    records, x86_outputs = paddle_lite_int8(ctx.frozen.files.model.parent, ctx.work, ctx.out, ctx.options.lite_targets,
+                                            state.evaluation, ctx.options.int8, ctx.step, threads=ctx.options.threads)
+    state.x86_parity = parity_lib.compare(x86_outputs, state.reference, HELD_OUT)
+    return [record_int8(ctx, r["path"], r["outputs"], r["numerics"], format="nb", target=r["target"],
+                        precision="int8", runtime="paddle_lite", layout="nchw", runs_on_host=r["runs_on_host"],
+                        extra={"quantization": r["ptq"], "kernels": r["kernels"]})
+            for r in records]

@@ -1,0 +1,46 @@
+"""Stage 4: TFLite fp32 (and fp16 unless the model's weights do not survive it) with onnx2tf, each run with
+LiteRT and compared. With ``--int8`` onnx2tf's SavedModel is kept for the INT8 TFLite stage."""
+
+from pathlib import Path
+from typing import List
+
+from ...core.manifest import Artefact
+from ..context import Context, run_all, tensor_entries
+
+NAME = "tflite"
+ONNX2TF_SUMMARY_KEYS = ("onnx_sha256", "onnx2tf_version", "tensorflow_version", "wall_time_s")
+
+
+def applies(ctx: Context) -> bool:
+    return "tflite" in ctx.formats
+
+
+def run(ctx: Context) -> List[Artefact]:
+    from ...converter.tflite import convert_to_tflite
+    from ...runtime.backends.litert import LiteRTBackend
+
+    layout = ctx.options.layout
+    with ctx.step(f"onnx2tf -> TFLite ({layout})"):
+        if ctx.options.int8 is not None:
+            ctx.saved_model = ctx.work / "saved_model"
+        # No log_path: on failure onnx2tf's log is kept outside OUT (which is discarded) and named in the error.
+        info = convert_to_tflite(ctx.onnx_path, ctx.out, layout=layout, fp16=ctx.fp16,
+                                 saved_model_dir=ctx.saved_model)
+    summary = {k: v for k, v in info.items() if k in ONNX2TF_SUMMARY_KEYS}
+    recorded = []
+    for item in info["files"].values():
+        path = Path(item["path"])
+        precision = item["precision"]
+        with ctx.step(f"parity {path.name} (LiteRT)"):
+            backend = LiteRTBackend(path, threads=ctx.options.threads)
+            outputs = run_all(backend, ctx.inputs[layout])
+            parity = ctx.compare(outputs, precision)
+        recorded.append(ctx.record(
+            path, outputs, parity, bound=ctx.bounds.get(precision), format="tflite", target="any",
+            precision=precision, runtime="litert", layout=layout,
+            inputs=tensor_entries(backend.inputs, item["inputs"]),
+            outputs=tensor_entries(backend.outputs, item["outputs"]), profile=ctx.profile.name,
+            extra={"onnx2tf": summary}))
+    if "onnx" not in ctx.formats:
+        ctx.onnx_path.unlink()  # only the bridge
+    return recorded
