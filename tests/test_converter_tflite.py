@@ -20,16 +20,11 @@ import numpy as np
 import pytest
 
 from edgematte.converter import tflite as conv
-from edgematte.converter.tflite import (
-    convert_to_tflite,
-    from_layout,
-    last_error_line,
-    quantize_int8,
-    tensor_layout,
-    to_layout,
-)
+from edgematte.converter.tflite import convert_to_tflite, from_layout, tensor_layout, to_layout
 from edgematte.core.errors import EdgematteError
 from edgematte.core.fsutil import sha256_file
+from edgematte.core.tools import last_error_line
+from edgematte.quant.tflite import quantize_int8
 from edgematte.runtime.backends import litert
 from edgematte.runtime.backends.litert import LiteRTBackend, dequantize, quantize
 

@@ -22,9 +22,10 @@ import textwrap
 import numpy as np
 import pytest
 
-from edgematte.converter.tflite import _check_kept_float, _mse_optimal_range, quantize_int8
 from edgematte.core.errors import EdgematteError
 from edgematte.quant import budget
+from edgematte.quant.tflite import check_kept_float, quantize_int8
+from edgematte.quant.tflite.ranges import mse_optimal_range
 from edgematte.quant.tflite_int8 import (
     FILE_NAMES,
     build_tflite_int8,
@@ -253,7 +254,7 @@ def test_unknown_keep_float_names_fail_in_one_line(loose_build, tiny, tmp_path):
     assert "'model/no_such_op' is not the output of any op" in str(caught.value)
     assert "\n" not in str(caught.value) and not (tmp_path / "x.tflite").exists()
     with pytest.raises(EdgematteError, match="'BATCH_MATMUL' is not in the model"):
-        _check_kept_float(loose_build[0] / "model_int8.tflite", [], ["BATCH_MATMUL"])
+        check_kept_float(loose_build[0] / "model_int8.tflite", [], ["BATCH_MATMUL"])
 
 
 def _range_error(histogram, low, high, a, b):
@@ -267,13 +268,13 @@ def _range_error(histogram, low, high, a, b):
 
 def test_mse_range_clips_outliers_but_not_a_uniform_spread():
     # uniform values: any clipping costs more than it saves in rounding
-    assert _mse_optimal_range(np.ones(2048), 0.0, 10.0) == (0.0, 10.0)
+    assert mse_optimal_range(np.ones(2048), 0.0, 10.0) == (0.0, 10.0)
     rng = np.random.default_rng(0)
     # a million values in [0, 1] and 20 spread out to 100: the range is cut short of 100 (where
     # clipping those 20 starts to cost more than the coarser rounding of all the others saves) ...
     values = np.concatenate([rng.random(1_000_000), rng.uniform(1, 100, 20)])
     histogram = np.histogram(values, 2048, (0.0, 100.0))[0]
-    low, high = _mse_optimal_range(histogram, 0.0, 100.0)
+    low, high = mse_optimal_range(histogram, 0.0, 100.0)
     assert low == 0.0 and 50.0 < high < 90.0, high
     # ... and no candidate end does better (brute force over a grid of upper ends)
     best = min(_range_error(histogram, 0.0, 100.0, 0.0, b) for b in np.linspace(12.5, 100.0, 176))
@@ -283,7 +284,7 @@ def test_mse_range_clips_outliers_but_not_a_uniform_spread():
     values = np.concatenate([rng.normal(0.0, 1.0, 1_000_000), rng.uniform(-80, -5, 20), rng.uniform(5, 40, 20)])
     lo, hi = float(values.min()), float(values.max())
     histogram = np.histogram(values, 2048, (lo, hi))[0]
-    low, high = _mse_optimal_range(histogram, lo, hi)
+    low, high = mse_optimal_range(histogram, lo, hi)
     assert lo < low < 0 < high < hi and high - low < 0.8 * (hi - lo), (lo, low, high, hi)
     best = min(_range_error(histogram, lo, hi, a, b)
                for a in np.linspace(lo, lo / 8, 48) for b in np.linspace(hi, hi / 8, 48))
@@ -323,7 +324,7 @@ def test_tight_budget_keeps_layers_float_and_reports_history(tiny, tmp_path):
     assert record["kept_float"]["nodes"], "the search kept nothing float"
     # the chosen nodes really are float in both written flavours
     for r in records:
-        _check_kept_float(tmp_path / r["file"], r["kept_float"]["nodes"], [])
+        check_kept_float(tmp_path / r["file"], r["kept_float"]["nodes"], [])
     ranking = record["fallback"]["ranking"]
     assert len(ranking) >= 5 and ranking[0]["gain"] >= ranking[-1]["gain"]
     print([(h["step"], h["added"], round(h["mad"], 6)) for h in history])

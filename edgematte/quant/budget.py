@@ -7,7 +7,7 @@ ones is decided by measurement, not by the per-tensor error of TensorFlow's Quan
   activation...) together with the scale-preserving ops that feed only it (PAD, CONCATENATION,
   RESHAPE, TRANSPOSE, STRIDED_SLICE...; :data:`SCALE_PRESERVING_OPS`). Keeping a convolution float
   while the PAD or CONCATENATION right in front of it stays int8 would still hand it an int8 input;
-  the group keeps them together. The identities :func:`quantize_int8` inserts to untie
+  the group keeps them together. The identities :mod:`edgematte.quant.tflite.untie` inserts to untie
   concatenation scales (``.../requantize``) belong to no group. Every op type with several ops
   also gives one group holding all of them (:func:`op_type_groups`): on PP-MattingV2 the six
   attention BATCH_MATMULs matter only together. Groups costing more than
@@ -37,8 +37,8 @@ search is testable without TensorFlow; :mod:`edgematte.quant.tflite_int8` suppli
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from ..converter.tflite import UNTIE_SUFFIX
 from ..core.errors import EdgematteError
+from .tflite.untie import UNTIE_SUFFIX
 
 SCALE_PRESERVING_OPS = frozenset({
     "AVERAGE_POOL_2D", "BROADCAST_TO", "CONCATENATION", "DEPTH_TO_SPACE", "EXPAND_DIMS", "GATHER",

@@ -16,12 +16,12 @@ float, cumulatively, until the evaluated MAD meets the budget or the step cap is
 records say what was kept float and what each step cost in MAD, bytes, float multiply-accumulates
 and, with ``latency_runs``, median latency.
 
-TensorFlow runs in subprocesses (:func:`edgematte.converter.tflite.quantize_int8` and its job
-runner): one calibration, cached in a work folder, serves every variant. Before quantizing, narrow
-concatenation inputs get their own scale (``untie_ratio``) and activation ranges are chosen by
-histogram MSE instead of min/max (``activation_ranges``), see ``converter/tflite.py``: on
-PP-MattingV2 (512x512) they take plain full int8 from MAD 0.0179 to 0.0072, adding only a few
-elementwise requantizations to what runs.
+TensorFlow runs in subprocesses (:mod:`edgematte.quant.tflite`: its job runner): one calibration,
+cached in a work folder, serves every variant. Before quantizing, narrow concatenation inputs get
+their own scale (``untie_ratio``) and activation ranges are chosen by histogram MSE instead of
+min/max (``activation_ranges``), see :mod:`edgematte.quant.tflite`: on PP-MattingV2 (512x512)
+they take plain full int8 from MAD 0.0179 to 0.0072, adding only a few elementwise
+requantizations to what runs.
 """
 
 import contextlib
@@ -33,18 +33,16 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..converter.tflite import (
-    DEFAULT_ACTIVATION_RANGES,
-    DEFAULT_UNTIE_RATIO,
-    INT8_IO_DTYPES,
-    _run_int8_jobs,
-    _tflite_ops,
-)
 from ..core.console import warn
 from ..core.errors import EdgematteError
 from ..core.fsutil import atomic_path, sha256_file
 from . import budget as budget_search
 from ..core.metrics import alpha_difference_stats
+from .tflite.jobs import INT8_IO_DTYPES, DynamicRangeJob, FullIntegerJob, Int8Job, LayerErrorsJob
+from .tflite.ops import tflite_ops
+from .tflite.ranges import DEFAULT_ACTIVATION_RANGES
+from .tflite.runner import run_int8_jobs
+from .tflite.untie import DEFAULT_UNTIE_RATIO
 
 FILE_NAMES = {("int8", "float32"): "model_int8.tflite", ("int8", "int8"): "model_int8_io.tflite",
               ("dynamic", "float32"): "model_dynamic.tflite"}
@@ -70,7 +68,7 @@ def model_ops(path) -> List[dict]:
     (``"CONV_2D"``); each tensor ``{"index", "name", "dtype", "shape", "scale", "zero_point"}``.
     A node name for ``keep_float`` is an op's first output name.
     """
-    return _tflite_ops(path)
+    return tflite_ops(path)
 
 
 def float_compute_ops(path) -> List[dict]:
@@ -131,9 +129,9 @@ def layer_quantization_errors(saved_model_dir, calib_nhwc, batches, keep_float: 
     quantized op is fed the same int8 input as its float twin, so a row is that op's own error.
     """
     nodes, op_types = split_keep_float(keep_float)
-    job = {"kind": "layer_errors", "batches": batches, "keep_float_nodes": nodes, "keep_float_ops": op_types}
-    (rows,), _ = _run_int8_jobs(saved_model_dir, calib_nhwc, [job], calibrated_model=calibrated_model,
-                                untie_ratio=untie_ratio, activation_ranges=activation_ranges)
+    job = LayerErrorsJob(batches=batches, keep_float_nodes=tuple(nodes), keep_float_ops=tuple(op_types))
+    (rows,), _ = run_int8_jobs(saved_model_dir, calib_nhwc, [job], calibrated_model=calibrated_model,
+                               untie_ratio=untie_ratio, activation_ranges=activation_ranges)
     return sorted(rows, key=lambda r: r["sqnr_db"])
 
 
@@ -162,7 +160,7 @@ def build_tflite_int8(saved_model_dir, calib_nhwc, out_dir, evaluate: Evaluate,
     :func:`model_ops`) or op types in capitals (``BATCH_MATMUL``).
     ``io_dtypes``: which full-integer flavours to write (``"float32"``, ``"int8"``);
     ``dynamic_range``: also write the dynamic-range model. ``untie_ratio``, ``activation_ranges``:
-    see :func:`edgematte.converter.tflite.quantize_int8`. ``sensitivity_images``: calibration tensors
+    see :func:`edgematte.quant.tflite.quantize_int8`. ``sensitivity_images``: calibration tensors
     used to rank layer groups; ``max_steps``: hard cap on fallback steps tried;
     ``max_group_fraction``: largest share of the model's multiply-accumulates one group kept
     float may hold (see :func:`edgematte.quant.budget.candidate_groups`). ``latency_runs``:
@@ -172,16 +170,18 @@ def build_tflite_int8(saved_model_dir, calib_nhwc, out_dir, evaluate: Evaluate,
 
     Each record: ``path``, ``file``, ``precision`` (``"int8"`` full-integer or ``"dynamic"``),
     ``io_dtype``, ``kept_float`` (``{"nodes", "ops"}``: the kept nodes that compute in float in
-    this file, and the op types kept float), ``numerics`` (what ``evaluate`` returned), ``mad``, ``budget_mad``, ``meets_budget``, ``size_bytes``, ``sha256``,
-    ``latency_ms`` (or None), and for full-integer records ``quantization`` (``activation_ranges``,
-    ``untie_ratio``, ``calibration_count``), ``untied`` (concatenation inputs given their own
-    scale), ``fallback`` (``{"history": [steps], "ranking": [groups measured], "searched"}``;
-    each step: ``step``, ``added``, ``kept_float_nodes``, ``mad``, ``size_bytes``, ``macs_float``,
-    ``latency_ms``). Files are written atomically; nothing else is left in ``out_dir``.
+    this file, and the op types kept float), ``numerics`` (what ``evaluate`` returned), ``mad``,
+    ``budget_mad``, ``meets_budget``, ``size_bytes``, ``sha256``, ``latency_ms`` (or None), and for
+    full-integer records ``quantization`` (``activation_ranges``, ``untie_ratio``,
+    ``calibration_count``), ``untied`` (concatenation inputs given their own scale), ``fallback``
+    (``{"history": [steps], "ranking": [groups measured], "searched"}``; each step: ``step``,
+    ``added``, ``kept_float_nodes``, ``mad``, ``size_bytes``, ``macs_float``, ``latency_ms``).
+    Files are written atomically; nothing else is left in ``out_dir``.
     """
     unknown = [d for d in io_dtypes if d not in INT8_IO_DTYPES]
     if unknown or not io_dtypes:
-        raise EdgematteError(f"io_dtypes must be a non-empty subset of {', '.join(INT8_IO_DTYPES)}, got {list(io_dtypes)}")
+        raise EdgematteError(f"io_dtypes must be a non-empty subset of {', '.join(INT8_IO_DTYPES)}, "
+                             f"got {list(io_dtypes)}")
     calibration = _as_batches(calib_nhwc)
     out_dir = Path(out_dir)
     base_nodes, base_ops = split_keep_float(keep_float)
@@ -264,21 +264,21 @@ class _JobRunner:
         self.log_path = log_path
         self.untied: List[dict] = []
 
-    def _run(self, jobs: List[dict], fail_soft: bool = False) -> list:
-        results, info = _run_int8_jobs(self.saved_model_dir, self.calibration, jobs, calibrated_model=self.calibrated,
-                                       untie_ratio=self.untie_ratio, activation_ranges=self.activation_ranges,
-                                       log_path=self.log_path, fail_soft=fail_soft)
-        if any(job["kind"] != "dynamic_range" for job in jobs):  # untying applies to these only
+    def _run(self, jobs: List[Int8Job], fail_soft: bool = False) -> list:
+        results, info = run_int8_jobs(self.saved_model_dir, self.calibration, jobs, calibrated_model=self.calibrated,
+                                      untie_ratio=self.untie_ratio, activation_ranges=self.activation_ranges,
+                                      log_path=self.log_path, fail_soft=fail_soft)
+        if any(job.needs_calibrated for job in jobs):  # untying applies to these only
             self.untied = info["untied"]
         for index, message in info["errors"].items():
-            warn(f"int8: {Path(jobs[index]['out']).name} not written: {message}")
+            warn(f"int8: {jobs[index].out.name} not written: {message}")
         return results
 
     @staticmethod
     def _full_integer_job(path: Path, io_dtype: str, nodes: Sequence[str], keep_float_ops: Sequence[str],
-                          must_be_float: Sequence[str]) -> dict:
-        return {"kind": "full_integer", "out": path, "io_dtype": io_dtype, "keep_float_nodes": list(nodes),
-                "check_float_nodes": list(must_be_float), "keep_float_ops": list(keep_float_ops)}
+                          must_be_float: Sequence[str]) -> FullIntegerJob:
+        return FullIntegerJob(out=path, io_dtype=io_dtype, keep_float_nodes=tuple(nodes),
+                              keep_float_ops=tuple(keep_float_ops), check_float_nodes=tuple(must_be_float))
 
     def full_integer(self, targets: Sequence[Tuple[Path, str, Sequence[str]]], keep_float_ops: Sequence[str],
                      must_be_float: Sequence[str] = (), fail_soft: bool = False) -> list:
@@ -298,7 +298,7 @@ class _JobRunner:
         if int8_io_target is not None:
             jobs.append(self._full_integer_job(int8_io_target, "int8", nodes, keep_float_ops, must_be_float))
         if dynamic_target is not None:
-            jobs.append({"kind": "dynamic_range", "out": dynamic_target})
+            jobs.append(DynamicRangeJob(out=dynamic_target))
         if jobs:
             self._run(jobs)
 
