@@ -6,7 +6,7 @@ are tiny (built with onnx.helper, or a 3-conv Paddle net), so the file runs in w
 most of that is two onnx2tf runs.
 
 The reference for every rewrite is ONNX Runtime on the graph before the rewrite; for the Paddle net,
-Paddle Inference (with the oneDNN pass fix, TOOLCHAIN.md trap 8) on the Paddle model.
+Paddle Inference (with the oneDNN pass fix, docs/toolchain.md, trap 8) on the Paddle model.
 """
 
 import numpy as np

@@ -37,6 +37,7 @@ from edgematte.quant.paddle_ptq import (  # noqa: E402
 from edgematte.runtime.backends.paddle_inference import PaddleInferenceBackend  # noqa: E402
 from edgematte.runtime.profiles import get_profile  # noqa: E402
 from edgematte.zoo.export import export_deploy_folder  # noqa: E402
+from edgematte.zoo.registry import get_model_spec  # noqa: E402
 
 INPUT_SHAPE = [1, 3, 256, 256]
 CALIBRATION_COUNT = 8
@@ -72,7 +73,7 @@ def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("ptq")
     model_dir = export_deploy_folder("ppmattingv2", root / "fp32", seed=0, width=0.25, input_shape=INPUT_SHAPE)
     split = split_calibration_evaluation(calib_count=CALIBRATION_COUNT, eval_count=EVALUATION_COUNT)
-    preprocess = get_profile("fastdeploy").preprocess
+    preprocess = get_profile("fastdeploy", get_model_spec("ppmattingv2").transforms).preprocess
     hw = tuple(INPUT_SHAPE[2:])
     calibration = calibration_tensors(split.calibration, preprocess, hw, names=split.calibration_names)
     evaluation = calibration_tensors(split.evaluation, preprocess, hw, names=split.evaluation_names)
@@ -143,7 +144,7 @@ def test_convs_without_bias_follow_the_dataflow(tmp_path):
 
 
 def test_pp_mattingv2_has_six_convs_without_bias_three_depthwise(tiny):
-    """TOOLCHAIN.md: the six convs of PP-MattingV2 with no BatchNorm and no bias."""
+    """docs/toolchain.md, Paddle Lite: the six convs of PP-MattingV2 with no BatchNorm and no bias."""
     found = convs_without_bias(tiny["model"])
     assert sorted(c.op_type for c in found) == ["conv2d"] * 3 + ["depthwise_conv2d"] * 3
     assert [c.weight for c in convs_without_bias(tiny["model"], depthwise_only=True)] == \

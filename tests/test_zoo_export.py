@@ -42,7 +42,7 @@ def test_fixed_export_runs_in_paddle_inference_likerun_dygraph(tmp_path, astrona
 
 
 def test_default_paddle_inference_config_is_wrong_and_the_fix_is_needed(tmp_path, astronaut):
-    """TOOLCHAIN trap 8, kept visible: if Paddle fixes the pass, this test says so and the fix can go."""
+    """docs/toolchain.md, trap 8, kept visible: if Paddle fixes the pass, this test says so and the fix can go."""
     from paddle import inference
 
     folder = export_deploy_folder("ppmattingv2", tmp_path / "d", seed=0, input_shape=[1, 3, 512, 512])

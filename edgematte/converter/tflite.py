@@ -1,6 +1,6 @@
 """ONNX -> TFLite with onnx2tf, its traps contained.
 
-onnx2tf (1.29.24, TOOLCHAIN.md) is run in a subprocess and never trusted on its own word:
+onnx2tf (1.29.24, docs/toolchain.md, onnx2tf) is run in a subprocess and never trusted on its own word:
 
 - It overwrites its input ``.onnx`` (even with ``-nuo``): it only ever sees a private copy.
 - It writes into the current directory and, when every input looks like an NHWC image batch, loads

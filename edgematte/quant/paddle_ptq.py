@@ -17,7 +17,7 @@ Traps handled here:
 - ``onnx_format=True`` saves int8 weights the program still declares float32, and scales stored 0-d
   but declared ``[1]``; Paddle loads that, edgematte's parameter check (and any strict reader) does
   not. The declarations are made to match the stored tensors before saving.
-- **Paddle Lite 2.13rc0's x86 int8 .nb segfaults on its first run** (TOOLCHAIN.md: in
+- **Paddle Lite 2.13rc0's x86 int8 .nb segfaults on its first run** (docs/toolchain.md, Paddle Lite: in
   ``generate_gemm_s8u8_x86_kern<float>::repack_bias``) when a quantized *depthwise* conv ends up
   without a bias. opt gives a conv a bias by fusing the BatchNorm, or the ``elementwise_add`` of a
   constant, that is its output's only consumer; a bias exported as ``reshape2(b) -> elementwise_add``
@@ -46,7 +46,7 @@ from ..converter.program import ModelFiles, parse_program, read_checked_model
 from .calibration import check_calibration_tensors
 
 ALGORITHMS = ("avg", "abs_max", "hist", "mse", "KL")
-"""Activation-range algorithms (Paddle's names). avg, the default, is the fastest (TOOLCHAIN.md: 6.5 s
+"""Activation-range algorithms (Paddle's names). avg, the default, is the fastest (docs/toolchain.md, Paddle PTQ: 6.5 s
 against 532 s for KL on a small net, where KL was also the least accurate)."""
 QUANTIZABLE_OP_TYPES = ("conv2d", "depthwise_conv2d", "conv2d_transpose", "mul", "matmul", "matmul_v2")
 """Ops quantized (Paddle's own default set): weights and inputs of the weight ops, inputs of matmuls."""

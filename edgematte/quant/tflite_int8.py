@@ -84,12 +84,12 @@ def split_keep_float(names: Sequence[str]) -> Tuple[List[str], List[str]]:
     return nodes, op_types
 
 
-def median_latency_ms(path, runs: int = 10, threads: int = DEFAULT_THREADS, warmup: int = 2) -> float:
-    """Median wall time (ms) of one LiteRT inference of ``path`` with ``threads`` threads."""
-    from ..core.timing import median_latency_ms as backend_median_ms
+def litert_latency_ms(path, runs: int = 10, threads: int = DEFAULT_THREADS, warmup: int = 2) -> float:
+    """:func:`edgematte.core.timing.median_latency_ms` of a LiteRT interpreter on ``path`` with ``threads``."""
+    from ..core.timing import median_latency_ms
     from ..runtime.backends.litert import LiteRTBackend
 
-    return backend_median_ms(LiteRTBackend(path, threads=threads), runs=runs, warmup=warmup)
+    return median_latency_ms(LiteRTBackend(path, threads=threads), runs=runs, warmup=warmup)
 
 
 def run_float_io(path, batches: Sequence[np.ndarray], threads: int = DEFAULT_THREADS) -> List[np.ndarray]:
@@ -195,7 +195,7 @@ def build_tflite_int8(saved_model_dir, calib_nhwc, out_dir, evaluate: Evaluate,
                 raise EdgematteError(f"evaluate({path.name}) returned no 'mad' ({sorted(numerics)})")
             result = {"mad": float(numerics["mad"]), "size_bytes": path.stat().st_size, "numerics": numerics}
             if latency_runs > 0:
-                result["latency_ms"] = median_latency_ms(path, latency_runs, threads)
+                result["latency_ms"] = litert_latency_ms(path, latency_runs, threads)
             return result
 
         start_path = work / "step0.tflite"

@@ -2,7 +2,7 @@
 
 :func:`edgematte.converter.tflite.convert_to_tflite` can keep onnx2tf's TensorFlow SavedModel
 (``saved_model_dir``); :func:`quantize_int8` turns it into a full-integer model from a calibration
-array with ``tf.lite.TFLiteConverter`` (the same numbers onnx2tf's ``-oiqt`` gives, TOOLCHAIN.md),
+array with ``tf.lite.TFLiteConverter`` (the same numbers onnx2tf's ``-oiqt`` gives, docs/toolchain.md, TFLite INT8),
 in a subprocess so TensorFlow never loads into the calling process.
 
 TensorFlow's converter quantizes in two stages: calibration (the float model runs on the
