@@ -14,7 +14,9 @@ OUT is a conversion folder (`edgematte convert ... -o OUT`). Writes benchmarks/r
 
 import argparse
 import contextlib
+import importlib
 import os
+import pkgutil
 import platform
 import subprocess
 import sys
@@ -47,6 +49,11 @@ def median_ms(samples):
 def timed_step_functions(record):
     """Wrap profiles.STEP_FUNCTIONS so each call appends its seconds to ``record[name]``."""
     originals = {name: getattr(profiles, name) for name in STEP_FUNCTIONS}
+    # The profiles package's modules call each function by the name they imported it under.
+    modules = [profiles] + [importlib.import_module(f"{profiles.__name__}.{m.name}")
+                            for m in pkgutil.iter_modules(profiles.__path__)]
+    bound = [(module, name) for module in modules for name in STEP_FUNCTIONS
+             if getattr(module, name, None) is originals[name]]
 
     def timed(name, function):
         def wrapper(*args, **kwargs):
@@ -58,12 +65,12 @@ def timed_step_functions(record):
         return wrapper
 
     try:
-        for name, function in originals.items():
-            setattr(profiles, name, timed(name, function))
+        for module, name in bound:
+            setattr(module, name, timed(name, originals[name]))
         yield
     finally:
-        for name, function in originals.items():
-            setattr(profiles, name, function)
+        for module, name in bound:
+            setattr(module, name, originals[name])
 
 
 def step_ms(run, calls):

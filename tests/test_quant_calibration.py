@@ -19,11 +19,14 @@ from edgematte.quant.calibration import (
     split_calibration_evaluation,
 )
 from edgematte.runtime.profiles import get_profile
+from edgematte.zoo.registry import get_model_spec
 
 pytest.importorskip("skimage", reason="the built-in calibration set needs scikit-image (edgematte[convert])")
 
 # A fixed-size model input for the profile checks.
 INPUT_HW = (64, 96)
+# The deploy.yaml transforms the fastdeploy/paddleseg profiles need (the zoo holds each model's).
+PPMATTINGV2 = get_model_spec("ppmattingv2").transforms
 EXTENSIONS = (".jpg", ".png", ".bmp", ".webp", ".tiff")
 
 
@@ -179,17 +182,18 @@ def test_builtin_split_holds_out_whole_photos():
 # ----------------------------------------------------------------------------- tensors
 def test_profile_letterboxes_images_of_any_size(tmp_path):
     images = [photo(i, h, w) for i, (h, w) in enumerate([(50, 50), (200, 90), (31, 400), (64, 96)])]
-    tensors = calibration_tensors(images, get_profile("fastdeploy").preprocess, INPUT_HW)
+    tensors = calibration_tensors(images, get_profile("fastdeploy", PPMATTINGV2).preprocess, INPUT_HW)
     assert tensors.shape == (4, 1, 3) + INPUT_HW and tensors.dtype == np.float32
     # the tensors are what the profile itself produces, image by image
     for rgb, tensor in zip(images, tensors):
-        assert np.array_equal(tensor, get_profile("fastdeploy").preprocess(rgb, INPUT_HW, "nchw")[0])
+        assert np.array_equal(tensor, get_profile("fastdeploy", PPMATTINGV2).preprocess(rgb, INPUT_HW, "nchw")[0])
 
 
 def test_profile_that_cannot_fit_an_image_names_it():
     images = [photo(0, 64, 96), photo(1, 100, 100)]
     with pytest.raises(EdgematteError, match="calibration image b.jpg: profile 'paddleseg'"):
-        calibration_tensors(images, get_profile("paddleseg").preprocess, INPUT_HW, names=["a.jpg", "b.jpg"])
+        calibration_tensors(images, get_profile("paddleseg", PPMATTINGV2).preprocess, INPUT_HW,
+                            names=["a.jpg", "b.jpg"])
 
 
 def test_tensor_checks():

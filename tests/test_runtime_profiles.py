@@ -2,6 +2,8 @@
 
 import json
 import math
+import subprocess
+import sys
 from fractions import Fraction
 
 import cv2
@@ -10,6 +12,12 @@ import pytest
 
 from edgematte.core.errors import EdgematteError
 from edgematte.runtime import profiles as P
+from edgematte.runtime.profiles.transforms import parse_transforms
+from edgematte.zoo.registry import get_model_spec
+
+# The models' own deploy.yaml transforms: the zoo registry is their one source (the runtime holds none).
+PPMATTINGV2 = get_model_spec("ppmattingv2").transforms
+HUMANMATTING = get_model_spec("humanmatting").transforms
 
 
 def smooth_image(h, w, seed=0):
@@ -70,7 +78,7 @@ def paddleseg_normalize(rgb, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)):
 
 
 def test_paddleseg_limit_short_and_int_mult_872x1000_two_step_undo():
-    profile = P.get_profile("paddleseg")
+    profile = P.get_profile("paddleseg", PPMATTINGV2)
     rgb = smooth_image(872, 1000)
     steps = profile.preprocess_steps(rgb)
     # LimitShort: 872 > 512 -> int(round(1000 * 512 / 872)) = int(round(587.16)) = 587; IntMult: 587 - 587 % 32 = 576.
@@ -96,7 +104,7 @@ def test_paddleseg_limit_short_and_int_mult_872x1000_two_step_undo():
 
 
 def test_paddleseg_odd_size_1001x667():
-    profile = P.get_profile("paddleseg")
+    profile = P.get_profile("paddleseg", PPMATTINGV2)
     steps = profile.preprocess_steps(smooth_image(1001, 667))
     # short side 667 -> 512: 1001 * 512 / 667 = 768.39 -> 768; 768 and 512 are multiples of 32.
     assert steps["after_LimitShort"].shape[:2] == (768, 512)
@@ -106,7 +114,7 @@ def test_paddleseg_odd_size_1001x667():
 
 
 def test_paddleseg_small_image_is_not_upscaled_but_cut_to_multiples():
-    steps = P.get_profile("paddleseg").preprocess_steps(smooth_image(300, 199))
+    steps = P.get_profile("paddleseg", PPMATTINGV2).preprocess_steps(smooth_image(300, 199))
     assert steps["after_LimitShort"].shape[:2] == (300, 199)  # short side below 512: untouched
     assert steps["resized"].shape[:2] == (288, 192)  # 300 - 300 % 32, 199 - 199 % 32
     assert steps["state"].resize_log[0] == ("LimitShort", (300, 199))  # recorded even without resizing
@@ -124,7 +132,7 @@ def test_paddleseg_size_helpers_use_python_round_half_to_even():
 
 
 def test_paddleseg_humanmatting_transforms():
-    profile = P.get_profile("paddleseg", P.HUMANMATTING_TRANSFORMS)
+    profile = P.get_profile("paddleseg", HUMANMATTING)
     steps = profile.preprocess_steps(smooth_image(436, 500))
     # ResizeByShort 2048 always resizes: 500 * 2048 / 436 = 2348.6 -> 2349; IntMult 128 -> 2048 x 2304.
     assert steps["after_ResizeByShort"].shape[:2] == (2048, 2349)
@@ -132,7 +140,7 @@ def test_paddleseg_humanmatting_transforms():
 
 
 def test_paddleseg_fixed_model_size_must_match():
-    profile = P.get_profile("paddleseg")
+    profile = P.get_profile("paddleseg", PPMATTINGV2)
     with pytest.raises(EdgematteError, match=r"512x576.*fixed at 512x512"):
         profile.preprocess(smooth_image(872, 1000), (512, 512))
     tensor, state = profile.preprocess(smooth_image(700, 512), (672, 512))  # 700 -> 672 (IntMult)
@@ -143,20 +151,20 @@ def test_paddleseg_fixed_model_size_must_match():
 
 def test_paddleseg_rejects_too_small_images_and_bad_transforms():
     with pytest.raises(EdgematteError, match="too small for ResizeToIntMult"):
-        P.get_profile("paddleseg").preprocess(np.zeros((1, 1, 3), np.uint8))
+        P.get_profile("paddleseg", PPMATTINGV2).preprocess(np.zeros((1, 1, 3), np.uint8))
     with pytest.raises(EdgematteError, match="'Padding' is not supported"):
         P.get_profile("paddleseg", [{"type": "Padding"}])
     with pytest.raises(EdgematteError, match="max_short must be a positive integer"):
         P.get_profile("paddleseg", [{"type": "LimitShort", "max_short": "512"}])
     with pytest.raises(EdgematteError, match="to_rgb: false"):
         P.get_profile("paddleseg", [{"type": "LoadImages", "to_rgb": False}])
-    profile = P.get_profile("paddleseg", [{"type": "LoadImages"}, *P.PPMATTINGV2_TRANSFORMS])
+    profile = P.get_profile("paddleseg", PPMATTINGV2)  # the zoo's list starts with LoadImages
     assert [t["type"] for t in profile.transforms] == ["LimitShort", "ResizeToIntMult", "Normalize"]
 
 
 def test_paddleseg_alpha_8bit_truncates():
     alpha = np.array([[0.0, 0.999, 1.0, 0.5]], np.float32)
-    assert P.get_profile("paddleseg").alpha_to_uint8(alpha).tolist() == [[0, 254, 255, 127]]
+    assert P.get_profile("paddleseg", PPMATTINGV2).alpha_to_uint8(alpha).tolist() == [[0, 254, 255, 127]]
     assert P.get_profile("android").alpha_to_uint8(alpha).tolist() == [[0, 255, 255, 128]]
 
 
@@ -203,7 +211,7 @@ def fastdeploy_expected_tensor(rgb, scale, model_hw):
     ((200, 300), 512 / 300, (341, 512)),     # upscale: target 512/200 = 2.56 is bounded by 512/300
 ])
 def test_fastdeploy_fit_normalize_then_pad_with_zero(shape, scale, resized_hw):
-    profile = P.get_profile("fastdeploy")
+    profile = P.get_profile("fastdeploy", PPMATTINGV2)
     rgb = smooth_image(*shape)
     steps = profile.preprocess_steps(rgb, (512, 512))
     resized, tensor = fastdeploy_expected_tensor(rgb, scale, (512, 512))
@@ -216,7 +224,7 @@ def test_fastdeploy_fit_normalize_then_pad_with_zero(shape, scale, resized_hw):
 
 
 def test_fastdeploy_postprocess_crops_top_left_then_resizes_linearly():
-    profile = P.get_profile("fastdeploy")
+    profile = P.get_profile("fastdeploy", PPMATTINGV2)
     _, state = profile.preprocess(smooth_image(1001, 667), (512, 512))
     output = np.random.default_rng(2).random((1, 1, 512, 512)).astype(np.float32)
     crop_w = math.floor(512 / 1001 * 667 + 0.5)  # C round of 341.16
@@ -229,7 +237,7 @@ def test_fastdeploy_postprocess_crops_top_left_then_resizes_linearly():
 
 
 def test_fastdeploy_second_resize_is_a_no_op_and_non_square_inputs():
-    profile = P.get_profile("fastdeploy")
+    profile = P.get_profile("fastdeploy", PPMATTINGV2)
     steps = profile.preprocess_steps(smooth_image(872, 1000), (512, 512))
     assert np.array_equal(steps["after_LimitShort"], steps["after_ResizeToIntMult"])
     steps = profile.preprocess_steps(smooth_image(1000, 1000), (320, 512))
@@ -238,7 +246,7 @@ def test_fastdeploy_second_resize_is_a_no_op_and_non_square_inputs():
 
 def test_fastdeploy_needs_a_fixed_size():
     with pytest.raises(EdgematteError, match="fixed input size"):
-        P.get_profile("fastdeploy").preprocess(smooth_image(10, 10), None)
+        P.get_profile("fastdeploy", PPMATTINGV2).preprocess(smooth_image(10, 10), None)
     with pytest.raises(EdgematteError, match="ResizeToIntMult needs"):
         P.get_profile("fastdeploy", [{"type": "ResizeToIntMult"}])
 
@@ -479,7 +487,7 @@ def test_paddleseg_android_ignores_aspect_and_stretches_min_max():
 @pytest.mark.parametrize("name", sorted(P.PROFILES))
 def test_round_trip_recovers_a_channel_as_alpha(name):
     """A stand-in 'model' that returns the red channel as alpha must come back as red / 255."""
-    profile = P.get_profile(name)
+    profile = P.profile_for_model(name, PPMATTINGV2)
     rgb = smooth_image(437, 611, seed=11)
     model_hw = None if name == "paddleseg" else (256, 320)
     tensor, state = profile.preprocess(rgb, model_hw)
@@ -496,7 +504,8 @@ def test_round_trip_recovers_a_channel_as_alpha(name):
 
 
 def test_preprocess_is_preprocess_steps():
-    for name, profile in P.PROFILES.items():
+    for name in P.PROFILES:
+        profile = P.profile_for_model(name, PPMATTINGV2)
         rgb = smooth_image(100, 90)
         model_hw = None if name == "paddleseg" else (64, 64)
         steps = profile.preprocess_steps(rgb, model_hw)
@@ -516,7 +525,54 @@ def test_bad_arguments():
     with pytest.raises(EdgematteError, match="unknown profile 'tflite'"):
         P.get_profile("tflite")
     with pytest.raises(EdgematteError, match="fixed steps"):
-        P.get_profile("android", P.PPMATTINGV2_TRANSFORMS)
+        P.get_profile("android", PPMATTINGV2)
+
+
+def test_transform_profiles_need_the_models_transforms():
+    """paddleseg/fastdeploy have no default transforms (per-model facts live in the zoo, not the runtime)."""
+    assert all(isinstance(cls, type) and issubclass(cls, P.Profile) for cls in P.PROFILES.values())
+    assert [name for name in P.PROFILES if P.reads_transforms(name)] == ["paddleseg", "fastdeploy"]
+    for name in ("paddleseg", "fastdeploy"):
+        with pytest.raises(EdgematteError, match=f"profile '{name}' needs the model's deploy.yaml transforms"):
+            P.get_profile(name)
+        for transforms in (None, []):
+            with pytest.raises(EdgematteError, match="needs the model's deploy.yaml transforms"):
+                P.profile_for_model(name, transforms)
+        assert isinstance(P.profile_for_model(name, HUMANMATTING), P.profile_class(name))
+    # The fixed-step profiles are shared instances and ignore a model's transforms.
+    assert P.profile_for_model("android", PPMATTINGV2) is P.get_profile("android")
+    with pytest.raises(EdgematteError, match="unknown profile 'tflite'"):
+        P.profile_class("tflite")
+
+
+def test_zoo_transforms_parse_to_the_numbers_the_profiles_used_to_default_to():
+    """PP-MattingV2's transforms were a runtime default; the zoo's list must parse to the same steps."""
+    normalize = {"type": "Normalize", "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
+    assert parse_transforms(PPMATTINGV2) == (
+        {"type": "LimitShort", "max_short": 512, "min_short": None}, {"type": "ResizeToIntMult", "mult_int": 32},
+        normalize)
+    assert parse_transforms(HUMANMATTING) == (
+        {"type": "ResizeByShort", "short_size": 2048}, {"type": "ResizeToIntMult", "mult_int": 128}, normalize)
+
+
+def test_the_profiles_package_does_not_import_the_zoo():
+    """Layer rule: runtime and zoo are peers."""
+    code = ("import sys, edgematte.runtime.profiles, edgematte.runtime.vectors; "
+            "print([m for m in sys.modules if m.startswith('edgematte.zoo')])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_matter_composite_needs_no_transforms_for_the_opencv_profiles():
+    from edgematte.runtime.matter import composite as matter_composite
+
+    rgb, background = smooth_image(40, 30, seed=20), noise_image(17, 23, seed=21)
+    alpha = np.random.default_rng(22).random((40, 30)).astype(np.float32)
+    for name in ("paddleseg", "fastdeploy"):
+        expected = P.get_profile(name, PPMATTINGV2).composite(rgb, alpha, background)
+        assert np.array_equal(matter_composite(rgb, alpha, background, profile=name), expected)
+    android = P.get_profile("android").composite(rgb, alpha, background)
+    assert np.array_equal(matter_composite(rgb, alpha, background), android)
 
 
 # ---------------------------------------------------------------------------------------------

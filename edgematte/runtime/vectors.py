@@ -32,7 +32,9 @@ of the normalized tensor, no runtime needed) at ``DEFAULT_INPUT_HW``; otherwise 
 :class:`~edgematte.runtime.backends.base.Backend`, or the path of a ``.tflite`` / ``.onnx`` /
 ``.nb`` file or of a converter output folder / ``manifest.json`` (its first host-runnable artefact).
 
-Run ``python -m edgematte.runtime.vectors OUT [--model PATH] [--profile NAME ...]``.
+Run ``python -m edgematte.runtime.vectors OUT [--model PATH] [--profile NAME ...]`` (the fixed-step
+profiles only: the runtime holds no model's deploy.yaml transforms), or ``edgematte runtime vectors``,
+which passes PP-MattingV2's transforms from the zoo for paddleseg/fastdeploy.
 """
 
 import argparse
@@ -51,7 +53,7 @@ from edgematte.core.errors import EdgematteError
 from edgematte.core.fsutil import atomic_dir, read_json_document
 from edgematte.runtime.backends.base import Backend, TensorSpec
 from edgematte.runtime.backends.litert import dequantize, quantize
-from edgematte.runtime.profiles import HW, blurred_background, get_profile
+from edgematte.runtime.profiles import HW, Profile, blurred_background, profile_for_model
 from edgematte.core.samples import sample_photo  # scikit-image is imported only when a photo is asked for
 
 SCHEMA = "edgematte.golden/1"
@@ -245,9 +247,9 @@ def _add_steps(writer: _CaseWriter, prefix: str, steps: dict, skip=("state", "te
             writer.add(f"{prefix}_{name}", value)
 
 
-def _write_case(root: Path, profile_name: str, image: GoldenImage, model: _Model, quant: dict,
+def _write_case(root: Path, profile: Profile, image: GoldenImage, model: _Model, quant: dict,
                 background: np.ndarray) -> dict:
-    profile = get_profile(profile_name)
+    profile_name = profile.name
     writer = _CaseWriter(root, f"{profile_name}/{image.name}")
     writer.add("input_rgb", image.rgb)
     if image.alpha is not None:
@@ -289,13 +291,17 @@ def _write_case(root: Path, profile_name: str, image: GoldenImage, model: _Model
 
 
 def write_golden_vectors(out_dir, profiles: Sequence[str] = DEFAULT_PROFILES, model=None,
-                         input_hw: Optional[HW] = None, images: Optional[Sequence[GoldenImage]] = None) -> Path:
+                         input_hw: Optional[HW] = None, images: Optional[Sequence[GoldenImage]] = None,
+                         transforms: Optional[Sequence[dict]] = None) -> Path:
     """Write golden vectors for ``profiles`` x ``images`` into ``out_dir``; returns the index path.
 
     ``model``: None (the stand-in at ``input_hw`` or ``DEFAULT_INPUT_HW``), a Backend, or a path
     (model file, converter output folder or manifest.json). ``images`` default to
-    :func:`golden_images`. The folder appears complete or not at all (replacing an older one).
+    :func:`golden_images`. ``transforms``: the deploy.yaml transforms list the paddleseg/fastdeploy
+    profiles need (callers above the runtime pass the zoo's, e.g. ppmattingv2's); the fixed-step
+    profiles ignore it. The folder appears complete or not at all (replacing an older one).
     """
+    chosen = [profile_for_model(name, transforms) for name in profiles]
     resolved = _resolve_model(model, input_hw)
     images = list(images) if images is not None else golden_images()
     names = [image.name for image in images]
@@ -321,9 +327,9 @@ def write_golden_vectors(out_dir, profiles: Sequence[str] = DEFAULT_PROFILES, mo
             "background_colour": list(BACKGROUND_COLOUR),
             "background_image": {"file": "background_image.npy", "shape": list(background.shape),
                                  "dtype": "uint8"},
-            "profiles": {name: get_profile(name).describe() for name in profiles},
-            "cases": [_write_case(tmp, name, image, resolved, quant, background)
-                      for name in profiles for image in images],
+            "profiles": {profile.name: profile.describe() for profile in chosen},
+            "cases": [_write_case(tmp, profile, image, resolved, quant, background)
+                      for profile in chosen for image in images],
         }
         (tmp / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
     return out_dir / INDEX_NAME
@@ -374,7 +380,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="model file (.tflite/.onnx/.nb), converter output folder or manifest.json "
                              "(default: the deterministic stand-in)")
     parser.add_argument("--profile", dest="profiles", action="append", default=None,
-                        help=f"profile to write (repeatable; default: {', '.join(DEFAULT_PROFILES)})")
+                        help=f"profile to write (repeatable; default: {', '.join(DEFAULT_PROFILES)}; paddleseg and "
+                             f"fastdeploy need a model's transforms: use `edgematte runtime vectors`)")
     parser.add_argument("--input-size", nargs=2, type=int, default=None, metavar=("H", "W"),
                         help=f"stand-in model input size (default {DEFAULT_INPUT_HW[0]} {DEFAULT_INPUT_HW[1]})")
     args = parser.parse_args(argv)
