@@ -104,7 +104,7 @@ def _repair_lines(manifest: Manifest) -> list:
     return ["", "## Graph repairs", ""] + lines if lines else []
 
 
-def write_report(out_dir, manifest: Manifest, preview_rgb: np.ndarray, reference_alpha: np.ndarray,
+def write_conversion_report(out_dir, manifest: Manifest, preview_rgb: np.ndarray, reference_alpha: np.ndarray,
                  artefact_alphas: Dict[str, np.ndarray]) -> Path:
     """Write ``report.md`` and its pictures for the first parity image.
 

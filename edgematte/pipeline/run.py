@@ -114,11 +114,11 @@ def convert(model: str, out, options: ConvertOptions = ConvertOptions()) -> Mani
 
 def _finish(ctx: Context) -> None:
     """Report and manifest; with ``strict``, fail when an artefact missed its parity bound."""
-    from .report import write_report
+    from .report import write_conversion_report
 
     manifest = ctx.manifest
     preview = ctx.profile.preprocess_steps(next(iter(ctx.photos.values())), ctx.input_hw)["resized"]
-    write_report(ctx.out, manifest, preview, parity_lib.as_nchw_alpha(ctx.reference[0])[0, 0],
+    write_conversion_report(ctx.out, manifest, preview, parity_lib.as_nchw_alpha(ctx.reference[0])[0, 0],
                  {p: parity_lib.as_nchw_alpha(a)[0, 0] for p, a in ctx.alphas.items()})
     manifest.write(ctx.out)
     failures = [a for a in manifest.artefacts if a.parity.within_bound is False]
