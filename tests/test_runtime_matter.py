@@ -52,13 +52,13 @@ def test_runtime_runs_tflite_and_onnx_without_paddle_and_tensorflow(tiny_convers
     code = BLOCKER + textwrap.dedent(
         f"""
         import numpy as np
-        from edgematte.runtime.matter import Matter, composite
+        from edgematte.runtime.matter import Matter, composite_with_profile
         rgb = (np.arange(300 * 410 * 3) % 251).astype(np.uint8).reshape(300, 410, 3)
         for artefact in ("model_fp32.tflite", "model.onnx"):
             m = Matter.from_manifest({str(tiny_conversion)!r}, artefact=artefact)
             alpha = m(rgb)
             assert alpha.shape == (300, 410), alpha.shape
-            out = composite(rgb, alpha, (0, 255, 0))
+            out = composite_with_profile(rgb, alpha, (0, 255, 0))
             assert out.shape == (300, 410, 3) and out.dtype == np.uint8
         import sys
         assert not any(k.split('.')[0] in ('paddle', 'tensorflow') for k in sys.modules)

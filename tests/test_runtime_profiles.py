@@ -564,7 +564,7 @@ def test_the_profiles_package_does_not_import_the_zoo():
 
 
 def test_matter_composite_needs_no_transforms_for_the_opencv_profiles():
-    from edgematte.runtime.matter import composite as matter_composite
+    from edgematte.runtime.matter import composite_with_profile as matter_composite
 
     rgb, background = smooth_image(40, 30, seed=20), noise_image(17, 23, seed=21)
     alpha = np.random.default_rng(22).random((40, 30)).astype(np.float32)

@@ -2,7 +2,7 @@
 
     matter = Matter.from_manifest("out/")            # picks a host-runnable artefact
     alpha = matter(rgb)                               # float32 H x W in [0, 1] at the original size
-    out = composite(rgb, alpha, (0, 177, 64))
+    out = composite_with_profile(rgb, alpha, (0, 177, 64))
 
 The manifest says everything: artefact file, input layout, tensor dtypes and quantization, profile.
 An int8-I/O model gets its input quantized and its output dequantized with the tensors' own
@@ -105,8 +105,9 @@ class Matter:
         return self.profile.composite(rgb, alpha, background)
 
 
-def composite(rgb: np.ndarray, alpha: np.ndarray, background, profile: str = "android") -> np.ndarray:
-    """Blend ``rgb`` over ``background`` (RGB image, (r, g, b) colour or "blur") with ``alpha``.
+def composite_with_profile(rgb: np.ndarray, alpha: np.ndarray, background, profile: str = "android") -> np.ndarray:
+    """Blend ``rgb`` over ``background`` (RGB image, (r, g, b) colour or "blur") with ``alpha``, resizing an image
+    background the way ``profile`` does (:func:`edgematte.runtime.profiles.composite` blends).
 
     ``profile`` decides how an image background is resized. paddleseg and fastdeploy resize it with OpenCV
     (the base ``Profile.resize_rgb``) whatever their transforms, so they need no model here.
