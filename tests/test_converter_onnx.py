@@ -1,13 +1,12 @@
-"""Paddle -> ONNX: the adaptive-pooling repair is needed, detected, general, and exact against Paddle.
+"""Paddle -> ONNX: export_onnx (paddle2onnx, the ONNX repairs of the registry, onnxsim) is exact against Paddle.
 
 The reference is Paddle itself: Paddle Inference with the broken oneDNN fusion pass deleted
-(TOOLCHAIN.md trap 8) for whole nets, Paddle dygraph for the pooling replacement alone.
-Nets are tiny (input 4x the pooled grid) so the file runs in well under a minute.
+(docs/toolchain.md, trap 8). Nets are tiny (input 4x the pooled grid) so the file runs in well under a minute.
+The repairs themselves are tested one file each: tests/test_repair_<name>.py (this file's PyramidNet is
+also the adaptive_pool_windows repair's test net).
 """
 
-import subprocess
 import sys
-import textwrap
 
 import cv2
 import numpy as np
@@ -21,13 +20,13 @@ from paddle.static import InputSpec
 from skimage import data as skdata
 
 from edgematte.converter import onnx as converter
+from edgematte.converter.repairs import registry
 from edgematte.core.errors import EdgematteError
 from edgematte.runtime.backends.base import TensorSpec
 from edgematte.runtime.backends.onnxruntime import OnnxRuntimeBackend
 from edgematte.runtime.backends.paddle_inference import PaddleInferenceBackend
 
 PARITY_TOLERANCE = 1e-5  # max abs, ONNX Runtime vs Paddle Inference
-BROKEN_THRESHOLD = 1e-3  # the unrepaired graph must be off by at least this much
 
 
 class PyramidNet(nn.Layer):
@@ -88,6 +87,7 @@ EXPECTED_ACTIONS = {
     (4, 4): ["kept", "kept", "replaced", "kept", "kept"],  # 4->6 upsamples: paddle2onnx writes stride 0
 }
 GRIDS = list(EXPECTED_ACTIONS)
+ONNX_REPAIRS = {r.name: r for r in registry.repairs_for("onnx")}
 
 
 def _photo(hw):
@@ -115,14 +115,12 @@ def _build_pyramid_net(folder, grid):
 
 @pytest.fixture(scope="module", params=GRIDS, ids=lambda g: f"grid{g[0]}x{g[1]}")
 def exported(request, tmp_path_factory):
-    """(grid, paddle model dir, repaired onnx path, export info, unrepaired onnx path) for one grid size."""
+    """(grid, paddle model dir, exported onnx path, export info) for one grid size."""
     grid = request.param
     root = tmp_path_factory.mktemp(f"pyramid{grid[0]}x{grid[1]}")
     model_dir = _build_pyramid_net(root / "paddle", grid)
     info = converter.export_onnx(model_dir, root / "model.onnx")
-    raw = root / "unrepaired.onnx"
-    converter.run_paddle2onnx(model_dir, raw)
-    return grid, model_dir, root / "model.onnx", info, raw
+    return grid, model_dir, root / "model.onnx", info
 
 
 def _paddle_reference(model_dir, x):
@@ -130,7 +128,7 @@ def _paddle_reference(model_dir, x):
 
 
 def test_repaired_onnx_matches_paddle_inference(exported):
-    grid, model_dir, onnx_path, info, _ = exported
+    grid, model_dir, onnx_path, info = exported
     x = _photo((4 * grid[0], 4 * grid[1]))
     reference = _paddle_reference(model_dir, x)
     got = OnnxRuntimeBackend(onnx_path, threads=1).run(x)
@@ -141,115 +139,38 @@ def test_repaired_onnx_matches_paddle_inference(exported):
     assert err <= PARITY_TOLERANCE
 
 
-def test_every_adaptive_pool_is_found_and_judged_correctly(exported):
-    grid, _, onnx_path, info, _ = exported
-    records = info["repairs"]
-    assert [r["action"] for r in records] == EXPECTED_ACTIONS[grid]
-    assert [tuple(r["output_hw"]) for r in records] == [
-        (2, 2), (4, 4), (6, 6), ((2 * grid[0] + 2) // 3, (2 * grid[1] + 2) // 3), (3, 3)]
-    assert [r["pooling"] for r in records] == ["avg"] * 4 + ["max"]
-    assert all(tuple(r["input_hw"]) == grid for r in records)
-    for r in records:
-        if r["action"] == "replaced":
-            assert r["self_check_max_abs"] <= 1e-6
-            assert "MatMul" not in r["replacement"]  # explicit windows, never a dense matrix product
-    # The ordinary 3x3 stride-1 pool is still there (replacements only use 1-D kernels).
-    kernels = [list(converter._attr(n, "kernel_shape")) for n in onnx.load(str(onnx_path)).graph.node
-               if n.op_type == "AveragePool"]
-    assert [3, 3] in kernels
-    assert not any(n.op_type == "MatMul" and "exact_adaptive" in n.name for n in onnx.load(str(onnx_path)).graph.node)
+def test_export_records_every_repair(exported):
+    """Per-match records as before ("repairs", "normalizations"), and one uniform record per ONNX repair."""
+    grid, _, _, info = exported
+    assert [r["action"] for r in info["repairs"]] == EXPECTED_ACTIONS[grid]
+    assert [tuple(r["input_hw"]) for r in info["repairs"]] == [grid] * 5
+    assert info["normalizations"] == [] and info["normalization_check"] is None  # no pads in this net
+    assert info["applied_repairs"] == [
+        {"name": "adaptive_pool_windows", "kind": "onnx", "matched": 5,
+         "changed": EXPECTED_ACTIONS[grid].count("replaced"), "why": ONNX_REPAIRS["adaptive_pool_windows"].why},
+        {"name": "unsqueezed_pad_fold", "kind": "onnx", "matched": 0, "changed": 0,
+         "why": ONNX_REPAIRS["unsqueezed_pad_fold"].why},
+    ]
 
 
 def test_export_info_describes_the_file(exported):
-    grid, _, onnx_path, info, _ = exported
+    grid, _, onnx_path, info = exported
     assert info["opset"] == 11
     assert info["inputs"] == [{"name": "img", "shape": [1, 3, 4 * grid[0], 4 * grid[1]], "dtype": "float32"}]
     assert len(info["outputs"]) == 1 and info["outputs"][0]["shape"] == [1, 1, 4 * grid[0], 4 * grid[1]]
     assert info["simplify"]["kept"] is True and info["simplify"]["max_abs"] <= converter.SIMPLIFY_TOLERANCE
     assert info["tool_versions"]["paddle2onnx"] == "1.3.1"
+    assert set(info["tool_versions"]) == {"paddle2onnx", "paddlepaddle", "onnx", "onnxsim", "onnxruntime"}
     assert "PaddlePaddle model is exported as ONNX format now" in info["paddle2onnx_log"]
     onnx.checker.check_model(onnx.load(str(onnx_path)), full_check=True)
 
 
-# Measured with this net: unrepaired grid 8x8 is off by about 0.03, grid 7x10 by about 0.06.
-def test_unrepaired_graph_is_measurably_wrong(exported):
-    grid, model_dir, _, _, raw = exported
-    x = _photo((4 * grid[0], 4 * grid[1]))
-    if grid == (4, 4):
-        # paddle2onnx writes stride 0 for 4 -> 6 bins: ONNX Runtime dies with SIGFPE, so run it apart.
-        script = textwrap.dedent(f"""
-            import numpy as np, onnxruntime
-            s = onnxruntime.InferenceSession({str(raw)!r}, providers=["CPUExecutionProvider"])
-            s.run(None, {{"img": np.zeros((1, 3, 16, 16), np.float32)}})
-            print("ran")
-        """)
-        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-        print(f"grid {grid}: unrepaired ONNX in ONNX Runtime -> return code {done.returncode}")
-        assert done.returncode != 0 and "ran" not in done.stdout
-        strides = [list(converter._attr(n, "strides")) for n in onnx.load(str(raw)).graph.node
-                   if n.op_type == "AveragePool"]
-        assert [0, 0] in strides
-        return
-    reference = _paddle_reference(model_dir, x)
-    session = onnxruntime.InferenceSession(str(raw), providers=["CPUExecutionProvider"])
-    err = float(np.abs(session.run(None, {"img": x})[0] - reference).max())
-    print(f"grid {grid}: UNREPAIRED ONNX vs Paddle Inference max abs {err:.3g}")
-    assert err >= BROKEN_THRESHOLD
-
-
-def _replacement_model(in_hw, out_hw, kind):
-    nodes, constants = converter.exact_adaptive_pool_nodes("x", "y", in_hw, out_hw, kind, "t")
-    graph = onnx.helper.make_graph(
-        nodes, "t", [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 2, *in_hw])],
-        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2, *out_hw])], initializer=constants)
-    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 11)])
-    model.ir_version = 6
-    onnx.checker.check_model(model, full_check=True)
-    return model, nodes
-
-
-# Sizes: even and uneven, H != W, bins above the input size (upsampling), single rows/columns, 1 bin.
-REPLACEMENT_CASES = [
-    ((8, 8), (6, 6)), ((7, 10), (4, 4)), ((4, 4), (6, 6)), ((7, 10), (6, 6)), ((16, 16), (6, 6)),
-    ((13, 5), (3, 7)), ((1, 9), (1, 4)), ((5, 1), (9, 2)), ((32, 24), (5, 1)), ((9, 11), (9, 11)),
-    ((3, 17), (2, 6)), ((6, 6), (4, 4)), ((12, 20), (5, 3)), ((2, 2), (7, 5)),
-]
-
-
-@pytest.mark.parametrize("kind", ["avg", "max"])
-def test_replacement_equals_paddle_adaptive_pooling(kind):
-    paddle_pool = {"avg": F.adaptive_avg_pool2d, "max": F.adaptive_max_pool2d}[kind]
-    rng = np.random.default_rng(1)
-    worst = 0.0
-    for in_hw, out_hw in REPLACEMENT_CASES:
-        model, nodes = _replacement_model(in_hw, out_hw, kind)
-        assert {n.op_type for n in nodes} <= {"AveragePool", "MaxPool", "Gather", "Concat", "Identity"}
-        x = rng.standard_normal((1, 2, *in_hw)).astype(np.float32)
-        session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-        got = session.run(None, {"x": x})[0]
-        want = paddle_pool(paddle.to_tensor(x), list(out_hw)).numpy()
-        assert got.shape == want.shape == (1, 2, *out_hw), (in_hw, out_hw)
-        err = float(np.abs(got - want).max())
-        assert err <= 1e-6, (in_hw, out_hw, err)
-        worst = max(worst, err)
-    print(f"{kind}: worst replacement error over {len(REPLACEMENT_CASES)} size pairs {worst:.3g}")
-
-
-def test_replacement_stays_small():
-    """Per axis at most one pool per distinct window size, one Concat and one Gather."""
-    _, nodes = _replacement_model((8, 8), (6, 6), "avg")  # all windows of size 2 at starts 0,1,2,4,5,6
-    assert [n.op_type for n in nodes] == ["AveragePool", "Gather", "AveragePool", "Gather"]
-    _, nodes = _replacement_model((16, 7), (4, 7), "avg")  # 16 -> 4 tiles (one strided pool), 7 -> 7 identity
-    assert [n.op_type for n in nodes] == ["AveragePool"]
-    assert list(converter._attr(nodes[0], "strides")) == [4, 1]
-
-
 def test_simplifier_result_is_dropped_when_it_does_not_validate(tmp_path, monkeypatch):
     model_dir = _build_pyramid_net(tmp_path / "paddle", (8, 8))
-    real_run_tool = converter._run_tool
+    real_run_tool = converter.run_tool
 
-    def run_tool_with_a_bad_simplifier(argv, timeout, what):
-        done = real_run_tool(argv, timeout, what)
+    def run_tool_with_a_bad_simplifier(argv, *, what, **kwargs):
+        done = real_run_tool(argv, what=what, **kwargs)
         if what == "onnxsim":
             bad = onnx.load(argv[-1])
             bad.graph.node.append(onnx.helper.make_node("Neg", [bad.graph.output[0].name], ["negated"]))
@@ -257,7 +178,7 @@ def test_simplifier_result_is_dropped_when_it_does_not_validate(tmp_path, monkey
             onnx.save(bad, argv[-1])
         return done
 
-    monkeypatch.setattr(converter, "_run_tool", run_tool_with_a_bad_simplifier)
+    monkeypatch.setattr(converter, "run_tool", run_tool_with_a_bad_simplifier)
     info = converter.export_onnx(model_dir, tmp_path / "model.onnx")
     assert info["simplify"]["kept"] is False
     assert "differs" in info["simplify"]["reason"]
@@ -291,19 +212,11 @@ def test_paddle2onnx_failure_is_one_clear_error(tmp_path):
     assert (tmp_path / "model.onnx").read_bytes() == b"previous good file"
 
 
-def test_adaptive_windows_follow_paddles_rule():
-    # Hand-computed: bin i covers [floor(i*in/out), ceil((i+1)*in/out)).
-    assert converter.adaptive_windows(8, 6) == [(0, 2), (1, 3), (2, 4), (4, 6), (5, 7), (6, 8)]
-    assert converter.adaptive_windows(4, 6) == [(0, 1), (0, 2), (1, 2), (2, 3), (2, 4), (3, 4)]
-    assert converter.adaptive_windows(7, 4) == [(0, 2), (1, 4), (3, 6), (5, 7)]
-    assert converter.adaptive_windows(10, 5) == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10)]
-
-
 # ---------------------------------------------------------------------------------- the backend
 
 
 def test_backend_reports_specs_and_runs(exported):
-    grid, _, onnx_path, _, _ = exported
+    grid, _, onnx_path, _ = exported
     hw = (4 * grid[0], 4 * grid[1])
     backend = OnnxRuntimeBackend(onnx_path, threads=2)
     assert backend.name == "onnxruntime"
@@ -321,7 +234,7 @@ def test_backend_reports_specs_and_runs(exported):
 
 
 def test_backend_input_errors(exported, tmp_path):
-    _, _, onnx_path, _, _ = exported
+    _, _, onnx_path, _ = exported
     backend = OnnxRuntimeBackend(onnx_path)
     spec = backend.inputs[0]
     with pytest.raises(EdgematteError, match="wants shape"):

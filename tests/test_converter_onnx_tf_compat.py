@@ -20,6 +20,8 @@ from onnx import TensorProto, helper, numpy_helper
 from paddle.static import InputSpec
 
 from edgematte.converter import onnx as converter
+from edgematte.converter.repairs.onnx.graph import attr, pads_operand
+from edgematte.converter.repairs.onnx.unsqueezed_pad_fold import fold_unsqueezed_pads
 from edgematte.converter.tflite import convert_to_tflite, from_layout, to_layout
 from edgematte.core.errors import EdgematteError
 from edgematte.runtime.backends.litert import LiteRTBackend
@@ -108,7 +110,7 @@ def _copy(model):
 
 
 def _pad_ranks(model):
-    return [len(converter._pads_operand(model, n)) // 2 for n in model.graph.node if n.op_type == "Pad"]
+    return [len(pads_operand(model, n)) // 2 for n in model.graph.node if n.op_type == "Pad"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -120,7 +122,7 @@ def test_each_chain_becomes_one_4d_pad_with_identical_outputs(opset):
     model = build_pad_chain_model(opset)
     x = _input()
     before = _run(model, x)[0]
-    records = converter.fold_unsqueezed_pads(model)
+    records = fold_unsqueezed_pads(model)
 
     assert [r["action"] for r in records] == ["rewritten"] * 3
     assert [r["mode"] for r in records] == [mode for mode, _, _ in BRANCHES]
@@ -134,7 +136,7 @@ def test_each_chain_becomes_one_4d_pad_with_identical_outputs(opset):
     names = {t.name for t in model.graph.initializer}
     # the conv weight and the three new 4-D pads; the 5-D pads and the axes nothing reads are dropped
     assert "w" in names and len(names) == 4 and not any(n.endswith(("/axes", "/pads")) for n in names)
-    constant_pad = next(n for n in model.graph.node if n.op_type == "Pad" and converter._attr(n, "mode") == b"constant")
+    constant_pad = next(n for n in model.graph.node if n.op_type == "Pad" and attr(n, "mode") == b"constant")
     assert list(constant_pad.input[:1]) == ["x"] and len(constant_pad.input) == 3
     onnx.checker.check_model(model, full_check=True)
 
@@ -157,7 +159,7 @@ def test_nonzero_pad_on_the_inserted_axis_is_left_alone():
                    [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, C, H + 2, W + 2])], 11)
     before_bytes = model.SerializeToString()
 
-    records = converter.fold_unsqueezed_pads(model)
+    records = fold_unsqueezed_pads(model)
 
     assert [r["action"] for r in records] == ["left"]
     assert "{2: (1, -1)}" in records[0]["reason"] and "not zero" in records[0]["reason"]
@@ -175,7 +177,7 @@ def test_chain_whose_5d_tensor_is_read_elsewhere_is_left_alone():
                     helper.make_tensor_value_info("total", TensorProto.FLOAT, [])], 11)
     before_bytes = model.SerializeToString()
 
-    records = converter.fold_unsqueezed_pads(model)
+    records = fold_unsqueezed_pads(model)
 
     assert [(r["action"], r["reason"]) for r in records] == [
         ("left", "the unsqueezed or padded tensor is also read elsewhere")]
@@ -192,7 +194,7 @@ def pad_chain_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("pad_chain")
     model = build_pad_chain_model(11)
     onnx.save(model, folder / "original.onnx")
-    converter.fold_unsqueezed_pads(model)
+    fold_unsqueezed_pads(model)
     onnx.save(model, folder / "folded.onnx")
     return folder, folder / "original.onnx", folder / "folded.onnx"
 

@@ -16,6 +16,7 @@ pytest.importorskip("paddlelite", reason="the Paddle Lite tests need paddlelite 
 
 from edgematte.converter.paddle_lite import optimize, supported_ops_report  # noqa: E402
 from edgematte.converter.program import freeze_input_shape, read_program  # noqa: E402
+from edgematte.converter.repairs import registry  # noqa: E402
 from edgematte.core.errors import EdgematteError  # noqa: E402
 from edgematte.runtime.backends.paddle_inference import PaddleInferenceBackend  # noqa: E402
 from edgematte.runtime.backends.paddle_lite import PaddleLiteBackend, nb_kernel_targets  # noqa: E402
@@ -64,22 +65,14 @@ def x86_nb(models, tmp_path_factory):
     return info
 
 
-def test_unpatched_export_is_rejected_by_opt_itself(models, tmp_path):
-    """The trap the relu6 patch exists for: opt 2.13 aborts on paddle 2.6's relu6 (TOOLCHAIN.md 9)."""
-    opt_cli = Path(sys.executable).with_name("paddle_lite_opt")
-    done = subprocess.run(
-        [str(opt_cli), f"--model_file={models['dynamic'] / 'model.pdmodel'}",
-         f"--param_file={models['dynamic'] / 'model.pdiparams'}", "--valid_targets=x86",
-         f"--optimize_out={tmp_path / 'raw'}"],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert done.returncode != 0
-    assert "No attributes called threshold found for relu6" in done.stdout + done.stderr
-    assert not (tmp_path / "raw.nb").exists()
-
-
 def test_optimize_x86_patches_relu6_and_writes_one_nb(x86_nb):
+    """opt reads the program with the registry's Paddle program repairs applied (why they are needed:
+    tests/test_repair_relu6_threshold.py)."""
     assert x86_nb.relu6_patched == 1
+    assert x86_nb.as_dict()["applied_repairs"] == [
+        {"name": "relu6_threshold", "kind": "paddle_program", "matched": 1, "changed": 1,
+         "why": registry.repairs_for("paddle_program")[0].why}]
+    assert [r["action"] for r in x86_nb.applied_repairs[0]["records"]] == ["patched"]
     assert x86_nb.nb_path.is_file() and x86_nb.nb_bytes == x86_nb.nb_path.stat().st_size > 1000
     assert set(x86_nb.kernel_targets) == {"host", "x86"}
     assert sorted(p.name for p in x86_nb.nb_path.parent.iterdir()) == ["tiny_x86.nb"]

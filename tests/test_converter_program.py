@@ -1,9 +1,10 @@
-"""edgematte.converter.program: reading, freezing and patching legacy Paddle inference programs.
+"""edgematte.converter.program: reading and freezing legacy Paddle inference programs.
 
 The models are tiny nets built here with the op types that matter in PP-MattingV2 (conv + BatchNorm
 + relu6, adaptive_avg_pool2d with uneven bins, bilinear interpolate to a run-time size, sigmoid),
 exported with ``paddle.jit.save`` as users' models are. Names and shapes are checked against what
-Paddle Inference itself reports, never against the code under test.
+Paddle Inference itself reports, never against the code under test. (The relu6 patch is a repair now:
+tests/test_repair_relu6_threshold.py.)
 """
 
 import hashlib
@@ -18,7 +19,6 @@ from edgematte.converter.program import (  # noqa: E402
     check_params_file,
     freeze_input_shape,
     locate_model_files,
-    patch_relu6_threshold,
     read_program,
 )
 from edgematte.core.errors import EdgematteError  # noqa: E402
@@ -215,24 +215,6 @@ def test_freeze_never_writes_into_the_source_folder(models):
         with pytest.raises(EdgematteError, match="new folder"):
             freeze_input_shape(models["dynamic"], target, FROZEN_SHAPE)
     assert folder_digest(models["dynamic"]) == before
-
-
-# ----------------------------------------------------------------------------- relu6 patch
-def test_patch_relu6_threshold_adds_a_float_six(models):
-    from paddle.base.proto import framework_pb2
-
-    original = read_program(models["dynamic"] / "model.pdmodel").program_bytes
-    patched, n_patched = patch_relu6_threshold(original)
-    assert n_patched == 1
-    program = framework_pb2.ProgramDesc.FromString(patched)
-    relu6 = [op for op in program.blocks[0].ops if op.type == "relu6"]
-    threshold = [a for a in relu6[0].attrs if a.name == "threshold"]
-    assert len(threshold) == 1 and threshold[0].type == framework_pb2.FLOAT and threshold[0].f == 6.0
-    again, n_again = patch_relu6_threshold(patched)
-    assert n_again == 0 and again == patched
-    # apart from the new attribute, the program is unchanged
-    relu6[0].attrs.remove(threshold[0])
-    assert program == framework_pb2.ProgramDesc.FromString(original)
 
 
 # ----------------------------------------------------------------------------- corrupt files

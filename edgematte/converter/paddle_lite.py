@@ -1,13 +1,14 @@
 """Paddle Lite's ``opt``: a legacy Paddle inference model -> a ``.nb`` for arm, x86 or opencl.
 
 opt 2.13rc0 reports failures by aborting the process from C++ (``Check failed: ...`` then SIGABRT)
-and prints its findings to stdout/stderr, so it always runs here in a child Python process whose
-output is captured and turned into one-line :class:`EdgematteError` messages.
+and prints its findings to stdout/stderr, so it always runs here in a child Python process
+(:func:`edgematte.core.tools.run_tool`) whose merged output is turned into one-line
+:class:`EdgematteError` messages.
 
 Traps handled here:
-- opt aborts on relu6 ops without a ``threshold`` attribute, which paddlepaddle 2.6 exports: opt
-  reads a patched copy of the ``.pdmodel`` (:func:`~edgematte.converter.program.patch_relu6_threshold`);
-  the user's files are only read.
+- opt aborts on programs paddlepaddle 2.6 exports (relu6 without a ``threshold``): opt reads a copy of
+  the ``.pdmodel`` with the Paddle program repairs of the registry applied
+  (``edgematte/converter/repairs/paddle_program/``); the user's files are only read.
 - opt appends ``.nb`` to its output name: it writes into a private folder beside the target and the
   result is moved into place atomically, so a failure never leaves a partial or stale ``.nb``.
 """
@@ -15,18 +16,19 @@ Traps handled here:
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Tuple
 
 from ..core.errors import EdgematteError
 from ..core.fsutil import atomic_path, sha256_file
+from ..core.tools import ToolResult, python_tool_env, run_tool
 from ..runtime.backends.paddle_lite import nb_kernel_targets
-from .program import ModelFiles, ProgramInfo, patch_relu6_threshold, read_checked_model
+from .program import ModelFiles, ProgramInfo, parse_program, read_checked_model
+from .repairs import registry
+from .repairs.base import PADDLE_PROGRAM, RepairContext
 
 TARGETS = ("arm", "x86", "opencl")
 OPT_TIMEOUT_SECONDS = 1800
@@ -54,31 +56,19 @@ _CHECK_FAILED_RE = re.compile(r"Check failed: (.*)")
 _ERROR_LINE_RE = re.compile(r"^(?:Error: |\[F [^\]]*\] )(.*)$", re.MULTILINE)
 
 
-@dataclass(frozen=True)
-class OptRun:
-    """One captured run of the opt child process."""
+def _unsupported_ops(run: ToolResult) -> List[str]:
+    """The op types opt says it has no kernel for (its ``These unsupported ops are: '...'`` line)."""
+    match = _UNSUPPORTED_RE.search(run.output)
+    return [op.strip() for op in match.group(1).split(",") if op.strip()] if match else []
 
-    returncode: int
-    stdout: str
-    stderr: str
-    seconds: float
 
-    @property
-    def text(self) -> str:
-        return self.stdout + "\n" + self.stderr
-
-    def unsupported_ops(self) -> List[str]:
-        match = _UNSUPPORTED_RE.search(self.text)
-        return [op.strip() for op in match.group(1).split(",") if op.strip()] if match else []
-
-    def failure(self) -> str:
-        """opt's own one-line reason for failing (its last fatal or error line)."""
-        for pattern in (_CHECK_FAILED_RE, _ERROR_LINE_RE):
-            found = pattern.findall(self.text)
-            if found:
-                return found[-1].strip()
-        lines = [line.strip() for line in self.text.splitlines() if line.strip()]
-        return lines[-1] if lines else f"exit status {self.returncode}, no output"
+def _opt_failure(run: ToolResult) -> str:
+    """opt's own one-line reason for failing (its last fatal or error line), else the log's most telling line."""
+    for pattern in (_CHECK_FAILED_RE, _ERROR_LINE_RE):
+        found = pattern.findall(run.output)
+        if found:
+            return found[-1].strip()
+    return run.error_line()
 
 
 def _check_target(target: str) -> str:
@@ -87,30 +77,28 @@ def _check_target(target: str) -> str:
     return target
 
 
-def _run_opt(mode: str, model_file: Path, param_file: Path, target: str, optimize_out: str = "") -> OptRun:
-    start = time.perf_counter()
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", _OPT_CHILD, mode, str(model_file), str(param_file), target, optimize_out],
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=OPT_TIMEOUT_SECONDS,
-        )
-    except subprocess.TimeoutExpired as e:
-        raise EdgematteError(f"{model_file}: Paddle Lite opt did not finish within {OPT_TIMEOUT_SECONDS} s") from e
-    run = OptRun(done.returncode, done.stdout, done.stderr, time.perf_counter() - start)
-    if "No module named 'paddlelite'" in run.stderr:
+def _run_opt(mode: str, model_file: Path, param_file: Path, target: str, optimize_out: str = "") -> ToolResult:
+    run = run_tool([sys.executable, "-c", _OPT_CHILD, mode, str(model_file), str(param_file), target, optimize_out],
+                   what=f"{model_file}: Paddle Lite opt", timeout_s=OPT_TIMEOUT_SECONDS, env=python_tool_env())
+    if run.timed_out:
+        raise EdgematteError(f"{model_file}: Paddle Lite opt did not finish within {OPT_TIMEOUT_SECONDS} s")
+    if "No module named 'paddlelite'" in run.output:
         raise EdgematteError("Paddle Lite conversion needs paddlelite 2.13rc0 (pip install 'edgematte[convert]')")
     return run
 
 
-def _patched_model(info: ProgramInfo, work_dir: Path) -> Tuple[Path, int]:
-    """Write the relu6-patched program into ``work_dir``; return its path and the number of ops patched."""
-    program_bytes, n_patched = patch_relu6_threshold(info.program_bytes)
+def _repaired_model(info: ProgramInfo, work_dir: Path) -> Tuple[Path, List[dict]]:
+    """Write the program with every Paddle program repair of the registry applied into ``work_dir``.
+
+    Returns its path and the :func:`~edgematte.converter.repairs.registry.apply_all` records. With nothing
+    changed the program's bytes are written as read.
+    """
+    program = parse_program(info.program_bytes, str(info.path))
+    applied = registry.apply_all(PADDLE_PROGRAM, program, RepairContext(where=str(info.path)))
+    program_bytes = program.SerializeToString() if registry.changed(applied) else info.program_bytes
     model_file = work_dir / info.path.name
     model_file.write_bytes(program_bytes)
-    return model_file, n_patched
+    return model_file, applied
 
 
 def _parse_op_table(text: str) -> Dict[str, List[str]]:
@@ -145,11 +133,11 @@ def supported_ops_report(model_dir, target: str) -> dict:
     target = _check_target(target)
     files, info = read_checked_model(model_dir)
     run = _run_opt("ops", files.model, files.params, target)
-    table = _parse_op_table(run.stdout)
-    if not table and not run.unsupported_ops():
-        raise EdgematteError(f"{files.model}: Paddle Lite opt could not list the model's ops: {run.failure()}")
+    table = _parse_op_table(run.output)
+    if not table and not _unsupported_ops(run):
+        raise EdgematteError(f"{files.model}: Paddle Lite opt could not list the model's ops: {_opt_failure(run)}")
     ops = {op: {"count": n, "places": table.get(op, [])} for op, n in info.op_counts.items()}
-    unsupported = sorted(set(run.unsupported_ops()) | {op for op, entry in ops.items() if not entry["places"]})
+    unsupported = sorted(set(_unsupported_ops(run)) | {op for op, entry in ops.items() if not entry["places"]})
     return {
         "target": target,
         "model": str(files.model),
@@ -161,7 +149,8 @@ def supported_ops_report(model_dir, target: str) -> dict:
 
 @dataclass(frozen=True)
 class OptimizeInfo:
-    """What :func:`optimize` produced. ``kernel_targets`` are the places the .nb's kernels run on."""
+    """What :func:`optimize` produced. ``kernel_targets`` are the places the .nb's kernels run on;
+    ``applied_repairs`` the registry's records of the Paddle program repairs opt's input got."""
 
     nb_path: Path
     target: str
@@ -172,6 +161,7 @@ class OptimizeInfo:
     kernel_targets: Tuple[str, ...]
     seconds: float
     opt_log: str
+    applied_repairs: Tuple[dict, ...] = ()
 
     def as_dict(self) -> dict:
         return {
@@ -182,6 +172,7 @@ class OptimizeInfo:
             "relu6_patched": self.relu6_patched,
             "kernel_targets": list(self.kernel_targets),
             "opt_seconds": round(self.seconds, 3),
+            "applied_repairs": registry.summary(list(self.applied_repairs)),
         }
 
 
@@ -190,9 +181,9 @@ def optimize(model_dir, out_nb_path, target: str) -> OptimizeInfo:
 
     ``model_dir`` is anything :func:`~edgematte.converter.program.locate_model_files` takes;
     ``out_nb_path`` is the final file name and must end in ``.nb``. The model and params are checked
-    first (a corrupt file gives an error naming it, not an opt crash), opt reads a relu6-patched copy
-    of the program, and ``out_nb_path`` appears only when opt succeeded. Ops without a kernel on
-    ``target`` raise :class:`EdgematteError` listing them.
+    first (a corrupt file gives an error naming it, not an opt crash), opt reads a copy of the program
+    with the Paddle program repairs applied (relu6 threshold), and ``out_nb_path`` appears only when opt
+    succeeded. Ops without a kernel on ``target`` raise :class:`EdgematteError` listing them.
     """
     target = _check_target(target)
     out_nb_path = Path(out_nb_path)
@@ -202,18 +193,18 @@ def optimize(model_dir, out_nb_path, target: str) -> OptimizeInfo:
     out_nb_path.parent.mkdir(parents=True, exist_ok=True)
     work_dir = Path(tempfile.mkdtemp(prefix=f".{out_nb_path.stem}.opt.", dir=out_nb_path.parent))
     try:
-        patched_model, n_patched = _patched_model(info, work_dir)
+        repaired_model, applied = _repaired_model(info, work_dir)
         optimize_prefix = work_dir / "model"  # opt writes model.nb
-        run = _run_opt("optimize", patched_model, files.params, target, str(optimize_prefix))
+        run = _run_opt("optimize", repaired_model, files.params, target, str(optimize_prefix))
         produced = optimize_prefix.with_name("model.nb")
-        unsupported = run.unsupported_ops()
+        unsupported = _unsupported_ops(run)
         if unsupported:
             raise EdgematteError(
                 f"{files.model}: Paddle Lite has no {target} kernel for {len(unsupported)} op type(s): "
                 f"{', '.join(unsupported)}"
             )
         if run.returncode != 0 or not produced.is_file() or produced.stat().st_size == 0:
-            raise EdgematteError(f"{files.model}: Paddle Lite opt failed for {target}: {run.failure()}")
+            raise EdgematteError(f"{files.model}: Paddle Lite opt failed for {target}: {_opt_failure(run)}")
         with atomic_path(out_nb_path) as tmp:
             os.replace(produced, tmp)
     finally:
@@ -224,8 +215,9 @@ def optimize(model_dir, out_nb_path, target: str) -> OptimizeInfo:
         source=files,
         nb_bytes=out_nb_path.stat().st_size,
         sha256=sha256_file(out_nb_path),
-        relu6_patched=n_patched,
+        relu6_patched=registry.changed(applied, "relu6_threshold"),
         kernel_targets=tuple(sorted(nb_kernel_targets(out_nb_path))),
         seconds=run.seconds,
-        opt_log=(run.stdout + run.stderr)[-4000:],
+        opt_log=run.output[-4000:],
+        applied_repairs=tuple(applied),
     )

@@ -319,27 +319,7 @@ def read_checked_model(source) -> Tuple[ModelFiles, ProgramInfo]:
 
 
 # ----------------------------------------------------------------------------- edits
-def patch_relu6_threshold(program_bytes: bytes) -> Tuple[bytes, int]:
-    """Add ``threshold = 6.0`` (FLOAT) to every relu6 op that lacks it; return ``(bytes, n_patched)``.
-
-    paddlepaddle 2.6 exports relu6 without the attribute and Paddle Lite opt 2.13 aborts on it
-    ("No attributes called threshold found for relu6"). relu6's threshold is 6 by definition, so the
-    edit does not change what the model computes. With nothing to patch the input bytes come back as is.
-    """
-    fp = _framework_pb2()
-    program = parse_program(program_bytes)
-    patched = 0
-    for block in program.blocks:
-        for op in block.ops:
-            if op.type == "relu6" and not any(a.name == "threshold" for a in op.attrs):
-                attr = op.attrs.add()
-                attr.name = "threshold"
-                attr.type = fp.FLOAT
-                attr.f = 6.0
-                patched += 1
-    return (program.SerializeToString() if patched else program_bytes), patched
-
-
+# (Repairs of a program for a tool live in edgematte/converter/repairs/paddle_program/, one module each.)
 def _checked_shape(info: ProgramInfo, feed: VarSpec, shape, option: str) -> Tuple[int, ...]:
     """``shape`` as ints if it fits the feed's declared shape, else an error naming ``option``."""
     try:

@@ -1,0 +1,8 @@
+"""Graph repairs: one module per tool bug worked around, one signature, one registry.
+
+``base.py`` is the protocol (:class:`~.base.Repair`, :class:`~.base.Match`, :class:`~.base.RepairContext`),
+``registry.py`` the ordered list per kind (:func:`~.registry.repairs_for`, :func:`~.registry.apply_all`);
+``paddle_program/`` holds the repairs of Paddle programs (before Paddle Lite's opt), ``onnx/`` those of
+paddle2onnx's ONNX graphs. Layer: converter (may import edgematte.core, edgematte.runtime and converter
+modules only).
+"""
