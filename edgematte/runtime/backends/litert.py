@@ -19,6 +19,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from ...core.errors import EdgematteError
+from ...core.versions import describe, installed_version
 from .base import Backend, TensorSpec
 
 # Where each interpreter flavour lives, most preferred first, and the distribution that installs it.
@@ -107,7 +108,7 @@ class LiteRTBackend(Backend):
         if not path.is_file():
             raise EdgematteError(f"{path}: TFLite model not found")
         interpreter_class, resolver, self.runtime_module = _import_interpreter()
-        self.runtime_version = _distribution_version(_DISTRIBUTIONS[self.runtime_module])
+        self.runtime_version = describe(installed_version(_DISTRIBUTIONS[self.runtime_module]))
         options = {"model_path": str(path)}
         if threads is not None:
             options["num_threads"] = int(threads)
@@ -200,15 +201,6 @@ class LiteRTBackend(Backend):
         """Like :meth:`run`, but every output, in :attr:`outputs` order."""
         self._invoke(x)
         return [self._interpreter.get_tensor(d["index"]) for d in self._output_details]
-
-
-def _distribution_version(distribution: str) -> str:
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def _first_line(error: Exception) -> str:
