@@ -5,7 +5,7 @@ The peers, all on the same frozen Paddle model (OUT/reference) as the artefacts:
 - ONNX Runtime on the PLAIN paddle2onnx model (no adaptive-pool repair, no normalization, no onnxsim);
 - Paddle Inference with the fixed config (oneDNN, the broken fusion pass deleted): the checked reference;
 - Paddle Inference with a fresh ``Config``'s defaults (oneDNN with every fusion pass): fast, and wrong on
-  PP-MattingV2 (TOOLCHAIN.md, trap 8).
+  PP-MattingV2 (docs/toolchain.md, trap 8).
 
 Rounds are interleaved (each round runs every entry once, in an order rotated per round) so that load
 from other jobs on the host hits every entry alike; rounds during which other processes used the CPUs
@@ -42,23 +42,24 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 from edgematte.bench.runner import REFERENCE, library_versions, machine_facts, open_matter, peak_rss_mb, percentiles
-from edgematte.core.manifest import Manifest, read_manifest
 from edgematte.converter.onnx import run_paddle2onnx
+from edgematte.core.manifest import Manifest, read_manifest
+from edgematte.core.samples import SAMPLE_PHOTOS, sample_photo
 from edgematte.runtime.backends import open_backend
 from edgematte.runtime.backends.paddle_inference import PaddleInferenceBackend
 from edgematte.runtime.matter import Matter
-from edgematte.core.samples import SAMPLE_PHOTOS, sample_photo
 
 RESULTS = Path(__file__).parent / "results"
 PLAIN_ORT = "ONNX Runtime, plain paddle2onnx model"
 FIXED_PI = "Paddle Inference, fixed config (reference)"
 DEFAULT_PI = "Paddle Inference, default config"
 PEERS = (PLAIN_ORT, FIXED_PI, DEFAULT_PI)
-LITE_X86_INT8_WHY = (" Why (TOOLCHAIN.md, Paddle Lite section): the x86 int8 .nb runs int8<->fp32 `calib` ops around "
+LITE_X86_INT8_WHY = (" Why (docs/toolchain.md, Paddle Lite): the x86 int8 .nb runs int8<->fp32 `calib` ops around "
                      "its quantized ops and keeps six convolutions float; Paddle Lite's int8 kernels are built for "
                      "ARM, where its int8 pays.")
 QUIET_SHARE = 0.10  # a timed round counts as quiet when other processes used less than this share of the CPUs
-INT8_PRECISIONS = ("int8", "dynamic")  # entries whose arithmetic is 8-bit integer (dynamic: int8 weights and activations)
+# entries whose arithmetic is 8-bit integer (dynamic: int8 weights and activations)
+INT8_PRECISIONS = ("int8", "dynamic")
 
 
 @dataclass
@@ -82,7 +83,8 @@ class Entry:
             try:
                 self.matter = self.opener()
                 backend = self.matter.backend
-                self.runtime = self.runtime or backend.name + ("" if backend.threads_effective else " (threads ignored)")
+                self.runtime = self.runtime or backend.name + (
+                    "" if backend.threads_effective else " (threads ignored)")
             except Exception as e:
                 self.error = f"{type(e).__name__}: {e}".splitlines()[0]
 
@@ -124,7 +126,8 @@ PEAK_PROBE_C = r"""
 /* Each rate is the best of CHUNKS short timings, so that time slices lost to other processes drop out. */
 #define CHUNKS 8
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + 1e-9 * t.tv_nsec; }
-#define BEST_SECONDS(result, ...) do { result = 1e9; for (int r = 0; r < CHUNKS; r++) { double t0 = now(); __VA_ARGS__; \
+#define BEST_SECONDS(result, ...) do { result = 1e9; \
+    for (int r = 0; r < CHUNKS; r++) { double t0 = now(); __VA_ARGS__; \
     double s = now() - t0; result = s < result ? s : result; } } while (0)
 #ifdef __AVX512F__
 typedef __m512 vec; enum { LANES = 16 };
@@ -150,7 +153,8 @@ int main(void) {
 #if defined(__AVX512VNNI__)
     __m512i iacc[12], ia = _mm512_set1_epi8(3), ib = _mm512_set1_epi8(5);
     for (int k = 0; k < 12; k++) iacc[k] = _mm512_set1_epi32(k);
-    BEST_SECONDS(best, for (long i = 0; i < m; i++) for (int k = 0; k < 12; k++) iacc[k] = _mm512_dpbusd_epi32(iacc[k], ia, ib));
+    BEST_SECONDS(best, for (long i = 0; i < m; i++) for (int k = 0; k < 12; k++)
+                           iacc[k] = _mm512_dpbusd_epi32(iacc[k], ia, ib));
     int isink[16], itotal = 0;
     for (int k = 0; k < 12; k++) { _mm512_storeu_si512(isink, iacc[k]); itotal += isink[0]; }
     printf("vnni_gops %f\nsink %d\n", m * 12.0 * 64 * 2 / best / 1e9, itotal);
@@ -161,7 +165,8 @@ int main(void) {
 
 
 def probe_peak(copies: int) -> Optional[dict]:
-    """Measured clock and fp32 FMA rate: ``{"alone": {...}, "all_cores": [{...} per copy]}``, or None without a C compiler.
+    """Measured clock and fp32 FMA rate: ``{"alone": {...}, "all_cores": [{...} per copy]}``, or None without a C
+    compiler.
 
     ``copies`` probes run at once for ``all_cores``: if the CPUs the VM shows were SMT siblings of fewer
     cores, each copy's FMA rate would drop well below the lone one's.
@@ -220,11 +225,13 @@ def host_peak(facts: Dict[str, str], probe: Optional[dict]) -> dict:
         clock_ghz = max(p["clock_ghz"] for p in [probe["alone"], *probe["all_cores"]])
         alone = probe["alone"]
         notes.append(f"clock {clock_ghz:.2f} GHz measured (dependent integer adds, best of short timings; one core "
-                     f"busy: {alone['clock_ghz']:.2f} GHz, all: " + ", ".join(f"{p['clock_ghz']:.2f}" for p in probe["all_cores"])
+                     f"busy: {alone['clock_ghz']:.2f} GHz, all: "
+                     + ", ".join(f"{p['clock_ghz']:.2f}" for p in probe["all_cores"])
                      + f" GHz), not /proc/cpuinfo's nominal {nominal_ghz:.3f} GHz")
         notes.append(f"measured fp32 FMA rate ({int(alone['lanes'])}-lane vectors): one core alone "
                      f"{alone['fma_gflops']:.0f} GFLOP/s = {alone['fma_gflops'] / alone['clock_ghz']:.1f} FLOP/cycle; "
-                     f"all {len(probe['all_cores'])} at once " + ", ".join(f"{p['fma_gflops']:.0f}" for p in probe["all_cores"])
+                     f"all {len(probe['all_cores'])} at once "
+                     + ", ".join(f"{p['fma_gflops']:.0f}" for p in probe["all_cores"])
                      + " GFLOP/s (separate physical cores if each keeps the lone rate)")
     else:
         clock_ghz = nominal_ghz
@@ -246,7 +253,8 @@ def host_peak(facts: Dict[str, str], probe: Optional[dict]) -> dict:
 
 
 def sgemm_ceiling(n: int = 2048, repeats: int = 10) -> float:
-    """Measured GFLOP/s of numpy's float32 matrix product (its BLAS, all cores; best of ``repeats``): a practical ceiling."""
+    """Measured GFLOP/s of numpy's float32 matrix product (its BLAS, all cores; best of ``repeats``): a practical
+    ceiling."""
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
     a @ b
@@ -446,14 +454,16 @@ def timing_text(timing: List[tuple], wanted: int) -> str:
     def how(t):
         return (f"{t['rounds_run']} timed rounds, {t['quiet_rounds']} quiet (median share of other processes "
                 f"{t['others_share_median']:.0%}), figures from "
-                + ("the quiet ones" if t["used"] == "quiet" else f"ALL (fewer than {wanted} quiet: other jobs slowed them)"))
+                + ("the quiet ones" if t["used"] == "quiet"
+                   else f"ALL (fewer than {wanted} quiet: other jobs slowed them)"))
 
     quiet = f"A round is quiet when other processes used less than {QUIET_SHARE:.0%} of the CPUs during it."
     if len(timing) == 1:
         return f"Every entry loaded at once, interleaved rounds: {how(timing[0][1])}. {quiet}"
     return (f"One entry at a time (`--one-at-a-time`: the models do not fit in memory together), so other jobs' "
             f"load can differ between entries. {quiet} Timed rounds per entry (run / quiet / figures from): "
-            + "; ".join(f"{group[0].label} {t['rounds_run']} / {t['quiet_rounds']} / {t['used']}" for group, t in timing)
+            + "; ".join(f"{group[0].label} {t['rounds_run']} / {t['quiet_rounds']} / {t['used']}"
+                        for group, t in timing)
             + ".")
 
 
@@ -469,7 +479,8 @@ def report(manifest: Manifest, entries: List[Entry], args, gflop: Optional[float
     lines = [
         f"# Runtimes compared: {model.name} {shape[2]}x{shape[3]} ({model.origin})", "",
         f"Written by `benchmarks/compare_runtimes.py {args.out}` (rounds {args.rounds}, warmup {args.warmup}, "
-        f"threads {args.threads}{', --one-at-a-time' if args.one_at_a_time else ''}) on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+        f"threads {args.threads}{', --one-at-a-time' if args.one_at_a_time else ''}) on "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
         f"{seconds / 60:.1f} min, peak RSS {peak_rss_mb():.0f} MB.", "",
         timing_text(timing, args.rounds), "",
         "## Machine", "",
@@ -477,7 +488,8 @@ def report(manifest: Manifest, entries: List[Entry], args, gflop: Optional[float
         f"{facts.get('cpu family')} model {facts.get('model')}), {peak['physical_cores']} cores x "
         f"{facts.get('Thread(s) per core', '?')} thread, {facts.get('Hypervisor vendor', 'no')} hypervisor, "
         f"governor {m.get('governor')}",
-        f"- clock: {peak['clock_ghz']:.2f} GHz measured ({peak['nominal_ghz']:.3f} GHz nominal); caches L1d {facts.get('L1d cache')}, L2 {facts.get('L2 cache')}, "
+        f"- clock: {peak['clock_ghz']:.2f} GHz measured ({peak['nominal_ghz']:.3f} GHz nominal); "
+        f"caches L1d {facts.get('L1d cache')}, L2 {facts.get('L2 cache')}, "
         f"L3 {facts.get('L3 cache')}",
         f"- SIMD flags: {', '.join(peak['flags'])}",
         f"- Python {platform.python_version()}; " + ", ".join(f"{k} {v}" for k, v in versions.items()),
@@ -517,7 +529,8 @@ def report(manifest: Manifest, entries: List[Entry], args, gflop: Optional[float
                  + (f"; int8 (VNNI): {peak['int8_gops']:.0f} GOP/s (int8 and dynamic-range entries are "
                     f"rated against it)" if peak["int8_gops"] else ""))
     lines.append(f"- measured ceiling: numpy float32 matrix product 2048x2048 (its BLAS, all cores) "
-                 f"{sgemm_gflops:.0f} GFLOP/s (best of 10) = {100 * sgemm_gflops / peak['fp32_gflops']:.0f}% of the stated peak")
+                 f"{sgemm_gflops:.0f} GFLOP/s (best of 10) = {100 * sgemm_gflops / peak['fp32_gflops']:.0f}% "
+                 f"of the stated peak")
     lines += [f"- assumption: {note}" for note in peak["notes"]]
     return "\n".join(lines) + "\n"
 
@@ -548,7 +561,8 @@ def main(argv=None) -> int:
     parser.add_argument("--work", help="with --model: the conversion folder to write or reuse")
     parser.add_argument("--int8", action="store_true", help="with --model: also build the INT8 artefacts")
     parser.add_argument("--rounds", type=int, default=15, help="quiet timed rounds wanted (each runs every entry once)")
-    parser.add_argument("--max-rounds", type=int, default=None, help="stop after this many timed rounds (default 3x --rounds)")
+    parser.add_argument("--max-rounds", type=int, default=None,
+                        help="stop after this many timed rounds (default 3x --rounds)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs per entry first")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--one-at-a-time", action="store_true",
@@ -556,7 +570,8 @@ def main(argv=None) -> int:
                              "e.g. PP-HumanMatting at 2048x2048: up to 7.5 GB each); not interleaved then")
     parser.add_argument("--check-photos", type=int, default=2, help="sample photos for the alpha error (1..6)")
     parser.add_argument("--artefacts", help="comma-separated artefact paths (default: every host-runnable one)")
-    parser.add_argument("--report", help="markdown file to write (default: benchmarks/results/<model>_<size>_runtimes.md)")
+    parser.add_argument("--report",
+                        help="markdown file to write (default: benchmarks/results/<model>_<size>_runtimes.md)")
     args = parser.parse_args(argv)
     if bool(args.out) == bool(args.model) or (args.model and not (args.size and args.work)):
         parser.error("give OUT, or --model with --size and --work")

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgematte.core.samples import sample_photo
 from edgematte.runtime.backends.base import TensorSpec
 from edgematte.runtime.backends.litert import quantize
 from edgematte.runtime.backends.onnxruntime import OnnxRuntimeBackend
 from edgematte.runtime.profiles import get_profile
 from edgematte.runtime.vectors import BACKGROUND_COLOUR, GoldenImage, golden_images, read_golden_vectors
-from edgematte.core.samples import sample_photo
 
 from .test_converter_tflite import build_tiny_matting_onnx
 
@@ -118,7 +118,8 @@ def test_java_post_and_composites_equal_all_python(java_run, images, model):
         assert np.array_equal(result.array(case, "composite_blur"), profile.composite(image.rgb, alpha, "blur")), \
             image.name
         assert 0.0 <= java_alpha.min() and java_alpha.max() <= 1.0
-    print(f"java pre -> python model -> java post vs all-python: alpha max |diff| {worst:.3g} over {len(images)} images")
+    print(f"java pre -> python model -> java post vs all-python: alpha max |diff| {worst:.3g} "
+          f"over {len(images)} images")
 
 
 def test_java_int8_input_quantization_equals_litert_rule(core_classes, images_dir, images, tmp_path):

@@ -154,8 +154,10 @@ def test_op_without_lite_kernel(tmp_path):
             return paddle.erfinv(paddle.nn.functional.sigmoid(self.conv(img)) * 0.5)
 
     folder = tmp_path / "odd"
-    paddle.jit.save(Odd(), str(folder / "model"), input_spec=[paddle.static.InputSpec([1, 3, 64, 64], "float32", "img")])
-    (folder / "deploy.yaml").write_text(yaml.safe_dump({"Deploy": {"model": "model.pdmodel", "params": "model.pdiparams",
+    paddle.jit.save(Odd(), str(folder / "model"),
+                    input_spec=[paddle.static.InputSpec([1, 3, 64, 64], "float32", "img")])
+    (folder / "deploy.yaml").write_text(yaml.safe_dump({"Deploy": {"model": "model.pdmodel",
+                                                                   "params": "model.pdiparams",
                                                                    "input_shape": [1, 3, 64, 64], "transforms": []}}))
     out = tmp_path / "out"
     r = run_cli("convert", folder, "--to", "lite", "-o", out)

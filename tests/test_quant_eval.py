@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 
+from edgematte.core.samples import sample_photo
 from edgematte.runtime.imageio import write_image
 from edgematte.runtime.matter import Matter
-from edgematte.core.samples import sample_photo
 
 from .conftest import run_cli
 

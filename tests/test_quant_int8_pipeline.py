@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from edgematte.quant.calibration import split_calibration_evaluation
 from edgematte.core.metrics import matting_numerics
+from edgematte.quant.calibration import split_calibration_evaluation
 from edgematte.runtime.backends import open_backend
 from edgematte.runtime.matter import Matter
 from edgematte.runtime.profiles import get_profile

@@ -25,8 +25,8 @@ pytest.importorskip("skimage", reason="the built-in calibration set needs scikit
 from edgematte.converter.paddle_lite import optimize  # noqa: E402
 from edgematte.converter.program import read_checked_model  # noqa: E402
 from edgematte.core.errors import EdgematteError  # noqa: E402
-from edgematte.quant.calibration import calibration_tensors, split_calibration_evaluation  # noqa: E402
 from edgematte.core.metrics import matting_numerics  # noqa: E402
+from edgematte.quant.calibration import calibration_tensors, split_calibration_evaluation  # noqa: E402
 from edgematte.quant.paddle_ptq import (  # noqa: E402
     CONV_OP_TYPES,
     REASON_KEEP_FLOAT,

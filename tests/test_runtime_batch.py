@@ -11,12 +11,17 @@ import pytest
 from PIL import Image
 
 from edgematte.core.errors import EdgematteError
+from edgematte.core.samples import sample_photo
 from edgematte.runtime.batch import (
-    NAMED_COLOURS, FrameRenderer, estimate_foreground, matte_inputs, parse_background, parse_save,
+    NAMED_COLOURS,
+    FrameRenderer,
+    estimate_foreground,
+    matte_inputs,
+    parse_background,
+    parse_save,
 )
 from edgematte.runtime.imageio import read_image, read_image_and_alpha, write_image
 from edgematte.runtime.matter import Matter
-from edgematte.core.samples import sample_photo
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from edgematte.core.errors import EdgematteError
-from edgematte.runtime.matter import Matter
 from edgematte.core.samples import parity_photo_names, sample_photo
+from edgematte.runtime.matter import Matter
 
 from .test_install_profiles import BLOCKER
 

@@ -46,9 +46,11 @@ def _android_cases(vectors):
 
 def test_every_case_holds_every_array_with_its_recorded_shape(vectors):
     ids = [c["id"] for c in vectors.cases]
-    assert ids == [f"{p}/{i}" for p in ("android", "paddleseg-android") for i in ("portrait", "landscape", "tiny", "rgba")]
+    assert ids == [f"{p}/{i}" for p in ("android", "paddleseg-android")
+                   for i in ("portrait", "landscape", "tiny", "rgba")]
     for case in vectors.cases:
-        expected = COMMON_ARRAYS | PROFILE_ARRAYS[case["profile"]] | ({"input_alpha"} if case["image"] == "rgba" else set())
+        expected = (COMMON_ARRAYS | PROFILE_ARRAYS[case["profile"]]
+                    | ({"input_alpha"} if case["image"] == "rgba" else set()))
         assert set(case["arrays"]) == expected, case["id"]
         h, w = case["original_hw"]
         for name in case["arrays"]:

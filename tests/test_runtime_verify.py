@@ -9,11 +9,15 @@ import pytest
 from edgematte.core import parity as parity_lib
 from edgematte.core.errors import EdgematteError
 from edgematte.core.fsutil import sha256_file
+from edgematte.core.samples import sample_photo
 from edgematte.runtime.imageio import write_image
 from edgematte.runtime.verify import (
-    DEFAULT_UNBOUNDED_THRESHOLD, Threshold, threshold_for, boundary_pixel_share, verify_manifest,
+    DEFAULT_UNBOUNDED_THRESHOLD,
+    Threshold,
+    boundary_pixel_share,
+    threshold_for,
+    verify_manifest,
 )
-from edgematte.core.samples import sample_photo
 
 
 def by_path(report):

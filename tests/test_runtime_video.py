@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from edgematte.core.errors import EdgematteError
+from edgematte.core.samples import sample_photo
 from edgematte.runtime.batch import FrameRenderer, matte_inputs
 from edgematte.runtime.matter import Matter
 from edgematte.runtime.video import matte_video, open_video, read_frames, run_overlapped
-from edgematte.core.samples import sample_photo
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """`edgematte export` / zoo info / check-weights, and the Paddle Inference reference it is judged by."""
 
 import numpy as np
+import paddle  # noqa: E402  (the test profile always has the convert toolchain)
 import pytest
 import yaml
 
@@ -12,8 +13,6 @@ from edgematte.zoo.source import read_deploy_folder
 
 from .conftest import run_cli
 from .helpers import normalize, run_dygraph
-
-import paddle  # noqa: E402  (the test profile always has the convert toolchain)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +27,8 @@ def test_fixed_export_runs_in_paddle_inference_likerun_dygraph(tmp_path, astrona
     deploy = yaml.safe_load((folder / "deploy.yaml").read_text())
     assert deploy["Deploy"]["input_shape"] == [1, 3, 512, 512]
     assert deploy["Deploy"]["model"] == "model.pdmodel" and deploy["Deploy"]["params"] == "model.pdiparams"
-    assert [t["type"] for t in deploy["Deploy"]["transforms"]] == ["LoadImages", "LimitShort", "ResizeToIntMult", "Normalize"]
+    assert [t["type"] for t in deploy["Deploy"]["transforms"]] == ["LoadImages", "LimitShort", "ResizeToIntMult",
+                                                                   "Normalize"]
     assert deploy["ModelName"] == "PPMattingV2"
 
     x = normalize(astronaut)

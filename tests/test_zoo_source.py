@@ -43,9 +43,11 @@ def test_paddleseg_layout_dynamic_minus_one(tmp_path):
 
 
 def test_paddleseg_layout_nulls_and_fixed(tmp_path):
-    nulls = read_deploy_folder(_fake_deploy(tmp_path / "n", PADDLESEG_YAML.replace("[-1, 3, -1, -1]", "[null, 3, null, null]")))
+    nulls = read_deploy_folder(_fake_deploy(tmp_path / "n",
+                                            PADDLESEG_YAML.replace("[-1, 3, -1, -1]", "[null, 3, null, null]")))
     assert nulls.input_shape == [None, 3, None, None]
-    fixed = read_deploy_folder(_fake_deploy(tmp_path / "f", PADDLESEG_YAML.replace("[-1, 3, -1, -1]", "[1, 3, 480, 640]")))
+    fixed = read_deploy_folder(_fake_deploy(tmp_path / "f",
+                                            PADDLESEG_YAML.replace("[-1, 3, -1, -1]", "[1, 3, 480, 640]")))
     assert fixed.input_shape == [1, 3, 480, 640]
 
 
@@ -80,7 +82,8 @@ def _zip(path, members):
 
 
 def test_zip_with_top_folder(tmp_path):
-    archive = _zip(tmp_path / "m.zip", [("pp/deploy.yaml", PADDLESEG_YAML), ("pp/model.pdmodel", "x"), ("pp/model.pdiparams", "y")])
+    archive = _zip(tmp_path / "m.zip",
+                   [("pp/deploy.yaml", PADDLESEG_YAML), ("pp/model.pdmodel", "x"), ("pp/model.pdiparams", "y")])
     src = open_model_source(str(archive), tmp_path / "work")
     assert src.pdmodel.read_text() == "x" and src.origin == str(archive)
 

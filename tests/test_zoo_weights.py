@@ -32,9 +32,11 @@ def test_seed_formula_by_leaf():
         return np.random.RandomState((zlib.crc32(key.encode()) + seed) % 2**32).standard_normal(shape)
 
     assert np.array_equal(seeded_array("a.bn._mean", (4,), 3), (0.1 * z("a.bn._mean", (4,), 3)).astype(np.float32))
-    assert np.array_equal(seeded_array("a.bn._variance", (4,), 0), np.exp(0.2 * z("a.bn._variance", (4,), 0)).astype(np.float32))
+    assert np.array_equal(seeded_array("a.bn._variance", (4,), 0),
+                          np.exp(0.2 * z("a.bn._variance", (4,), 0)).astype(np.float32))
     assert np.array_equal(seeded_array("a.conv.bias", (4,), 0), (0.1 * z("a.conv.bias", (4,), 0)).astype(np.float32))
-    assert np.array_equal(seeded_array("a.bn.weight", (4,), 0), (1 + 0.1 * z("a.bn.weight", (4,), 0)).astype(np.float32))
+    assert np.array_equal(seeded_array("a.bn.weight", (4,), 0),
+                          (1 + 0.1 * z("a.bn.weight", (4,), 0)).astype(np.float32))
     k = seeded_array("a.conv.weight", (8, 2, 3, 3), 1)
     assert np.array_equal(k, (z("a.conv.weight", (8, 2, 3, 3), 1) * np.sqrt(2 / 18)).astype(np.float32))
     assert k.dtype == np.float32

@@ -77,7 +77,8 @@ def _fallback_tables(int8_artefacts, fp32_latency: dict, threads) -> list:
         peer = fp32_latency.get(FP32_PEER.get(a.format, ""))
         yardstick = f"fp32: {_fmt_ms(peer)} ms" if peer is not None else "fp32 latency not measured"
         lines += ["", f"Fallback choices of `{a.path}` (median latency on this host, {threads} threads; {yardstick}):",
-                  "", "| choice | kept float | MAD | latency ms | time vs fp32 | size MB |", "|---|---|---|---|---|---|"]
+                  "", "| choice | kept float | MAD | latency ms | time vs fp32 | size MB |",
+                  "|---|---|---|---|---|---|"]
         for h in history:
             if lite_history:
                 choice, kept = h["step"], ", ".join(map(str, h.get("kept_float", []))) or "-"
@@ -154,7 +155,8 @@ def write_conversion_report(out_dir, manifest: Manifest, preview_rgb: np.ndarray
                   f"evaluated on {len(q['evaluation_images'])} held-out images ({', '.join(q['evaluation_images'])})",
                   f"- budget: MAD <= {q['budget_mad']}",
                   "",
-                  "| artefact | MAD | max abs | > 8/255 | SAD | MSE | Grad | Conn | size vs fp32 | latency ms | within budget | kept float |",
+                  "| artefact | MAD | max abs | > 8/255 | SAD | MSE | Grad | Conn | size vs fp32 | latency ms "
+                  "| within budget | kept float |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for a in int8:
             n = a.numerics
@@ -179,7 +181,8 @@ def write_conversion_report(out_dir, manifest: Manifest, preview_rgb: np.ndarray
         diff = np.abs(np.asarray(alpha, np.float64) - np.asarray(reference_alpha, np.float64))
         _png(pics / f"{stem}_alpha.png", alpha_to_gray(alpha))
         _png(pics / f"{stem}_diff.png", difference_heatmap(diff, float(diff.max())))
-        lines.append(f"| `{path}` (max {diff.max():.2e}) | ![](report/{stem}_alpha.png) | ![](report/{stem}_diff.png) |")
+        lines.append(f"| `{path}` (max {diff.max():.2e}) | ![](report/{stem}_alpha.png) "
+                     f"| ![](report/{stem}_diff.png) |")
     lines += ["", "## Steps", "", "| step | seconds |", "|---|---|"]
     lines += [f"| {s['name']} | {s['seconds']:.1f} |" for s in manifest.steps]
     lines += ["", "## Tool versions", ""]

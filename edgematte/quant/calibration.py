@@ -32,8 +32,8 @@ import numpy as np
 
 from ..core.console import warn
 from ..core.errors import EdgematteError
-from ..runtime.imageio import files_below, read_image, sniff_format
 from ..core.samples import SAMPLE_PHOTOS, sample_photos
+from ..runtime.imageio import files_below, read_image, sniff_format
 
 MIN_CALIBRATION_IMAGES = 8
 """Fewest calibration images accepted: below this the per-tensor ranges follow single photos."""

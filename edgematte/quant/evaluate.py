@@ -1,9 +1,9 @@
 """``edgematte quant eval``: the matting metrics of any artefact on a user's dataset.
 
 Against fp32 (the reference ``edgematte verify`` uses: the manifest's Paddle model where paddle is
-installed, else an fp32 artefact standing in, said in the result) and, given ``gt``, against ground-truth alpha mattes: files below
-``gt`` with the same relative path as the image (any image extension), e.g. PPM-100's ``image/`` and
-``alpha/`` folders.
+installed, else an fp32 artefact standing in, said in the result) and, given ``gt``, against ground-truth
+alpha mattes: files below ``gt`` with the same relative path as the image (any image extension), e.g.
+PPM-100's ``image/`` and ``alpha/`` folders.
 """
 
 from pathlib import Path
@@ -13,10 +13,10 @@ import numpy as np
 
 from ..core.errors import EdgematteError
 from ..core.manifest import Manifest
+from ..core.metrics import alpha_from_uint8, matting_numerics
 from ..runtime.imageio import read_image_and_alpha
 from ..runtime.matter import Matter, select_artefact
 from .calibration import load_calibration_images
-from ..core.metrics import alpha_from_uint8, matting_numerics
 
 
 def fp32_matter(manifest_dir, profile: str, threads=None):

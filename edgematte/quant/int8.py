@@ -13,8 +13,8 @@ import numpy as np
 
 from ..core import console
 from ..core.errors import EdgematteError
-from .calibration import calibration_tensors, split_calibration_evaluation
 from ..core.metrics import matting_numerics
+from .calibration import calibration_tensors, split_calibration_evaluation
 
 DEFAULT_BUDGET_MAD = 0.02
 ALGOS = ("avg", "abs_max", "hist", "mse", "KL")
@@ -82,7 +82,8 @@ def lite_fallback_ladder(frozen_dir, keep_float: Sequence[str]) -> List[dict]:
     no_bias = user | {c.weight for c in convs_without_bias(frozen_dir)}
     return [{"label": "user's --keep-float" if user else "none beyond the Lite x86 workaround", "skip": sorted(user)},
             {"label": "+ convs without a foldable bias", "skip": sorted(no_bias)},
-            {"label": "+ convs reading the image", "skip": sorted(no_bias | set(weights_of_convs_reading_input(frozen_dir)))}]
+            {"label": "+ convs reading the image",
+             "skip": sorted(no_bias | set(weights_of_convs_reading_input(frozen_dir)))}]
 
 
 def paddle_lite_int8(frozen_dir, work: Path, out: Path, targets: Sequence[str], evaluation: EvaluationSet,
@@ -93,8 +94,8 @@ def paddle_lite_int8(frozen_dir, work: Path, out: Path, targets: Sequence[str], 
     program), outputs, ``kernels`` (:func:`~edgematte.runtime.backends.paddle_lite.nb_kernel_census`), and
     ``ptq`` (settings, kept_float, history of the tries: MAD, size and, with ``options.latency_runs``, the
     x86 .nb's median latency in ms on ``threads`` threads)."""
-    from ..core.timing import median_latency_ms
     from ..converter.paddle_lite import optimize
+    from ..core.timing import median_latency_ms
     from ..runtime.backends.paddle_lite import PaddleLiteBackend, nb_kernel_census
     from .paddle_ptq import quantize_paddle_model
 

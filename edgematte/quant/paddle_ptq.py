@@ -40,9 +40,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..converter.program import ModelFiles, parse_program, read_checked_model
 from ..core.errors import EdgematteError
 from ..core.fsutil import atomic_dir
-from ..converter.program import ModelFiles, parse_program, read_checked_model
 from .calibration import check_calibration_tensors
 
 ALGORITHMS = ("avg", "abs_max", "hist", "mse", "KL")

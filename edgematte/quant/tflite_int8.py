@@ -36,8 +36,8 @@ import numpy as np
 from ..core.console import warn
 from ..core.errors import EdgematteError
 from ..core.fsutil import atomic_path, sha256_file
-from . import budget as budget_search
 from ..core.metrics import alpha_difference_stats
+from . import budget as budget_search
 from .tflite.jobs import INT8_IO_DTYPES, DynamicRangeJob, FullIntegerJob, Int8Job, LayerErrorsJob
 from .tflite.ops import tflite_ops
 from .tflite.ranges import DEFAULT_ACTIVATION_RANGES

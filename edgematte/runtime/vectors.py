@@ -51,10 +51,10 @@ import numpy as np
 from edgematte import __version__
 from edgematte.core.errors import EdgematteError
 from edgematte.core.fsutil import atomic_dir, read_json_document
+from edgematte.core.samples import sample_photo  # scikit-image is imported only when a photo is asked for
 from edgematte.runtime.backends.base import Backend, TensorSpec
 from edgematte.runtime.backends.litert import dequantize, quantize
 from edgematte.runtime.profiles import HW, Profile, blurred_background, profile_for_model
-from edgematte.core.samples import sample_photo  # scikit-image is imported only when a photo is asked for
 
 SCHEMA = "edgematte.golden/1"
 INDEX_NAME = "index.json"

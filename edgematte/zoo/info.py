@@ -53,8 +53,10 @@ def format_facts(facts: dict) -> str:
     )
     return "\n".join(
         [
-            f"model:        {facts['name']} ({facts['config']}, PaddleSeg {facts['paddleseg_class']}, width {facts['width']})",
-            f"input:        feed '{facts['feed']}' NCHW float32, native {facts['native_input']}, H and W multiples of {facts['input_size_multiple']}",
+            f"model:        {facts['name']} ({facts['config']}, PaddleSeg {facts['paddleseg_class']}, "
+            f"width {facts['width']})",
+            f"input:        feed '{facts['feed']}' NCHW float32, native {facts['native_input']}, "
+            f"H and W multiples of {facts['input_size_multiple']}",
             f"output:       {facts['output']}",
             f"transforms:   {transforms}",
             f"parameters:   {facts['parameters']:,} ({facts['state_dict_entries']} state_dict entries; "

@@ -218,7 +218,8 @@ def open_model_source(
     workdir = Path(workdir)
     if path.exists():
         if weights is not None or seed is not None:
-            raise EdgematteError(f"{model}: --weights/--seed apply to zoo model names, not to a deploy folder or archive")
+            raise EdgematteError(
+                f"{model}: --weights/--seed apply to zoo model names, not to a deploy folder or archive")
         if path.is_dir():
             return read_deploy_folder(path)
         if is_archive(path) or zipfile.is_zipfile(path) or tarfile.is_tarfile(path):

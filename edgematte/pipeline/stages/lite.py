@@ -37,7 +37,8 @@ def run(ctx: Context) -> List[Artefact]:
         summary = info.as_dict()
         ctx.add_repairs(summary.get("applied_repairs"), path.name)
         common = dict(format="nb", target=target, precision="fp32", runtime="paddle_lite", layout="nchw",
-                      profile=ctx.profile.name, extra={"opt": {k: summary[k] for k in OPT_SUMMARY_KEYS if k in summary}})
+                      profile=ctx.profile.name,
+                      extra={"opt": {k: summary[k] for k in OPT_SUMMARY_KEYS if k in summary}})
         if target == "x86":
             with ctx.step(f"parity {path.name} (Paddle Lite x86)"):
                 backend = PaddleLiteBackend(path)

@@ -7,8 +7,8 @@ kernels on the parity photos, and a conversion whose reference disagrees beyond 
 
 from typing import List
 
-from ...core.errors import EdgematteError
 from ...core import parity as parity_lib
+from ...core.errors import EdgematteError
 from ...core.manifest import Artefact
 from ..context import Context, run_all
 

@@ -16,7 +16,9 @@ BACKENDS = {
     "paddle_inference": ("edgematte.runtime.backends.paddle_inference", "PaddleInferenceBackend"),
 }
 # The backend that runs each artefact format by default.
-DEFAULT_BACKEND_FOR_FORMAT = {"tflite": "litert", "onnx": "onnxruntime", "nb": "paddle_lite", "pdmodel": "paddle_inference"}
+DEFAULT_BACKEND_FOR_FORMAT = {
+    "tflite": "litert", "onnx": "onnxruntime", "nb": "paddle_lite", "pdmodel": "paddle_inference",
+}
 
 
 def backend_for_path(path) -> str:

@@ -87,6 +87,7 @@ class OnnxRuntimeBackend(Backend):
         if x.dtype != np.dtype(spec.dtype):
             raise EdgematteError(f"{self.path}: input '{spec.name}' wants {spec.dtype}, got {x.dtype}")
         if len(x.shape) != len(spec.shape) or any(want not in (-1, got) for want, got in zip(spec.shape, x.shape)):
-            raise EdgematteError(f"{self.path}: input '{spec.name}' wants shape {list(spec.shape)}, got {list(x.shape)}")
+            raise EdgematteError(
+                f"{self.path}: input '{spec.name}' wants shape {list(spec.shape)}, got {list(x.shape)}")
         result = self._session.run([self._outputs[0].name], {spec.name: np.ascontiguousarray(x)})[0]
         return np.array(result, copy=True)

@@ -56,7 +56,8 @@ class PaddleInferenceBackend(Backend):
         try:
             from paddle import inference
         except ImportError as e:
-            raise EdgematteError("the Paddle Inference backend needs paddlepaddle (pip install 'edgematte[convert]')") from e
+            raise EdgematteError(
+                "the Paddle Inference backend needs paddlepaddle (pip install 'edgematte[convert]')") from e
         self._inference = inference
         self._files = _model_files(path)
         self._use_onednn = use_onednn

@@ -14,7 +14,6 @@ from .fixed_point_resize import resize_uint8_fixed
 from .opencv_resize import resize_opencv_linear
 from .sizes import HW, letterbox_size
 
-
 Background = Union[np.ndarray, Tuple[int, int, int], str]
 
 

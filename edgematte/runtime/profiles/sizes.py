@@ -9,7 +9,6 @@ Sizes are ``HW`` tuples of Python ints (Java twin: ``Size``, an immutable (heigh
 import math
 from typing import Optional, Tuple
 
-
 HW = Tuple[int, int]
 
 

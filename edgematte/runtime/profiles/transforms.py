@@ -15,7 +15,6 @@ from edgematte.core.errors import EdgematteError
 from .base import Profile
 from .normalization import normalization_table
 
-
 _RESIZES = ("LimitShort", "ResizeByShort", "ResizeToIntMult")
 
 
