@@ -41,7 +41,7 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from edgematte.bench.runner import REFERENCE, library_versions, machine_facts, open_matter, peak_rss_mb, percentiles
+from edgematte.runtime.bench_runner import REFERENCE, library_versions, machine_facts, open_matter, peak_rss_mb, percentiles
 from edgematte.converter.onnx import run_paddle2onnx
 from edgematte.core.manifest import Manifest, read_manifest
 from edgematte.core.samples import SAMPLE_PHOTOS, sample_photo

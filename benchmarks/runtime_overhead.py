@@ -6,7 +6,7 @@ frames/s of `edgematte matte` on a synthetic 10-second 720p clip. Side by side i
 OUT is a conversion folder (`edgematte convert ... -o OUT`). Writes benchmarks/results/runtime_overhead.md:
 
 - per profile at 1920x1080, through `Matter` (what a user gets): medians of pre, model and post;
-- per profile and step: the median time of each profiles.py function the step calls, found by wrapping
+- per profile and step: the median time of each edgematte.runtime.profiles function the step calls, found by wrapping
   those functions while the profile runs (what is left, e.g. a crop or a clamp, is "other");
 - pre + post alone at other image sizes (small, portrait), with the model output of one real run;
 - the 8-bit alpha and composite costs at 1920x1080 (what `edgematte matte` adds per frame).
@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgematte.bench.runner import machine_facts, synthetic_photo
+from edgematte.runtime.bench_runner import machine_facts, synthetic_photo
 from edgematte.runtime import profiles
 from edgematte.runtime.matter import Matter
 
@@ -177,7 +177,7 @@ def report(args, results, sizes, extras, clip, load_before):
         pre, model, post = main["pre_s"], main["model_s"], main["post_s"]
         lines.append(f"| {name} | {pre:.1f} | {model:.1f} | {post:.1f} | {(pre + post) / model:.0%} |")
     lines += ["", f"Per step at {width}x{height} (ms, medians of {args.runs} more pre/post calls with the "
-                  "profiles.py step functions timed; \"other\" = the rest: crops, clamps, state, timing):", "",
+                  "profile step functions timed; \"other\" = the rest: crops, clamps, state, timing):", "",
               "| profile | pre steps | post steps |", "|---|---|---|"]
     for name, (_, pre_steps, post_steps, _) in results.items():
         lines.append(f"| {name} | {step_cell(pre_steps)} | {step_cell(post_steps)} |")

@@ -170,7 +170,8 @@ def convert(model, out, formats, lite_targets, input_shape, fp16, layout, weight
     MODEL is a PaddleSeg/FastDeploy deploy folder, a .zip/.tar.gz of one, or a zoo name (ppmattingv2,
     humanmatting) with --seed or --weights. OUT gets the artefacts, manifest.json and report.md.
     """
-    from .converter.pipeline import ConvertOptions, convert as run_convert
+    from .pipeline import ConvertOptions
+    from .pipeline import convert as run_convert
     from .quant.int8 import Int8Options
 
     if not int8 and (calib or calib_count or keep_float):
@@ -192,22 +193,19 @@ def convert(model, out, formats, lite_targets, input_shape, fp16, layout, weight
                              keep_float=keep_float) if int8 else None,
         ),
     )
-    summary = {
-        "out": str(out),
-        "model": manifest["model"],
-        "artefacts": [{k: a[k] for k in ("path", "format", "target", "precision", "size_bytes", "parity", "numerics")
-                       if k in a} for a in manifest["artefacts"]],
-    }
     if as_json:
-        console.emit_json(summary)
-    else:
-        for a in summary["artefacts"]:
-            p = a["parity"]
-            figure = "n/a" if p["max_abs"] is None else f"{p['max_abs']:.2e}"
-            mad = f"  MAD vs fp32 {a['numerics']['mad']:.4f}" if "numerics" in a else ""
-            console.info(f"  {a['path']:<24} {a['precision']:<7} {a['size_bytes'] / 1e6:6.1f} MB  max abs vs reference {figure}{mad}"
-                         + ("" if p["runs_on_host"] else " (not run here)"))
-        console.info(f"wrote {out}/manifest.json and {out}/report.md")
+        artefacts = [dict({"path": a.path, "format": a.format, "target": a.target, "precision": a.precision,
+                           "size_bytes": a.size_bytes, "parity": a.parity.to_dict()},
+                          **({"numerics": a.numerics} if a.numerics is not None else {}))
+                     for a in manifest.artefacts]
+        console.emit_json({"out": str(out), "model": manifest.model.to_dict(), "artefacts": artefacts})
+        return
+    for a in manifest.artefacts:
+        figure = "n/a" if a.parity.max_abs is None else f"{a.parity.max_abs:.2e}"
+        mad = f"  MAD vs fp32 {a.numerics['mad']:.4f}" if a.numerics is not None else ""
+        console.info(f"  {a.path:<24} {a.precision:<7} {a.size_bytes / 1e6:6.1f} MB  max abs vs reference {figure}{mad}"
+                     + ("" if a.runs_on_host else " (not run here)"))
+    console.info(f"wrote {out}/manifest.json and {out}/report.md")
 
 
 @cli.command()
@@ -239,6 +237,17 @@ def matte(inputs, out, model, artefact, background, save, fg_estimate, threads, 
         sys.exit(report.exit_code)
 
 
+def _zoo_boundary_share(manifest_path) -> float:
+    """For manifests written before the converter recorded it: the zoo's boundary-pixel share of the model."""
+    from .core.manifest import Manifest
+    from .zoo.registry import get_model_spec
+
+    try:
+        return get_model_spec(Manifest.read(manifest_path).model.name).boundary_pixel_share
+    except EdgematteError:  # a model from outside the zoo: continuous unless the manifest says otherwise
+        return 0.0
+
+
 @cli.command()
 @click.argument("manifest", type=click.Path(exists=True))
 @click.option("--images", type=click.Path(exists=True), default=None, help="Photos to check on (default: the bundled samples).")
@@ -251,7 +260,8 @@ def verify(manifest, images, threads, as_json):
     """
     from .runtime.verify import verify_manifest
 
-    report = verify_manifest(manifest, images_dir=images, threads=threads)
+    report = verify_manifest(manifest, images_dir=images, threads=threads,
+                             default_boundary_share=_zoo_boundary_share(manifest))
     _print_report_and_exit(report, as_json)
 
 
@@ -396,7 +406,7 @@ def device_arm_check(manifest, cpu, artefacts, kernels, as_json):
     models, 1e-3 for dynamic-range ones; for int8 outputs a few steps with optimized kernels, none with
     reference kernels.
     """
-    from .bench.qemu import arm_verdict, compare_with_host
+    from .device.arm_check import arm_verdict, compare_with_host
     from .core.manifest import read_manifest
 
     names = [a for a in artefacts.split(",") if a] if artefacts else None
@@ -419,7 +429,7 @@ def device_arm_check(manifest, cpu, artefacts, kernels, as_json):
 @click.option("--force", is_flag=True, help="Rebuild even if the cached one is current.")
 def device_arm_rootfs(cache_dir, mirror, force):
     """Prepare and cache an arm64 root file system for qemu emulation (about 30 s and 360 MB, once)."""
-    from .bench.qemu import rootfs_location
+    from .device.qemu import rootfs_location
     from .device.rootfs import prepare_arm_rootfs
 
     click.echo(str(prepare_arm_rootfs(rootfs_location(cache_dir), mirror=mirror, force=force, log=console.info)))
@@ -452,8 +462,10 @@ def runtime_samples(out):
 def runtime_vectors(out, model, profiles, input_size):
     """Write each profile's intermediate tensors for the shipped images (golden vectors shared with Java)."""
     from .runtime.vectors import DEFAULT_PROFILES, write_golden_vectors
+    from .zoo.registry import get_model_spec
 
-    index = write_golden_vectors(out, tuple(profiles) or DEFAULT_PROFILES, model, tuple(input_size) if input_size else None)
+    index = write_golden_vectors(out, tuple(profiles) or DEFAULT_PROFILES, model, tuple(input_size) if input_size else None,
+                                 transforms=get_model_spec("ppmattingv2").transforms)
     console.info(f"wrote golden vectors to {index.parent}")
 
 

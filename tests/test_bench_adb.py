@@ -13,9 +13,10 @@ import os
 import pytest
 
 from edgematte.bench import session
-from edgematte.bench.adb import AdbTarget, parse_benchmark_bin, parse_benchmark_model
-from edgematte.bench.targets import Configuration
+from edgematte.bench.targets.adb import AdbTarget, parse_benchmark_bin, parse_benchmark_model
+from edgematte.bench.targets.base import Configuration
 from edgematte.core.errors import EdgematteError
+from edgematte.core.manifest import read_manifest
 from tests.conftest import run_cli
 from tests.test_device_adb import ADB, FakeDevice, fake_adb  # noqa: F401  (fake_adb is a fixture)
 
@@ -166,6 +167,9 @@ ARTEFACTS = [
 ]
 
 
+PARITY = {"max_abs": 0.0, "mean_abs": 0.0, "frac_over_1_255": 0.0, "compared_to": "reference", "runs_on_host": True}
+
+
 @pytest.fixture
 def conversion(tmp_path):
     """A manifest with one artefact of each kind; the files are pushed, never opened, so any bytes do."""
@@ -173,7 +177,7 @@ def conversion(tmp_path):
     out.mkdir()
     manifest = {"schema": "edgematte.manifest/1", "tools": {"paddlelite": "2.13rc0", "ai-edge-litert": "2.1.0"},
                 "model": {"name": "ppmattingv2", "input_shape": [1, 3, 256, 320]}, "reference": {},
-                "artefacts": [dict(a, parity={"runs_on_host": True}) for a in ARTEFACTS]}
+                "artefacts": [dict(a, parity=PARITY) for a in ARTEFACTS]}
     (out / "manifest.json").write_text(json.dumps(manifest))
     for artefact in ARTEFACTS:
         (out / artefact["path"]).write_bytes(b"model bytes of " + artefact["path"].encode())
@@ -219,7 +223,8 @@ def test_tools_run_through_adb_and_leave_nothing_behind(phone, conversion, tmp_p
              "nb": str(fake_tool(tmp_path / "benchmark_bin", BENCHMARK_BIN_OUTPUT, "enable_memory_profile"))}
     target = AdbTarget("adb:R58M12345AB", tools=tools, adb=server.adb())
     assert target.name == "adb-R58M12345AB"
-    result = target.run(conversion, Configuration("model_fp32.tflite", 4), runs=20, warmup=3, size=(640, 480))
+    manifest = read_manifest(conversion)
+    result = target.run(manifest, Configuration("model_fp32.tflite", 4), runs=20, warmup=3, size=(640, 480))
     assert "error" not in result, result
     assert result["model_s"]["median"] == pytest.approx(0.05999) and result["peak_rss_mb"] == pytest.approx(47.0742)
     assert result["machine"] == {"machine": "arm64-v8a", "system": "Android 14 (SDK 34)", "device": "Google Pixel 7",
@@ -235,7 +240,7 @@ def test_tools_run_through_adb_and_leave_nothing_behind(phone, conversion, tmp_p
     assert f"(chmod 755 {remote}/benchmark_model); echo EDGEMATTE_EXIT=$?" in device.commands
     assert result["versions"]["benchmark_model"].startswith("benchmark_model sha256 ")
 
-    result = target.run(conversion, Configuration("model_arm.nb", 2), runs=10, warmup=1, size=(640, 480))
+    result = target.run(manifest, Configuration("model_arm.nb", 2), runs=10, warmup=1, size=(640, 480))
     assert "error" not in result, result
     assert result["model_s"]["mean"] == pytest.approx(0.090873) and result["versions"]["paddlelite (benchmark_bin)"] == "v2.13-rc"
     # First with --enable_memory_profile=true; this benchmark_bin rejects the flag, so once more without.
@@ -252,10 +257,10 @@ def test_missing_tools_and_unrunnable_artefacts_fail_alone(phone, conversion, tm
     server, device = phone
     tools = {"tflite": str(tmp_path / "no" / "benchmark_model"), "nb": None}
     target = AdbTarget("adb:R58M12345AB", tools=tools, adb=server.adb())
-    configs = target.configurations(json.loads((conversion / "manifest.json").read_text()) | {"_dir": str(conversion)},
-                                    None, [1])
+    manifest = read_manifest(conversion)
+    configs = target.configurations(manifest, None, [1])
     assert [c.artefact for c in configs] == ["model_fp32.tflite", "model_arm.nb"]  # what a phone runs
-    errors = {name: target.run(conversion, Configuration(name, 1), 5, 1, (64, 64))["error"]
+    errors = {name: target.run(manifest, Configuration(name, 1), 5, 1, (64, 64))["error"]
               for name in ("model_fp32.tflite", "model_arm.nb", "model.onnx", "model_x86.nb")}
     assert errors["model_fp32.tflite"] == (f"{tmp_path / 'no' / 'benchmark_model'}: no such file "
                                            "(--adb-benchmark-model, the benchmark_model for model_fp32.tflite)")

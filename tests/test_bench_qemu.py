@@ -23,10 +23,11 @@ import time
 import pytest
 
 from edgematte.bench import session
-from edgematte.bench.qemu import QemuTarget, compare_with_host
-from edgematte.core.manifest import read_manifest
-from edgematte.device.rootfs import is_ready, prepare_arm_rootfs, read_stamp
+from edgematte.bench.targets.qemu import QemuTarget
 from edgematte.core.errors import EdgematteError
+from edgematte.core.manifest import read_manifest
+from edgematte.device.arm_check import compare_with_host
+from edgematte.device.rootfs import is_ready, prepare_arm_rootfs, read_stamp
 
 from .conftest import run_cli
 
@@ -102,7 +103,7 @@ def test_first_differing_arm_kernel_is_within_one_step(arm_rootfs, int8_conversi
 
 def test_bench_on_qemu_is_labelled_emulated(arm_rootfs, int8_conversion, tmp_path):
     out = tmp_path / "bench"
-    doc = session.benchmark(int8_conversion["_dir"], target=f"qemu:{CPU}", threads=[1], artefacts=["model_int8_io.tflite"],
+    doc = session.benchmark(int8_conversion.dir, target=f"qemu:{CPU}", threads=[1], artefacts=["model_int8_io.tflite"],
                             runs=2, warmup=0, size=(160, 128), out=out)
     (result,) = doc["results"]
     assert doc["emulated"] is True and result["emulated"] is True and result["qemu_cpu"] == CPU
@@ -125,7 +126,7 @@ def test_rootfs_is_reused_and_wrong_set_ups_are_one_line(arm_rootfs, tmp_path):
 
 
 def test_arm_check_command_compares_every_tflite_artefact(arm_rootfs, int8_conversion):
-    r = run_cli("device", "arm-check", int8_conversion["_dir"], "--cpu", CPU, "--kernels", "reference", "--json")
+    r = run_cli("device", "arm-check", int8_conversion.dir, "--cpu", CPU, "--kernels", "reference", "--json")
     assert r.returncode == 0, r.stderr
     reports = {x["artefact"]: x for x in json.loads(r.stdout)}
     assert set(reports) == {"model_fp32.tflite", *INT8, "model_dynamic.tflite"}
@@ -138,7 +139,7 @@ def test_arm_check_command_compares_every_tflite_artefact(arm_rootfs, int8_conve
 
 
 def test_arm_verdict_limits():
-    from edgematte.bench.qemu import arm_verdict
+    from edgematte.device.arm_check import arm_verdict
 
     step = 1 / 256
     int8 = {"artefact": "m.tflite", "kernels": "default", "quant_step": step, "mean_abs": 0.4 * step,
@@ -152,3 +153,14 @@ def test_arm_verdict_limits():
     assert arm_verdict(fp32) == (False, "max abs 2.00e-05 (limit 1e-05)")
     assert arm_verdict(dict(fp32, precision="dynamic")) == (True, "max abs 2.00e-05 (limit 0.001)")
     assert arm_verdict({"artefact": "x", "error": "boom"}) == (False, "boom")
+
+
+def test_arm_check_of_a_conversion_without_tflite_is_a_one_line_error(tmp_path):
+    from edgematte.core.manifest import Manifest
+
+    parity = {"max_abs": 1e-6, "mean_abs": 1e-7, "frac_over_1_255": 0.0, "compared_to": "reference"}
+    manifest = Manifest.from_dict({"model": {"name": "m", "input_shape": [1, 3, 64, 64]},
+                                   "artefacts": [{"path": "model.onnx", "format": "onnx", "target": "any",
+                                                  "precision": "fp32", "parity": parity}]}, directory=tmp_path)
+    with pytest.raises(EdgematteError, match=r"no TFLite artefact to check on an emulated ARM CPU"):
+        compare_with_host(manifest)

@@ -13,17 +13,18 @@ import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
 import pytest
 
 from edgematte.bench import session
-from edgematte.bench.bundle import board_artefacts, make_runner_bundle, runner_modules
-from edgematte.bench.ssh import SshTarget, parse_ssh_url
-from edgematte.bench.targets import Configuration
-from edgematte.core.manifest import read_manifest
+from edgematte.bench.bundle import bundle_modules, make_runner_bundle
+from edgematte.bench.targets.base import Configuration
+from edgematte.bench.targets.ssh import SshTarget, parse_ssh_url
 from edgematte.core.errors import EdgematteError
+from edgematte.core.manifest import read_manifest
 
 SSHD = Path("/usr/sbin/sshd")
 SETUP = "bash .ci/setup-test-hosts.sh"
@@ -92,10 +93,11 @@ def board_python(tmp_path):
     """The board's "python3": logs the runner's origin and the folder's files, then runs this venv's Python."""
     log = tmp_path / "board-python.log"
     wrapper = tmp_path / "board-python"
+    where = "import edgematte.runtime.bench_runner as r; print(r.__file__)"
     wrapper.write_text(f"""#!/bin/sh
-case "$*" in *edgematte.bench.runner*)
+case "$*" in *edgematte.runtime.bench_runner*)
   {{ echo "cwd=$PWD"
-     echo "runner=$(PYTHONDONTWRITEBYTECODE=1 {shlex.quote(sys.executable)} -c 'import edgematte.bench.runner as r; print(r.__file__)')"
+     echo "runner=$(PYTHONDONTWRITEBYTECODE=1 {shlex.quote(sys.executable)} -c {shlex.quote(where)})"
      find "$PWD" -type f | sed "s|^$PWD/|file=|" | sort; }} >> {shlex.quote(str(log))} ;;
 esac
 exec {shlex.quote(sys.executable)} "$@"
@@ -117,29 +119,101 @@ def board(sshd, board_python, tmp_path):
 
 # ---- the bundle (no ssh needed)
 
-def test_bundle_is_the_runner_subset_and_runs_without_the_toolchain(tiny_conversion, tmp_path):
-    modules = set(runner_modules())
-    required = {"edgematte", "edgematte.core.errors", "edgematte.core.manifest", "edgematte.runtime.matter",
-                "edgematte.runtime.profiles", "edgematte.runtime.backends.litert", "edgematte.runtime.backends.paddle_lite",
-                "edgematte.bench.runner", "edgematte.bench.outputs"}
-    assert required <= modules
-    heavy = [m for m in modules if m.split(".")[1:2] in (["cli"], ["console"], ["quant"], ["zoo"], ["device"])
-             or m in ("edgematte.converter.pipeline", "edgematte.converter.tflite", "edgematte.runtime.batch",
-                      "edgematte.runtime.video", "edgematte.bench.session", "edgematte.bench.ssh")]
-    assert heavy == []
+# Importing these must fail on the board: no shipped module imports the toolchain or a heavier edgematte layer...
+TOOLCHAIN = ["paddle", "paddlelite", "tensorflow", "onnx", "onnx2tf", "onnxsim", "paddle2onnx", "edgematte.converter",
+             "edgematte.quant", "edgematte.pipeline", "edgematte.zoo", "edgematte.device", "edgematte.bench",
+             "edgematte.cli"]
+# ... and the runner and the outputs module need none of the host's command-line and sample-photo packages either.
+BLOCKED = TOOLCHAIN + ["click", "yaml", "skimage", "onnxruntime"]
 
+
+def block_prelude(blocked) -> str:
+    """Python code making every package in ``blocked`` unimportable (None in sys.modules, a finder for submodules)."""
+    return (
+        "import sys\n"
+        f"blocked = {list(blocked)!r}\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if any(name == b or name.startswith(b + '.') for b in blocked):\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "sys.modules.update(dict.fromkeys(blocked))\n"
+    )
+
+
+TINY_MANIFEST = {
+    "schema": "edgematte.manifest/1",
+    "model": {"name": "ppmattingv2", "input_shape": [1, 3, 64, 64], "transforms": []},
+    "reference": {"model_dir": "reference"},
+    "artefacts": [{"path": name, "format": fmt, "target": target, "precision": "fp32",
+                   "parity": {"max_abs": 0.0, "mean_abs": 0.0, "frac_over_1_255": 0.0, "compared_to": "reference",
+                              "runs_on_host": target != "arm"}}
+                  for name, fmt, target in (("model_fp32.tflite", "tflite", "any"), ("model_arm.nb", "nb", "arm"),
+                                            ("model_x86.nb", "nb", "x86"), ("model.onnx", "onnx", "any"))],
+}
+
+
+@pytest.fixture
+def tiny_manifest(tmp_path):
+    """A manifest with one artefact of each kind; the files are copied, never opened, so any bytes do."""
+    out = tmp_path / "conversion"
+    out.mkdir()
+    (out / "manifest.json").write_text(json.dumps(TINY_MANIFEST))
+    for artefact in TINY_MANIFEST["artefacts"]:
+        (out / artefact["path"]).write_bytes(b"model bytes")
+    return out
+
+
+def test_bundle_ships_core_and_runtime_only_and_imports_without_the_toolchain(tiny_manifest, tmp_path):
+    package = Path(__import__("edgematte").__file__).parent
+    expected = {"edgematte/__init__.py"} | {
+        str(p.relative_to(package.parent)) for sub in ("core", "runtime") for p in (package / sub).rglob("*.py")
+        if "__pycache__" not in p.parts}
+    modules = set(bundle_modules())
+    assert {"edgematte.runtime.bench_runner", "edgematte.runtime.raw_outputs", "edgematte.core.manifest",
+            "edgematte.runtime.matter", "edgematte.runtime.backends.litert"} <= modules
+    assert not [m for m in modules if m.split(".")[1:2] in
+                (["converter"], ["quant"], ["pipeline"], ["zoo"], ["device"], ["bench"], ["cli"])]
+
+    # The bundle as it reaches the board: the tar the ssh target streams, extracted.
+    target = SshTarget("ssh://pi@10.0.0.7", ssh_options=[])
+    extracted = tmp_path / "board"
+    extracted.mkdir()
+    with tarfile.open(target.bundle_tar(read_manifest(tiny_manifest), "model_fp32.tflite")) as tar:
+        tar.extractall(extracted)
+    target.close()
+    files = {str(p.relative_to(extracted)) for p in extracted.rglob("*") if p.is_file()}
+    assert files == expected | {"model/manifest.json", "model/model_fp32.tflite"}
+
+    # From the extracted bundle: the runner and the outputs module import with everything in BLOCKED missing,
+    # every shipped module with the toolchain and every heavier edgematte layer missing.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env.update(PYTHONPATH=str(extracted), PYTHONDONTWRITEBYTECODE="1")
+    checks = (
+        (BLOCKED, "import edgematte.runtime.bench_runner, edgematte.runtime.raw_outputs\nnames = ['x']\n"),
+        (TOOLCHAIN, "import importlib, pkgutil\n"
+                    "names = [m.name for m in pkgutil.walk_packages(edgematte.__path__, 'edgematte.')]\n"
+                    "for name in names:\n"
+                    "    importlib.import_module(name)\n"),
+    )
+    for blocked, body in checks:
+        code = (block_prelude(blocked) + "import edgematte\n"
+                "assert edgematte.__file__.startswith(sys.argv[1]), edgematte.__file__\n"
+                + body + "print(len(names))\n")
+        r = subprocess.run([sys.executable, "-c", code, str(extracted)], capture_output=True, text=True,
+                           cwd=extracted, env=env, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+    assert int(r.stdout.split()[-1]) == len(expected) - 1  # every module but the top package itself
+
+
+def test_bundle_runner_runs_without_the_toolchain(tiny_conversion, tmp_path):
     model_dir = make_runner_bundle(tmp_path / "bundle", read_manifest(tiny_conversion), ["model_fp32.tflite"])
     assert sorted(p.name for p in model_dir.iterdir()) == ["manifest.json", "model_fp32.tflite"]
     # The runner in the bundle with every toolchain package made unimportable: only numpy, OpenCV and LiteRT.
-    blocked = ["paddle", "paddlelite", "tensorflow", "onnx", "onnxruntime", "onnx2tf", "click", "yaml", "skimage"]
-    code = (
-        "import sys, runpy\n"
-        "class Block:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        f"        if name.split('.')[0] in {blocked!r}: raise ImportError('blocked: ' + name)\n"
-        "sys.meta_path.insert(0, Block())\n"
+    code = block_prelude(BLOCKED) + (
+        "import runpy\n"
         "sys.argv = ['runner'] + sys.argv[1:]\n"
-        "runpy.run_module('edgematte.bench.runner', run_name='__main__')\n"
+        "runpy.run_module('edgematte.runtime.bench_runner', run_name='__main__')\n"
     )
     r = subprocess.run([sys.executable, "-c", code, "--manifest", str(model_dir), "--artefact", "model_fp32.tflite",
                         "--runs", "2", "--warmup", "0", "--size", "160x120"], capture_output=True, text=True,
@@ -150,10 +224,8 @@ def test_bundle_is_the_runner_subset_and_runs_without_the_toolchain(tiny_convers
     assert result["backend"] == "litert" and result["model_s"]["n"] == 2
 
 
-def test_board_artefacts_and_target_parsing(tiny_conversion):
-    manifest = read_manifest(tiny_conversion)
-    # x86 .nb files and the Paddle reference never go to a board
-    assert board_artefacts(manifest) == ["model_arm.nb", "model.onnx", "model_fp32.tflite", "model_fp16.tflite"]
+def test_board_artefacts_and_target_parsing(tiny_manifest):
+    manifest = read_manifest(tiny_manifest)
     assert parse_ssh_url("ssh://pi@10.0.0.7:2222") == ("pi", "10.0.0.7", 2222)
     assert parse_ssh_url("ssh://board") == (None, "board", None)
     for bad in ("ssh://", "ssh://pi@host:notaport", "ssh://host/some/path", "sftp://host"):
@@ -161,6 +233,9 @@ def test_board_artefacts_and_target_parsing(tiny_conversion):
             parse_ssh_url(bad)
     target = SshTarget("ssh://pi@10.0.0.7:2222", ssh_options=[])
     assert target.name == "ssh-10.0.0.7-2222" and target.emulated is False
+    # x86 .nb files and the Paddle reference never go to a board
+    assert [c.artefact for c in target.configurations(manifest, None, [1])] == [
+        "model_fp32.tflite", "model_arm.nb", "model.onnx"]
     configs = target.configurations(manifest, ["model_fp32.tflite"], [1, 4])
     assert [(c.artefact, c.threads) for c in configs] == [("model_fp32.tflite", 1), ("model_fp32.tflite", 4)]
     with pytest.raises(EdgematteError, match="reference"):
@@ -171,7 +246,8 @@ def test_board_artefacts_and_target_parsing(tiny_conversion):
 
 def test_runner_is_copied_runs_returns_json_and_leaves_nothing(board, tiny_conversion):
     target, remote_tmp, log = board
-    result = target.run(tiny_conversion, Configuration("model_fp32.tflite", 1), runs=3, warmup=1, size=(320, 256))
+    result = target.run(read_manifest(tiny_conversion), Configuration("model_fp32.tflite", 1), runs=3, warmup=1,
+                        size=(320, 256))
     assert "error" not in result, result
     assert result["artefact"] == "model_fp32.tflite" and result["backend"] == "litert" and result["threads"] == 1
     m = result["model_s"]
@@ -182,11 +258,12 @@ def test_runner_is_copied_runs_returns_json_and_leaves_nothing(board, tiny_conve
     entries = dict(line.split("=", 1) for line in log.read_text().splitlines())
     folder = Path(entries["cwd"])
     assert folder.parent == remote_tmp and folder.name.startswith("edgematte-bench.")
-    assert entries["runner"] == str(folder / "edgematte" / "bench" / "runner.py")
+    assert entries["runner"] == str(folder / "edgematte" / "runtime" / "bench_runner.py")
     files = [line.split("=", 1)[1] for line in log.read_text().splitlines() if line.startswith("file=")]
     assert "model/manifest.json" in files and "model/model_fp32.tflite" in files
-    assert not [f for f in files if f.startswith("model/") and f not in ("model/manifest.json", "model/model_fp32.tflite")]
-    assert len([f for f in files if f.startswith("edgematte/")]) == len(runner_modules())
+    shipped_models = ("model/manifest.json", "model/model_fp32.tflite")
+    assert not [f for f in files if f.startswith("model/") and f not in shipped_models]
+    assert len([f for f in files if f.startswith("edgematte/")]) == len(bundle_modules())
     # ... and removed afterwards
     assert list(remote_tmp.iterdir()) == []
 
@@ -216,25 +293,26 @@ def test_session_over_ssh_keeps_partial_results(sshd, board_python, tiny_convers
     assert list(remote_tmp.iterdir()) == []
 
 
-def test_unreachable_host_is_one_line_before_any_configuration(tiny_conversion, tmp_path, monkeypatch):
+def test_unreachable_host_is_one_line_before_any_configuration(tiny_manifest, tmp_path, monkeypatch):
     if shutil.which("ssh") is None:
         pytest.fail(f"the OpenSSH client is missing: run '{SETUP}'")
     port = free_port()  # nothing listens there
     target = SshTarget(f"ssh://nobody@127.0.0.1:{port}", ssh_options=["-F", "/dev/null"])
     with pytest.raises(EdgematteError) as failure:
-        target.run(tiny_conversion, Configuration("model_fp32.tflite", 1), runs=1, warmup=0, size=(64, 64))
+        target.run(read_manifest(tiny_manifest), Configuration("model_fp32.tflite", 1), runs=1, warmup=0,
+                   size=(64, 64))
     message = str(failure.value)
     assert "\n" not in message and message.startswith(f"ssh://nobody@127.0.0.1:{port}: cannot connect")
     assert "Connection refused" in message
     # through the session: the same single line, and no report (nothing ran)
     monkeypatch.setenv("EDGEMATTE_SSH_OPTIONS", "-F /dev/null")
     with pytest.raises(EdgematteError, match="cannot connect"):
-        session.benchmark(tiny_conversion, target=f"ssh://nobody@127.0.0.1:{port}", threads=[1],
+        session.benchmark(tiny_manifest, target=f"ssh://nobody@127.0.0.1:{port}", threads=[1],
                           artefacts=["model_fp32.tflite"], out=tmp_path / "bench")
     assert not (tmp_path / "bench").exists()
 
 
-def test_auth_failure_and_board_without_python_or_numpy(sshd, tiny_conversion, tmp_path):
+def test_auth_failure_and_board_without_python_or_numpy(sshd, tiny_manifest, tmp_path):
     spec = f"ssh://{sshd['user']}@127.0.0.1:{sshd['port']}"
     config = Configuration("model_fp32.tflite", 1)
     stranger = keygen(tmp_path / "stranger")
@@ -248,5 +326,5 @@ def test_auth_failure_and_board_without_python_or_numpy(sshd, tiny_conversion, t
     ]
     for target, expected in cases:
         with pytest.raises(EdgematteError, match=expected) as failure:
-            target.run(tiny_conversion, config, runs=1, warmup=0, size=(64, 64))
+            target.run(read_manifest(tiny_manifest), config, runs=1, warmup=0, size=(64, 64))
         assert "\n" not in str(failure.value) and str(failure.value).startswith(spec)

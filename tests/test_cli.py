@@ -22,8 +22,8 @@ def test_help_lists_every_command_with_one_line():
 @pytest.mark.parametrize(
     "cmd",
     [["export"], ["convert"], ["matte"], ["verify"], ["quant"], ["quant", "eval"], ["bench"], ["device"],
-     ["device", "verify"], ["device", "arm-rootfs"], ["zoo"], ["zoo", "list"], ["zoo", "info"],
-     ["zoo", "check-weights"], ["runtime", "vectors"]],
+     ["bench-merge"], ["device", "verify"], ["device", "arm-check"], ["device", "arm-rootfs"], ["zoo"],
+     ["zoo", "list"], ["zoo", "info"], ["zoo", "check-weights"], ["runtime", "vectors"]],
 )
 def test_every_command_has_help(cmd):
     r = run_cli(*cmd, "--help")

@@ -12,6 +12,7 @@ from typing import List, Sequence
 
 from ..core.errors import EdgematteError
 from ..core.fsutil import atomic_path, read_json_document, write_text_atomic
+from ..core.manifest import Manifest
 
 SCHEMA = "edgematte.bench/1"
 EMULATED_NOTE = "EMULATED: correctness only, timings are not real"
@@ -37,12 +38,13 @@ def _bar(stats: dict):
     return 1000 * centre, 1000 * (centre - low), 1000 * (high - centre)
 
 
-def bench_document(target: str, emulated: bool, manifest: dict, results: List[dict], settings: dict) -> dict:
+def bench_document(target: str, emulated: bool, manifest: Manifest, results: List[dict], settings: dict) -> dict:
+    model = manifest.model
     return {
         "schema": SCHEMA,
         "target": target,
         "emulated": emulated,
-        "model": {k: manifest["model"].get(k) for k in ("name", "source_sha256", "input_shape")},
+        "model": {"name": model.name, "source_sha256": model.source_sha256, "input_shape": model.input_shape},
         "settings": settings,
         "results": results,
     }
@@ -54,7 +56,8 @@ def result_rows(doc: dict) -> List[dict]:
 
 
 def report_sources(doc: dict) -> List[dict]:
-    """``[{"target", "emulated", "settings", "report", ...}]``: one per input report (a one-target report is its own)."""
+    """``[{"target", "emulated", "settings", "report", ...}]``: one per input report (a one-target report is
+    its own)."""
     return doc.get("sources") or [{"target": doc["target"], "emulated": doc["emulated"], "settings": doc["settings"],
                                    "report": None}]
 
@@ -95,13 +98,14 @@ def markdown(doc: dict) -> str:
     merged = len(targets) > 1
     all_emulated = all(s["emulated"] for s in sources)
     label = f" ({EMULATED_NOTE})" if all_emulated else ""
-    lines = [f"# edgematte benchmark: {doc['model']['name']} {doc['model']['input_shape']} on {', '.join(targets)}{label}",
-             ""]
+    model = doc["model"]
+    lines = [f"# edgematte benchmark: {model['name']} {model['input_shape']} on {', '.join(targets)}{label}", ""]
     ok = [r for r in rows if "error" not in r]
     if merged:
         for s in sources:
             origin = f"; from {s['report']}" if s.get("report") else ""
-            lines.append(f"- {s['target']}{' (EMULATED)' if s['emulated'] else ''}: {_machine_line(rows, s['target'])}; "
+            mark = " (EMULATED)" if s["emulated"] else ""
+            lines.append(f"- {s['target']}{mark}: {_machine_line(rows, s['target'])}; "
                          f"{_settings_line(s['settings'])}{origin}")
         if len({s.get("source_sha256") for s in sources}) > 1:
             lines.append("- note: the reports come from conversions of different source models (source_sha256 differs)")
@@ -143,8 +147,9 @@ def plot(doc: dict, path: Path) -> None:
 
     ok = [r for r in result_rows(doc) if "error" not in r]
     merged = len({s["target"] for s in report_sources(doc)}) > 1
-    panels = [(rows, title) for rows, title in (([r for r in ok if not r["emulated"]], ""),
-                                                ([r for r in ok if r["emulated"]], " (EMULATED: not real timings)")) if rows]
+    candidates = (([r for r in ok if not r["emulated"]], ""),
+                  ([r for r in ok if r["emulated"]], " (EMULATED: not real timings)"))
+    panels = [(rows, title) for rows, title in candidates if rows]
     width = max(6, 1.1 * max(len(rows) for rows, _ in panels))
     fig, axes = plt.subplots(len(panels), 1, figsize=(width, 4.5 * len(panels)), squeeze=False)
     shape = doc["model"]["input_shape"]
@@ -181,7 +186,8 @@ def read_report(path) -> dict:
 
 
 def merge_documents(docs: Sequence[dict], names: Sequence[str]) -> dict:
-    """One report of every row of ``docs`` (one-target or merged reports), ``names[i]`` saying where ``docs[i]`` is from.
+    """One report of every row of ``docs`` (one-target or merged reports), ``names[i]`` saying where
+    ``docs[i]`` is from.
 
     All must be of the same model (name and input shape). A target named alike in two reports (two
     ``local`` runs on different hosts) is told apart as ``"TARGET [NAME]"``. Rows are ordered by
@@ -192,7 +198,8 @@ def merge_documents(docs: Sequence[dict], names: Sequence[str]) -> dict:
         model = doc["model"]
         if (model["name"], model["input_shape"]) != (first["name"], first["input_shape"]):
             raise EdgematteError(f"{name}: a benchmark of {model['name']} {model['input_shape']}, not of "
-                                 f"{first['name']} {first['input_shape']} like {names[0]}; only reports of one model merge")
+                                 f"{first['name']} {first['input_shape']} like {names[0]}; only reports of one "
+                                 "model merge")
     if len(set(names)) < len(names):
         raise EdgematteError(f"{next(n for n in names if names.count(n) > 1)}: given twice")
     seen = [[s["target"] for s in report_sources(doc)] for doc in docs]
@@ -219,7 +226,8 @@ def merge_documents(docs: Sequence[dict], names: Sequence[str]) -> dict:
 
 
 def merge_reports(report_paths: Sequence, out_dir) -> dict:
-    """Read each report folder (or bench.json), merge them (:func:`merge_documents`), write bench.json/md/png to ``out_dir``."""
+    """Read each report folder (or bench.json), merge them (:func:`merge_documents`), write bench.json/md/png
+    to ``out_dir``."""
     paths = [Path(p) for p in report_paths]
     docs = [read_report(p) for p in paths]
     doc = merge_documents(docs, [str(p) for p in paths])

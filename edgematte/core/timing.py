@@ -1,6 +1,6 @@
 """Latency of one backend in-process: the figure the INT8 fallback search weighs against accuracy.
 
-The benchmark targets (:mod:`edgematte.bench.runner`) measure artefacts end to end in fresh processes;
+The benchmark runner (:mod:`edgematte.runtime.bench_runner`) measures artefacts end to end in fresh processes;
 this is the quick in-process median used while a conversion decides between quantization choices.
 """
 

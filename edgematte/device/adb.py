@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from ..core.errors import EdgematteError
+from ..core.tools import last_line
 
 ADB_ENV = "EDGEMATTE_ADB"
 DEFAULT_TIMEOUT_S = 60.0
@@ -125,12 +126,9 @@ def state_error(serial: str, state: str) -> EdgematteError:
     return EdgematteError(f"adb: device {serial} is {state}: {advice}")
 
 
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    return lines[-1] if lines else ""
-
-
 def _default_runner(argv, timeout):
+    # Not core.tools.run_tool: adb's stdout (a device command's output and its exit marker) and stderr (adb's
+    # own complaints, the device's stderr with shell protocol v2) are read separately, and run_tool merges them.
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
                           errors="replace")
 
@@ -188,8 +186,10 @@ class Adb:
             if needle in lowered and serial:
                 return state_error(serial, state)
         if "cannot connect to daemon" in lowered or "failed to start daemon" in lowered:
-            return EdgematteError(f"adb: cannot reach the adb server: {_last_line(result.stderr)}")
-        detail = _last_line(result.stderr) or _last_line(result.stdout) or f"exit status {result.returncode}"
+            return EdgematteError(f"adb: cannot reach the adb server: {last_line(result.stderr)}")
+        # the last line of stderr, else of stdout
+        text = f"{result.stdout or ''}\n{result.stderr or ''}"
+        detail = last_line(text) if text.strip() else f"exit status {result.returncode}"
         return EdgematteError(f"adb {args[0]}{' on ' + serial if serial else ''} failed: {detail}")
 
     def devices(self) -> List[DeviceEntry]:
@@ -236,10 +236,12 @@ class Device:
         self.entry = entry
         self.serial = entry.serial
 
-    def run(self, args: Sequence, timeout: float = DEFAULT_TIMEOUT_S, check: bool = True) -> subprocess.CompletedProcess:
+    def run(self, args: Sequence, timeout: float = DEFAULT_TIMEOUT_S,
+            check: bool = True) -> subprocess.CompletedProcess:
         return self.adb.run(args, serial=self.serial, timeout=timeout, check=check)
 
-    def shell(self, command: Union[str, Sequence], timeout: float = DEFAULT_TIMEOUT_S, check: bool = True) -> ShellResult:
+    def shell(self, command: Union[str, Sequence], timeout: float = DEFAULT_TIMEOUT_S,
+              check: bool = True) -> ShellResult:
         """Run ``command`` on the device and return its exit status and output.
 
         ``command``: a list of words (each quoted for the device shell) or a ready shell line.
@@ -252,12 +254,14 @@ class Device:
         output = (result.stdout or "").replace("\r\n", "\n")
         head, marker, tail = output.rpartition(EXIT_MARKER)
         status_text = tail.strip().splitlines()[0] if marker and tail.strip() else ""
+        stderr = result.stderr or ""
         if not status_text.isdigit():
+            detail = last_line(f"{output}\n{stderr}")  # the last line of stderr, else of the output
             raise EdgematteError(f"adb shell on {self.serial}: the command ended without an exit status "
-                                 f"(connection lost?): {_last_line(result.stderr) or _last_line(output)}")
-        shell_result = ShellResult(int(status_text), head, result.stderr or "")
+                                 f"(connection lost?): {detail}")
+        shell_result = ShellResult(int(status_text), head, stderr)
         if check and shell_result.status != 0:
-            detail = _last_line(head) or _last_line(result.stderr) or "no output"
+            detail = last_line(f"{stderr}\n{head}")  # the last line of the output, else of stderr
             raise EdgematteError(f"{self.serial}: '{line}' exited with status {shell_result.status}: {detail}")
         return shell_result
 
@@ -311,7 +315,8 @@ class Device:
         problems = [line.strip() for line in (result.output + "\n" + result.stderr).splitlines()
                     if any(word in line for word in _AM_ERRORS)]
         if result.status != 0 or problems:
-            detail = problems[0] if problems else _last_line(result.output) or f"exit status {result.status}"
+            detail = problems[0] if problems else (last_line(result.output) if result.output.strip()
+                                                    else f"exit status {result.status}")
             raise EdgematteError(f"{self.serial}: cannot start {component}: {detail}")
         return result.output
 

@@ -4,7 +4,7 @@ The device side is ``android_demo``'s ``VerificationActivity`` (android_demo/REA
 mode"). The host side, step by step:
 
 1. resolve the manifest and the artefact (named, else the first one a phone runs: ``.tflite``, or a
-   ``.nb`` built for ``arm``/``opencl``: the app's own rule);
+   ``.nb`` built for ``arm``/``opencl``: the app's own rule, :meth:`Manifest.artefacts_for` ``("android")``);
 2. select the device (:mod:`edgematte.device.adb`: no device, unknown serial, unauthorized... are one
    line each) and check the app is installed;
 3. convert the photos to what the activity reads exactly, RGB uint8 H x W x 3 ``.npy`` (no decoder on
@@ -40,6 +40,7 @@ from ..core import console
 from ..core import parity as parity_lib
 from ..core.errors import EdgematteError
 from ..core.fsutil import atomic_dir
+from ..core.manifest import MANIFEST_NAME, Artefact, Manifest, read_manifest
 from .adb import Adb, Device, device_shell_quote
 
 PACKAGE = "org.edgematte.demo"
@@ -55,25 +56,19 @@ DEFAULT_TIMEOUT_S = 600.0
 STAGES = ("decode", "preprocess", "quantize", "inference", "dequantize", "postprocess", "alpha8", "composite")
 
 
-def runs_on_android(entry: dict) -> bool:
-    """The app's rule (``Manifest.Artefact.runsOnAndroid``): any ``.tflite``, a ``.nb`` for arm or opencl."""
-    return entry["format"] == "tflite" or (entry["format"] == "nb" and entry.get("target") in ("arm", "opencl"))
-
-
-def device_artefact(manifest: dict, artefact: Optional[str] = None) -> dict:
-    """The manifest entry to run on the phone: ``artefact`` (path or file name), else the first phone one."""
-    from ..runtime.matter import select_artefact
-
+def device_artefact(manifest: Manifest, artefact: Optional[str] = None) -> Artefact:
+    """The artefact to run on the phone: ``artefact`` (path or file name), else the first one a phone runs."""
     if artefact is not None:
-        entry = select_artefact(manifest, artefact)
-        if not runs_on_android(entry):
-            raise EdgematteError(f"--artefact {artefact}: a {entry['format']} artefact for {entry.get('target')} does not "
+        entry = manifest.find(artefact)
+        if not entry.runs_on("android"):
+            raise EdgematteError(f"--artefact {artefact}: a {entry.format} artefact for {entry.target} does not "
                                  "run in the Android app (it runs .tflite and arm/opencl .nb)")
         return entry
-    for entry in manifest["artefacts"]:
-        if runs_on_android(entry):
-            return entry
-    raise EdgematteError(f"{manifest['_dir']}: no artefact for a phone (convert with --to tflite or --lite-targets arm)")
+    phone = manifest.artefacts_for("android")
+    if not phone:
+        raise EdgematteError(f"{manifest.origin}: no artefact for a phone (convert with --to tflite or "
+                             "--lite-targets arm)")
+    return phone[0]
 
 
 def device_image_names(names: List[str]) -> Dict[str, str]:
@@ -151,7 +146,8 @@ class DeviceVerifyReport:
         if medians:
             lines.append("  device ms (median): " + "  ".join(f"{k} {v:.1f}" for k, v in medians.items()))
         lines += [f"  FAIL: {reason}" for reason in self.failures]
-        lines.append(("PASS" if self.passed else "FAIL") + (f": report in {self.report_dir}" if self.report_dir else ""))
+        where = f": report in {self.report_dir}" if self.report_dir else ""
+        lines.append(("PASS" if self.passed else "FAIL") + where)
         return lines
 
     def markdown(self) -> str:
@@ -160,11 +156,13 @@ class DeviceVerifyReport:
                  f"- verdict: **{'PASS' if self.passed else 'FAIL'}**" + "".join(f"; {r}" for r in self.failures),
                  f"- device: {json.dumps(self.device, sort_keys=True)}",
                  f"- manifest: {self.manifest}; artefact {self.artefact} ({self.precision}), profile {s['profile']}, "
-                 f"accelerator {s['accelerator']}, threads {s['threads']}, warmup {s['warmup']}, repeats {s['repeats']}",
+                 f"accelerator {s['accelerator']}, threads {s['threads']}, warmup {s['warmup']}, "
+                 f"repeats {s['repeats']}",
                  f"- reference: {self.reference['description']}",
                  f"- limit: {self.threshold_source}; model input (Java vs Python) within {PRE_TENSOR_TOLERANCE:g}", "",
                  "## Alpha: device against the reference", "",
-                 "| image | size | max abs | mean abs | SAD | model input max abs | vs this host's run of the artefact (max / mean abs) |",
+                 "| image | size | max abs | mean abs | SAD | model input max abs "
+                 "| vs this host's run of the artefact (max / mean abs) |",
                  "|---|---|---|---|---|---|---|"]
         for r in self.images:
             host = (f"{r.vs_host_artefact['max_abs']:.2e} / {r.vs_host_artefact['mean_abs']:.2e}"
@@ -191,10 +189,11 @@ class DeviceVerifyReport:
 # ----------------------------------------------------------------------------------------------
 
 
-def activity_extras(entry: dict, profile: str, accelerator: str, threads: int, warmup: int, repeats: int) -> dict:
+def activity_extras(entry: Artefact, profile: str, accelerator: str, threads: int, warmup: int,
+                    repeats: int) -> dict:
     """The ``am start`` extras of ``VerificationActivity`` for one run (in the README's order)."""
     return {"input": f"{VERIFY_DIR}/in", "output": f"{VERIFY_DIR}/out", "models": f"{VERIFY_DIR}/models",
-            "model": entry["path"], "accelerator": accelerator, "threads": int(threads), "warmup": int(warmup),
+            "model": entry.path, "accelerator": accelerator, "threads": int(threads), "warmup": int(warmup),
             "repeats": int(repeats), "profile": profile}
 
 
@@ -222,25 +221,24 @@ def wait_for_marker(device: Device, out_dir: str, timeout: float, interval: floa
         time.sleep(interval)
 
 
-def push_inputs(device: Device, manifest: dict, entry: dict, npy_dir: Path) -> None:
+def push_inputs(device: Device, manifest: Manifest, entry: Artefact, npy_dir: Path) -> None:
     """Clear ``verify/`` and push the manifest, the artefact and the images into it."""
     device.remove(VERIFY_DIR)
     for folder in ("models", "in"):
         device.make_dirs(f"{VERIFY_DIR}/{folder}")
-    source = Path(manifest["_dir"])
-    device.push(source / "manifest.json", f"{VERIFY_DIR}/models/manifest.json")
-    device.push(source / entry["path"], f"{VERIFY_DIR}/models/{entry['path']}")
+    device.push(Path(manifest.dir) / MANIFEST_NAME, f"{VERIFY_DIR}/models/{MANIFEST_NAME}")
+    device.push(manifest.file(entry), f"{VERIFY_DIR}/models/{entry.path}")
     device.push(f"{npy_dir}/.", f"{VERIFY_DIR}/in/")
 
 
-def run_on_device(device: Device, manifest: dict, entry: dict, images: Dict[str, np.ndarray], extras: dict,
-                  local_out: Path, timeout: float, poll_interval: float = 1.0) -> Dict[str, str]:
+def run_on_device(device: Device, manifest: Manifest, entry: Artefact, images: Dict[str, np.ndarray],
+                  extras: dict, local_out: Path, timeout: float, poll_interval: float = 1.0) -> Dict[str, str]:
     """Steps 3-5 of the module doc; returns ``{device name: image name}``, the output pulled into ``local_out``."""
     names = device_image_names(list(images))
     with tempfile.TemporaryDirectory(prefix="edgematte-device-in-") as npy_dir:
         for device_name, name in names.items():
             np.save(Path(npy_dir) / f"{device_name}.npy", np.ascontiguousarray(images[name], dtype=np.uint8))
-        console.info(f"pushing {entry['path']} and {len(names)} images to {device.serial}")
+        console.info(f"pushing {entry.path} and {len(names)} images to {device.serial}")
         push_inputs(device, manifest, entry, Path(npy_dir))
     try:
         console.info(f"running {ACTIVITY} on {device.serial}")
@@ -270,8 +268,18 @@ def device_facts(device: Device, from_app: dict) -> dict:
 # ----------------------------------------------------------------------------------------------
 
 
-def compare_device_output(manifest: dict, entry: dict, images: Dict[str, np.ndarray], names: Dict[str, str],
-                          device_dir: Path, profile: str, threads: Optional[int]):
+def zoo_share(manifest: Manifest) -> float:
+    """The zoo's boundary-pixel share for the model (manifests that do not record theirs); 0 outside the zoo."""
+    from ..zoo.registry import get_model_spec
+
+    try:
+        return get_model_spec(manifest.model.name).boundary_pixel_share
+    except EdgematteError:  # a model from outside the zoo: continuous unless the manifest says otherwise
+        return 0.0
+
+
+def compare_device_output(manifest: Manifest, entry: Artefact, images: Dict[str, np.ndarray],
+                          names: Dict[str, str], device_dir: Path, profile: str, threads: Optional[int]):
     """Per-image results, pooled figures, threshold and failures for a pulled device output folder.
 
     Returns ``(results, pooled, reference, threshold, threshold_source, failures, index)``.
@@ -279,7 +287,7 @@ def compare_device_output(manifest: dict, entry: dict, images: Dict[str, np.ndar
     from ..runtime.matter import Matter
     from ..runtime.profiles import profile_for_model
     from ..runtime.vectors import read_golden_vectors
-    from ..runtime.verify import Reference, compare_alpha, threshold_for, boundary_pixel_share
+    from ..runtime.verify import Reference, boundary_pixel_share, compare_alpha, threshold_for
 
     vectors = read_golden_vectors(device_dir)
     cases = {case["image"]: case for case in vectors.cases}
@@ -288,26 +296,27 @@ def compare_device_output(manifest: dict, entry: dict, images: Dict[str, np.ndar
         raise EdgematteError(f"{device_dir}: the device wrote no result for {', '.join(missing[:3])}"
                              f"{' ...' if len(missing) > 3 else ''}")
     reference = Reference(manifest, images, threads)
-    threshold, source = threshold_for(entry, None, reference.slack, boundary_pixel_share(manifest))
+    threshold, source = threshold_for(entry, None, reference.slack, boundary_pixel_share(manifest, zoo_share(manifest)))
     reference_alphas = dict(zip(images, reference.alphas(profile)))
-    python_profile = profile_for_model(profile, manifest["model"].get("transforms"))
-    shape = manifest["model"]["input_shape"]
-    layout = entry.get("layout", "nchw")
+    python_profile = profile_for_model(profile, manifest.model.transforms)
+    layout = entry.layout or "nchw"
     host_matter = None
-    if entry["parity"].get("runs_on_host", True):
+    if entry.runs_on_host:
         try:
-            host_matter = Matter.from_manifest(manifest["_dir"], artefact=entry["path"], threads=threads, profile=profile)
+            host_matter = Matter.from_manifest(manifest.dir, artefact=entry.path, threads=threads, profile=profile)
         except EdgematteError as error:  # only the informational ARM-vs-x86 column is lost
-            console.warn(f"{entry['path']} does not run on this host, so it is compared with the reference only: {error}")
+            console.warn(f"{entry.path} does not run on this host, so it is compared with the reference only: "
+                         f"{error}")
     results, device_alphas, failures = [], [], []
     for device_name, name in names.items():
         case = cases[device_name]
         alpha = vectors.array(case, "post_alpha").astype(np.float32)
-        tensor, _ = python_profile.preprocess(images[name], (shape[2], shape[3]), layout=layout)
+        tensor, _ = python_profile.preprocess(images[name], manifest.model.input_hw, layout=layout)
         device_tensor = vectors.array(case, f"pre_tensor_{layout}")
         if device_tensor.shape != tensor.shape:
-            raise EdgematteError(f"{device_dir}: {device_name}: the device's model input is {list(device_tensor.shape)}, "
-                                 f"the Python profile's {list(tensor.shape)} (different profile or app version?)")
+            raise EdgematteError(f"{device_dir}: {device_name}: the device's model input is "
+                                 f"{list(device_tensor.shape)}, the Python profile's {list(tensor.shape)} "
+                                 "(different profile or app version?)")
         comparison = compare_alpha(name, alpha, reference_alphas[name])
         vs_host = None
         if host_matter is not None:
@@ -337,9 +346,9 @@ def compare_device_output(manifest: dict, entry: dict, images: Dict[str, np.ndar
 # ----------------------------------------------------------------------------------------------
 
 
-def default_report_dir(manifest: dict, serial: str, entry: dict) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{serial}-{entry['path']}")
-    return Path(manifest["_dir"]) / "device-verify" / safe
+def default_report_dir(manifest: Manifest, serial: str, entry: Artefact) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{serial}-{entry.path}")
+    return Path(manifest.dir) / "device-verify" / safe
 
 
 def write_report(report: DeviceVerifyReport, report_dir: Path, device_output: Path) -> Path:
@@ -364,14 +373,13 @@ def verify_on_device(manifest_path, images_dir=None, serial: Optional[str] = Non
     marker. Raises :class:`EdgematteError` (one line) for every problem before a comparison exists;
     figures beyond the thresholds are in the report (``exit_code`` 1), which is written either way.
     """
-    from ..core.manifest import read_manifest
     from ..runtime.verify import load_verify_images
 
     if accelerator not in ("cpu", "gpu"):
         raise EdgematteError(f"--accelerator {accelerator}: expected cpu or gpu")
     manifest = read_manifest(manifest_path)
     entry = device_artefact(manifest, artefact)
-    profile = entry.get("profile", "android")
+    profile = entry.profile or "android"
     device = (adb or Adb()).device(serial)
     if not device.package_installed(PACKAGE):
         raise EdgematteError(f"{device.serial}: the app {PACKAGE} is not installed (build android_demo and run "
@@ -386,8 +394,8 @@ def verify_on_device(manifest_path, images_dir=None, serial: Optional[str] = Non
         results, pooled, reference, threshold, source, failures, index = compare_device_output(
             manifest, entry, images, names, device_output, profile, threads)
         report = DeviceVerifyReport(
-            serial=device.serial, manifest=str(Path(manifest["_dir"]) / "manifest.json"), artefact=entry["path"],
-            precision=entry["precision"], device=device_facts(device, index.get("device", {})),
+            serial=device.serial, manifest=str(Path(manifest.dir) / MANIFEST_NAME), artefact=entry.path,
+            precision=entry.precision, device=device_facts(device, index.get("device", {})),
             settings={"profile": profile, "accelerator": accelerator, "threads": threads, "warmup": warmup,
                       "repeats": repeats, "app_model": index.get("model", {})},
             reference=reference.as_dict(), threshold=asdict(threshold), threshold_source=source, images=results,

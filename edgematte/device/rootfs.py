@@ -1,7 +1,7 @@
-"""An arm64 Debian root file system for running the benchmark runner under ``qemu-aarch64-static``.
+"""An arm64 Debian root file system for running the runtime under ``qemu-aarch64-static`` (:mod:`.qemu`).
 
-``edgematte device arm-rootfs`` (and the ``qemu:CPU`` bench target, on first use) builds it once into
-the user's cache (default ``~/.cache/edgematte/arm64-rootfs``, or ``$XDG_CACHE_HOME/edgematte/...``)::
+``edgematte device arm-rootfs`` builds it once (the ``qemu:CPU`` bench target and ``device arm-check`` use it)
+into the user's cache (default ``~/.cache/edgematte/arm64-rootfs``, or ``$XDG_CACHE_HOME/edgematte/...``)::
 
     ROOTFS/usr/bin/python3                      Debian bookworm's Python 3.11 for arm64
     ROOTFS/proc/cpuinfo                         a fake ARM cpuinfo (see FAKE_CPUINFO_ENTRY)
@@ -12,10 +12,10 @@ How: ``debootstrap --download-only`` fetches the .deb files of a minimal bookwor
 unpacked with ``dpkg-deb -x`` (no chroot, no maintainer scripts, no binfmt: nothing runs as arm64
 during the build), and pip installs the aarch64 wheels with ``--platform``/``--target`` from this
 host. Needs no root (debootstrap's --download-only skips its root check), only debootstrap,
-dpkg-deb, qemu-user-static and network access to a Debian mirror and to PyPI; about 180 MB of .deb files plus about 200 MB of
-wheels. The folder is built beside its final place and renamed into it only after the emulated
-Python imported every wheel, so an interrupted build never leaves a half-made root file system;
-concurrent builds are serialised by a lock file. Idempotent: a folder whose stamp holds the same
+dpkg-deb, qemu-user-static and network access to a Debian mirror and to PyPI; about 180 MB of .deb
+files plus about 200 MB of wheels. The folder is built beside its final place and renamed into it only
+after the emulated Python imported every wheel, so an interrupted build never leaves a half-made root file
+system; concurrent builds are serialised by a lock file. Idempotent: a folder whose stamp holds the same
 recipe is reused as it is.
 """
 
@@ -23,7 +23,6 @@ import fcntl
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,6 +30,8 @@ from typing import Callable, Optional, Sequence
 
 from ..core.errors import EdgematteError
 from ..core.fsutil import atomic_dir, write_text_atomic
+from ..core.tools import run_tool
+from ..core.versions import installed_version
 
 SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -77,12 +78,7 @@ def default_cache_dir() -> Path:
 
 def host_litert_version() -> str:
     """The ai-edge-litert version installed here (the emulated Python gets the same), else the fallback."""
-    from importlib import metadata
-
-    try:
-        return metadata.version("ai-edge-litert")
-    except metadata.PackageNotFoundError:
-        return FALLBACK_LITERT_VERSION
+    return installed_version("ai-edge-litert") or FALLBACK_LITERT_VERSION
 
 
 def recipe(mirror: str = DEFAULT_MIRROR) -> dict:
@@ -173,12 +169,11 @@ def _check_build_tools() -> None:
 
 def _run(argv: Sequence[str], what: str, timeout: float, env=None) -> None:
     """Run a build step; on failure raise one line with the step and its last error line."""
-    try:
-        r = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        raise EdgematteError(f"device arm-rootfs: {what} took more than {timeout:.0f} s") from None
+    r = run_tool(argv, what=what, timeout_s=timeout, env=env)
+    if r.timed_out:
+        raise EdgematteError(f"device arm-rootfs: {what} took more than {timeout:.0f} s")
     if r.returncode != 0:
-        lines = [line for line in (r.stderr + r.stdout).splitlines() if line.strip()]
+        lines = [line for line in r.output.splitlines() if line.strip()]
         errors = [line for line in lines if "error" in line.lower() or line.startswith("E:")]
         detail = (errors or lines or [f"exit status {r.returncode}"])[-1].strip()
         raise EdgematteError(f"device arm-rootfs: {what} failed: {detail}")

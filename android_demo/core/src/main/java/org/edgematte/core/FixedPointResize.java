@@ -3,7 +3,7 @@ package org.edgematte.core;
 /**
  * The resizes of the {@code android} profile, twins of Python's {@code letterbox_size},
  * {@code box_factor}, {@code bilinear_taps}, {@code resize_uint8_fixed} and {@code resize_float32_bilinear}
- * (edgematte/runtime/profiles.py). Integer paths are exact in {@code long}; float paths round each
+ * (edgematte/runtime/profiles/fixed_point_resize.py). Integer paths are exact in {@code long}; float paths round each
  * product and sum to float32, which Java does by itself (no fused multiply-add without Math.fma).
  *
  * <p>Images are interleaved {@code byte[]} of H x W x C uint8 values (read with {@code & 0xFF}); float

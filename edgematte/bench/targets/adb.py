@@ -20,8 +20,8 @@ non-zero). No device, an unknown serial, an ``unauthorized`` or ``offline`` phon
 first configuration, as one line (:mod:`edgematte.device.adb`).
 
 What the tools measure is the model alone on their own synthetic input: there is no end-to-end
-(pre/post-processing) figure on this target (``end_to_end_s``, ``pre_s``, ``post_s`` hold only ``None``; the app's
-verification mode, ``edgematte device verify``, times those stages on the phone). ``benchmark_model``
+(pre/post-processing) figure on this target (``end_to_end_s``, ``pre_s``, ``post_s`` hold only ``None``; the
+app's verification mode, ``edgematte device verify``, times those stages on the phone). ``benchmark_model``
 reports the mean, min, max (and, in recent versions, the median) of its runs; ``benchmark_bin`` the
 mean, min and max: figures a tool does not print are ``None``, never estimated. Neither prints a
 p90. Versions: ``benchmark_bin`` prints its Paddle Lite version; ``benchmark_model`` does not print
@@ -33,15 +33,13 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
-from ..core.manifest import read_manifest
-from ..device.adb import Adb, Device, device_shell_command, device_shell_quote
-from ..device.android_verify import runs_on_android
-from ..core.errors import EdgematteError
-from ..core.fsutil import sha256_file
-from .bundle import choose_artefacts
-from .targets import Configuration
+from ...core.errors import EdgematteError
+from ...core.fsutil import sha256_file
+from ...core.manifest import Artefact, Manifest
+from ...device.adb import Adb, Device, device_shell_command, device_shell_quote
+from .base import Configuration, Target, choose, failure, grid
 
 REMOTE_PARENT = "/data/local/tmp"  # the one place adb's shell user may write and execute on every phone
 DEFAULT_TIMEOUT_S = 1800.0
@@ -79,13 +77,15 @@ def parse_benchmark_model(text: str) -> dict:
     summary = re.search(r"Inference timings in us: (.*)", text, re.IGNORECASE)
     if summary is None:
         raise ValueError("no 'Inference timings in us' line")
-    fields = {key.strip(): _number(value) for key, value in re.findall(rf"([A-Za-z ()]+):\s*({_NUMBER})", summary.group(1))}
+    fields = {key.strip(): _number(value)
+              for key, value in re.findall(rf"([A-Za-z ()]+):\s*({_NUMBER})", summary.group(1))}
     mean = fields.get("Inference (avg)", fields.get("Inference"))
     stats = {}
     for line in text[: summary.start()].splitlines():
         if "count=" in line:
             stats = {key: float(value) for key, value in re.findall(rf"(\w+)=({_NUMBER})", line)}
-    footprint = re.search(rf"Memory footprint delta from the start of the tool \(MB\): init=({_NUMBER}) overall=({_NUMBER})", text)
+    footprint = re.search(rf"Memory footprint delta from the start of the tool \(MB\): "
+                          rf"init=({_NUMBER}) overall=({_NUMBER})", text)
     peak = re.search(rf"Overall peak memory footprint \(MB\) via periodic monitoring: ({_NUMBER})", text)
     return {
         "load_s": None if fields.get("Init") is None else fields["Init"] * US,
@@ -146,15 +146,15 @@ class BenchmarkTool:
     env: str
     parse: Callable[[str], dict]
 
-    def argv(self, remote_model: str, entry: dict, manifest: dict, threads: int, runs: int, warmup: int,
+    def argv(self, remote_model: str, entry: Artefact, manifest: Manifest, threads: int, runs: int, warmup: int,
              memory_profile: bool = True) -> List[str]:
         if self.name == "benchmark_model":
             # The first inference is the first warm-up run: at least one, or the tool reports none.
             return [f"./{self.name}", f"--graph={remote_model}", f"--num_threads={threads}", f"--num_runs={runs}",
                     f"--warmup_runs={max(1, warmup)}", "--min_secs=0", "--warmup_min_secs=0",
                     "--report_peak_memory_footprint=true"]
-        shape = entry["inputs"][0]["shape"] if entry.get("inputs") else manifest["model"]["input_shape"]
-        backend = "opencl,arm" if entry.get("target") == "opencl" else "arm"
+        shape = entry.inputs[0].shape if entry.inputs else manifest.model.input_shape
+        backend = "opencl,arm" if entry.target == "opencl" else "arm"
         return ([f"./{self.name}", f"--optimized_model_file={remote_model}",
                  f"--input_shape={','.join(str(d) for d in shape)}", f"--threads={threads}", f"--warmup={warmup}",
                  f"--repeats={runs}", f"--backend={backend}"]
@@ -193,8 +193,8 @@ def cpu_count(possible: str) -> Optional[int]:
     return total or None
 
 
-class AdbTarget:
-    """An Android phone over adb; same interface as ``LocalTarget``.
+class AdbTarget(Target):
+    """An Android phone over adb.
 
     ``spec``: ``adb:SERIAL``. ``tools``: ``{"tflite": path, "nb": path}`` of the benchmark binaries
     (default ``$EDGEMATTE_ADB_BENCHMARK_MODEL`` / ``$EDGEMATTE_ADB_BENCHMARK_BIN``). ``adb``: the
@@ -211,7 +211,6 @@ class AdbTarget:
         self.device: Device = (adb or Adb()).device(parse_target_spec(spec))
         self.name = "adb-" + re.sub(r"[^A-Za-z0-9._-]", "_", self.device.serial)
         self._machine: Optional[dict] = None
-        self._manifests: Dict[str, dict] = {}
 
     def machine_facts(self) -> dict:
         """The phone as the runner describes a machine (read once): ABI, Android, SoC, CPUs, governor."""
@@ -229,59 +228,51 @@ class AdbTarget:
             }
         return self._machine
 
-    def configurations(self, manifest: dict, artefacts: Optional[List[str]], threads: List[int]) -> List[Configuration]:
-        """Every artefact the app's runtimes run (.tflite, arm/opencl .nb) x thread count; ``artefacts``
-        may name others, which are then reported as not runnable here."""
-        phone = [entry["path"] for entry in manifest["artefacts"] if runs_on_android(entry)]
-        names = choose_artefacts(manifest, artefacts, phone)
+    def configurations(self, manifest: Manifest, artefacts: Optional[Sequence[str]],
+                       threads: Sequence[int]) -> List[Configuration]:
+        """Every artefact the app's runtimes run (``artefacts_for("android")``: .tflite, arm/opencl .nb) x
+        thread count; ``artefacts`` may name others, which are then reported as not runnable here."""
+        names = choose(manifest, artefacts, manifest.artefacts_for("android"))
         if not names:
-            raise EdgematteError(f"{manifest['_dir']}: no artefact for a phone (convert with --to tflite or "
+            raise EdgematteError(f"{manifest.origin}: no artefact for a phone (convert with --to tflite or "
                                  "--lite-targets arm)")
-        return [Configuration(n, t) for n in names for t in threads]
+        return grid(names, threads)
 
-    def _manifest(self, manifest_dir) -> dict:
-        key = str(Path(manifest_dir).resolve())
-        if key not in self._manifests:
-            self._manifests[key] = read_manifest(manifest_dir)
-        return self._manifests[key]
-
-    def tool_for(self, entry: dict) -> BenchmarkTool:
+    def tool_for(self, entry: Artefact) -> BenchmarkTool:
         """The tool that runs ``entry`` on a phone, or EdgematteError saying why there is none."""
-        if not runs_on_android(entry):
-            raise EdgematteError(f"{entry['path']}: not runnable on an adb target (benchmark_model runs .tflite, "
-                                 f"benchmark_bin runs .nb built for arm/opencl; this is {entry['format']} for "
-                                 f"{entry.get('target', 'any')})")
-        tool = TOOLS[entry["format"]]
-        path = self.tools[entry["format"]]
+        if not entry.runs_on("android"):
+            raise EdgematteError(f"{entry.path}: not runnable on an adb target (benchmark_model runs .tflite, "
+                                 f"benchmark_bin runs .nb built for arm/opencl; this is {entry.format} for "
+                                 f"{entry.target})")
+        tool = TOOLS[entry.format]
+        path = self.tools[entry.format]
         if not path:
-            raise EdgematteError(f"no {tool.name} given for {entry['path']}: pass {tool.option} PATH "
+            raise EdgematteError(f"no {tool.name} given for {entry.path}: pass {tool.option} PATH "
                                  f"(or set {tool.env}) with a {tool.name} built for the phone")
         if not Path(path).is_file():
-            raise EdgematteError(f"{path}: no such file ({tool.option}, the {tool.name} for {entry['path']})")
+            raise EdgematteError(f"{path}: no such file ({tool.option}, the {tool.name} for {entry.path})")
         return tool
 
-    def run(self, manifest_dir, config: Configuration, runs: int, warmup: int, size,
+    def run(self, manifest: Manifest, config: Configuration, runs: int, warmup: int, size,
             timeout: Optional[float] = DEFAULT_TIMEOUT_S) -> dict:
-        failed = {"artefact": config.artefact, "threads": config.threads}
-        manifest = self._manifest(manifest_dir)
-        entry = next(e for e in manifest["artefacts"] if e["path"] == config.artefact)
         try:
+            entry = manifest.find(config.artefact)
             tool = self.tool_for(entry)
             remote = f"{REMOTE_PARENT}/edgematte-bench-{secrets.token_hex(4)}"
             try:
-                figures, output, argv = self._run_tool(tool, Path(self.tools[entry["format"]]), manifest, entry, remote,
-                                                 config.threads, runs, warmup, timeout)
+                figures, output, argv = self._run_tool(tool, Path(self.tools[entry.format]), manifest, entry,
+                                                       remote, config.threads, runs, warmup, timeout)
             finally:
                 self._remove(remote)
         except EdgematteError as error:
-            return {**failed, "error": str(error)}
-        binary = Path(self.tools[entry["format"]])
+            return failure(config, str(error))
+        binary = Path(self.tools[entry.format])
         versions = {tool.name: f"{binary.name} sha256 {sha256_file(binary)[:16]}"}
         if figures.get("version"):
             versions["paddlelite (benchmark_bin)"] = figures["version"]
-        writer = {"nb": "paddlelite", "tflite": "ai-edge-litert"}[entry["format"]]
-        if manifest.get("tools", {}).get(writer):
-            versions[f"{writer} on the converting host"] = manifest["tools"][writer]
+        writer = {"nb": "paddlelite", "tflite": "ai-edge-litert"}[entry.format]
+        if manifest.tools.get(writer):
+            versions[f"{writer} on the converting host"] = manifest.tools[writer]
         memory = figures["memory_mb"]
         return {
             "artefact": config.artefact, "backend": tool.backend, "threads": config.threads,
@@ -294,14 +285,14 @@ class AdbTarget:
             "tool_output_tail": output.strip().splitlines()[-12:],
         }
 
-    def _run_tool(self, tool: BenchmarkTool, binary: Path, manifest: dict, entry: dict, remote: str, threads: int,
-                  runs: int, warmup: int, timeout: Optional[float]):
+    def _run_tool(self, tool: BenchmarkTool, binary: Path, manifest: Manifest, entry: Artefact, remote: str,
+                  threads: int, runs: int, warmup: int, timeout: Optional[float]):
         """Push tool + artefact into ``remote``, run the tool there, parse; returns (figures, output, argv)."""
         self.device.make_dirs(remote)
         self.device.push(binary, f"{remote}/{tool.name}")
         self.device.shell(["chmod", "755", f"{remote}/{tool.name}"])
-        model = f"{remote}/{Path(entry['path']).name}"
-        self.device.push(Path(manifest["_dir"]) / entry["path"], model)
+        model = f"{remote}/{entry.name}"
+        self.device.push(manifest.file(entry), model)
         for memory_profile in (True, False):
             argv = tool.argv(model, entry, manifest, threads, runs, warmup, memory_profile)
             line = f"cd {device_shell_quote(remote)} && {device_shell_command(argv)} 2>&1"

@@ -1,8 +1,8 @@
 """``--target ssh://user@host[:port]``: each configuration on an ARM board over the system's OpenSSH.
 
-For every configuration one ``ssh`` session streams a tar of the runner bundle (the runner's
-modules, the manifest and that one artefact: :mod:`edgematte.bench.bundle`) into a fresh
-``mktemp -d`` folder on the board, runs ``python3 -m edgematte.bench.runner`` there and removes the
+For every configuration one ``ssh`` session streams a tar of the runner bundle (the runtime
+code, the manifest and that one artefact: :mod:`edgematte.bench.bundle`) into a fresh
+``mktemp -d`` folder on the board, runs ``python3 -m edgematte.runtime.bench_runner`` there and removes the
 folder when the shell exits (a ``trap``, also on errors and signals), so nothing is left behind and
 no two configurations share state. Before the first configuration a probe checks that the host
 answers, the key is accepted and the board's Python has numpy and OpenCV; each of those failures is
@@ -28,7 +28,6 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
 import tarfile
 import tempfile
 import weakref
@@ -36,10 +35,12 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 from urllib.parse import urlsplit
 
-from ..core.manifest import read_manifest
-from ..core.errors import EdgematteError
-from .bundle import MODEL_DIR, board_artefacts, choose_artefacts, make_runner_bundle, runner_result
-from .targets import Configuration
+from ...core.errors import EdgematteError
+from ...core.manifest import Manifest
+from ...core.tools import ToolResult, last_line, run_tool
+from ...runtime.bench_runner import RESULT_PREFIX
+from ..bundle import MODEL_DIR, make_runner_bundle
+from .base import RUNNER_MODULE, Configuration, Target, choose, failure, grid, runner_args, runner_result
 
 DEFAULT_PYTHON = "python3"
 CONNECT_TIMEOUT_S = 10
@@ -74,13 +75,13 @@ def parse_ssh_url(spec: str):
     return parts.username, parts.hostname, port
 
 
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+def _last(output: str, otherwise: str) -> str:
+    """The last line of ``output``, or ``otherwise`` when there is none."""
+    return last_line(output) if output.strip() else otherwise
 
 
-class SshTarget:
-    """An ARM board (or any Linux machine) reached with ``ssh``; same interface as ``LocalTarget``."""
+class SshTarget(Target):
+    """An ARM board (or any Linux machine) reached with ``ssh``."""
 
     emulated = False
 
@@ -115,6 +116,13 @@ class SshTarget:
             argv += ["-p", str(self.port)]
         return argv + self.ssh_options + [self.destination, "sh -c " + shlex.quote(remote_script)]
 
+    def _ssh(self, script: str, timeout: Optional[float], input: Optional[bytes] = None) -> ToolResult:
+        try:
+            return run_tool(self.ssh_argv(script), what=f"ssh {self.destination}", timeout_s=timeout, input=input)
+        except FileNotFoundError:
+            raise EdgematteError("--target ssh: the OpenSSH client 'ssh' is not installed "
+                                 "(Debian: openssh-client)") from None
+
     def _python_words(self) -> str:
         return " ".join(shlex.quote(word) for word in shlex.split(self.python))
 
@@ -124,27 +132,23 @@ class SshTarget:
         Returns ``{"python": [3, 11, 2], "machine": "aarch64", "missing": []}``; raises
         :class:`EdgematteError` (one line naming the host) on any problem.
         """
-        python = self._python_words()
         script = (f"command -v {shlex.split(self.python)[0]} >/dev/null 2>&1 || exit 127\n"
-                  f"exec {python} -c {shlex.quote(_PROBE_CODE)}")
-        try:
-            r = subprocess.run(self.ssh_argv(script), capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                               timeout=self.connect_timeout + 120)
-        except FileNotFoundError:
-            raise EdgematteError("--target ssh: the OpenSSH client 'ssh' is not installed (Debian: openssh-client)") from None
-        except subprocess.TimeoutExpired:
-            raise EdgematteError(f"{self.spec}: no answer from the host within {self.connect_timeout + 120} s") from None
+                  f"exec {self._python_words()} -c {shlex.quote(_PROBE_CODE)}")
+        timeout = self.connect_timeout + 120
+        r = self._ssh(script, timeout)
+        if r.timed_out:
+            raise EdgematteError(f"{self.spec}: no answer from the host within {timeout} s")
         if r.returncode == SSH_FAILED:
-            raise EdgematteError(f"{self.spec}: cannot connect: {_last_line(r.stderr) or 'ssh failed'}")
+            raise EdgematteError(f"{self.spec}: cannot connect: {_last(r.output, 'ssh failed')}")
         if r.returncode == 127:
             raise EdgematteError(f"{self.spec}: '{self.python}' not found on the board (install Python 3 there, or set "
                                  "EDGEMATTE_SSH_PYTHON to its path)")
         answer = None
-        for line in r.stdout.splitlines():
+        for line in r.output.splitlines():
             if line.startswith(PROBE_PREFIX):
                 answer = json.loads(line[len(PROBE_PREFIX):])
         if answer is None:
-            detail = _last_line(r.stderr) or _last_line(r.stdout) or f"exit status {r.returncode}"
+            detail = _last(r.output, f"exit status {r.returncode}")
             raise EdgematteError(f"{self.spec}: '{self.python}' on the board did not run the probe: {detail}")
         if tuple(answer["python"][:2]) < MINIMUM_PYTHON:
             version = ".".join(map(str, answer["python"]))
@@ -165,13 +169,13 @@ class SshTarget:
             self._cleanup = weakref.finalize(self, shutil.rmtree, str(self._local_dir), True)
         return self._local_dir
 
-    def bundle_tar(self, manifest_dir, artefact: str) -> Path:
+    def bundle_tar(self, manifest: Manifest, artefact: str) -> Path:
         """An uncompressed tar of the runner bundle with ``artefact`` (made once per artefact)."""
-        key = (str(Path(manifest_dir).resolve()), artefact)
+        key = (str(Path(manifest.dir).resolve()), artefact)
         if key not in self._bundles:
             work = self._local_work()
             folder = work / f"bundle{len(self._bundles)}"
-            make_runner_bundle(folder, read_manifest(manifest_dir), [artefact])
+            make_runner_bundle(folder, manifest, [artefact])
             tar_path = folder.with_suffix(".tar")
             with tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as tar:
                 for entry in sorted(folder.iterdir()):
@@ -187,18 +191,12 @@ class SshTarget:
         self._bundles.clear()
         self._local_dir = None
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
     # ---- the target interface
 
-    def remote_script(self, runner_args: Sequence[str]) -> str:
+    def remote_script(self, runner_arguments: Sequence[str]) -> str:
         """The board-side script: unpack stdin into a fresh folder, run the runner there, always remove it."""
         parent = shlex.quote(self.remote_tmp) if self.remote_tmp else '"${TMPDIR:-/tmp}"'
-        args = " ".join(shlex.quote(str(a)) for a in runner_args)
+        args = " ".join(shlex.quote(str(a)) for a in runner_arguments)
         return (
             f'd=$(mktemp -d {parent}/edgematte-bench.XXXXXX) || exit 125\n'
             'trap \'rm -rf "$d"\' EXIT\n'
@@ -206,37 +204,36 @@ class SshTarget:
             'tar -xf - -C "$d" || exit 124\n'
             'cd "$d" || exit 124\n'
             f'PYTHONPATH="$d${{PYTHONPATH:+:$PYTHONPATH}}" GLOG_minloglevel=2 {self._python_words()} '
-            f'-m edgematte.bench.runner --manifest "$d/{MODEL_DIR}" {args}\n'
+            f'-m {RUNNER_MODULE} --manifest "$d/{MODEL_DIR}" {args}\n'
         )
 
-    def run(self, manifest_dir, config: Configuration, runs: int, warmup: int, size,
+    def run(self, manifest: Manifest, config: Configuration, runs: int, warmup: int, size,
             timeout: Optional[float] = DEFAULT_TIMEOUT_S) -> dict:
         if self.board is None:
             self.check()  # raises before the first configuration when the board cannot run anything
-        failed = {"artefact": config.artefact, "threads": config.threads}
         try:
-            tar_path = self.bundle_tar(manifest_dir, config.artefact)
+            tar_path = self.bundle_tar(manifest, config.artefact)
         except EdgematteError as e:
-            return {**failed, "error": str(e)}
-        script = self.remote_script(["--artefact", config.artefact, "--threads", config.threads, "--runs", runs,
-                                     "--warmup", warmup, "--size", f"{size[0]}x{size[1]}"])
-        try:
-            with open(tar_path, "rb") as stdin:
-                r = subprocess.run(self.ssh_argv(script), stdin=stdin, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return {**failed, "error": f"timed out after {timeout} s on {self.destination} (the board's folder is "
-                                       "removed when its shell exits)"}
-        if r.returncode == SSH_FAILED and "EDGEMATTE_BENCH" not in r.stdout:
-            return {**failed, "error": f"ssh {self.destination}: {_last_line(r.stderr) or 'connection failed'}"}
+            return failure(config, str(e))
+        # The tar goes to ssh's stdin from memory: one artefact plus the runtime code.
+        r = self._ssh(self.remote_script(runner_args(config, runs, warmup, size)), timeout,
+                      input=tar_path.read_bytes())
+        if r.timed_out:
+            return failure(config, f"timed out after {timeout} s on {self.destination} (the board's folder is "
+                                   "removed when its shell exits)")
+        if r.returncode == SSH_FAILED and RESULT_PREFIX not in r.output:
+            return failure(config, f"ssh {self.destination}: {_last(r.output, 'connection failed')}")
         if r.returncode in (124, 125):
             what = "unpacking the bundle" if r.returncode == 124 else "mktemp -d"
-            return {**failed, "error": f"{self.destination}: {what} failed: {_last_line(r.stderr)}"}
-        return runner_result(r.returncode, r.stdout, r.stderr, config, where=f"runner on {self.destination}")
+            return failure(config, f"{self.destination}: {what} failed: {last_line(r.output)}")
+        return runner_result(r, config, where=f"runner on {self.destination}")
 
-    def configurations(self, manifest: dict, artefacts: Optional[List[str]], threads: List[int]) -> List[Configuration]:
-        """Every artefact a board runs (arm .nb, .tflite, .onnx) x thread count; ``artefacts`` narrows it."""
-        names = choose_artefacts(manifest, artefacts, board_artefacts(manifest))
+    def configurations(self, manifest: Manifest, artefacts: Optional[Sequence[str]],
+                       threads: Sequence[int]) -> List[Configuration]:
+        """Every artefact an aarch64 Linux board runs (``artefacts_for("arm")``: arm .nb, .tflite, .onnx) x
+        thread count; ``artefacts`` narrows it."""
+        names = choose(manifest, artefacts, manifest.artefacts_for("arm"))
         if not names:
-            raise EdgematteError(f"{manifest['_dir']}: no artefact for an ARM board (convert with --lite-targets arm "
+            raise EdgematteError(f"{manifest.origin}: no artefact for an ARM board (convert with --lite-targets arm "
                                  "or --to tflite)")
-        return [Configuration(n, t) for n in names for t in threads]
+        return grid(names, threads)

@@ -1,9 +1,9 @@
 """The raw output of one artefact on one given input tensor, saved for a cross-machine comparison.
 
-Runs on a bench target (shipped in the runner bundle) as well as on the host, so that an ARM
+Runs on a bench target (shipped with the runtime code) as well as on the host, so that an ARM
 build of a runtime can be compared with the x86 one on exactly the same input bytes::
 
-    python -m edgematte.bench.outputs --manifest OUT --artefact model_int8.tflite \\
+    python -m edgematte.runtime.raw_outputs --manifest OUT --artefact model_int8.tflite \\
         --input input.npy --out outputs.npz [--kernels default|builtin|reference] [--trace]
 
 ``--input``: float32 model-input tensor in the artefact's layout (NHWC ``[1, H, W, 3]`` for a
@@ -32,7 +32,7 @@ from typing import Dict
 
 import numpy as np
 
-from .runner import library_versions, machine_facts, open_matter, synthetic_photo
+from .bench_runner import library_versions, machine_facts, open_matter, synthetic_photo
 
 RESULT_PREFIX = "EDGEMATTE_OUTPUTS "
 KERNELS = ("default", "builtin", "reference")
@@ -48,7 +48,7 @@ def deterministic_input(matter) -> np.ndarray:
 
 def _run_litert_kernels(path: Path, x: np.ndarray, threads: int, kernels: str, trace: bool):
     """(first output, {trace key: tensor}) of a .tflite model run with LiteRT's ``kernels`` and no delegate."""
-    from edgematte.runtime.backends.litert import _import_interpreter
+    from .backends.litert import _import_interpreter
 
     interpreter_class, resolver, module = _import_interpreter()
     if resolver is None:
@@ -64,14 +64,15 @@ def _run_litert_kernels(path: Path, x: np.ndarray, threads: int, kernels: str, t
     if trace:
         for op in interpreter._get_ops_details():  # the only op-level view LiteRT's Python API has
             for tensor_index in op["outputs"]:
-                traced[f"{TRACE_PREFIX}{op['index']:04d}/{op['op_name']}/{tensor_index}"] = interpreter.get_tensor(tensor_index)
+                key = f"{TRACE_PREFIX}{op['index']:04d}/{op['op_name']}/{tensor_index}"
+                traced[key] = interpreter.get_tensor(tensor_index)
     return output, traced
 
 
 def model_outputs(manifest_dir: str, artefact: str, tensor: np.ndarray, threads: int = 1,
                   kernels: str = "default", trace: bool = False) -> Dict[str, np.ndarray]:
     """``{"output", "raw_output", "output_quant"}`` (+ trace arrays) of ``artefact`` on the float input ``tensor``."""
-    from edgematte.runtime.backends.litert import dequantize, quantize
+    from .backends.litert import dequantize, quantize
 
     if kernels not in KERNELS:
         raise ValueError(f"kernels must be one of {', '.join(KERNELS)}, not {kernels!r}")
