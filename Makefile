@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make demo   PP-MattingV2 (seeded weights): convert (incl. INT8), check, benchmark; outputs in $(OUT)/"
-	@echo "make test   run the test suite (Python and the Android core on the host JVM)"
+	@echo "make test   lint (ruff), then the test suite (Python and the Android core on the host JVM)"
 	@echo "make venv   only create .venv and install the pinned toolchain"
 
 # Python 3.10: on PATH if it runs, else the newest pyenv 3.10.x.
@@ -50,6 +50,7 @@ test: test-python test-java
 # possible (root + apt-get); otherwise those tests skip with the reason (and fail under CI=true).
 test-python: $(STAMP)
 	-@bash .ci/setup-test-hosts.sh
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The Android app's pure-Java core: compiled and its JUnit tests run on the host JVM against the

@@ -41,12 +41,19 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from edgematte.runtime.bench_runner import REFERENCE, library_versions, machine_facts, open_matter, peak_rss_mb, percentiles
 from edgematte.converter.onnx import run_paddle2onnx
 from edgematte.core.manifest import Manifest, read_manifest
 from edgematte.core.samples import SAMPLE_PHOTOS, sample_photo
 from edgematte.runtime.backends import open_backend
 from edgematte.runtime.backends.paddle_inference import PaddleInferenceBackend
+from edgematte.runtime.bench_runner import (
+    REFERENCE,
+    library_versions,
+    machine_facts,
+    open_matter,
+    peak_rss_mb,
+    percentiles,
+)
 from edgematte.runtime.matter import Matter
 
 RESULTS = Path(__file__).parent / "results"

@@ -28,8 +28,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgematte.runtime.bench_runner import machine_facts, synthetic_photo
 from edgematte.runtime import profiles
+from edgematte.runtime.bench_runner import machine_facts, synthetic_photo
 from edgematte.runtime.matter import Matter
 
 PROFILES = ("android", "fastdeploy", "paddleseg-android")

@@ -17,8 +17,13 @@ from edgematte.bench.targets.adb import AdbTarget, parse_benchmark_bin, parse_be
 from edgematte.bench.targets.base import Configuration
 from edgematte.core.errors import EdgematteError
 from edgematte.core.manifest import read_manifest
+from tests import test_device_adb
 from tests.conftest import run_cli
-from tests.test_device_adb import ADB, FakeDevice, fake_adb  # noqa: F401  (fake_adb is a fixture)
+from tests.test_device_adb import ADB, FakeDevice
+
+# test_device_adb.py's fixture, made available to the tests here (a module attribute pytest collects; a name
+# bound by assignment, so the tests' `fake_adb` parameters do not shadow an import).
+fake_adb = test_device_adb.fake_adb
 
 # TFLite benchmark_model (TF 2.1x): the lines written by BenchmarkModel::Run / OnBenchmarkEnd in
 # tensorflow/lite/tools/benchmark/benchmark_model.cc, the count= statistics by tensorflow::Stat's
@@ -43,7 +48,8 @@ INFO: Running benchmark for at least 20 iterations and at least 0 seconds but te
 INFO: count=20 first=60500 curr=59800 min=58950 max=64020 avg=60212.5 std=1210 p5=58950 median=59990 p95=64020
 
 INFO: Inference timings in us: Init: 41233, First inference: 98765, Warmup (avg): 73370, Inference (avg): 60212.5
-INFO: Note: as the benchmark tool itself affects memory footprint, the following is only APPROXIMATE to the actual memory footprint of the model at runtime. Take the information at your discretion.
+INFO: Note: as the benchmark tool itself affects memory footprint, the following is only APPROXIMATE to the \
+actual memory footprint of the model at runtime. Take the information at your discretion.
 INFO: Memory footprint delta from the start of the tool (MB): init=18.3125 overall=42.6289
 INFO: Overall peak memory footprint (MB) via periodic monitoring: 47.0742
 INFO: Memory status at the end of exeution:
@@ -67,7 +73,8 @@ Average inference timings in us: Warmup: 83235, Init: 38467, Inference: 79760.9
 
 # Paddle Lite benchmark_bin (2.10+): the report written by Run() in
 # lite/api/tools/benchmark/benchmark.cc (Device/Model/Runtime/Backend/Perf Info; the Memory Usage
-# block with --enable_memory_profile). Figures invented, format as printed.
+# block with --enable_memory_profile). Figures invented, format as printed, trailing spaces included
+# (a line's last one is written \x20 so that it shows and stays).
 BENCHMARK_BIN_OUTPUT = """\
 
 ======= Device Info =======
@@ -94,7 +101,7 @@ threads: 4
 power_mode: 0
 warmup: 3
 repeats: 20
-result_path: 
+result_path:\x20
 
 ======= Backend Info =======
 backend: arm
@@ -102,15 +109,15 @@ cpu precision: fp32
 
 ======= Perf Info =======
 Time(unit: ms):
-init  = 35.112      
-first = 120.504     
-min   = 88.210      
-max   = 97.655      
-avg   = 90.873      
+init  = 35.112     \x20
+first = 120.504    \x20
+min   = 88.210     \x20
+max   = 97.655     \x20
+avg   = 90.873     \x20
 
 Memory Usage(unit: MB):
-init  = 21.500      
-peak  = 64.250      
+init  = 21.500     \x20
+peak  = 64.250     \x20
 
 """
 
@@ -200,7 +207,8 @@ def phone(fake_adb, tmp_path):
     (cpu / "cpu0" / "cpufreq").mkdir(parents=True)
     (cpu / "possible").write_text("0-3,4-7\n")
     (cpu / "cpu0" / "cpufreq" / "scaling_governor").write_text("schedutil\n")
-    device.add_command("getprop", 'case "$1" in ro.product.model) echo "Pixel 7";; ro.product.manufacturer) echo Google;; '
+    device.add_command("getprop", 'case "$1" in ro.product.model) echo "Pixel 7";; '
+                                  'ro.product.manufacturer) echo Google;; '
                                   'ro.soc.model) echo "Tensor G2";; ro.product.cpu.abi) echo arm64-v8a;; '
                                   'ro.build.version.release) echo 14;; ro.build.version.sdk) echo 34;; esac')
     return fake_adb(device), device
@@ -233,7 +241,8 @@ def test_tools_run_through_adb_and_leave_nothing_behind(phone, conversion, tmp_p
     # The lines the phone's shell received (before the fake's path rewriting).
     run_line = next(line for line in device.commands if "./benchmark_model" in line)
     remote = run_line.split()[1]
-    assert remote.startswith("/data/local/tmp/edgematte-bench-") and len(remote) == len("/data/local/tmp/edgematte-bench-") + 8
+    prefix = "/data/local/tmp/edgematte-bench-"
+    assert remote.startswith(prefix) and len(remote) == len(prefix) + 8
     assert run_line == (f"(cd {remote} && ./benchmark_model --graph={remote}/model_fp32.tflite --num_threads=4 "
                         "--num_runs=20 --warmup_runs=3 --min_secs=0 --warmup_min_secs=0 "
                         "--report_peak_memory_footprint=true 2>&1); echo EDGEMATTE_EXIT=$?")
@@ -242,7 +251,8 @@ def test_tools_run_through_adb_and_leave_nothing_behind(phone, conversion, tmp_p
 
     result = target.run(manifest, Configuration("model_arm.nb", 2), runs=10, warmup=1, size=(640, 480))
     assert "error" not in result, result
-    assert result["model_s"]["mean"] == pytest.approx(0.090873) and result["versions"]["paddlelite (benchmark_bin)"] == "v2.13-rc"
+    assert result["model_s"]["mean"] == pytest.approx(0.090873)
+    assert result["versions"]["paddlelite (benchmark_bin)"] == "v2.13-rc"
     # First with --enable_memory_profile=true; this benchmark_bin rejects the flag, so once more without.
     first, second = [line for line in device.commands if "./benchmark_bin" in line]
     remote = second.split()[1]

@@ -30,7 +30,7 @@ def test_a_failing_configuration_keeps_the_others(tiny_conversion, tmp_path):
     r = run_cli("bench", tiny_conversion, "--threads", "1", "--runs", "2", "--warmup", "0", "--size", "160x120",
                 "--artefacts", "model_arm.nb,model_fp32.tflite", "-o", out)
     assert r.returncode == 1
-    errors = [l for l in r.stderr.splitlines() if l.startswith("edgematte: error:")]
+    errors = [msg for msg in r.stderr.splitlines() if msg.startswith("edgematte: error:")]
     assert len(errors) == 1 and "1 of 2 configurations failed" in errors[0] and "model_arm.nb" in errors[0]
     doc = json.loads((out / "bench.json").read_text())
     assert "error" in doc["results"][0] and "model_s" in doc["results"][1]

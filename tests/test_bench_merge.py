@@ -101,7 +101,8 @@ def test_merge_puts_targets_side_by_side_and_emulated_apart(three_targets, tmp_p
 
 def test_same_target_name_from_two_hosts_is_told_apart_and_merged_reports_merge_again(three_targets, tmp_path):
     local, board, qemu = three_targets
-    other_host = write_report(tmp_path / "laptop", "local", False, [result("model_fp32.tflite", "litert", 1, 0.080, X86)])
+    other_host = write_report(tmp_path / "laptop", "local", False,
+                              [result("model_fp32.tflite", "litert", 1, 0.080, X86)])
     first = tmp_path / "first"
     assert run_cli("bench-merge", local, board, "-o", first).returncode == 0
     out = tmp_path / "again"

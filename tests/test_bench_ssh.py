@@ -218,7 +218,7 @@ def test_bundle_runner_runs_without_the_toolchain(tiny_conversion, tmp_path):
     r = subprocess.run([sys.executable, "-c", code, "--manifest", str(model_dir), "--artefact", "model_fp32.tflite",
                         "--runs", "2", "--warmup", "0", "--size", "160x120"], capture_output=True, text=True,
                        cwd=tmp_path / "bundle", env=dict(os.environ, PYTHONPATH=str(tmp_path / "bundle")), timeout=120)
-    line = [l for l in r.stdout.splitlines() if l.startswith("EDGEMATTE_BENCH ")]
+    line = [row for row in r.stdout.splitlines() if row.startswith("EDGEMATTE_BENCH ")]
     assert r.returncode == 0 and line, r.stdout + r.stderr
     result = json.loads(line[0].split(" ", 1)[1])
     assert result["backend"] == "litert" and result["model_s"]["n"] == 2

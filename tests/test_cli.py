@@ -14,7 +14,7 @@ def test_help_lists_every_command_with_one_line():
     assert r.returncode == 0
     lines = r.stdout.splitlines()
     for cmd in COMMANDS + ["zoo", "runtime"]:
-        rows = [l for l in lines if l.strip().startswith(cmd + " ")]
+        rows = [row for row in lines if row.strip().startswith(cmd + " ")]
         assert len(rows) == 1, f"{cmd} not listed once in --help"
         assert len(rows[0].split(None, 1)) == 2, f"{cmd} has no description"
 

@@ -5,12 +5,12 @@ No phone or emulator exists here, so the real adb client (Debian's adb 29, insta
 written below from the host protocol (AOSP ``packages/modules/adb/OVERVIEW.TXT``, ``SERVICES.TXT``,
 ``SYNC.TXT``): 4-hex-digit length-prefixed requests (``host:version``, ``host:devices-l``,
 ``host-serial:S:features``, ``host:tport:serial:S``), ``OKAY``/``FAIL`` replies, ``shell:`` (protocol
-v1: a raw stream, the connection closes at the end), ``shell,v2,...,raw:`` (v2 packets) and ``sync:`` (``STAT``/``LIST``/``SEND``/``RECV``
-v1 for push and pull). Its "device" is an in-memory file system plus a scripted shell. It answers
-``host:version`` with adb 29's server version 41 (0x29) so the client never kills it and never starts
-a real server. The verification app itself is not run: the scripted ``am start`` writes a result
-folder made with the Python runtime, so everything around it (push, clear, poll, pull, compare,
-report) is exercised, not the phone.
+v1: a raw stream, the connection closes at the end), ``shell,v2,...,raw:`` (v2 packets) and ``sync:``
+(``STAT``/``LIST``/``SEND``/``RECV`` v1 for push and pull). Its "device" is an in-memory file system plus
+a scripted shell. It answers ``host:version`` with adb 29's server version 41 (0x29) so the client never
+kills it and never starts a real server. The verification app itself is not run: the scripted ``am start``
+writes a result folder made with the Python runtime, so everything around it (push, clear, poll, pull,
+compare, report) is exercised, not the phone.
 """
 
 import json
@@ -27,8 +27,8 @@ from typing import Optional
 
 import pytest
 
-from edgematte.device.adb import Adb, activity_start_argv, device_shell_command, parse_devices
 from edgematte.core.errors import EdgematteError
+from edgematte.device.adb import Adb, activity_start_argv, device_shell_command, parse_devices
 from tests.conftest import run_cli
 
 ADB = Path("/usr/bin/adb")
@@ -80,7 +80,8 @@ class FakeDevice:
 
     def devices_line(self, transport_id: int) -> str:
         if self.state == "device":
-            return f"{self.serial}\tdevice product:panther model:{self.model} device:panther transport_id:{transport_id}"
+            return (f"{self.serial}\tdevice product:panther model:{self.model} device:panther "
+                    f"transport_id:{transport_id}")
         return f"{self.serial}\t{self.state} usb:1-1 transport_id:{transport_id}"
 
     def run_shell(self, line: str, separate_stderr: bool = False) -> subprocess.CompletedProcess:
@@ -184,7 +185,8 @@ class FakeAdbServer:
                         # Packets: id (1 stdout, 2 stderr, 3 exit status) + little-endian uint32 length + data.
                         result = device.run_shell(request.split(":", 1)[1], separate_stderr=True)
                         packets = [(1, result.stdout), (2, result.stderr), (3, bytes([result.returncode & 0xFF]))]
-                        connection.sendall(b"OKAY" + b"".join(struct.pack("<BI", i, len(d)) + d for i, d in packets if d))
+                        connection.sendall(b"OKAY" + b"".join(struct.pack("<BI", i, len(d)) + d
+                                                              for i, d in packets if d))
                         return
                     if request == "sync:" and device is not None:
                         connection.sendall(b"OKAY")
@@ -207,7 +209,8 @@ class FakeAdbServer:
                 for child in sorted(device.host_path(path).iterdir()):
                     facts = child.stat()
                     name = child.name.encode()
-                    connection.sendall(b"DENT" + struct.pack("<IIII", facts.st_mode, facts.st_size, 0, len(name)) + name)
+                    connection.sendall(b"DENT" + struct.pack("<IIII", facts.st_mode, facts.st_size, 0, len(name))
+                                       + name)
                 connection.sendall(b"DONE" + struct.pack("<IIII", 0, 0, 0, 0))
             elif command == b"SEND":
                 target, _, mode = path.rpartition(",")
@@ -305,7 +308,8 @@ def test_am_start_arguments_and_device_shell_quoting():
     assert "'/sdcard/Android/data/org.edgematte.demo/files/my photos'" in line
     assert "-n org.edgematte.demo/.VerificationActivity" in line  # safe words stay bare
     # What the device's sh makes of the line is the list again (POSIX quoting, as mksh/toybox sh parse it).
-    assert subprocess.run(["sh", "-c", f"printf '%s\\n' {line}"], text=True, capture_output=True).stdout.splitlines() == argv
+    printed = subprocess.run(["sh", "-c", f"printf '%s\\n' {line}"], text=True, capture_output=True).stdout
+    assert printed.splitlines() == argv
     tricky = ["printf", "%s\\n", "it's $HOME", "a\"b", "`id`", "x;y", "*"]
     line = device_shell_command(tricky)
     assert subprocess.run(["sh", "-c", line], text=True, capture_output=True).stdout.splitlines() == tricky[2:]
@@ -450,7 +454,8 @@ def phone(fake_adb, tmp_path):
     device.add_command("am", f'PYTHONPATH={shlex.quote(str(repo))} exec {shlex.quote(sys.executable)} '
                              f'"$DEVICE_ROOT/fake_app.py" "$@"')
     device.add_command("pm", 'echo "package:/data/app/~~x==/org.edgematte.demo-1/base.apk"')
-    device.add_command("getprop", 'case "$1" in ro.build.version.release) echo 14;; ro.soc.model) echo Tensor G2;; esac')
+    device.add_command("getprop", 'case "$1" in ro.build.version.release) echo 14;; '
+                                  'ro.soc.model) echo Tensor G2;; esac')
     server = fake_adb(device)
     return server, device
 
@@ -458,8 +463,8 @@ def phone(fake_adb, tmp_path):
 @pytest.fixture
 def photos(tmp_path):
     """Two small photos, one in a folder with a space (device names must stay unique and shell-safe)."""
-    from skimage.data import astronaut, chelsea
     import cv2
+    from skimage.data import astronaut, chelsea
 
     folder = tmp_path / "photos"
     (folder / "my photos").mkdir(parents=True)

@@ -134,6 +134,6 @@ def test_zoo_info_prints_flops_and_parameters():
 
     facts = json.loads(r.stdout)
     assert facts["parameters"] == 8_947_488
-    # Paddle's own count for the official model at 512x512 (shared/models/README.md)
+    # Paddle's own count (paddle.flops) for the official model at 512x512, as PaddleSeg reports it
     assert facts["macs"] == 7_507_110_912
     assert facts["native_input"] == [1, 3, 512, 512]

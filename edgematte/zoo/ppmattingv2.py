@@ -1,6 +1,6 @@
 """PP-MattingV2 (PaddleSeg config ``ppmattingv2-stdc1-human_512``) as a Paddle dygraph layer.
 
-Written from the architecture facts in ``MODELS.md``; the sublayer and parameter names follow the
+Written from PaddleSeg's published architecture (the data flow below); the sublayer and parameter names follow the
 official checkpoint (``tests/data/ppmattingv2.state_dict.tsv``), so an official ``.pdparams`` loads
 with ``set_state_dict`` unchanged and the seeded-weight formula gives the same model as PaddleSeg's.
 

@@ -1,0 +1,5 @@
+"""``python -m edgematte.cli``."""
+
+from .app import main
+
+main()

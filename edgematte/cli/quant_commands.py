@@ -1,0 +1,43 @@
+"""``edgematte quant eval``: an artefact's matting metrics on a dataset."""
+
+import click
+
+from ..core import console
+from .app import cli
+
+
+@cli.group()
+def quant():
+    """INT8 accuracy tools: evaluate any artefact in the matting metrics (SAD, MSE, Grad, Conn)."""
+
+
+@quant.command("eval")
+@click.argument("manifest", type=click.Path(exists=True))
+@click.option(
+    "--artefact", default=None,
+    help="Artefact path in the manifest (default: the preferred host-runnable one).",
+)
+@click.option(
+    "--data", required=True, type=click.Path(exists=True, file_okay=False),
+    help="Folder of images (recursive).",
+)
+@click.option(
+    "--gt", type=click.Path(exists=True, file_okay=False), default=None,
+    help="Folder of ground-truth alpha mattes, same relative paths as --data.",
+)
+@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def quant_eval(manifest, artefact, data, gt, threads, as_json):
+    """MAD, max, share off by > 8/255, SAD, MSE, Grad, Conn of an artefact against fp32 (and ground truth)."""
+    from ..quant.evaluate import evaluate_artefact
+
+    result = evaluate_artefact(manifest, artefact, data, gt, threads=threads)
+    if as_json:
+        console.emit_json(result)
+        return
+    click.echo(f"{result['artefact']} ({result['precision']}) on {result['images']} images")
+    for key, label in (("vs_fp32", f"vs {result['vs_fp32']['reference']}"), ("vs_ground_truth", "vs ground truth")):
+        if key in result:
+            n = result[key]
+            click.echo(f"  {label}: MAD {n['mad']:.4f}  max {n['max_abs']:.3f}  >8/255 {n['frac_over_8_255']:.2%}  "
+                       f"SAD {n['sad']:.2f}  MSE {n['mse']:.5f}  Grad {n['grad']:.2f}  Conn {n['conn']:.2f}")

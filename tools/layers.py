@@ -1,0 +1,100 @@
+"""edgematte's layers, and a checker that reads every import (module level and inside functions).
+
+    core  <-  zoo, runtime  <-  converter  <-  quant  <-  pipeline  <-  device  <-  bench  <-  cli
+
+A module may import its own subpackage and any lower layer; zoo and runtime are peers that never import
+each other (a board gets core + runtime only; the zoo needs paddle). ``python tools/layers.py`` prints the
+violations and exits 1 when there are any.
+"""
+
+import ast
+import sys
+from pathlib import Path
+from typing import Dict, Iterator, List, Tuple
+
+LAYERS: Dict[str, int] = {
+    "core": 0,
+    "zoo": 1,
+    "runtime": 1,
+    "converter": 2,
+    "quant": 3,
+    "pipeline": 4,
+    "device": 5,
+    "bench": 6,
+    "cli": 7,
+}
+TOP = "(top)"  # edgematte/__init__.py: the version and the public names, below everything
+
+
+def module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def subpackage(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else TOP
+
+
+def imports(path: Path, root: Path) -> Iterator[Tuple[int, str]]:
+    """(line, absolute module) for every edgematte import in ``path``, relative ones resolved."""
+    module = module_name(path, root)
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == root.name:
+                    yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target.split(".")[0] != root.name:
+                continue
+            if target == root.name:  # "from edgematte import x": x is a subpackage or a top-level name
+                for alias in node.names:
+                    is_module = (root / alias.name).is_dir() or (root / f"{alias.name}.py").is_file()
+                    yield node.lineno, f"{target}.{alias.name}" if is_module else target
+            else:
+                yield node.lineno, target
+
+
+def allowed(importer: str, imported: str) -> bool:
+    a, b = subpackage(importer), subpackage(imported)
+    if a == b or b == TOP:
+        return True
+    if a == TOP:
+        return False
+    rank_a, rank_b = LAYERS.get(a), LAYERS.get(b)
+    if rank_a is None or rank_b is None:
+        return False  # a subpackage nobody placed: place it in LAYERS
+    return rank_b < rank_a
+
+
+def violations(root: Path) -> List[str]:
+    """Every upward or sideways import below ``root`` (the edgematte package folder), one line each."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        importer = module_name(path, root)
+        sub = subpackage(importer)
+        if sub != TOP and sub not in LAYERS:
+            found.append(f"{path}: subpackage '{sub}' has no layer (add it to tools/layers.py LAYERS)")
+            continue
+        for line, imported in imports(path, root):
+            if not allowed(importer, imported):
+                found.append(f"{path.relative_to(root.parent)}:{line}: {sub} imports {imported} "
+                             f"({subpackage(imported)} is not below {sub})")
+    return found
+
+
+if __name__ == "__main__":
+    package = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "edgematte"
+    problems = violations(package)
+    print("\n".join(problems) or "layers: no violation")
+    sys.exit(1 if problems else 0)
