@@ -22,7 +22,7 @@ from paddle.static import InputSpec
 from edgematte.converter import onnx as converter
 from edgematte.converter.repairs.onnx.graph import attr, pads_operand
 from edgematte.converter.repairs.onnx.unsqueezed_pad_fold import fold_unsqueezed_pads
-from edgematte.converter.tflite import convert_to_tflite, from_layout, to_layout
+from edgematte.converter.tflite import convert_to_tflite, layout_to_onnx, onnx_to_layout
 from edgematte.core.errors import EdgematteError
 from edgematte.runtime.backends.litert import LiteRTBackend
 from edgematte.runtime.backends.paddle_inference import PaddleInferenceBackend
@@ -214,7 +214,7 @@ def test_onnx2tf_converts_the_folded_graph_to_onnx_runtime_parity(pad_chain_file
     expected = _run(onnx.load(str(original)), x)[0]
     backend = LiteRTBackend(info["files"]["fp32"]["path"], threads=1)
     (input_info,), (output_info,) = info["files"]["fp32"]["inputs"], info["files"]["fp32"]["outputs"]
-    got = from_layout(backend.run(to_layout(x, input_info["layout"])), output_info["layout"])
+    got = layout_to_onnx(backend.run(onnx_to_layout(x, input_info["layout"])), output_info["layout"])
     err = float(np.abs(got - expected).max())
     print(f"LiteRT fp32 of the folded graph vs ONNX Runtime of the original: max abs {err:.3g}")
     assert got.shape == expected.shape and float(expected.std()) > 0.1

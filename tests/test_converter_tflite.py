@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from edgematte.converter import tflite as conv
-from edgematte.converter.tflite import convert_to_tflite, from_layout, tensor_layout, to_layout
+from edgematte.converter.tflite import convert_to_tflite, layout_to_onnx, onnx_to_layout, tensor_layout
 from edgematte.core.errors import EdgematteError
 from edgematte.core.fsutil import sha256_file
 from edgematte.core.tools import last_error_line
@@ -196,7 +196,7 @@ def test_tflite_matches_onnxruntime(converted, tiny_onnx):
         assert entry["outputs"][0]["layout"] == "nhwc"
         for label, x in sample_inputs().items():
             reference = onnxruntime_alpha(tiny_onnx, x)
-            alpha = from_layout(backend.run(to_layout(x, info["layout"])), "nhwc")
+            alpha = layout_to_onnx(backend.run(onnx_to_layout(x, info["layout"])), "nhwc")
             assert alpha.shape == reference.shape == (1, 1, H, W)
             assert 0.0 < reference.std()  # the comparison is not between two constants
             error = float(np.abs(alpha - reference).max())
@@ -325,10 +325,10 @@ def test_tensor_layout_by_shape_and_by_values():
 
 def test_to_and_from_layout_round_trip():
     x = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
-    nhwc = to_layout(x, "nhwc")
+    nhwc = onnx_to_layout(x, "nhwc")
     assert nhwc.shape == (2, 4, 5, 3) and nhwc[1, 2, 3, 0] == x[1, 0, 2, 3]
-    assert np.array_equal(from_layout(nhwc, "nhwc"), x)
-    assert to_layout(x, "nchw") is x and from_layout(x, "nchw") is x
+    assert np.array_equal(layout_to_onnx(nhwc, "nhwc"), x)
+    assert onnx_to_layout(x, "nchw") is x and layout_to_onnx(x, "nchw") is x
 
 
 def test_synthetic_sample_images_fit_onnx2tf():
@@ -478,12 +478,12 @@ def test_quantize_int8_float_and_int8_io(conversions, tiny_onnx, tmp_path):
     errors = {}
     for label, x in sample_inputs().items():
         reference = onnxruntime_alpha(tiny_onnx, x)
-        x_nhwc = to_layout(x, "nhwc")
+        x_nhwc = onnx_to_layout(x, "nhwc")
         alpha_float_io = float_backend.run(x_nhwc)
         alpha_int8_io = dequantize(int8_backend.run(quantize(x_nhwc, spec_in)), spec_out)
         # our quantize/dequantize around the int8 model reproduce the float-I/O model's own ops exactly
         assert np.array_equal(alpha_int8_io, alpha_float_io)
-        diff = np.abs(from_layout(alpha_float_io, "nhwc") - reference)
+        diff = np.abs(layout_to_onnx(alpha_float_io, "nhwc") - reference)
         errors[label] = (float(diff.max()), float(diff.mean()))
         assert diff.max() <= 0.1 and diff.mean() <= 0.04, (label, errors[label])
     print(f"int8 vs onnxruntime (max, mean): {errors}")

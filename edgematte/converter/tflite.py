@@ -183,7 +183,7 @@ def tensor_layout(onnx_shape: Sequence[int], tflite_shape: Sequence[int],
     return first if error_first <= error_last else last
 
 
-def to_layout(x: np.ndarray, layout: str) -> np.ndarray:
+def onnx_to_layout(x: np.ndarray, layout: str) -> np.ndarray:
     """An ONNX-layout (channels-first) array rearranged to ``layout`` (``nhwc``, ``nwc``... or as is)."""
     first, last = _layout_names(x.ndim)
     if layout == last and last != first:
@@ -191,8 +191,8 @@ def to_layout(x: np.ndarray, layout: str) -> np.ndarray:
     return x
 
 
-def from_layout(x: np.ndarray, layout: str) -> np.ndarray:
-    """Inverse of :func:`to_layout`: a ``layout`` array back to ONNX's channels-first axes."""
+def layout_to_onnx(x: np.ndarray, layout: str) -> np.ndarray:
+    """Inverse of :func:`onnx_to_layout`: a ``layout`` array back to ONNX's channels-first axes."""
     first, last = _layout_names(x.ndim)
     if layout == last and last != first:
         return np.ascontiguousarray(x.transpose(np.argsort(_channels_last_perm(x.ndim))))
@@ -277,7 +277,7 @@ def _settle_ambiguous_layouts(onnx_bytes: bytes, tflite_path: Path, entry: dict)
     session = onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     onnx_outputs = dict(zip([o.name for o in session.get_outputs()],
                             session.run(None, {session.get_inputs()[0].name: x})))
-    tflite_outputs = LiteRTBackend(tflite_path, threads=1).run_all(to_layout(x, input_entry["layout"]))
+    tflite_outputs = LiteRTBackend(tflite_path, threads=1).run_all(onnx_to_layout(x, input_entry["layout"]))
     for output, tflite_value in zip(entry["outputs"], tflite_outputs):
         if output["layout"] == "ambiguous" and output["onnx_name"] in onnx_outputs:
             output["layout"] = tensor_layout(output["onnx_shape"], output["shape"],

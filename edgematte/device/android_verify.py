@@ -351,7 +351,7 @@ def default_report_dir(manifest: Manifest, serial: str, entry: Artefact) -> Path
     return Path(manifest.dir) / "device-verify" / safe
 
 
-def write_report(report: DeviceVerifyReport, report_dir: Path, device_output: Path) -> Path:
+def write_device_report(report: DeviceVerifyReport, report_dir: Path, device_output: Path) -> Path:
     """report.json, report.md and device-output/ into ``report_dir``, replaced only when complete."""
     with atomic_dir(report_dir) as tmp:
         (tmp / "report.json").write_text(json.dumps(report.as_dict(), indent=2) + "\n")
@@ -400,5 +400,5 @@ def verify_on_device(manifest_path, images_dir=None, serial: Optional[str] = Non
                       "repeats": repeats, "app_model": index.get("model", {})},
             reference=reference.as_dict(), threshold=asdict(threshold), threshold_source=source, images=results,
             skipped_images=skipped, pooled=pooled, failures=failures)
-        report.report_dir = str(write_report(report, report_dir, device_output))
+        report.report_dir = str(write_device_report(report, report_dir, device_output))
     return report

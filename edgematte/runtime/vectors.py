@@ -192,12 +192,11 @@ def _open_model_file(path: Path) -> Backend:
 
 def _manifest_model_path(path: Path) -> Path:
     """The first artefact of a converter manifest that runs on this host (x86 .nb, .onnx, .tflite)."""
-    from edgematte.core.manifest import read_manifest
+    from edgematte.core.manifest import read_manifest, this_platform
 
     manifest = read_manifest(path)
-    for artefact in manifest["artefacts"]:
-        if artefact["format"] != "nb" or artefact["target"] == "x86":
-            return Path(manifest["_dir"]) / artefact["path"]
+    for artefact in manifest.artefacts_for(this_platform()):
+        return manifest.file(artefact)
     raise EdgematteError(f"{path}: the manifest lists no artefact that runs on this host (x86 .nb, .onnx, .tflite)")
 
 
