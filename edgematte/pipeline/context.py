@@ -14,9 +14,14 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..converter.program import FrozenModel
 from ..core import console
 from ..core import parity as parity_lib
 from ..core.manifest import Artefact, Manifest
+from ..quant.int8 import EvaluationSet, Int8Options
+from ..runtime.backends.base import Backend
+from ..runtime.profiles import Profile
+from ..zoo.source import ModelSource
 
 FORMATS = ("lite", "onnx", "tflite")
 LITE_TARGETS = ("arm", "x86", "opencl")
@@ -43,14 +48,14 @@ class ConvertOptions:
     width: float = 1.0
     strict: bool = True
     keep_work: bool = False
-    int8: Optional["Int8Options"] = None  # noqa: F821  (edgematte.quant.int8.Int8Options): also build INT8
+    int8: Optional[Int8Options] = None  # also build INT8 artefacts
 
 
 @dataclass
 class Int8State:
     """The INT8 stages' shared inputs: the held-out evaluation set and its fp32 reference outputs."""
 
-    evaluation: object  # edgematte.quant.int8.EvaluationSet
+    evaluation: EvaluationSet
     reference: List[np.ndarray]
     x86_parity: Optional[parity_lib.Parity] = None  # the x86 int8 .nb's, inherited by the arm one
 
@@ -64,13 +69,13 @@ class Context:
     work: Path
     manifest: Manifest
     formats: List[str]
-    source: object = None  # edgematte.zoo.source.ModelSource
-    frozen: object = None  # edgematte.converter.program.FrozenModel: the fixed-shape reference program
-    profile: object = None  # edgematte.runtime.profiles.Profile
+    source: Optional[ModelSource] = None
+    frozen: Optional[FrozenModel] = None  # the fixed-shape reference program (stage 1)
+    profile: Optional[Profile] = None
     inputs: Dict[str, List[np.ndarray]] = field(default_factory=dict)  # layout -> parity tensors
     photos: Dict[str, np.ndarray] = field(default_factory=dict)
     reference: List[np.ndarray] = field(default_factory=list)  # the reference's outputs on the parity tensors
-    reference_backend: object = None
+    reference_backend: Optional[Backend] = None
     alphas: Dict[str, np.ndarray] = field(default_factory=dict)  # artefact path -> first image's output
     bounds: Dict[str, float] = field(default_factory=lambda: dict(PARITY_BOUNDS))
     boundary_pixel_share: float = 0.0

@@ -18,7 +18,6 @@ from typing import List, Optional, Sequence
 from ...core.errors import EdgematteError
 from ...core.manifest import REFERENCE, Artefact, Manifest
 from ...core.tools import ToolResult, last_error_line
-from ...device.runtime_code import RUNNER_MODULE  # noqa: F401  (the targets' import of it)
 from ...runtime.bench_runner import RESULT_PREFIX
 
 RUNNER_OK = (0, 3)  # the runner's exit statuses: a result, or an error reported as data

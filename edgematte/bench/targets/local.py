@@ -7,7 +7,8 @@ from typing import List, Optional, Sequence
 
 from ...core.manifest import REFERENCE, Manifest
 from ...core.tools import run_tool
-from .base import RUNNER_MODULE, Configuration, Target, failure, grid, runner_args, runner_result
+from ...device.runtime_code import RUNNER_MODULE
+from .base import Configuration, Target, failure, grid, runner_args, runner_result
 
 DEFAULT_TIMEOUT_S = 1800.0
 

@@ -17,7 +17,8 @@ from typing import List, Optional, Sequence
 from ...core.errors import EdgematteError
 from ...core.manifest import Manifest
 from ...device.qemu import DEFAULT_CPU, DEFAULT_TIMEOUT_S, EmulatedPython
-from .base import RUNNER_MODULE, Configuration, Target, choose, failure, grid, runner_args, runner_result
+from ...device.runtime_code import RUNNER_MODULE
+from .base import Configuration, Target, choose, failure, grid, runner_args, runner_result
 
 
 class QemuTarget(Target):

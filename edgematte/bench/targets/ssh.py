@@ -38,9 +38,10 @@ from urllib.parse import urlsplit
 from ...core.errors import EdgematteError
 from ...core.manifest import Manifest
 from ...core.tools import ToolResult, last_line, run_tool
+from ...device.runtime_code import RUNNER_MODULE
 from ...runtime.bench_runner import RESULT_PREFIX
 from ..bundle import MODEL_DIR, make_runner_bundle
-from .base import RUNNER_MODULE, Configuration, Target, choose, failure, grid, runner_args, runner_result
+from .base import Configuration, Target, choose, failure, grid, runner_args, runner_result
 
 DEFAULT_PYTHON = "python3"
 CONNECT_TIMEOUT_S = 10
