@@ -36,7 +36,7 @@ def test_an_upward_import_is_caught_even_inside_a_function(tmp_path):
     (copy / "runtime" / "sideways.py").write_text("import edgematte.zoo.registry\n")
     found = layers.violations(copy)
     assert found == [
-        "edgematte/core/upward.py:2: core imports edgematte.pipeline (pipeline is not below core)",
+        "edgematte/core/upward.py:2: core imports edgematte.pipeline.run (pipeline is not below core)",
         "edgematte/runtime/sideways.py:1: runtime imports edgematte.zoo.registry (zoo is not below runtime)",
     ]
     (copy / "newpkg").mkdir()

@@ -7,10 +7,11 @@ each other (a board gets core + runtime only; the zoo needs paddle). ``python to
 violations and exits 1 when there are any.
 """
 
-import ast
 import sys
 from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
+
+from edgematte.core import imports as core_imports
 
 LAYERS: Dict[str, int] = {
     "core": 0,
@@ -27,10 +28,7 @@ TOP = "(top)"  # edgematte/__init__.py: the version and the public names, below 
 
 
 def module_name(path: Path, root: Path) -> str:
-    parts = list(path.relative_to(root.parent).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts = parts[:-1]
-    return ".".join(parts)
+    return core_imports.module_name(path, root)
 
 
 def subpackage(module: str) -> str:
@@ -39,30 +37,8 @@ def subpackage(module: str) -> str:
 
 
 def imports(path: Path, root: Path) -> Iterator[Tuple[int, str]]:
-    """(line, absolute module) for every edgematte import in ``path``, relative ones resolved."""
-    module = module_name(path, root)
-    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
-    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name.split(".")[0] == root.name:
-                    yield node.lineno, alias.name
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - (node.level - 1)]
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
-            if target.split(".")[0] != root.name:
-                continue
-            if target == root.name:  # "from edgematte import x": x is a subpackage or a top-level name
-                for alias in node.names:
-                    is_module = (root / alias.name).is_dir() or (root / f"{alias.name}.py").is_file()
-                    yield node.lineno, f"{target}.{alias.name}" if is_module else target
-            else:
-                yield node.lineno, target
+    """(line, absolute module) for every edgematte import in ``path`` (:mod:`edgematte.core.imports`)."""
+    return core_imports.package_imports(path, root)
 
 
 def allowed(importer: str, imported: str) -> bool:

@@ -13,13 +13,13 @@ that every ``edgematte`` import in the shipped files (module level or inside a f
 so a stray import of a heavier layer is an error when the bundle is made, not an ImportError on the board.
 """
 
-import ast
 import functools
 import shutil
 from pathlib import Path
 from typing import Dict, List, Optional, Set
 
 from ..core.errors import EdgematteError
+from ..core.imports import module_name, package_imports
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # .../edgematte
 PACKAGE = PACKAGE_DIR.name
@@ -40,32 +40,9 @@ def _module_file(module: str) -> Optional[Path]:
     return None
 
 
-def _module_name(path: Path) -> str:
-    relative = path.relative_to(PACKAGE_DIR).with_suffix("")
-    parts = [PACKAGE, *relative.parts]
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
 def imported_modules(path: Path) -> Set[str]:
     """Every ``edgematte`` module that the file ``path`` imports, anywhere in its code (functions too)."""
-    module = _module_name(path)
-    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
-    candidates = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            candidates.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - (node.level - 1)]
-                origin = ".".join(base + ([node.module] if node.module else []))
-            else:
-                origin = node.module or ""
-            candidates.add(origin)
-            # "from . import console" imports a module; "from .x import name" a name (or a submodule)
-            candidates.update(f"{origin}.{alias.name}" for alias in node.names)
-    return {name for name in candidates
-            if (name == PACKAGE or name.startswith(PACKAGE + ".")) and _module_file(name) is not None}
+    return {name for _, name in package_imports(path, PACKAGE_DIR) if _module_file(name) is not None}
 
 
 def is_shipped(module: str) -> bool:
@@ -81,7 +58,7 @@ def runtime_code_files() -> Dict[str, Path]:
         folder = PACKAGE_DIR.joinpath(*package.split(".")[1:])
         for path in sorted(folder.rglob("*.py")):
             if "__pycache__" not in path.parts:
-                files[_module_name(path)] = path
+                files[module_name(path, PACKAGE_DIR)] = path
     outside = sorted(f"{name} imports {other}" for name, path in files.items()
                      for other in imported_modules(path) if not is_shipped(other))
     if outside:
