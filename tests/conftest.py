@@ -40,3 +40,13 @@ def tiny_conversion(tmp_path_factory):
                 "--lite-targets", "arm,x86", "-o", out)
     assert r.returncode == 0, r.stderr
     return out
+
+
+def load_tool(name: str):
+    """A developer script of ``tools/`` (not part of the package) as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"tools_{name}", REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -2,27 +2,19 @@
 package map, and no citation of a document the repository lacks."""
 
 import ast
-import importlib.util
 import re
 import shutil
 import subprocess
 import sys
 
-from .conftest import REPO
+from .conftest import REPO, load_tool
 
 PACKAGE = REPO / "edgematte"
 MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 120
 
 
-def _tool(name):
-    spec = importlib.util.spec_from_file_location(f"tools_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-layers = _tool("layers")
+layers = load_tool("layers")
 
 
 def test_no_import_points_up_or_sideways():
@@ -116,7 +108,7 @@ def test_public_names_the_readme_promises():
 
 
 def test_readme_package_map_is_the_tree():
-    package_map = _tool("package_map")
+    package_map = load_tool("package_map")
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert package_map.block_in(readme) == package_map.render(PACKAGE), \
         "README package map is stale: run `python tools/package_map.py --write`"
