@@ -29,8 +29,6 @@ from .repairs import registry
 from .repairs.base import ONNX, RepairContext
 from .repairs.onnx.graph import opset_version
 
-# Names tests/test_converter_onnx_tf_compat.py still reads from this module; the code lives in repairs/onnx/.
-
 PADDLE2ONNX_TIMEOUT_S = 900
 ONNXSIM_TIMEOUT_S = 900
 # onnxsim's result is kept only when it reproduces the unsimplified graph this closely (max abs on
