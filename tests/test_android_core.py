@@ -6,6 +6,7 @@ The Java side is android_demo/core, compiled here with javac and driven through 
 ONNX Runtime backend. Thresholds: tensors and 8-bit outputs exact, float alpha within 1e-6.
 """
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -139,3 +140,28 @@ def test_core_cli_reports_bad_arguments(core_classes, tmp_path):
                              "--model-size", "64", tmp_path, tmp_path], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip() == "edgematte-core: error: expected HxW, got '64'"
+
+
+def test_java_and_python_agree_on_what_runs_on_android(core_classes, tmp_path):
+    """Manifest.java's runsOnAndroid and core/manifest.py's artefacts_for("android") are one rule, written twice."""
+    from edgematte.core.manifest import Manifest
+
+    from .conftest import DATA
+
+    source = json.loads((DATA / "manifest.edgematte-0.1.json").read_text())
+    spec = {"name": "x", "shape": [1, 3, 64, 64], "dtype": "float32"}
+    parity = {"max_abs": None, "mean_abs": None, "frac_over_1_255": None, "compared_to": "reference"}
+    for entry in source["artefacts"]:  # 0.1 wrote Lite int8 entries without specs; the app skips those (JUnit)
+        if not entry["inputs"]:
+            entry.update(inputs=[spec], outputs=[spec])
+    for target in ("x86", "arm", "opencl", "any"):  # every format x target, beyond what a conversion writes
+        for fmt in ("nb", "onnx", "tflite"):
+            source["artefacts"].append({"path": f"extra/{fmt}_{target}", "format": fmt, "target": target,
+                                        "precision": "fp32", "inputs": [spec], "outputs": [spec], "parity": parity})
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(source))
+    java = _core(core_classes, "android-artefacts", path).stdout.split()
+    python = [a.path for a in Manifest.read(path).artefacts_for("android")]
+    assert java == python
+    assert "model_arm_int8.nb" in java and "extra/nb_opencl" in java and "extra/tflite_x86" in java
+    assert "model_x86.nb" not in java and "extra/onnx_arm" not in java and "extra/nb_any" not in java

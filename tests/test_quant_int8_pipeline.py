@@ -36,6 +36,12 @@ def test_int8_artefacts_carry_numerics(int8_conversion):
     assert m["int8"]["calibration"]["calibration_count"] == 8
     assert not set(m["int8"]["calibration"]["calibration"]) & set(m["int8"]["evaluation_images"])
     assert int8["model_arm_int8.nb"]["parity"]["runs_on_host"] is False
+    # Every artefact says how to feed it (the Android app reads these); Lite int8 keeps float I/O.
+    shape = m["model"]["input_shape"]
+    for name in ("model_x86_int8.nb", "model_arm_int8.nb"):
+        assert [(t["shape"], t["dtype"]) for t in int8[name]["inputs"]] == [(shape, "float32")], name
+        assert len(int8[name]["outputs"]) == 1 and int8[name]["outputs"][0]["dtype"] == "float32"
+    assert all(a["inputs"] and a["outputs"] for a in m["artefacts"])
 
 
 def test_every_fallback_choice_reports_latency_against_fp32(int8_conversion):

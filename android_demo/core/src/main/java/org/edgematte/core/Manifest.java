@@ -4,6 +4,7 @@ import java.io.File;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -20,10 +21,13 @@ public final class Manifest {
 
     public final String modelName;
     public final List<Artefact> artefacts;
+    /** Artefacts the app cannot describe (path -> why), left out of {@link #artefacts}. */
+    public final Map<String, String> skipped;
 
-    private Manifest(String modelName, List<Artefact> artefacts) {
+    private Manifest(String modelName, List<Artefact> artefacts, Map<String, String> skipped) {
         this.modelName = modelName;
         this.artefacts = Collections.unmodifiableList(artefacts);
+        this.skipped = Collections.unmodifiableMap(skipped);
     }
 
     /** One converted model file. */
@@ -79,12 +83,30 @@ public final class Manifest {
         }
         Map<String, Object> model = Json.object(root, "model");
         List<Artefact> artefacts = new ArrayList<>();
+        Map<String, String> skipped = new LinkedHashMap<>();
         for (Object item : Json.list(root, "artefacts")) {
             @SuppressWarnings("unchecked")
             Map<String, Object> entry = (Map<String, Object>) item;
+            String missing = missingTensors(entry);
+            if (missing != null) {
+                // edgematte 0.1 wrote Paddle Lite int8 entries without tensor specs: one such entry must not
+                // hide the others from the app.
+                skipped.put(Json.string(entry, "path"), "no " + missing + " in the manifest (convert again)");
+                continue;
+            }
             artefacts.add(new Artefact(entry));
         }
-        return new Manifest(String.valueOf(model.get("name")), artefacts);
+        return new Manifest(String.valueOf(model.get("name")), artefacts, skipped);
+    }
+
+    private static String missingTensors(Map<String, Object> entry) {
+        for (String key : new String[] {"inputs", "outputs"}) {
+            Object value = entry.get(key);
+            if (!(value instanceof List) || ((List<?>) value).isEmpty()) {
+                return key;
+            }
+        }
+        return null;
     }
 
     public static Manifest read(File file) throws IOException {
@@ -110,6 +132,11 @@ public final class Manifest {
         for (Artefact artefact : artefacts) {
             if (artefact.path.equals(path) || new File(artefact.path).getName().equals(path)) {
                 return artefact;
+            }
+        }
+        for (Map.Entry<String, String> entry : skipped.entrySet()) {
+            if (entry.getKey().equals(path) || new File(entry.getKey()).getName().equals(path)) {
+                throw new IllegalArgumentException("artefact " + path + " cannot be used: " + entry.getValue());
             }
         }
         throw new IllegalArgumentException("the manifest lists no artefact " + path);

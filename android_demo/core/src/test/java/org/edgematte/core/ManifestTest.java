@@ -45,6 +45,25 @@ public class ManifestTest {
         assertTrue(int8.label(), int8.label().contains("int8"));
     }
 
+    @Test
+    public void anEntryWithoutTensorSpecsIsSkippedNotFatal() {
+        // edgematte 0.1 wrote its Paddle Lite int8 .nb entries with empty inputs/outputs.
+        String json = "{\"schema\": \"edgematte.manifest/1\", \"model\": {\"name\": \"m\"}, \"artefacts\": ["
+                + artefact("model_arm.nb", "nb", "arm", "fp32", "nchw", "[1, 3, 512, 512]", "float32", "null") + ","
+                + "{\"path\": \"model_arm_int8.nb\", \"format\": \"nb\", \"target\": \"arm\", \"precision\": \"int8\","
+                + " \"parity\": {}, \"inputs\": [], \"outputs\": []}]}";
+        Manifest manifest = Manifest.parse(json);
+        assertEquals(1, manifest.androidArtefacts().size());
+        assertEquals("no inputs in the manifest (convert again)", manifest.skipped.get("model_arm_int8.nb"));
+        try {
+            manifest.find("model_arm_int8.nb");
+            throw new AssertionError("find() accepted a skipped artefact");
+        } catch (IllegalArgumentException e) {
+            assertEquals("artefact model_arm_int8.nb cannot be used: no inputs in the manifest (convert again)",
+                    e.getMessage());
+        }
+    }
+
     @Test(expected = IllegalArgumentException.class)
     public void refusesAnotherSchema() {
         Manifest.parse("{\"schema\": \"something/2\", \"model\": {}, \"artefacts\": []}");

@@ -9,6 +9,7 @@ import java.util.Map;
 import org.edgematte.core.Background;
 import org.edgematte.core.GoldenWriter;
 import org.edgematte.core.Layout;
+import org.edgematte.core.Manifest;
 import org.edgematte.core.NdArray;
 import org.edgematte.core.Npy;
 import org.edgematte.core.Pixels;
@@ -32,6 +33,8 @@ import org.edgematte.core.Verification;
  *             IMAGES_DIR OUTPUTS_DIR OUT_DIR
  *     every OUTPUTS_DIR/NAME.npy (the model output) -> OUT_DIR in the golden-vector format: per case
  *     post_alpha, alpha8, composite_colour, composite_blur
+ * android-artefacts MANIFEST_JSON
+ *     the paths of the manifest's artefacts the app can run (Manifest.androidArtefacts), one a line
  * </pre>
  */
 public final class CoreMain {
@@ -53,7 +56,17 @@ public final class CoreMain {
 
     static int run(String[] args) throws Exception {
         if (args.length == 0) {
-            throw new IllegalArgumentException("usage: preprocess|postprocess [options] DIRS... (see CoreMain's doc)");
+            throw new IllegalArgumentException("usage: preprocess|postprocess [options] DIRS... | android-artefacts "
+                    + "MANIFEST (see CoreMain's doc)");
+        }
+        if (args[0].equals("android-artefacts")) {
+            if (args.length != 2) {
+                throw new IllegalArgumentException("usage: android-artefacts MANIFEST_JSON");
+            }
+            for (Manifest.Artefact artefact : Manifest.read(new File(args[1])).androidArtefacts()) {
+                System.out.println(artefact.path);
+            }
+            return 0;
         }
         Map<String, String> options = new LinkedHashMap<>();
         List<String> positional = new ArrayList<>();
@@ -86,7 +99,8 @@ public final class CoreMain {
                     new File(positional.get(1)), new File(positional.get(2)));
             return 0;
         }
-        throw new IllegalArgumentException("unknown command " + args[0] + " (preprocess, postprocess)");
+        throw new IllegalArgumentException("unknown command " + args[0]
+                + " (preprocess, postprocess, android-artefacts)");
     }
 
     private static String option(Map<String, String> options, String key, String fallback) {
