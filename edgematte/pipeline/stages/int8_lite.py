@@ -23,6 +23,8 @@ def run(ctx: Context) -> List[Artefact]:
                                             state.evaluation, ctx.options.int8, ctx.step, threads=ctx.options.threads)
     state.x86_parity = parity_lib.compare(x86_outputs, state.reference, HELD_OUT)
     io = _tensor_specs(ctx, records)
+    for r in records:
+        ctx.add_repairs(r["repairs"], r["path"].name)
     return [record_int8(ctx, r["path"], r["outputs"], r["numerics"], format="nb", target=r["target"],
                         precision="int8", runtime="paddle_lite", layout="nchw", runs_on_host=r["runs_on_host"],
                         extra={"quantization": r["ptq"], "kernels": r["kernels"]}, io=io)
