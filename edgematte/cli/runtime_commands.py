@@ -56,13 +56,12 @@ def matte(inputs, out, model, artefact, background, save, fg_estimate, threads, 
         sys.exit(report.exit_code)
 
 
-def _zoo_boundary_share(manifest_path) -> float:
+def _zoo_boundary_share(manifest) -> float:
     """For manifests written before the converter recorded it: the zoo's boundary-pixel share of the model."""
-    from ..core.manifest import Manifest
     from ..zoo.registry import get_model_spec
 
     try:
-        return get_model_spec(Manifest.read(manifest_path).model.name).boundary_pixel_share
+        return get_model_spec(manifest.model.name).boundary_pixel_share
     except EdgematteError:  # a model from outside the zoo: continuous unless the manifest says otherwise
         return 0.0
 
@@ -80,10 +79,11 @@ def verify(manifest, images, threads, as_json):
 
     Exits 1 if any artefact is beyond its threshold (its manifest parity bound, or its INT8 budget).
     """
+    from ..core.manifest import Manifest
     from ..runtime.verify import verify_manifest
 
-    report = verify_manifest(manifest, images_dir=images, threads=threads,
-                             default_boundary_share=_zoo_boundary_share(manifest))
+    read = Manifest.read(manifest)
+    report = verify_manifest(read, images_dir=images, threads=threads, default_boundary_share=_zoo_boundary_share(read))
     print_report_and_exit(report, as_json)
 
 

@@ -6,7 +6,7 @@ code shipped to a board (:mod:`edgematte.device.runtime_code`).
 
 import ast
 from pathlib import Path
-from typing import Iterator, Tuple
+from typing import Iterator, Optional, Tuple
 
 
 def module_name(path: Path, package_dir: Path) -> str:
@@ -15,9 +15,13 @@ def module_name(path: Path, package_dir: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _is_module(name: str, package_dir: Path) -> bool:
-    folder = package_dir.joinpath(*name.split(".")[1:])
-    return folder.with_suffix(".py").is_file() or (folder / "__init__.py").is_file()
+def module_file(name: str, package_dir: Path) -> Optional[Path]:
+    """The source file of module ``name`` of ``package_dir``'s package (a package's ``__init__.py``), or ``None``."""
+    parts = name.split(".")[1:]
+    candidates = [package_dir.joinpath(*parts, "__init__.py")]
+    if parts:
+        candidates.insert(0, package_dir.joinpath(*parts[:-1], parts[-1] + ".py"))
+    return next((c for c in candidates if c.is_file()), None)
 
 
 def package_imports(path: Path, package_dir: Path) -> Iterator[Tuple[int, str]]:
@@ -45,4 +49,4 @@ def package_imports(path: Path, package_dir: Path) -> Iterator[Tuple[int, str]]:
                 continue
             for alias in node.names:
                 candidate = f"{origin}.{alias.name}"
-                yield node.lineno, candidate if _is_module(candidate, package_dir) else origin
+                yield node.lineno, candidate if module_file(candidate, package_dir) else origin

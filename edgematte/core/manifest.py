@@ -20,7 +20,7 @@ import json
 import platform as _platform
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, ClassVar, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .. import __version__
 from .errors import EdgematteError
@@ -76,8 +76,22 @@ def _join(obj, skip_none: Sequence[str] = ()) -> dict:
     return out
 
 
+class _Record:
+    """A manifest section: its named fields, and ``extra`` for every key it does not name (kept as read).
+    ``SKIP_NONE`` lists the optional fields written only when set."""
+
+    SKIP_NONE: ClassVar[Tuple[str, ...]] = ()
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        return cls(**_split(cls, data))
+
+    def to_dict(self) -> dict:
+        return _join(self, skip_none=self.SKIP_NONE)
+
+
 @dataclass
-class TensorSpec:
+class TensorSpec(_Record):
     """One model input or output: ``shape`` as the artefact declares it, numpy ``dtype`` name, ``quant``
     = ``[scale, zero_point]`` for int8/uint8 tensors, ``layout`` (nchw/nhwc) where the converter knows it."""
 
@@ -87,16 +101,9 @@ class TensorSpec:
     quant: Optional[List[float]] = None
     extra: Dict[str, Any] = field(default_factory=dict)
 
-    @classmethod
-    def from_dict(cls, data: dict) -> "TensorSpec":
-        return cls(**_split(cls, data))
-
-    def to_dict(self) -> dict:
-        return _join(self)
-
 
 @dataclass
-class ParityRecord:
+class ParityRecord(_Record):
     """An artefact's alpha difference from the reference on the parity photos (see :mod:`.parity`), with the
     bound it was judged by and the verdict; ``runs_on_host`` False means figures inherited from a twin."""
 
@@ -106,13 +113,6 @@ class ParityRecord:
     compared_to: str
     runs_on_host: bool = True
     extra: Dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ParityRecord":
-        return cls(**_split(cls, data))
-
-    def to_dict(self) -> dict:
-        return _join(self)
 
     @property
     def reason(self) -> Optional[str]:
@@ -201,7 +201,7 @@ class Artefact:
 
 
 @dataclass
-class ModelInfo:
+class ModelInfo(_Record):
     """What was converted: ``name`` (zoo name or file stem), ``origin`` (folder, archive or ``zoo:...``),
     ``source_sha256``, the fixed ``input_shape`` [N, C, H, W], deploy.yaml's ``transforms``."""
 
@@ -215,12 +215,7 @@ class ModelInfo:
     output_name: Optional[str] = None
     extra: Dict[str, Any] = field(default_factory=dict)
 
-    @classmethod
-    def from_dict(cls, data: dict) -> "ModelInfo":
-        return cls(**_split(cls, data))
-
-    def to_dict(self) -> dict:
-        return _join(self, skip_none=("input_name", "output_name"))
+    SKIP_NONE: ClassVar[Tuple[str, ...]] = ("input_name", "output_name")
 
     @property
     def input_hw(self):
@@ -228,7 +223,7 @@ class ModelInfo:
 
 
 @dataclass
-class ReferenceInfo:
+class ReferenceInfo(_Record):
     """The checked reference: ``model_dir`` (the fixed-shape Paddle model in OUT), the ``checks`` it passed,
     ``files`` (name -> sha256 of the reference's files, when recorded)."""
 
@@ -238,12 +233,7 @@ class ReferenceInfo:
     model_dir: Optional[str] = None
     extra: Dict[str, Any] = field(default_factory=dict)
 
-    @classmethod
-    def from_dict(cls, data: dict) -> "ReferenceInfo":
-        return cls(**_split(cls, data))
-
-    def to_dict(self) -> dict:
-        return _join(self, skip_none=("model_dir",))
+    SKIP_NONE: ClassVar[Tuple[str, ...]] = ("model_dir",)
 
     @property
     def files(self) -> Dict[str, str]:

@@ -5,6 +5,7 @@ A tool's stdout and stderr are merged (C++ tools print straight to fd 1/2), kept
 log file, and its failure becomes one line: what ran, and the most telling line of its log.
 """
 
+import contextlib
 import os
 import re
 import subprocess
@@ -77,27 +78,20 @@ def run_tool(argv: Sequence[str], *, what: str, timeout_s: Optional[float], cwd:
     stdin = subprocess.PIPE if input is not None else subprocess.DEVNULL
     data = input.encode() if isinstance(input, str) else input
     timed_out = False
-    if log_file is not None:
-        with open(log_file, "wb") as log:
-            proc = subprocess.Popen(list(argv), cwd=cwd, env=None if env is None else dict(env), stdin=stdin,
-                                    stdout=log, stderr=subprocess.STDOUT)
-            try:
-                proc.communicate(data, timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
-                timed_out = True
-                log.write(f"\nERROR: {what} did not finish within {timeout_s:g} s\n".encode())
-        output = Path(log_file).read_text(encoding="utf-8", errors="replace")
-    else:
+    with open(log_file, "wb") if log_file is not None else contextlib.nullcontext() as log:
         proc = subprocess.Popen(list(argv), cwd=cwd, env=None if env is None else dict(env), stdin=stdin,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                                stdout=log if log is not None else subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             raw, _ = proc.communicate(data, timeout=timeout_s)
         except subprocess.TimeoutExpired:
             proc.kill()
             raw, _ = proc.communicate()
             timed_out = True
+            if log is not None:
+                log.write(f"\nERROR: {what} did not finish within {timeout_s:g} s\n".encode())
+    if log_file is not None:
+        output = Path(log_file).read_text(encoding="utf-8", errors="replace")
+    else:
         output = (raw or b"").decode("utf-8", errors="replace")
     result = ToolResult(argv=list(argv), returncode=-1 if timed_out else proc.returncode, output=output,
                         seconds=time.perf_counter() - started, log_path=None if log_file is None else Path(log_file),

@@ -16,10 +16,10 @@ so a stray import of a heavier layer is an error when the bundle is made, not an
 import functools
 import shutil
 from pathlib import Path
-from typing import Dict, List, Optional, Set
+from typing import Dict, List, Set
 
 from ..core.errors import EdgematteError
-from ..core.imports import module_name, package_imports
+from ..core.imports import module_file, module_name, package_imports
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # .../edgematte
 PACKAGE = PACKAGE_DIR.name
@@ -28,21 +28,9 @@ RUNNER_MODULE = "edgematte.runtime.bench_runner"
 OUTPUTS_MODULE = "edgematte.runtime.raw_outputs"
 
 
-def _module_file(module: str) -> Optional[Path]:
-    """The source file of an ``edgematte.*`` module (its ``__init__.py`` for a package), or ``None``."""
-    parts = module.split(".")[1:]
-    if not parts:
-        return PACKAGE_DIR / "__init__.py"
-    for candidate in (PACKAGE_DIR.joinpath(*parts[:-1], parts[-1] + ".py"),
-                      PACKAGE_DIR.joinpath(*parts, "__init__.py")):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def imported_modules(path: Path) -> Set[str]:
     """Every ``edgematte`` module that the file ``path`` imports, anywhere in its code (functions too)."""
-    return {name for _, name in package_imports(path, PACKAGE_DIR) if _module_file(name) is not None}
+    return {name for _, name in package_imports(path, PACKAGE_DIR) if module_file(name, PACKAGE_DIR) is not None}
 
 
 def is_shipped(module: str) -> bool:

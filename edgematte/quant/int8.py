@@ -92,7 +92,8 @@ def paddle_lite_int8(frozen_dir, work: Path, out: Path, targets: Sequence[str], 
     budget (else keeping the most accurate try). Returns (records, x86 outputs); each record: path, target,
     numerics (x86 measured; arm/opencl inherit the figures of the x86 .nb opt built from the same quantized
     program), outputs, ``kernels`` (:func:`~edgematte.runtime.backends.paddle_lite.nb_kernel_census`),
-    ``repairs`` (the Paddle program repairs applied to what opt read) and ``ptq`` (settings, kept_float, history
+    ``repairs`` (the Paddle program repairs applied to what opt read), ``tensor_specs`` (the x86 .nb's
+    (inputs, outputs): one quantized program for every target) and ``ptq`` (settings, kept_float, history
     of the tries: MAD, size and, with ``options.latency_runs``, the x86 .nb's median latency in ms on ``threads``
     threads)."""
     from ..converter.paddle_lite import optimize
@@ -116,15 +117,16 @@ def paddle_lite_int8(frozen_dir, work: Path, out: Path, targets: Sequence[str], 
             numerics = evaluation.numerics(outputs)
             latency = (median_latency_ms(backend, evaluation.inputs["nchw"][0], runs=options.latency_runs)
                        if options.latency_runs > 0 else None)
+            specs = (list(backend.inputs), list(backend.outputs))  # Lite declares shapes once it has run
             del backend
-        tries.append((ptq, probe, outputs, numerics, opt_info))
+        tries.append((ptq, probe, outputs, numerics, opt_info, specs))
         history.append({"step": rung["label"], "requested_float": rung["skip"], "kept_float": list(ptq.skip_tensors),
                         "mad": numerics["mad"], "size_bytes": probe.stat().st_size, "latency_ms": latency})
         if numerics["mad"] <= options.budget_mad:
             break
         console.warn(f"Lite int8, float {rung['label']}: MAD {numerics['mad']:.4f} > budget {options.budget_mad}")
     met = [t for t in tries if t[3]["mad"] <= options.budget_mad]
-    ptq, probe, outputs, numerics, opt_info = met[0] if met else min(tries, key=lambda t: t[3]["mad"])
+    ptq, probe, outputs, numerics, opt_info, specs = met[0] if met else min(tries, key=lambda t: t[3]["mad"])
     info = {k: v for k, v in ptq.as_dict().items() if k not in ("model", "params", "source")}
     chosen = history[next(i for i, t in enumerate(tries) if t[0] is ptq)]
     info.update(kept_float=list(ptq.skip_tensors), history=history, latency_ms=chosen["latency_ms"])
@@ -141,7 +143,7 @@ def paddle_lite_int8(frozen_dir, work: Path, out: Path, targets: Sequence[str], 
         host = target == "x86"
         records.append({"path": path, "target": target, "numerics": numerics, "runs_on_host": host,
                         "outputs": outputs if host else None, "kernels": nb_kernel_census(path),
-                        "repairs": opt_info.as_dict().get("applied_repairs", []),
+                        "repairs": opt_info.as_dict().get("applied_repairs", []), "tensor_specs": specs,
                         "ptq": info if host else dict(info, latency_ms=None)})  # x86 timings say nothing of ARM
     return records, outputs
 

@@ -375,8 +375,8 @@ def verify_manifest(manifest_path, images_dir=None, thresholds: Optional[Mapping
                     threads: Optional[int] = None, default_boundary_share: float = 0.0) -> VerifyReport:
     """Verify every host-runnable artefact of a conversion against the reference.
 
-    ``manifest_path``: ``OUT/manifest.json`` or ``OUT``. ``images_dir``: a folder (recursive) or one
-    image; default the bundled parity photos. ``thresholds``: ``{key: Threshold}`` where ``key`` is
+    ``manifest_path``: ``OUT/manifest.json``, ``OUT`` or a read :class:`Manifest`. ``images_dir``: a folder
+    (recursive) or one image; default the bundled parity photos. ``thresholds``: ``{key: Threshold}`` where ``key`` is
     an artefact's path or file name, a precision (``fp32``, ``fp16``, ``int8``) or ``"*"``; others
     get the defaults of the module doc. ``threads``: interpreter threads.
 
@@ -384,7 +384,7 @@ def verify_manifest(manifest_path, images_dir=None, thresholds: Optional[Mapping
     ``as_dict()`` for ``--json``). Raises :class:`EdgematteError` when the manifest, the images or
     every possible reference is unusable. ``default_boundary_share``: see :func:`boundary_pixel_share`.
     """
-    manifest = Manifest.read(manifest_path)
+    manifest = manifest_path if isinstance(manifest_path, Manifest) else Manifest.read(manifest_path)
     images, skipped_images = load_verify_images(images_dir)
     reference = Reference(manifest, images, threads)
     share = boundary_pixel_share(manifest, default_boundary_share)

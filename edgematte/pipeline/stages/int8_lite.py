@@ -22,25 +22,14 @@ def run(ctx: Context) -> List[Artefact]:
     records, x86_outputs = paddle_lite_int8(ctx.frozen.files.model.parent, ctx.work, ctx.out, ctx.options.lite_targets,
                                             state.evaluation, ctx.options.int8, ctx.step, threads=ctx.options.threads)
     state.x86_parity = parity_lib.compare(x86_outputs, state.reference, HELD_OUT)
-    io = _tensor_specs(ctx, records)
+    recorded = []
     for r in records:
         ctx.add_repairs(r["repairs"], r["path"].name)
-    return [record_int8(ctx, r["path"], r["outputs"], r["numerics"], format="nb", target=r["target"],
-                        precision="int8", runtime="paddle_lite", layout="nchw", runs_on_host=r["runs_on_host"],
-                        extra={"quantization": r["ptq"], "kernels": r["kernels"]}, io=io)
-            for r in records]
+        inputs, outputs = r["tensor_specs"]
+        recorded.append(record_int8(
+            ctx, r["path"], r["outputs"], r["numerics"], format="nb", target=r["target"], precision="int8",
+            runtime="paddle_lite", layout="nchw", runs_on_host=r["runs_on_host"],
+            extra={"quantization": r["ptq"], "kernels": r["kernels"]},
+            io={"inputs": tensor_entries(inputs), "outputs": tensor_entries(outputs)}))
+    return recorded
 
-
-def _tensor_specs(ctx: Context, records) -> dict:
-    """The int8 .nb's inputs and outputs, as its x86 build declares them (one quantized program for every
-    target); without an x86 build, the fp32 .nb's: Lite int8 models keep float I/O. The Android app needs them
-    to feed the model."""
-    from ...runtime.backends.paddle_lite import PaddleLiteBackend
-
-    x86 = next((r for r in records if r["target"] == "x86"), None)
-    if x86 is not None:
-        backend = PaddleLiteBackend(x86["path"])
-        backend.run(ctx.int8.evaluation.inputs["nchw"][0])  # Lite declares shapes once it has run
-        return {"inputs": tensor_entries(backend.inputs), "outputs": tensor_entries(backend.outputs)}
-    fp32 = next(a for a in ctx.manifest.artefacts if a.format == "nb" and a.precision == "fp32")
-    return {"inputs": [t.to_dict() for t in fp32.inputs], "outputs": [t.to_dict() for t in fp32.outputs]}
