@@ -23,7 +23,7 @@ def astronaut(data_dir):
 def test_fixed_export_runs_in_paddle_inference_likerun_dygraph(tmp_path, astronaut, data_dir):
     folder = export_deploy_folder("ppmattingv2", tmp_path / "d", seed=0, input_shape=[1, 3, 512, 512])
     names = sorted(p.name for p in folder.iterdir())
-    assert names == ["deploy.yaml", "model.pdiparams", "model.pdmodel"]
+    assert names == [".edgematte-output.json", "deploy.yaml", "model.pdiparams", "model.pdmodel"]
     deploy = yaml.safe_load((folder / "deploy.yaml").read_text())
     assert deploy["Deploy"]["input_shape"] == [1, 3, 512, 512]
     assert deploy["Deploy"]["model"] == "model.pdmodel" and deploy["Deploy"]["params"] == "model.pdiparams"

@@ -13,6 +13,7 @@ import click
 from .. import __version__
 from ..core import console
 from ..core.errors import EdgematteError
+from ..core.signals import Terminated, install_signal_policy
 
 _debug = {"on": False}
 
@@ -41,6 +42,7 @@ def cli(debug, quiet):
     `edgematte matte photo.jpg --model out/ -o mattes/` and `edgematte bench out/`.
     """
     _debug["on"] = debug
+    console.set_debug(debug)
     console.set_quiet(quiet)
 
 
@@ -82,6 +84,7 @@ def main(argv=None):
     if "--debug" not in args:
         os.environ.setdefault("GLOG_minloglevel", "2")  # paddle's C++ logging, read when paddle loads
         os.environ.setdefault("TQDM_DISABLE", "1")  # paddle's PTQ bars; our steps report progress
+    install_signal_policy()
     try:
         cli.main(args=args, prog_name="edgematte", standalone_mode=False)
     except click.exceptions.UsageError as e:
@@ -91,8 +94,11 @@ def main(argv=None):
             where = " (see 'edgematte --help')"
         click.echo(f"edgematte: error: {e.format_message().rstrip('.')}{where}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("edgematte: aborted", err=True)
+    except click.exceptions.Abort as e:  # click turns KeyboardInterrupt (and so Terminated) into Abort
+        if isinstance(e.__cause__, Terminated):
+            click.echo(f"edgematte: stopped by {e.__cause__}; unfinished outputs were removed", err=True)
+            sys.exit(e.__cause__.exit_code)
+        click.echo("edgematte: interrupted; unfinished outputs were removed", err=True)
         sys.exit(130)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
@@ -104,8 +110,11 @@ def main(argv=None):
             raise
         click.echo(f"edgematte: error: {e}", err=True)
         sys.exit(e.exit_code)
+    except Terminated as e:
+        click.echo(f"edgematte: stopped by {e}; unfinished outputs were removed", err=True)
+        sys.exit(e.exit_code)
     except KeyboardInterrupt:
-        click.echo("edgematte: interrupted", err=True)
+        click.echo("edgematte: interrupted; unfinished outputs were removed", err=True)
         sys.exit(130)
     except Exception as e:  # a bug: keep it to one line unless asked
         if _debug["on"]:

@@ -10,11 +10,20 @@ import sys
 
 import click
 
-_state = {"quiet": False}
+_state = {"quiet": False, "debug": False}
 
 
 def set_quiet(quiet: bool) -> None:
     _state["quiet"] = bool(quiet)
+
+
+def set_debug(debug: bool) -> None:
+    """``--debug``: tracebacks, and native libraries' own stderr lines (:mod:`.native_output`)."""
+    _state["debug"] = bool(debug)
+
+
+def is_debug() -> bool:
+    return _state["debug"]
 
 
 def is_quiet() -> bool:

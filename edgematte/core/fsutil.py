@@ -8,9 +8,15 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
+import stat
 import tempfile
 from pathlib import Path
+from typing import Callable, List, Optional, Sequence
+
+from .errors import EdgematteError
+from .userfiles import read_user_text
 
 
 def _umask() -> int:
@@ -24,15 +30,77 @@ FILE_MODE = 0o666 & ~_umask()
 DIR_MODE = 0o777 & ~_umask()
 
 
+# ------------------------------------------------------------------------------------------ work names
+# Temporary entries are named ".NAME.edgematte-PID-START.RANDOM": the owner's pid and its start time (from
+# /proc, so a reused pid is not mistaken for the owner), so a later run can tell a dead run's leftovers
+# (SIGKILL, a power cut) from a live run's work and remove only the former.
+WORK_TAG = "edgematte"
+_WORK_NAME = re.compile(r"^\.(?P<name>.+)\.edgematte-(?P<pid>\d+)-(?P<start>\d+)\.")
+
+
+def _start_time(pid: int) -> int:
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat); 0 where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read(4096).rsplit(b")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _work_prefix(name: str) -> str:
+    pid = os.getpid()
+    return f".{name}.{WORK_TAG}-{pid}-{_start_time(pid)}."
+
+
+def _owner_alive(pid: int, start: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return start == 0 or _start_time(pid) in (0, start)
+
+
+def remove_stale_work(parent, name: str) -> List[Path]:
+    """Remove the temporary entries for output ``name`` in ``parent`` that dead edgematte runs left.
+
+    Only entries named as :func:`atomic_dir` / :func:`atomic_path` name them, owned by this user, whose
+    owning process is gone. Returns what was removed.
+    """
+    removed = []
+    try:
+        entries = list(Path(parent).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _WORK_NAME.match(entry.name)
+        if not match or match["name"] != name:
+            continue
+        try:
+            info = entry.lstat()
+        except OSError:
+            continue
+        if info.st_uid != os.getuid() or _owner_alive(int(match["pid"]), int(match["start"])):
+            continue
+        if stat.S_ISDIR(info.st_mode):
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(target, suffix=""):
     """Yield a temporary path beside ``target``; on success rename it to ``target``.
 
-    On any exception the temporary file is removed and ``target`` is left untouched.
+    On any exception (SIGTERM included, see :mod:`edgematte.core.signals`) the temporary file is removed and
+    ``target`` is left untouched.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or ".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_work_prefix(target.name), suffix=suffix or ".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -53,29 +121,115 @@ def write_text_atomic(target, text: str) -> None:
     write_bytes_atomic(target, text.encode("utf-8"))
 
 
+# ------------------------------------------------------------------------------------------ output folders
+# Every folder atomic_dir publishes holds this marker, listing the entries edgematte put there. A folder is
+# replaced only when everything in it is ours: listed in its marker, or a folder that is itself ours.
+OUTPUT_MARKER = ".edgematte-output.json"
+OUTPUT_SCHEMA = "edgematte.output/1"
+MAX_MARKER_BYTES = 1 << 20
+
+
+def _marker_entries(folder: Path) -> Optional[set]:
+    marker = folder / OUTPUT_MARKER
+    try:
+        if not marker.is_file() or marker.is_symlink() or marker.stat().st_size > MAX_MARKER_BYTES:
+            return None
+        document = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(document, dict) or document.get("schema") != OUTPUT_SCHEMA:
+        return None
+    entries = document.get("entries")
+    return {e for e in entries if isinstance(e, str)} if isinstance(entries, list) else None
+
+
+def foreign_entries(folder, recognise: Optional[Callable[[Path], bool]] = None) -> List[str]:
+    """The entries of ``folder`` that edgematte did not write (relative names, sorted; empty: all ours).
+
+    Ours: the marker, entries its marker lists, and sub-folders that are ours in turn (a benchmark's folder
+    inside a conversion folder). ``recognise``: a check for a folder written before outputs were marked
+    (e.g. it holds a manifest of ours); such a folder counts as ours whole.
+    """
+    folder = Path(folder)
+    listed = _marker_entries(folder)
+    if listed is None and recognise is not None and recognise(folder):
+        return []
+    foreign = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name == OUTPUT_MARKER or (listed is not None and entry.name in listed):
+            continue
+        if entry.is_dir() and not entry.is_symlink() and not foreign_entries(entry, recognise):
+            continue
+        foreign.append(entry.name)
+    return foreign
+
+
+def check_output_folder(target, inputs: Sequence = (), recognise: Optional[Callable[[Path], bool]] = None,
+                        what: str = "output folder") -> None:
+    """Refuse (one line naming ``target``) to replace a folder that holds anything edgematte did not write,
+    or that holds one of ``inputs`` or the current directory. A missing or empty ``target`` is always fine."""
+    target = Path(target)
+    if target.is_symlink():
+        raise EdgematteError(f"{target}: the {what} is a symbolic link; give the real folder")
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise EdgematteError(f"{target}: the {what} exists and is not a folder")
+    resolved = target.resolve()
+    for held, name in [*((p, str(p)) for p in inputs), (Path.cwd(), "the current directory")]:
+        held_resolved = Path(held).resolve()
+        if held_resolved == resolved or resolved in held_resolved.parents:
+            raise EdgematteError(f"{target}: refusing to replace the {what}: it holds {name}, which would be lost")
+    try:
+        foreign = foreign_entries(target, recognise)
+    except OSError as e:
+        raise EdgematteError(f"{target}: cannot read the {what} ({e.strerror or e})") from None
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise EdgematteError(f"{target}: refusing to replace the {what}: it holds files edgematte did not write "
+                             f"({shown}); choose another folder or remove them")
+
+
+def _writable_parent(target: Path, what: str) -> None:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise EdgematteError(f"{target.parent}: cannot create the folder for the {what} ({e.strerror or e})") from None
+    if not os.access(target.parent, os.W_OK | os.X_OK):
+        raise EdgematteError(f"{target.parent}: not writable, so the {what} cannot be written there")
+
+
 @contextlib.contextmanager
-def atomic_dir(target):
+def atomic_dir(target, inputs: Sequence = (), recognise: Optional[Callable[[Path], bool]] = None,
+               what: str = "output folder"):
     """Yield a fresh temporary folder beside ``target``; on success it replaces ``target``.
 
-    A previous ``target`` is kept until the new one is complete, then removed. On failure the
-    temporary folder is deleted and the previous ``target`` (if any) is untouched.
+    Before any work: ``target`` is checked by :func:`check_output_folder` (``inputs``: paths that must not be
+    inside it; ``recognise``: see :func:`foreign_entries`), and leftovers of dead runs are removed
+    (:func:`remove_stale_work`). A previous ``target`` is kept until the new one is complete, then removed.
+    On failure or interruption the temporary folder is deleted and the previous ``target`` is untouched.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    check_output_folder(target, inputs, recognise, what)
+    _writable_parent(target, what)
+    remove_stale_work(target.parent, target.name)
+    tmp = Path(tempfile.mkdtemp(prefix=_work_prefix(target.name), dir=target.parent))
     try:
         yield tmp
+        entries = sorted(e.name for e in tmp.iterdir() if e.name != OUTPUT_MARKER)
+        (tmp / OUTPUT_MARKER).write_text(json.dumps({"schema": OUTPUT_SCHEMA, "entries": entries}) + "\n")
+        check_output_folder(target, inputs, recognise, what)  # what changed while we worked is kept too
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     os.chmod(tmp, DIR_MODE)
     old = None
     if target.exists():
-        old = target.parent / f".{target.name}.old.{os.getpid()}"
+        old = Path(tempfile.mkdtemp(prefix=_work_prefix(target.name), dir=target.parent)) / "old"
         os.replace(target, old)
     os.replace(tmp, target)
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(old.parent, ignore_errors=True)
 
 
 def sha256_file(path, chunk=1 << 20) -> str:
@@ -88,16 +242,18 @@ def sha256_file(path, chunk=1 << 20) -> str:
 
 
 def read_json_document(path, schema: str, what: str, hint: str = "") -> dict:
-    """A JSON file that must declare ``"schema": schema``; failures are one-line errors naming ``path``."""
-    from .errors import EdgematteError
+    """A JSON file that must declare ``"schema": schema``; failures are one-line errors naming ``path``.
 
+    Read as a user's file (:mod:`edgematte.core.userfiles`): regular, at most the manifest size limit."""
     path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        raise EdgematteError(f"{path}: no {what} here{hint}")
+    text = read_user_text(path, "manifest")
     try:
-        document = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise EdgematteError(f"{path}: no {what} here{hint}") from None
-    except (OSError, ValueError) as e:
-        raise EdgematteError(f"{path}: not a readable {what} ({e})") from e
+        document = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise EdgematteError(f"{path}: not a readable {what} ({reason})") from None
     if not isinstance(document, dict) or document.get("schema") != schema:
         found = document.get("schema") if isinstance(document, dict) else None
         raise EdgematteError(f"{path}: unknown schema {found!r} for a {what} (expected {schema})")

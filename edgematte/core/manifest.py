@@ -18,8 +18,10 @@ Which artefact runs where is decided here and only here (:meth:`Artefact.runs_on
 import datetime
 import json
 import platform as _platform
+import re
+import stat
 from dataclasses import dataclass, field, fields
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .. import __version__
@@ -74,6 +76,57 @@ def _join(obj, skip_none: Sequence[str] = ()) -> dict:
         out[f.name] = value.to_dict() if hasattr(value, "to_dict") else value
     out.update(obj.extra)
     return out
+
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+def _relative_path(value, what: str) -> str:
+    """A path the manifest gives relative to its folder: plain, relative, never leaving the folder."""
+    _require(isinstance(value, str) and value.strip() != "", f"{what} is not a path ({value!r})")
+    pure = PurePosixPath(value)
+    _require(not pure.is_absolute() and "\\" not in value and "\0" not in value,
+             f"{what} '{value}' is absolute; manifest paths are relative to the manifest's folder")
+    _require(".." not in pure.parts, f"{what} '{value}' leaves the conversion folder")
+    return value
+
+
+def _inside(folder, relative: str, what: str) -> Path:
+    """``folder / relative``, refused (one line) when symbolic links take it out of ``folder``."""
+    folder = Path(folder)
+    path = folder / _relative_path(relative, what)
+    root = folder.resolve()
+    if root != path.resolve() and root not in path.resolve().parents:
+        raise EdgematteError(f"{path}: {what} leads out of the conversion folder {folder} (a symbolic link)")
+    return path
+
+
+_checked_hashes: Dict[Tuple[str, int, int, int], str] = {}
+
+
+def _verified(path: Path, digest: str, what: str) -> Path:
+    """``path`` when it is a regular file whose sha256 is ``digest``; a one-line error naming it otherwise.
+    Hashes are remembered per (file, inode, size, mtime), so a process checks each file once."""
+    if not isinstance(digest, str) or not _SHA256.match(digest):
+        raise EdgematteError(f"{path}: the manifest records no sha256 for this {what}, so it cannot be trusted")
+    try:
+        info = path.stat()
+    except OSError:
+        raise EdgematteError(f"{path}: {what} listed in the manifest is missing") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise EdgematteError(f"{path}: {what} listed in the manifest is not a regular file")
+    key = (str(path.resolve()), info.st_ino, info.st_size, info.st_mtime_ns)
+    if key not in _checked_hashes:
+        _checked_hashes[key] = sha256_file(path)
+    if _checked_hashes[key] != digest:
+        raise EdgematteError(f"{path}: changed since conversion (its sha256 differs from the manifest's); "
+                             "restore it or convert again")
+    return path
 
 
 class _Record:
@@ -148,10 +201,17 @@ class Artefact:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Artefact":
+        _require(isinstance(data, dict), f"an artefact entry is {type(data).__name__}, not an object")
         kwargs = _split(cls, data)
         for key in ("path", "format", "parity"):
             if key not in kwargs:
                 raise ValueError(f"an artefact entry has no '{key}'")
+        path = _relative_path(kwargs["path"], "artefact path")
+        _require(kwargs["format"] in FORMATS, f"artefact {path}: format {kwargs['format']!r} is not one of "
+                                              f"{', '.join(FORMATS)}")
+        _require(isinstance(kwargs["parity"], dict), f"artefact {path}: parity is not an object")
+        for key in ("inputs", "outputs"):
+            _require(isinstance(kwargs.get(key) or [], list), f"artefact {path}: {key} is not a list")
         kwargs["parity"] = ParityRecord.from_dict(kwargs["parity"])
         kwargs["inputs"] = [TensorSpec.from_dict(t) for t in kwargs.get("inputs") or []]
         kwargs["outputs"] = [TensorSpec.from_dict(t) for t in kwargs.get("outputs") or []]
@@ -237,7 +297,13 @@ class ReferenceInfo(_Record):
 
     @property
     def files(self) -> Dict[str, str]:
+        """File name in :attr:`model_dir` -> sha256, as recorded at conversion (empty in 0.1 manifests)."""
         return self.extra.get("files") or {}
+
+    def record_files(self, folder) -> None:
+        """Record the sha256 of every file in ``folder`` (the reference model), so a changed one is named."""
+        self.extra["files"] = {p.name: sha256_file(p) for p in sorted(Path(folder).iterdir())
+                               if p.is_file() and not p.name.startswith(".")}
 
     @property
     def noise(self) -> float:
@@ -273,9 +339,26 @@ class Manifest:
     def from_dict(cls, data: dict, directory=None) -> "Manifest":
         kwargs = _split(cls, data)
         kwargs.pop("dir", None)
-        kwargs["model"] = ModelInfo.from_dict(kwargs.get("model") or {"name": "?", "input_shape": []})
-        kwargs["reference"] = ReferenceInfo.from_dict(kwargs.get("reference") or {})
-        kwargs["artefacts"] = [Artefact.from_dict(a) for a in kwargs.get("artefacts") or []]
+        _require(isinstance(kwargs.get("artefacts", []), list), "'artefacts' is not a list")
+        model = kwargs.get("model")
+        _require(isinstance(model, dict), "it has no 'model' object")
+        shape = model.get("input_shape")
+        _require(isinstance(shape, list) and len(shape) == 4
+                 and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape),
+                 f"model.input_shape {shape!r} is not four positive integers [N, C, H, W]")
+        _require(isinstance(model.get("transforms") or [], list), "model.transforms is not a list")
+        reference = kwargs.get("reference") or {}
+        _require(isinstance(reference, dict), "reference is not an object")
+        if reference.get("model_dir") is not None:
+            _relative_path(reference["model_dir"], "reference.model_dir")
+        files = reference.get("files") or {}
+        _require(isinstance(files, dict) and all(_SHA256.match(str(v)) for v in files.values()),
+                 "reference.files is not a map of file names to sha256 digests")
+        for name in files:
+            _require("/" not in _relative_path(name, "reference file"), f"reference file '{name}' is not a file name")
+        kwargs["model"] = ModelInfo.from_dict(model)
+        kwargs["reference"] = ReferenceInfo.from_dict(reference)
+        kwargs["artefacts"] = [Artefact.from_dict(a) for a in kwargs.get("artefacts", [])]
         kwargs.setdefault("schema_version", "1.0")  # what edgematte 0.1 wrote, without saying so
         return cls(dir=None if directory is None else Path(directory), **kwargs)
 
@@ -300,6 +383,8 @@ class Manifest:
         if path.is_dir():
             path = path / MANIFEST_NAME
         data = read_json_document(path, SCHEMA, "manifest", hint=" (run 'edgematte convert' first)")
+        if "artefacts" not in data:
+            raise EdgematteError(f"{path}: not a valid edgematte manifest (it has no 'artefacts' list)")
         try:
             return cls.from_dict(data, directory=path.parent)
         except (TypeError, ValueError, AttributeError, KeyError) as e:
@@ -332,13 +417,35 @@ class Manifest:
             return list(self.artefacts if among is None else among)
         return [self.find(n) for n in names]
 
-    def file(self, artefact: Artefact) -> Path:
-        """Where ``artefact``'s file is."""
-        return Path(self.dir) / artefact.path
+    def file(self, artefact: Artefact, check: bool = True) -> Path:
+        """Where ``artefact``'s file is: always inside the manifest's folder. ``check``: also that it is the
+        file the conversion wrote (regular, same sha256); every consumer that loads or ships it wants that.
+        Errors are one line naming the file."""
+        path = _inside(self.dir, artefact.path, "artefact path")
+        return _verified(path, artefact.sha256, "artefact") if check else path
 
-    def reference_dir(self) -> Optional[Path]:
-        """The shipped reference model's folder, when the conversion kept one."""
-        return None if not self.reference.model_dir else Path(self.dir) / self.reference.model_dir
+    def reference_dir(self, check: bool = True) -> Optional[Path]:
+        """The shipped reference model's folder, when the conversion kept one. ``check``: every reference file
+        the manifest hashes must be unchanged (a changed one is named)."""
+        if not self.reference.model_dir:
+            return None
+        folder = _inside(self.dir, self.reference.model_dir, "reference.model_dir")
+        if check:
+            if not folder.is_dir():
+                raise EdgematteError(f"{folder}: the manifest's reference.model_dir is missing")
+            for name, digest in self.reference.files.items():
+                _verified(_inside(folder, name, "reference file"), digest, "reference file")
+        return folder
+
+
+def is_conversion_folder(folder) -> bool:
+    """Whether ``folder`` holds a manifest of ours: how a conversion folder written before outputs were marked
+    (edgematte 0.1) is recognised, so converting into it again may replace it."""
+    try:
+        read_json_document(Path(folder) / MANIFEST_NAME, SCHEMA, "manifest")
+        return True
+    except EdgematteError:
+        return False
 
 
 def read_manifest(path_or_dir) -> Manifest:

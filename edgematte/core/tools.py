@@ -89,6 +89,10 @@ def run_tool(argv: Sequence[str], *, what: str, timeout_s: Optional[float], cwd:
             timed_out = True
             if log is not None:
                 log.write(f"\nERROR: {what} did not finish within {timeout_s:g} s\n".encode())
+        except BaseException:  # Ctrl-C or SIGTERM (core.signals): the tool must not outlive us
+            proc.kill()
+            proc.wait()
+            raise
     if log_file is not None:
         output = Path(log_file).read_text(encoding="utf-8", errors="replace")
     else:

@@ -136,7 +136,8 @@ def prepare_arm_rootfs(cache_dir=None, mirror: Optional[str] = None, force: bool
         mirror = mirror or DEFAULT_MIRROR
         started = time.monotonic()
         timings = {}
-        with atomic_dir(rootfs) as work:
+        with atomic_dir(rootfs, recognise=lambda folder: (folder / STAMP_NAME).is_file(),
+                        what="root file system cache") as work:
             timings["debootstrap_s"] = _timed(log, "debootstrap --download-only (arm64 .deb files)",
                                               lambda: _download_debs(work, mirror))
             timings["unpack_s"] = _timed(log, "dpkg-deb -x (unpack)", lambda: _unpack_debs(work))

@@ -16,7 +16,7 @@ from ..core import console
 from ..core import parity as parity_lib
 from ..core.errors import EdgematteError
 from ..core.fsutil import atomic_dir
-from ..core.manifest import Manifest, ModelInfo, ReferenceInfo
+from ..core.manifest import Manifest, ModelInfo, ReferenceInfo, is_conversion_folder
 from ..runtime.profiles import profile_class, profile_for_model
 from ..zoo.export import validate_input_shape
 from ..zoo.source import ModelSource, open_model_source
@@ -97,7 +97,8 @@ def convert(model: str, out, options: ConvertOptions = ConvertOptions()) -> Mani
     """Convert ``model`` into ``out``; return the manifest. Raises EdgematteError on any failed check."""
     formats = validate_options(options)
     out = Path(out)
-    with atomic_dir(out) as tmp:
+    inputs = [p for p in (model, options.weights, options.int8 and options.int8.calib) if p and Path(p).exists()]
+    with atomic_dir(out, inputs=inputs, recognise=is_conversion_folder, what="conversion folder") as tmp:
         work = tmp / ".work"
         work.mkdir()
         source = open_model_source(model, work, weights=options.weights, seed=options.seed, width=options.width)

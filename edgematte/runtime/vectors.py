@@ -314,7 +314,8 @@ def write_golden_vectors(out_dir, profiles: Sequence[str] = DEFAULT_PROFILES, mo
     }
     background = golden_background()
     out_dir = Path(out_dir)
-    with atomic_dir(out_dir) as tmp:
+    inputs = [model] if isinstance(model, (str, Path)) else []
+    with atomic_dir(out_dir, inputs=inputs, what="vectors folder") as tmp:
         np.save(tmp / "background_image.npy", background, allow_pickle=False)
         index = {
             "schema": SCHEMA,

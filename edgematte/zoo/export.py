@@ -90,9 +90,9 @@ def export_deploy_folder(
 
     spec = get_model_spec(model)
     shape = validate_input_shape(spec, input_shape) if input_shape else [None, 3, None, None]
-    net = build_with_weights(spec, weights=weights, seed=seed, width=width)
     out = Path(out)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, inputs=[weights] if weights is not None else [], what="deploy folder") as tmp:
+        net = build_with_weights(spec, weights=weights, seed=seed, width=width)
         paddle.jit.save(
             net,
             str(tmp / "model"),

@@ -28,6 +28,7 @@ def run(ctx: Context) -> List[Artefact]:
         # The fixed-shape Paddle model is the reference; it ships in OUT so `verify` and `bench` can rerun it.
         ctx.frozen = freeze_input_shape([ctx.source.pdmodel, ctx.source.pdiparams], ctx.out / "reference", shape)
         manifest.reference.model_dir = "reference"
+        manifest.reference.record_files(ctx.out / "reference")
         manifest.model.input_name = ctx.frozen.info.feeds[0].name
         manifest.model.output_name = ctx.frozen.info.fetch_names[0]
 

@@ -1,0 +1,45 @@
+"""The signal policy of every command: SIGTERM and SIGHUP unwind like Ctrl-C.
+
+Python turns SIGINT into ``KeyboardInterrupt``, so ``with`` blocks clean up (the atomic outputs of
+:mod:`edgematte.core.fsutil` delete their temporary folders, :func:`edgematte.core.tools.run_tool` kills
+its tool). SIGTERM (what ``kill``, ``timeout``, systemd and CI runners send) and SIGHUP (a closed
+terminal) would kill the process on the spot and leave gigabytes of work behind; here they raise
+:class:`Terminated`, a ``KeyboardInterrupt``, and unwind the same way. A second signal during that
+cleanup is ignored so the cleanup finishes; SIGKILL still stops everything, and the next run removes
+what it left (:func:`edgematte.core.fsutil.remove_stale_work`).
+"""
+
+import signal
+import threading
+
+HANDLED = (signal.SIGTERM, signal.SIGHUP)
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread when SIGTERM or SIGHUP arrives. ``exit_code`` is 128 + the signal number."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+    def __str__(self) -> str:
+        return signal.Signals(self.signum).name
+
+
+def _raise_terminated(signum, frame):
+    for sig in HANDLED:
+        signal.signal(sig, signal.SIG_IGN)  # let the unwinding finish
+    raise Terminated(signum)
+
+
+def install_signal_policy() -> bool:
+    """Make SIGTERM and SIGHUP raise :class:`Terminated`. Only the main thread can; returns whether it did.
+
+    A signal the parent set to be ignored (``nohup``) stays ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    for sig in HANDLED:
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, _raise_terminated)
+    return True
