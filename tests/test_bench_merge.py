@@ -6,6 +6,7 @@ conversion.
 """
 
 import json
+import os
 
 import pytest
 
@@ -97,6 +98,43 @@ def test_merge_puts_targets_side_by_side_and_emulated_apart(three_targets, tmp_p
     assert "- ssh://pi@board: model.onnx x 1 threads: ModuleNotFoundError: No module named 'onnxruntime'" in md
     assert "- qemu:cortex-a72 (EMULATED): Cortex-A72 (aarch64, 4 CPUs, governor ondemand)" in md
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert r.stderr.splitlines()[-1] == f"wrote {out}/bench.json, {out}/bench.md, {out}/bench.png (3 reports, 5 rows)"
+
+
+def without_matplotlib(tmp_path) -> dict:
+    """An environment in which ``import matplotlib`` fails, as in the runtime install profile."""
+    blocker = tmp_path / "no-matplotlib" / "matplotlib"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('No module named matplotlib (hidden by the test)')\n")
+    return dict(os.environ, PYTHONPATH=str(blocker.parent))
+
+
+def test_without_matplotlib_the_message_says_no_plot_and_an_old_plot_goes(three_targets, tmp_path):
+    out = tmp_path / "merged"
+    out.mkdir()
+    (out / "bench.png").write_bytes(b"the plot of an earlier report")
+    r = run_cli("bench-merge", *three_targets, "-o", out, env=without_matplotlib(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines() == [
+        f"wrote {out}/bench.json, {out}/bench.md; no bench.png: matplotlib is not installed (pip install matplotlib); "
+        "the bench.png of an earlier report there was removed (3 reports, 5 rows)"]
+    assert sorted(p.name for p in out.iterdir()) == ["bench.json", "bench.md"]
+    assert len(json.loads((out / "bench.json").read_text())["results"]) == 5
+    # the same merge with matplotlib draws the plot again
+    r = run_cli("bench-merge", *three_targets, "-o", out)
+    assert r.returncode == 0 and (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_reports_with_nothing_to_plot_write_no_plot_and_say_so(tmp_path):
+    failed = write_report(tmp_path / "pi", "ssh://pi@board", False, [
+        {"artefact": "model.onnx", "threads": 1, "error": "ModuleNotFoundError: No module named 'onnxruntime'"}])
+    out = tmp_path / "merged"
+    r = run_cli("bench-merge", failed, "-o", out)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines() == [f"wrote {out}/bench.json, {out}/bench.md; no bench.png: no configuration ran, "
+                                     "so there is nothing to plot (1 reports, 1 rows)"]
+    assert sorted(p.name for p in out.iterdir()) == ["bench.json", "bench.md"]
+    assert "## Failed configurations" in (out / "bench.md").read_text()
 
 
 def test_same_target_name_from_two_hosts_is_told_apart_and_merged_reports_merge_again(three_targets, tmp_path):

@@ -6,6 +6,7 @@ machine; its Python is a wrapper around this venv's that logs which edgematte it
 what the temporary folder holds, so the test sees the bundle that was copied, not the checkout.
 """
 
+import hashlib
 import json
 import os
 import shlex
@@ -158,8 +159,10 @@ def tiny_manifest(tmp_path):
     """A manifest with one artefact of each kind; the files are copied, never opened, so any bytes do."""
     out = tmp_path / "conversion"
     out.mkdir()
-    (out / "manifest.json").write_text(json.dumps(TINY_MANIFEST))
-    for artefact in TINY_MANIFEST["artefacts"]:
+    digest = hashlib.sha256(b"model bytes").hexdigest()
+    manifest = dict(TINY_MANIFEST, artefacts=[dict(a, sha256=digest) for a in TINY_MANIFEST["artefacts"]])
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    for artefact in manifest["artefacts"]:
         (out / artefact["path"]).write_bytes(b"model bytes")
     return out
 
@@ -275,6 +278,10 @@ def test_session_over_ssh_keeps_partial_results(sshd, board_python, tiny_convers
     for name in ("manifest.json", "model_fp32.tflite"):
         shutil.copyfile(tiny_conversion / name, model / name)
     (model / "model_fp16.tflite").write_bytes(b"not a flatbuffer")  # this configuration fails on the board
+    manifest = json.loads((model / "manifest.json").read_text())  # recorded as converted: it passes the sha256 check
+    next(a for a in manifest["artefacts"] if a["path"] == "model_fp16.tflite").update(
+        sha256=hashlib.sha256(b"not a flatbuffer").hexdigest())
+    (model / "manifest.json").write_text(json.dumps(manifest))
     remote_tmp = tmp_path / "board-tmp"
     remote_tmp.mkdir()
     monkeypatch.setenv("EDGEMATTE_SSH_OPTIONS", " ".join(shlex.quote(o) for o in client_options(sshd["key"])))

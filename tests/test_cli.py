@@ -70,3 +70,31 @@ def test_unknown_model_lists_known_ones():
     r = run_cli("zoo", "info", "modnet")
     assert r.returncode == 1
     assert "unknown model 'modnet'" in r.stderr and "ppmattingv2" in r.stderr
+
+
+@pytest.mark.parametrize("command", [["matte", "{photo}", "--model", "{model}", "-o", "{out}"],
+                                     ["verify", "{model}"],
+                                     ["quant", "eval", "{model}", "--data", "{data}"]])
+def test_a_manifest_without_artefacts_is_one_line(tmp_path, command):
+    import json
+
+    from edgematte.core.samples import sample_photo
+    from edgematte.runtime.imageio import write_image
+
+    model = tmp_path / "conversion"
+    model.mkdir()
+    (model / "manifest.json").write_text(json.dumps({"schema": "edgematte.manifest/1",
+                                                     "model": {"name": "m", "input_shape": [1, 3, 64, 64]}}))
+    write_image(tmp_path / "data" / "a.png", sample_photo("chelsea")[::8, ::8])
+    places = {"photo": tmp_path / "data" / "a.png", "model": model, "out": tmp_path / "out", "data": tmp_path / "data"}
+    r = run_cli(*(arg.format(**places) for arg in command), timeout=60)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr == (f"edgematte: error: {model / 'manifest.json'}: not a valid edgematte manifest (it has no "
+                        "'artefacts' list)\n")
+    assert not (tmp_path / "out").exists()
+
+
+def test_threads_help_says_the_count_is_bounded_by_the_cores():
+    for command in (["matte"], ["verify"], ["quant", "eval"], ["convert"]):
+        r = run_cli(*command, "--help")
+        assert r.returncode == 0 and "at most this machine's cores" in " ".join(r.stdout.split()), command

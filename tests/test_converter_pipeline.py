@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edgematte.core.fsutil import sha256_file
+from edgematte.core.fsutil import atomic_dir, sha256_file
 from edgematte.zoo.export import export_deploy_folder
 
 from .conftest import run_cli
@@ -134,8 +134,8 @@ def test_truncated_archive(tmp_path):
 @pytest.mark.parametrize("shape", [[1, 4, 512, 512], [1, 3, 500, 500], [2, 3, 512]])
 def test_wrong_input_shape_keeps_previous_output(tmp_path, shape):
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "manifest.json").write_text("previous good output")
+    with atomic_dir(out) as previous:  # an earlier output of ours (one of the user's would be refused anyway)
+        (previous / "manifest.json").write_text("previous good output")
     r = run_cli("convert", "ppmattingv2", *TINY, "--input-shape", *shape, "-o", out)
     assert r.returncode != 0
     assert r.stderr.count("\n") == 1 and ("--input-shape" in r.stderr or "Option '--input-shape'" in r.stderr)

@@ -1,6 +1,9 @@
 """edgematte.quant.calibration: folders (good, bad, empty), the built-in set, the disjoint split, tensors."""
 
 import hashlib
+import os
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -83,6 +86,45 @@ def test_folder_counts_used_and_skipped_files(tmp_path, capsys):
     assert err.count("edgematte: warning: calibration: skipping") == 5
     assert "notes.txt" in err
     assert report.as_dict()["skipped_count"] == 5 and "9 images used" in report.summary()
+
+
+# A FIFO among the photos used to block the run forever: a child process with a timeout keeps a regression from
+# hanging the tests.
+LOAD_IN_A_CHILD = """
+import sys
+from edgematte.quant.calibration import load_calibration_images
+images, report = load_calibration_images(sys.argv[1])
+print(len(images), report.skipped)
+"""
+
+
+def test_fifos_and_special_files_in_the_folder_are_skipped_without_blocking(tmp_path):
+    folder = make_photo_folder(tmp_path / "calib", MIN_CALIBRATION_IMAGES)
+    os.mkfifo(folder / "pipe.jpg")
+    (folder / "more" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    done = subprocess.run([sys.executable, "-c", LOAD_IN_A_CHILD, str(folder)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (f"{MIN_CALIBRATION_IMAGES} [('pipe.jpg', 'is a FIFO, not a regular image file'), "
+                           "('more/gone.png', 'no such image file')]\n")
+    assert done.stderr.splitlines() == [
+        f"edgematte: warning: calibration: skipping {folder}/pipe.jpg: is a FIFO, not a regular image file",
+        f"edgematte: warning: calibration: skipping {folder}/more/gone.png: no such image file"]
+
+
+def test_skips_are_labelled_by_the_folders_purpose_and_names_stay_on_one_line(tmp_path, capsys):
+    folder = make_photo_folder(tmp_path / "data", 2)
+    (folder / "two\nlines.txt").write_text("not an image")
+    images, report = load_calibration_images(folder, minimum=1, purpose="evaluation", option="--data")
+    assert len(images) == 2 and report.skipped == [("two\nlines.txt", "not an image (no JPEG, PNG, WebP, BMP, "
+                                                                        "TIFF or PNM header)")]
+    assert capsys.readouterr().err == (f"edgematte: warning: evaluation: skipping {folder}/two\\nlines.txt: not an "
+                                       "image (no JPEG, PNG, WebP, BMP, TIFF or PNM header)\n")
+    assert "\n" not in report.summary() and "two\\nlines.txt" in report.summary()
+    with pytest.raises(EdgematteError, match=r"nowhere: evaluation folder not found$"):
+        load_calibration_images(tmp_path / "nowhere", purpose="evaluation", option="--data")
+    with pytest.raises(EdgematteError, match=r"two\\nlines.txt: --data needs a folder of images, this is a file$"):
+        load_calibration_images(folder / "two\nlines.txt", purpose="evaluation", option="--data")
 
 
 def test_images_of_any_size_and_format_are_read_as_rgb(tmp_path):

@@ -35,3 +35,16 @@ def test_missing_ground_truth_names_the_file(tiny_conversion, tmp_path):
     (tmp_path / "gt").mkdir()
     r = run_cli("quant", "eval", tiny_conversion, "--data", tmp_path / "img", "--gt", tmp_path / "gt")
     assert r.returncode == 1 and "no ground-truth alpha for image a.png" in r.stderr
+
+
+def test_skipped_files_are_labelled_evaluation_not_calibration(tmp_path):
+    from .test_hostile_runtime_inputs import write_tiny_model
+
+    model = write_tiny_model(tmp_path / "conversion", copies=2)
+    write_image(tmp_path / "data" / "a.png", sample_photo("chelsea")[::8, ::8])
+    (tmp_path / "data" / "notes.txt").write_text("not an image")
+    r = run_cli("quant", "eval", model, "--artefact", "model_2.onnx", "--data", tmp_path / "data", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines() == [f"edgematte: warning: evaluation: skipping {tmp_path / 'data' / 'notes.txt'}: "
+                                     "not an image (no JPEG, PNG, WebP, BMP, TIFF or PNM header)"]
+    assert r.stdout.startswith("model_2.onnx (fp32) on 1 images\n  vs model.onnx as a stand-in")

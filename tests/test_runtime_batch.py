@@ -181,6 +181,28 @@ def test_parse_background(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"text")
     with pytest.raises(EdgematteError, match="--background: .*bad.png"):
         parse_background(str(tmp_path / "bad.png"))
+    for blank in ("", "  "):  # was taken as "no background" and silently ignored
+        with pytest.raises(EdgematteError, match=rf"^--background {blank!r}: empty; give an image file"):
+            parse_background(blank)
+    with pytest.raises(EdgematteError, match="^--background: /dev/zero: is a character device, not a regular image"):
+        parse_background("/dev/zero")
+
+
+def test_the_output_folder_is_made_or_refused_before_any_input_is_read(tmp_path, capsys):
+    from .test_hostile_runtime_inputs import write_tiny_model
+
+    tiny = Matter.from_manifest(write_tiny_model(tmp_path / "conversion"))
+    write_image(tmp_path / "in" / "a.png", sample_photo("chelsea")[::8, ::8])
+    (tmp_path / "blocker").write_text("x")
+    with pytest.raises(EdgematteError) as caught:
+        matte_inputs([str(tmp_path / "in")], tmp_path / "blocker" / "out", tiny)
+    assert str(caught.value) == f"{tmp_path / 'blocker'}: is a file, not a folder, so the output folder cannot be " \
+                                "written in it"
+    assert capsys.readouterr().err == ""  # one error, not one warning per input
+    report = matte_inputs([str(tmp_path / "in")], tmp_path / "new" / "out", tiny)
+    assert report.exit_code == 0 and (tmp_path / "new" / "out" / "a_alpha.png").is_file()
+    empty = matte_inputs([], tmp_path / "empty", tiny)
+    assert empty.exit_code == 1 and (tmp_path / "empty").is_dir()
 
 
 def test_fg_estimate_without_pymatting_is_a_one_line_error(tmp_path, matter, monkeypatch):

@@ -1,6 +1,9 @@
 """read_image / write_image against small files made here (OpenCV and Pillow as independent writers)."""
 
+import os
 import struct
+import subprocess
+import sys
 import zlib
 
 import cv2
@@ -157,11 +160,67 @@ def test_not_an_image(tmp_path):
 
 
 def test_missing_file_and_directory(tmp_path):
-    with pytest.raises(EdgematteError, match="cannot read") as excinfo:
+    with pytest.raises(EdgematteError, match="no such image file") as excinfo:
         read_image(tmp_path / "missing.png")
     assert_names_file(excinfo, tmp_path / "missing.png")
-    with pytest.raises(EdgematteError, match="cannot read"):
+    with pytest.raises(EdgematteError, match="is a folder, not a regular image file") as excinfo:
         read_image(tmp_path)
+    assert_names_file(excinfo, tmp_path)
+
+
+# A FIFO used to block read_image forever and /dev/zero to be read until memory ran out: a child process with a
+# timeout keeps a regression from hanging the tests.
+READ_IN_A_CHILD = """
+import sys
+from edgematte.core.errors import EdgematteError
+from edgematte.runtime.imageio import read_image
+try:
+    read_image(sys.argv[1])
+except EdgematteError as error:
+    print(error)
+"""
+
+
+def test_fifos_and_devices_are_refused_without_being_read(tmp_path):
+    os.mkfifo(tmp_path / "pipe.png")
+    for path, kind in ((tmp_path / "pipe.png", "a FIFO"), ("/dev/zero", "a character device")):
+        done = subprocess.run([sys.executable, "-c", READ_IN_A_CHILD, str(path)], capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == f"{path}: is {kind}, not a regular image file\n"
+
+
+def test_files_above_the_size_limit_are_refused_before_reading(tmp_path):
+    path = tmp_path / "big.png"
+    write_image(path, gradient(8, 8))
+    with pytest.raises(EdgematteError, match=rf"big.png: {path.stat().st_size} bytes, more than the"):
+        imageio.read_file_bytes(path, 10)
+    assert imageio.read_file_bytes(path) == path.read_bytes()  # MAX_FILE_BYTES: 1 GiB
+
+
+def test_a_newline_in_a_name_is_escaped_in_every_message(tmp_path):
+    for name, content, reason in (("two\nlines.png", b"text", "not a supported image"),
+                                  ("gone\nmissing.png", None, "no such image file"),
+                                  ("empty\r.png", b"", "empty file")):
+        path = tmp_path / name
+        if content is not None:
+            path.write_bytes(content)
+        with pytest.raises(EdgematteError) as excinfo:
+            read_image(path)
+        message = str(excinfo.value)
+        assert message.startswith(f"{tmp_path}/{name.encode('unicode_escape').decode()}: {reason}"), message
+        assert "\n" not in message and "\r" not in message
+
+
+def test_libpng_warnings_are_kept_off_stderr(tmp_path, capfd):
+    data = cv2.imencode(".png", cv2.cvtColor(gradient(6, 9), cv2.COLOR_RGB2BGR))[1].tobytes()
+    body = b"icc\x00\x00" + zlib.compress(b"not an ICC profile" * 4)  # libpng: "iCCP: too short"
+    chunk = struct.pack(">I", len(body)) + b"iCCP" + body + struct.pack(">I", zlib.crc32(b"iCCP" + body))
+    (tmp_path / "p.png").write_bytes(data[:33] + chunk + data[33:])
+    cv2.imdecode(np.frombuffer((tmp_path / "p.png").read_bytes(), np.uint8), cv2.IMREAD_UNCHANGED)
+    assert "libpng warning: iCCP: too short" in capfd.readouterr().err  # what OpenCV alone lets through
+    assert np.array_equal(read_image(tmp_path / "p.png"), gradient(6, 9))
+    assert capfd.readouterr().err == ""
 
 
 @pytest.mark.parametrize("keep", [0.95, 0.5, 0.1])

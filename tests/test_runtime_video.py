@@ -1,5 +1,8 @@
-"""Videos in, videos out (frame count, size, frame rate, alpha numbers), and the overlapped pipeline."""
+"""Videos in, videos out (frame count, size, frame rate, alpha numbers), truncated videos, and the overlapped
+pipeline."""
 
+import re
+import struct
 import threading
 import time
 
@@ -8,10 +11,19 @@ import numpy as np
 import pytest
 
 from edgematte.core.errors import EdgematteError
+from edgematte.core.fsutil import OUTPUT_MARKER
 from edgematte.core.samples import sample_photo
 from edgematte.runtime.batch import FrameRenderer, matte_inputs
 from edgematte.runtime.matter import Matter
-from edgematte.runtime.video import matte_video, open_video, read_frames, run_overlapped
+from edgematte.runtime.video import (
+    FRAME_COUNT_SLACK,
+    check_complete,
+    matte_video,
+    native_reason,
+    open_video,
+    read_frames,
+    run_overlapped,
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +46,53 @@ def write_clip(path, frames=90, size=(1280, 720), fps=30.0):
         frame[4:4 + side, x:x + side] = person
         writer.write(frame)
     writer.release()
+    return path
+
+
+def _boxes(data, start, end):
+    """``(type, offset, header size, size)`` of the MP4 boxes in ``data[start:end]``."""
+    pos = start
+    while pos + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        header = 8
+        if size == 1:
+            size, header = struct.unpack(">Q", data[pos + 8:pos + 16])[0], 16
+        elif size == 0:
+            size = end - pos
+        yield kind, pos, header, size
+        pos += size
+
+
+def faststart(data: bytes) -> bytes:
+    """An MP4 (ftyp, ..., mdat, moov, as OpenCV writes it) with its moov index moved to the front, as streaming
+    files have it (``ffmpeg -movflags faststart``): cut short, such a file still opens and declares every frame."""
+    top = {kind: (pos, size) for kind, pos, _, size in _boxes(data, 0, len(data))}
+    moov_at, moov_size = top[b"moov"]
+    moov = bytearray(data[moov_at:moov_at + moov_size])
+
+    def shift_chunk_offsets(start, end):
+        for kind, pos, header, size in _boxes(moov, start, end):
+            if kind in (b"trak", b"mdia", b"minf", b"stbl"):
+                shift_chunk_offsets(pos + header, pos + size)
+            elif kind in (b"stco", b"co64"):
+                fmt, width = (">I", 4) if kind == b"stco" else (">Q", 8)
+                (entries,) = struct.unpack(">I", moov[pos + header + 4:pos + header + 8])
+                for i in range(entries):
+                    at = pos + header + 8 + i * width
+                    (offset,) = struct.unpack(fmt, moov[at:at + width])
+                    moov[at:at + width] = struct.pack(fmt, offset + moov_size)
+
+    shift_chunk_offsets(8, moov_size)
+    ftyp_at, ftyp_size = top[b"ftyp"]
+    assert ftyp_at == 0 and moov_at > ftyp_size
+    return data[:ftyp_size] + bytes(moov) + data[ftyp_size:moov_at] + data[moov_at + moov_size:]
+
+
+def cut_clip(path, keep: float, frames=30, fast=True):
+    """A 160x120 mp4v clip of ``frames`` frames (index first when ``fast``) cut to ``keep`` of its bytes."""
+    write_clip(path, frames=frames, size=(160, 120))
+    data = faststart(path.read_bytes()) if fast else path.read_bytes()
+    path.write_bytes(data[:int(len(data) * keep)])
     return path
 
 
@@ -92,7 +151,7 @@ def test_rgba_video_becomes_a_png_sequence_with_exact_alpha(tmp_path, matter):
     clip = write_clip(tmp_path / "short.avi", frames=12, size=(320, 240), fps=12.5)
     report = matte_inputs([str(clip)], tmp_path / "out", matter, save="rgba")
     assert report.exit_code == 0, report.failures
-    frames = sorted((tmp_path / "out" / "short_rgba").iterdir())
+    frames = sorted(p for p in (tmp_path / "out" / "short_rgba").iterdir() if p.name != OUTPUT_MARKER)
     assert [f.name for f in frames] == [f"frame_{i:06d}.png" for i in range(12)]
     inputs = decoded(clip)
     for index in (0, 11):
@@ -115,6 +174,75 @@ def test_broken_videos_are_reported_in_one_line_and_leave_nothing(tmp_path, matt
     assert not any(p.is_file() for p in (tmp_path / "out").rglob("*"))
     with pytest.raises(EdgematteError, match="no such video file"):
         open_video(tmp_path / "missing.mp4")
+
+
+# ----------------------------------------------------------------------------- truncated videos
+
+
+def test_faststart_copy_decodes_like_the_original(tmp_path):
+    clip = write_clip(tmp_path / "a.mp4", frames=10, size=(160, 120))
+    fast = tmp_path / "fast.mp4"
+    fast.write_bytes(faststart(clip.read_bytes()))
+    assert fast.read_bytes()[4:8] == b"ftyp" and fast.read_bytes().index(b"moov") < fast.read_bytes().index(b"mdat")
+    original, moved = decoded(clip), decoded(fast)
+    assert len(original) == len(moved) == 10 and all(np.array_equal(a, b) for a, b in zip(original, moved))
+
+
+def test_truncated_video_fails_with_frames_read_and_declared_and_keeps_earlier_outputs(tmp_path, matter):
+    clip = cut_clip(tmp_path / "clip.mp4", keep=0.5)
+    capture, info = open_video(clip)
+    capture.release()
+    assert info.frame_count == 30  # the index survives the cut: 30 frames declared
+    out = tmp_path / "out"
+    out.mkdir()
+    earlier = out / "clip_alpha.mp4"
+    earlier.write_bytes(b"an earlier run's output")
+    report = matte_inputs([str(clip)], out, matter, background="blur")
+    assert report.exit_code == 1 and report.done == 0
+    ((name, reason),) = report.failures
+    readable = len(decoded(clip))  # 13 with OpenCV 4.11.0: half the bytes, fewer than half the frames
+    assert 0 < readable < 30 - FRAME_COUNT_SLACK
+    expected = (re.escape(f"{clip}: only {readable} of 30 declared frames could be decoded (truncated or corrupt; "
+                          "FFmpeg: stream 0, offset ") + r"0x[0-9a-f]+: partial file\); no output written for it")
+    assert name == str(clip) and re.fullmatch(expected, reason), reason
+    assert report.items[0].outputs == [] and report.frames == 0
+    assert earlier.read_bytes() == b"an earlier run's output"
+    assert sorted(p.name for p in out.iterdir()) == ["clip_alpha.mp4"]  # no composite, no temporary file
+
+
+def test_an_mp4_without_its_index_names_what_ffmpeg_said(tmp_path):
+    clip = cut_clip(tmp_path / "clip.mp4", keep=0.5, fast=False)  # as OpenCV writes MP4s: the index comes last
+    with pytest.raises(EdgematteError) as failure:
+        open_video(clip)
+    assert str(failure.value) == (f"{clip}: OpenCV cannot open this file as a video (FFmpeg: moov atom not found; "
+                                  "no MP4 index: cut short, still being recorded, or no MP4 at all)")
+
+
+def test_frame_count_slack_and_ffmpeg_complaints():
+    complaint = ["[matroska,webm @ 0x5581c0e0] File ended prematurely"]
+    check_complete("a.mkv", 30, 30)
+    check_complete("a.mkv", 31, 30)  # more than declared: fine
+    check_complete("a.mkv", 30 - FRAME_COUNT_SLACK, 30)  # an estimated count a frame or two off
+    check_complete("a.mkv", 5, 0)  # no declared count: nothing to compare
+    with pytest.raises(EdgematteError, match=r"^a\.mkv: only 27 of 30 declared frames could be decoded \(truncated "
+                                             r"or corrupt\); no output written for it$"):
+        check_complete("a.mkv", 30 - FRAME_COUNT_SLACK - 1, 30)
+    with pytest.raises(EdgematteError, match=r"^a\.mkv: only 29 of 30 .*\(truncated or corrupt; FFmpeg: File ended "
+                                             r"prematurely\)"):
+        check_complete("a.mkv", 29, 30, complaint)
+    with pytest.raises(EdgematteError, match=r"^a\.mkv: no frame could be decoded \(empty or corrupt video; FFmpeg: "
+                                             r"File ended prematurely\)$"):
+        check_complete("a.mkv", 0, 30, complaint)
+
+
+def test_native_reason_takes_ffmpeg_last_then_opencv():
+    assert native_reason([]) is None and native_reason(["plain text from somewhere"]) is None
+    assert native_reason(["[mpeg4 @ 0x55c6b09e91c0] ac-tex damaged at 0 3",
+                          "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55c6b0a8d400] stream 0, offset 0xda4a: partial file",
+                          "[ WARN:0@0.114] global cap_ffmpeg_impl.hpp:1541 grabFrame packet read max attempts"]) \
+        == "FFmpeg: stream 0, offset 0xda4a: partial file"
+    assert native_reason(["[ WARN:0@0.114] global cap_ffmpeg_impl.hpp:1541 grabFrame packet read max attempts"]) \
+        == "OpenCV: grabFrame packet read max attempts"
 
 
 # ----------------------------------------------------------------------------- run_overlapped

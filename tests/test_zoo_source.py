@@ -70,8 +70,10 @@ def test_missing_params_names_the_file(tmp_path):
 
 def test_bad_yaml(tmp_path):
     folder = _fake_deploy(tmp_path / "y", "Deploy: [unclosed")
-    with pytest.raises(EdgematteError, match="deploy.yaml: not a valid deploy config"):
+    with pytest.raises(EdgematteError) as e:
         read_deploy_folder(folder)
+    assert str(e.value) == (f"{folder / 'deploy.yaml'}: not valid YAML: while parsing a flow sequence, "
+                            "did not find expected ',' or ']' (line 2, column 1)")
 
 
 def _zip(path, members):
@@ -123,3 +125,30 @@ def test_truncated_tar_gz(tmp_path):
 def test_unknown_name_and_missing_path(tmp_path):
     with pytest.raises(EdgematteError, match="not a zoo model name"):
         open_model_source("no/such/folder", tmp_path)
+
+
+def test_config_forms_that_stay_valid(tmp_path):
+    # an empty config and a null Deploy mean the layout's defaults
+    assert read_deploy_folder(_fake_deploy(tmp_path / "e", "")).pdmodel.name == "model.pdmodel"
+    src = read_deploy_folder(_fake_deploy(tmp_path / "n", "Deploy:\nModelName: null\n"))
+    assert (src.transforms, src.input_shape, src.spec) == ([], None, None)
+    # model files in a subfolder, transform parameters of every plain type, a null input_shape
+    (tmp_path / "s" / "sub").mkdir(parents=True)
+    folder = _fake_deploy(tmp_path / "s", "Deploy:\n  model: sub/m.pdmodel\n  params: sub/m.pdiparams\n"
+                          "  input_shape: null\n  transforms:\n  - {type: Normalize, mean: [0.5, 0.5, 0.5], "
+                          "std: [0.5, 0.5, 0.5], keep: true, note: null, extra: {n: 1}}\n",
+                          names=("sub/m.pdmodel", "sub/m.pdiparams"))
+    src = read_deploy_folder(folder)
+    assert src.pdmodel == folder / "sub" / "m.pdmodel" and src.input_shape is None
+    assert src.transforms == [{"type": "Normalize", "mean": [0.5] * 3, "std": [0.5] * 3, "keep": True, "note": None,
+                               "extra": {"n": 1}}]
+
+
+def test_no_config_single_pdmodel_is_checked_too(tmp_path):
+    folder = _fake_deploy(tmp_path / "p", None, names=("net.pdmodel",))
+    (tmp_path / "elsewhere.pdiparams").write_bytes(b"y" * 16)
+    (folder / "net.pdiparams").symlink_to(tmp_path / "elsewhere.pdiparams")
+    with pytest.raises(EdgematteError) as e:
+        read_deploy_folder(folder)
+    assert str(e.value) == (f"{folder / 'net.pdiparams'}: a symbolic link to {tmp_path / 'elsewhere.pdiparams'}, "
+                            "outside the deploy folder")

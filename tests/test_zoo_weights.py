@@ -113,3 +113,37 @@ def test_check_layout_reports_each_kind():
     assert check.unexpected == ["extra"]
     assert check.misshaped == [("b.bias", (2,), (3,))]
     assert "1 missing" in check.summary() and "b.bias expects [2], file has [3]" in check.summary()
+
+
+def test_joins_tensors_paddle_split(tmp_path):
+    # paddle.save with protocol 2 or 3 splits a tensor over 1 GiB into 1-D slices plus this map (as paddle.load
+    # joins them); the same structure at a small size
+    w = np.arange(12, dtype=np.float32).reshape(3, 4)
+    saved = {"a": np.ones(2, np.float32), "w@@.0": w.ravel()[:5], "w@@.1": w.ravel()[5:],
+             "UnpackBigParamInfor@@": {"w": {"OriginShape": (3, 4), "slices": ["w@@.0", "w@@.1"]}}}
+    path = tmp_path / "big.pdparams"
+    path.write_bytes(pickle.dumps(saved, protocol=2))
+    weights = read_pdparams(path)
+    assert list(weights) == ["a", "w"] and np.array_equal(weights["w"], w)
+    saved["UnpackBigParamInfor@@"]["w"]["slices"].append("w@@.2")
+    path.write_bytes(pickle.dumps(saved, protocol=2))
+    with pytest.raises(EdgematteError) as e:
+        read_pdparams(path)
+    assert str(e.value) == f"{path}: UnpackBigParamInfor@@ entry 'w' names slice 'w@@.2', not in the file"
+
+
+def test_numpy2_module_names(tmp_path):
+    # numpy 2 names its private modules numpy._core; files it wrote load under numpy 1 too
+    data = pickle.dumps({"w": np.full((2, 2), 3, np.float32)}, protocol=2)
+    assert b"numpy.core.multiarray\n_reconstruct" in data
+    path = tmp_path / "np2.pdparams"
+    path.write_bytes(data.replace(b"numpy.core.multiarray\n", b"numpy._core.multiarray\n"))
+    assert np.array_equal(read_pdparams(path)["w"], np.full((2, 2), 3, np.float32))
+
+
+def test_entries_must_be_numeric(tmp_path):
+    path = tmp_path / "s.pdparams"
+    path.write_bytes(pickle.dumps({"w": np.array([b"ab"])}, protocol=2))
+    with pytest.raises(EdgematteError) as e:
+        read_pdparams(path)
+    assert str(e.value) == f"{path}: not a safe .pdparams state_dict (refusing numpy dtype 'S2' (only numeric dtypes))"

@@ -4,11 +4,17 @@ One report covers one target. :func:`merge_reports` joins reports from several t
 document of the same schema, in which every result carries its own ``target`` and ``emulated`` and
 ``sources`` lists the input reports; the same renderer then draws one comparison table. Emulated
 (qemu) timings are never put in the same table or plot panel as real ones.
+
+:func:`write_reports` says exactly what it wrote (:class:`WrittenReport`): ``bench.png`` needs matplotlib
+(the converter profile has it, the runtime profile does not) and at least one configuration that ran; without
+them the plot is not written, a ``bench.png`` left from an earlier report in that folder is removed (it
+would show other figures than the new bench.json), and the summary says why.
 """
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 from ..core.errors import EdgematteError
 from ..core.fsutil import atomic_path, read_json_document, write_text_atomic
@@ -138,14 +144,32 @@ def markdown(doc: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(doc: dict, path: Path) -> None:
-    """``bench.png``: model latency per configuration; emulated configurations get their own panel."""
-    import matplotlib
+NO_MATPLOTLIB = "matplotlib is not installed (pip install matplotlib)"
+NOTHING_TO_PLOT = "no configuration ran, so there is nothing to plot"
 
+
+def _pyplot():
+    """``matplotlib.pyplot`` on the Agg backend, or ``None`` when matplotlib is missing (the runtime profile)."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot(doc: dict, path: Path) -> None:
+    """``bench.png``: model latency per configuration; emulated configurations get their own panel.
+
+    Needs matplotlib and at least one configuration without an error (:class:`EdgematteError` otherwise)."""
+    plt = _pyplot()
+    if plt is None:
+        raise EdgematteError(f"{path}: not written: {NO_MATPLOTLIB}")
     ok = [r for r in result_rows(doc) if "error" not in r]
+    if not ok:
+        raise EdgematteError(f"{path}: not written: {NOTHING_TO_PLOT}")
     merged = len({s["target"] for s in report_sources(doc)}) > 1
     candidates = (([r for r in ok if not r["emulated"]], ""),
                   ([r for r in ok if r["emulated"]], " (EMULATED: not real timings)"))
@@ -162,19 +186,54 @@ def plot(doc: dict, path: Path) -> None:
         ax.set_ylabel("model latency, ms (median, else mean; bars: min..p90)")
         targets = ", ".join(dict.fromkeys(r["target"] for r in rows))
         ax.set_title(f"{doc['model']['name']} {shape[2]}x{shape[3]} on {targets}{note}", fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    try:
+        fig.tight_layout()
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png", dpi=110)
+    finally:
+        plt.close(fig)
 
 
-def write_reports(out_dir, doc: dict) -> Path:
+@dataclass
+class WrittenReport:
+    """What :func:`write_reports` wrote into ``folder`` (file names, in order) and, when ``bench.png`` is not
+    among them, why (``no_plot``)."""
+
+    folder: Path
+    files: List[str] = field(default_factory=list)
+    no_plot: Optional[str] = None
+
+    def _why_no_plot(self) -> str:
+        return f"; no bench.png: {self.no_plot}" if self.no_plot else ""
+
+    def names(self) -> str:
+        """``bench.json, bench.md, bench.png`` or ``bench.json, bench.md; no bench.png: why``."""
+        return ", ".join(self.files) + self._why_no_plot()
+
+    def summary(self) -> str:
+        """One line: ``wrote DIR/bench.json, DIR/bench.md, DIR/bench.png``, or with the reason the plot is missing."""
+        return "wrote " + ", ".join(str(self.folder / name) for name in self.files) + self._why_no_plot()
+
+
+def write_reports(out_dir, doc: dict) -> WrittenReport:
+    """bench.json, bench.md and, when matplotlib is there and a configuration ran, bench.png into ``out_dir``."""
     out_dir = Path(out_dir)
+    written = WrittenReport(out_dir)
     write_text_atomic(out_dir / "bench.json", json.dumps(doc, indent=2) + "\n")
     write_text_atomic(out_dir / "bench.md", markdown(doc))
-    if any("error" not in r for r in doc["results"]):
+    written.files += ["bench.json", "bench.md"]
+    if not any("error" not in r for r in doc["results"]):
+        written.no_plot = NOTHING_TO_PLOT
+    elif _pyplot() is None:
+        written.no_plot = NO_MATPLOTLIB
+    else:
         plot(doc, out_dir / "bench.png")
-    return out_dir
+        written.files.append("bench.png")
+    stale = out_dir / "bench.png"
+    if written.no_plot and (stale.is_file() or stale.is_symlink()):
+        stale.unlink()
+        written.no_plot += "; the bench.png of an earlier report there was removed"
+    return written
 
 
 def read_report(path) -> dict:
@@ -225,11 +284,10 @@ def merge_documents(docs: Sequence[dict], names: Sequence[str]) -> dict:
     }
 
 
-def merge_reports(report_paths: Sequence, out_dir) -> dict:
+def merge_reports(report_paths: Sequence, out_dir) -> Tuple[dict, WrittenReport]:
     """Read each report folder (or bench.json), merge them (:func:`merge_documents`), write bench.json/md/png
-    to ``out_dir``."""
+    to ``out_dir``; returns the merged document and what was written."""
     paths = [Path(p) for p in report_paths]
     docs = [read_report(p) for p in paths]
     doc = merge_documents(docs, [str(p) for p in paths])
-    write_reports(out_dir, doc)
-    return doc
+    return doc, write_reports(out_dir, doc)

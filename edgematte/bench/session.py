@@ -1,13 +1,52 @@
-"""``edgematte bench``: every configuration on one target, partial results kept, reports written."""
+"""``edgematte bench``: every configuration on one target, partial results kept, reports written.
+
+When some configurations fail, the report holds the others and lists the failures (the command then exits
+1). When every configuration fails, no report is written at all: a previous report in the folder (bench.json,
+bench.md, bench.png) stays exactly as it was, and the error line names each failure.
+"""
 
 from pathlib import Path
 from typing import Dict, List, Optional
 
 from ..core import console
 from ..core.errors import EdgematteError
-from ..core.manifest import read_manifest
+from ..core.manifest import REFERENCE, read_manifest
 from .report import bench_document, median_cell, write_reports
 from .targets.registry import parse_target
+
+SHOWN_FAILURES = 3
+"""Distinct failures named in the one-line error when every configuration failed (the rest are counted)."""
+
+
+def _one_line(text) -> str:
+    return " ".join(str(text).split())
+
+
+def all_failed_message(out: Path, target: str, failed: List[dict]) -> str:
+    """The one-line error of a run in which every configuration failed: nothing was written to ``out``.
+
+    Configurations of one artefact that failed alike are named together (``model_arm.nb x 1, 2 threads: ...``).
+    """
+    alike: Dict[tuple, List[str]] = {}
+    for r in failed:
+        alike.setdefault((r["artefact"], _one_line(r["error"])), []).append(str(r["threads"]))
+    named = [f"{artefact} x {', '.join(threads)} threads: {error}"
+             for (artefact, error), threads in list(alike.items())[:SHOWN_FAILURES]]
+    if len(alike) > SHOWN_FAILURES:
+        named.append(f"and {len(alike) - SHOWN_FAILURES} more")
+    kept = " (the previous report there is untouched)" if (out / "bench.json").exists() else ""
+    return (f"{out}: {len(failed)} of {len(failed)} configurations failed on {target}, so no report was written"
+            f"{kept}: " + "; ".join(named))
+
+
+def _check_files(manifest, names) -> None:
+    """Before anything runs: every file to benchmark is the one the conversion wrote (a one-line error names the
+    first that is not), so a swapped or escaped artefact is never loaded on any target."""
+    for name in sorted(names):
+        if name == REFERENCE:
+            manifest.reference_dir()
+        else:
+            manifest.file(manifest.find(name))
 
 
 def benchmark(manifest_path, target: str = "local", threads: List[int] = (1, 2), artefacts: Optional[List[str]] = None,
@@ -18,11 +57,15 @@ def benchmark(manifest_path, target: str = "local", threads: List[int] = (1, 2),
     ``adb_tools``: the phone's benchmark binaries for an ``adb:`` target (``{"tflite": path, "nb": path}``).
 
     A configuration that fails is recorded with its error and the others still run; the call raises
-    :class:`EdgematteError` at the end if any failed (after the reports are written).
+    :class:`EdgematteError` at the end if any failed (after the reports are written). If all failed, it
+    raises without writing anything (:func:`all_failed_message`). The returned document carries
+    ``"_dir"`` (the report folder) and ``"_written"`` (:class:`~edgematte.bench.report.WrittenReport`),
+    which are not part of bench.json.
     """
     with parse_target(target, adb_tools=adb_tools) as tgt:
         manifest = read_manifest(manifest_path)
         configs = tgt.configurations(manifest, artefacts, list(threads))
+        _check_files(manifest, {config.artefact for config in configs})
         out = Path(out) if out else Path(manifest.dir) / "bench" / tgt.name
         results = []
         with console.progress(configs, label=f"bench on {tgt.name}") as bar:
@@ -36,12 +79,14 @@ def benchmark(manifest_path, target: str = "local", threads: List[int] = (1, 2),
                                  f"{median_cell(result['model_s'])} ms  end-to-end "
                                  f"{median_cell(result['end_to_end_s'])} ms")
         emulated = tgt.emulated
+    failed = [r for r in results if "error" in r]
+    if failed and len(failed) == len(results):
+        raise EdgematteError(all_failed_message(out, target, failed))
     doc = bench_document(target, emulated, manifest, results,
                          {"runs": runs, "warmup": warmup, "size": list(size), "threads": list(threads)})
-    write_reports(out, doc)
-    doc["_dir"] = str(out)
-    failed = [r for r in results if "error" in r]
+    written = write_reports(out, doc)
+    doc["_dir"], doc["_written"] = str(out), written
     if failed:
         raise EdgematteError(f"{len(failed)} of {len(results)} configurations failed (first: {failed[0]['artefact']}: "
-                             f"{failed[0]['error']}); partial results in {out}")
+                             f"{failed[0]['error']}); partial results in {out} ({written.names()})")
     return doc

@@ -13,7 +13,8 @@ import click
 from .. import __version__
 from ..core import console
 from ..core.errors import EdgematteError
-from ..core.signals import Terminated, install_signal_policy
+from ..core.native_output import show_native_output
+from ..core.signals import install_signal_policy, received_signal
 
 _debug = {"on": False}
 
@@ -42,7 +43,7 @@ def cli(debug, quiet):
     `edgematte matte photo.jpg --model out/ -o mattes/` and `edgematte bench out/`.
     """
     _debug["on"] = debug
-    console.set_debug(debug)
+    show_native_output(debug)
     console.set_quiet(quiet)
 
 
@@ -78,6 +79,30 @@ def positive_ints(ctx, param, value):
         raise click.BadParameter(f"{value!r} is not a list of positive integers (e.g. 1,2,4)") from None
 
 
+def thread_count(ctx, param, value):
+    """``--threads`` of a command that runs here: refused below 1 (one line), clamped to this machine's cores
+    with one warning (:func:`edgematte.core.threads.resolve_threads`); the library gets the clamped count."""
+    from ..core.threads import resolve_threads
+
+    return resolve_threads(value, "--threads")
+
+
+def threads_option(default: int = 2, help: str = "CPU threads (at most this machine's cores)."):
+    """The ``--threads N`` option of every local runtime command (matte, verify, quant eval, convert), parsed
+    by :func:`thread_count`. Not bench's: its counts may be a remote board's."""
+    return click.option("--threads", type=int, default=default, show_default=True, callback=thread_count, help=help)
+
+
+def _exit_interrupted():
+    """Ctrl-C, SIGTERM or SIGHUP: the atomic outputs have removed their temporary files by now."""
+    terminated = received_signal()
+    if terminated is not None:
+        click.echo(f"edgematte: stopped by {terminated}; unfinished outputs were removed", err=True)
+        sys.exit(terminated.exit_code)
+    click.echo("edgematte: interrupted; unfinished outputs were removed", err=True)
+    sys.exit(130)
+
+
 def main(argv=None):
     """Console entry point: run the CLI and turn failures into one-line messages and exit codes."""
     args = sys.argv[1:] if argv is None else list(argv)
@@ -94,29 +119,25 @@ def main(argv=None):
             where = " (see 'edgematte --help')"
         click.echo(f"edgematte: error: {e.format_message().rstrip('.')}{where}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort as e:  # click turns KeyboardInterrupt (and so Terminated) into Abort
-        if isinstance(e.__cause__, Terminated):
-            click.echo(f"edgematte: stopped by {e.__cause__}; unfinished outputs were removed", err=True)
-            sys.exit(e.__cause__.exit_code)
-        click.echo("edgematte: interrupted; unfinished outputs were removed", err=True)
-        sys.exit(130)
+    except click.exceptions.Abort:  # click turns KeyboardInterrupt (and so Terminated) into Abort
+        _exit_interrupted()
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.ClickException as e:
         click.echo(f"edgematte: error: {e.format_message()}", err=True)
         sys.exit(e.exit_code)
     except EdgematteError as e:
+        if received_signal():
+            _exit_interrupted()
         if _debug["on"]:
             raise
         click.echo(f"edgematte: error: {e}", err=True)
         sys.exit(e.exit_code)
-    except Terminated as e:
-        click.echo(f"edgematte: stopped by {e}; unfinished outputs were removed", err=True)
-        sys.exit(e.exit_code)
     except KeyboardInterrupt:
-        click.echo("edgematte: interrupted; unfinished outputs were removed", err=True)
-        sys.exit(130)
+        _exit_interrupted()
     except Exception as e:  # a bug: keep it to one line unless asked
+        if received_signal():  # a library turned our Terminated into its own error
+            _exit_interrupted()
         if _debug["on"]:
             raise
         click.echo(f"edgematte: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)", err=True)

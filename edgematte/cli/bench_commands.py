@@ -40,7 +40,8 @@ def bench(manifest, target, threads, artefacts, runs, warmup, size, out, as_json
           adb_benchmark_bin):
     """Benchmark latency and memory of a conversion's artefacts on the host, an ARM board, Android or qemu.
 
-    Each configuration (artefact x threads) runs in a fresh process; reports: bench.json, bench.md, bench.png.
+    Each configuration (artefact x threads) runs in a fresh process; reports: bench.json, bench.md, bench.png
+    (the plot needs matplotlib). If every configuration fails, nothing is written and a previous report stays.
     On adb:SERIAL the phone runs the benchmark tools you give (--adb-benchmark-model / --adb-benchmark-bin):
     model latency and memory only; an artefact without its tool, or one no phone tool runs (.onnx, x86 .nb),
     is reported as a failed configuration and the others are still written.
@@ -52,8 +53,8 @@ def bench(manifest, target, threads, artefacts, runs, warmup, size, out, as_json
                     runs=runs, warmup=warmup, size=size, out=out,
                     adb_tools={"tflite": adb_benchmark_model, "nb": adb_benchmark_bin})
     if as_json:
-        console.emit_json({k: v for k, v in doc.items() if k != "_dir"})
-    console.info(f"wrote {doc['_dir']}/bench.md, bench.json, bench.png")
+        console.emit_json({k: v for k, v in doc.items() if not k.startswith("_")})
+    console.info(doc["_written"].summary())
 
 
 # `bench MANIFEST` takes a positional argument, so it cannot also be a group with a `merge` subcommand.
@@ -68,11 +69,11 @@ def bench_merge(reports, out, as_json):
     """Merge `edgematte bench` reports (REPORT_DIR or bench.json each) from several targets into one table.
 
     One row per target, artefact and thread count; emulated (qemu) timings get their own table and plot panel.
+    bench.png is written when matplotlib is installed and some configuration ran; the last line says what was.
     """
     from ..bench.report import merge_reports
 
-    doc = merge_reports(reports, out)
+    doc, written = merge_reports(reports, out)
     if as_json:
         console.emit_json(doc)
-    console.info(f"wrote {out}/bench.md, bench.json, bench.png "
-                 f"({len(doc['sources'])} reports, {len(doc['results'])} rows)")
+    console.info(f"{written.summary()} ({len(doc['sources'])} reports, {len(doc['results'])} rows)")

@@ -3,14 +3,14 @@
 import click
 
 from ..core import console
-from .app import cli, csv_choices
+from .app import cli, csv_choices, threads_option
 
 
 @cli.command()
 @click.argument("model")
 @click.option(
     "-o", "--out", required=True, type=click.Path(file_okay=False),
-    help="Output folder (replaced only when the new one is complete).",
+    help="Output folder (replaced only when the new one is complete, and only if edgematte wrote all it holds).",
 )
 @click.option(
     "--to", "formats", default="lite,onnx,tflite", show_default=True, callback=csv_choices(("lite", "onnx", "tflite")),
@@ -47,7 +47,7 @@ from .app import cli, csv_choices
     "--profile", default="android", show_default=True,
     help="Pre/post-processing profile recorded with the artefacts.",
 )
-@click.option("--threads", type=int, default=2, show_default=True, help="CPU threads for the host runs.")
+@threads_option(help="CPU threads for the host runs (at most this machine's cores).")
 @click.option(
     "--int8", is_flag=True,
     help="Also build INT8 artefacts (Lite int8 .nb, "
@@ -81,27 +81,25 @@ def convert(model, out, formats, lite_targets, input_shape, fp16, layout, weight
     """
     from ..pipeline import ConvertOptions
     from ..pipeline import convert as run_convert
+    from ..pipeline.run import validate_options
     from ..quant.int8 import Int8Options
 
     if not int8 and (calib or calib_count or keep_float):
         raise click.UsageError("--calib, --calib-count and --keep-float need --int8")
 
-    photos = None
+    options = ConvertOptions(
+        formats=formats, lite_targets=lite_targets, input_shape=input_shape, fp16=fp16, layout=layout,
+        profile=profile, threads=threads, weights=weights, seed=seed, width=width,
+        int8=Int8Options(calib=calib, calib_count=calib_count, algo=algo, budget_mad=budget_mad,
+                         keep_float=keep_float) if int8 else None,
+    )
+    validate_options(options)  # a wrong option is one line before any photo is read
     if images:
         from ..quant.calibration import load_calibration_images
 
-        loaded, report = load_calibration_images(images, minimum=1)
-        photos = dict(zip(report.used, loaded))
-    manifest = run_convert(
-        model,
-        out,
-        ConvertOptions(
-            formats=formats, lite_targets=lite_targets, input_shape=input_shape, fp16=fp16, layout=layout,
-            profile=profile, images=photos, threads=threads, weights=weights, seed=seed, width=width,
-            int8=Int8Options(calib=calib, calib_count=calib_count, algo=algo, budget_mad=budget_mad,
-                             keep_float=keep_float) if int8 else None,
-        ),
-    )
+        loaded, report = load_calibration_images(images, minimum=1, purpose="parity", option="--images")
+        options.images = dict(zip(report.used, loaded))
+    manifest = run_convert(model, out, options)
     if as_json:
         artefacts = [dict({"path": a.path, "format": a.format, "target": a.target, "precision": a.precision,
                            "size_bytes": a.size_bytes, "parity": a.parity.to_dict()},

@@ -3,7 +3,7 @@
 import click
 
 from ..core import console
-from .app import cli
+from .app import cli, threads_option
 
 
 @cli.group()
@@ -25,7 +25,7 @@ def quant():
     "--gt", type=click.Path(exists=True, file_okay=False), default=None,
     help="Folder of ground-truth alpha mattes, same relative paths as --data.",
 )
-@click.option("--threads", type=int, default=2, show_default=True)
+@threads_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def quant_eval(manifest, artefact, data, gt, threads, as_json):
     """MAD, max, share off by > 8/255, SAD, MSE, Grad, Conn of an artefact against fp32 (and ground truth)."""

@@ -6,7 +6,7 @@ import click
 
 from ..core import console
 from ..core.errors import EdgematteError
-from .app import cli, print_report_and_exit
+from .app import cli, print_report_and_exit, threads_option
 
 
 @cli.command()
@@ -35,7 +35,7 @@ from .app import cli, print_report_and_exit
     "--fg-estimate", is_flag=True,
     help="Estimate foreground colours (pymatting's multilevel method) for rgba/composite.",
 )
-@click.option("--threads", type=int, default=2, show_default=True)
+@threads_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
 def matte(inputs, out, model, artefact, background, save, fg_estimate, threads, as_json):
     """Matte images, folders (recursive) or videos with a converted model: alpha, RGBA or composite.
@@ -45,10 +45,11 @@ def matte(inputs, out, model, artefact, background, save, fg_estimate, threads, 
     from ..runtime.batch import matte_inputs, parse_background, parse_save
     from ..runtime.matter import Matter
 
+    chosen_background = parse_background(background) if background is not None else None
+    kinds = parse_save(save) if save is not None else None
     matter = Matter.from_manifest(model, artefact=artefact, threads=threads)
-    report = matte_inputs(list(inputs), out, matter,
-                          background=parse_background(background) if background else None,
-                          save=parse_save(save) if save else None, fg_estimate=fg_estimate)
+    report = matte_inputs(list(inputs), out, matter, background=chosen_background, save=kinds,
+                          fg_estimate=fg_estimate)
     if as_json:
         console.emit_json(report.as_dict())
     console.info(report.summary())
@@ -72,7 +73,7 @@ def _zoo_boundary_share(manifest) -> float:
     "--images", type=click.Path(exists=True), default=None,
     help="Photos to check on (default: the bundled samples).",
 )
-@click.option("--threads", type=int, default=2, show_default=True)
+@threads_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the verification report as JSON.")
 def verify(manifest, images, threads, as_json):
     """Run every artefact this host can run through its profile and compare it with the reference.

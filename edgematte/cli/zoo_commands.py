@@ -48,10 +48,15 @@ def zoo_list(as_json):
 def zoo_info(name, width, state_dict, input_size, as_json):
     """Input size, transforms, parameter count, FLOPs and outputs of model NAME."""
     from ..zoo import info as zoo_info_lib
+    from ..zoo.export import validate_input_shape, validate_width
     from ..zoo.registry import get_model_spec
     from ..zoo.weights import format_layout
 
     spec = get_model_spec(name)
+    width = validate_width(width)
+    if input_size:
+        h, w = input_size
+        validate_input_shape(spec, (1, 3, h, w), "--input-size", shown=f"{h} {w}")
     if state_dict:
         click.echo(format_layout(zoo_info_lib.model_layout(spec, width)), nl=False)
         return
@@ -69,10 +74,12 @@ def zoo_info(name, width, state_dict, input_size, as_json):
 def zoo_check_weights(name, weights, width):
     """Report missing, unexpected and mis-shaped keys of WEIGHTS (.pdparams) for model NAME."""
     from ..zoo import info as zoo_info_lib
+    from ..zoo.export import validate_width
     from ..zoo.registry import get_model_spec
     from ..zoo.weights import check_layout, read_pdparams
 
     spec = get_model_spec(name)
+    width = validate_width(width)
     state = read_pdparams(weights)
     check = check_layout(zoo_info_lib.model_layout(spec, width), state)
     for key in check.missing:

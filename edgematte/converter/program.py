@@ -20,6 +20,7 @@ from typing import Dict, FrozenSet, Optional, Sequence, Tuple, Union
 
 from ..core.errors import EdgematteError
 from ..core.fsutil import atomic_dir
+from .static_program import FoldReport, fetchable_static_variables, fold_static_values, xshape_outputs
 
 # Folder layouts of an exported model, in the order they are tried.
 MODEL_STEMS = ("model", "inference")
@@ -374,11 +375,12 @@ def _compile_time_shapes(program_bytes: bytes, feed_name: str, dims, option: str
     }
 
 
-def _run_time_shapes(files: ModelFiles, feed_name: str, dims, dtype: str, names: Sequence[str]) -> Dict[str, tuple]:
-    """Shapes of ``names`` after one run of the model at ``dims`` on zeros (Paddle's static executor).
+def _run_once(files: ModelFiles, feed_name: str, dims, dtype: str, names: Sequence[str]) -> Dict[str, object]:
+    """The values (Paddle LoDTensors) of ``names`` after one run of the model at ``dims`` on zeros.
 
-    Used only for the variables compile-time inference leaves dynamic; their sizes depend on tensor
-    values (shape -> slice -> interpolate), which only a run computes.
+    Used for what only a run computes: the shapes compile-time inference leaves dynamic (shape -> slice ->
+    interpolate) and the values of shape computations (:mod:`edgematte.converter.static_program`). Neither
+    depends on the input's values, only on its shape.
     """
     import numpy as np
     import paddle
@@ -402,7 +404,7 @@ def _run_time_shapes(files: ModelFiles, feed_name: str, dims, dtype: str, names:
                 fetch_list=list(names),
                 return_numpy=False,
             )
-            return {n: tuple(v.shape()) for n, v in zip(names, values)}
+            return dict(zip(names, values))
     finally:
         if was_dynamic:
             paddle.disable_static()
@@ -420,6 +422,28 @@ def _with_shapes(program_bytes: bytes, shapes: Dict[str, tuple], path: Path) -> 
     return program.SerializeToString()
 
 
+def _take_run_time_shapes(shapes: Dict[str, tuple], names: Sequence[str], observed: Dict[str, object]) -> None:
+    """Put the run-time shapes of ``names`` into ``shapes``, checking they agree with what inference knew."""
+    for name in names:
+        run_shape = tuple(observed[name].shape())
+        inferred = shapes[name]
+        if len(run_shape) != len(inferred) or any(0 <= d != r for d, r in zip(inferred, run_shape)):
+            raise RuntimeError(  # a bug in Paddle's shape inference or ours, not the user's input
+                f"{name}: compile-time shape {list(inferred)} disagrees with the run-time {list(run_shape)}"
+            )
+        shapes[name] = run_shape
+
+
+def _xshape_dims(program, shapes: Dict[str, tuple]) -> None:
+    """``XShape`` outputs declare ``[0, *X's shape]``; once X's shape is known, so is theirs."""
+    for op in program.blocks[0].ops:
+        x = next((s.arguments[0] for s in op.inputs if s.parameter == "X" and s.arguments), None)
+        for slot in op.outputs:
+            if slot.parameter == "XShape" and x in shapes and all(d >= 0 for d in shapes[x]):
+                for name in slot.arguments:
+                    shapes[name] = (0, *shapes[x])
+
+
 @dataclass(frozen=True)
 class FrozenModel:
     """A copy of a model whose input shape is fixed; ``still_dynamic`` lists tensors left with -1 dims."""
@@ -429,6 +453,7 @@ class FrozenModel:
     shape: Tuple[int, ...]
     compile_time_dynamic: Tuple[str, ...]
     still_dynamic: Tuple[str, ...]
+    folded: FoldReport = field(default_factory=FoldReport)
 
 
 def freeze_input_shape(source, dst_dir, shape, input_name: Optional[str] = None,
@@ -436,12 +461,13 @@ def freeze_input_shape(source, dst_dir, shape, input_name: Optional[str] = None,
     """Write to ``dst_dir`` a copy of the model whose input is fixed to ``shape`` and shapes re-inferred.
 
     ``source`` is anything :func:`locate_model_files` takes; ``dst_dir`` is (re)created atomically and
-    gets the program under the source's file name with only its declared variable shapes changed, and
-    a byte copy of the params. Every variable's shape is recomputed: first by Paddle's compile-time
-    shape inference, then, for those whose size comes from run-time values
-    (``interpolate(size=x.shape[2:])``), from one run of the original on zeros at ``shape``. The ops
-    are untouched, so the copy computes exactly what the original computes at that shape; tools that
-    need static shapes (paddle2onnx, opt) see them.
+    gets the program under the source's file name, and a byte copy of the params. Every variable's shape
+    is recomputed: first by Paddle's compile-time shape inference, then, for those whose size comes from
+    run-time values (``interpolate(size=x.shape[2:])``), from one run of the original on zeros at
+    ``shape``. The same run gives the values of the program's shape computations, which are folded into
+    the ops that read them (:mod:`edgematte.converter.static_program`; ``FrozenModel.folded`` says what
+    changed). The copy computes exactly what the original computes at that shape (the tests hold it to
+    bit equality); tools that need static programs (paddle2onnx, opt) get one.
 
     ``shape`` must have the declared rank and agree with every declared static dimension (a 3-channel
     model refuses ``[1, 4, 512, 512]``); errors name ``option``.
@@ -461,22 +487,25 @@ def freeze_input_shape(source, dst_dir, shape, input_name: Optional[str] = None,
         feed = matches[0]
     dims = _checked_shape(info, feed, shape, option)
 
+    source_program = parse_program(info.program_bytes, str(files.model))
+    xshapes = xshape_outputs(source_program)  # shape bookkeeping of reshape2 & co.: no data, never fetched
     shapes = _compile_time_shapes(info.program_bytes, feed.name, dims, option, files.model)
-    compile_time_dynamic = program_info(_with_shapes(info.program_bytes, shapes, files.model),
-                                        files.model).dynamic_variables
-    if compile_time_dynamic:
-        observed = _run_time_shapes(files, feed.name, dims, feed.dtype, compile_time_dynamic)
-        for name, run_shape in observed.items():
-            inferred = shapes[name]
-            if len(run_shape) != len(inferred) or any(0 <= d != r for d, r in zip(inferred, run_shape)):
-                raise RuntimeError(  # a bug in Paddle's shape inference or ours, not the user's input
-                    f"{name}: compile-time shape {list(inferred)} disagrees with the run-time {list(run_shape)}"
-                )
-            shapes[name] = run_shape
-    static_bytes = _with_shapes(info.program_bytes, shapes, files.model)
+    compile_time_dynamic = tuple(n for n in program_info(_with_shapes(info.program_bytes, shapes, files.model),
+                                                         files.model).dynamic_variables if n not in xshapes)
+    static = fetchable_static_variables(source_program)
+    observed = {}
+    if compile_time_dynamic or static:
+        observed = _run_once(files, feed.name, dims, feed.dtype, list(dict.fromkeys([*compile_time_dynamic, *static])))
+    _take_run_time_shapes(shapes, compile_time_dynamic, observed)
+    _xshape_dims(source_program, shapes)
+    program = parse_program(_with_shapes(info.program_bytes, shapes, files.model), str(files.model))
+    import numpy as np
+
+    folded = fold_static_values(program, {name: np.array(observed[name]) for name in static})
+    static_bytes = program.SerializeToString()
     with atomic_dir(dst_dir) as work:
         (work / files.model.name).write_bytes(static_bytes)
         shutil.copyfile(files.params, work / files.params.name)
     frozen_info = program_info(static_bytes, dst_dir / files.model.name)
     frozen_files = ModelFiles(dst_dir / files.model.name, dst_dir / files.params.name)
-    return FrozenModel(frozen_files, frozen_info, dims, compile_time_dynamic, frozen_info.dynamic_variables)
+    return FrozenModel(frozen_files, frozen_info, dims, compile_time_dynamic, frozen_info.dynamic_variables, folded)

@@ -2,48 +2,47 @@
 
 Every command reports through these helpers so that ``--quiet`` and ``--json`` behave the same
 everywhere: human text goes to stderr, machine-readable output (``--json``) alone goes to stdout.
+click is imported only when used: the runtime (which warns through here) ships to boards without it.
 """
 
 import contextlib
 import json
 import sys
 
-import click
-
-_state = {"quiet": False, "debug": False}
+_state = {"quiet": False}
 
 
 def set_quiet(quiet: bool) -> None:
     _state["quiet"] = bool(quiet)
 
 
-def set_debug(debug: bool) -> None:
-    """``--debug``: tracebacks, and native libraries' own stderr lines (:mod:`.native_output`)."""
-    _state["debug"] = bool(debug)
-
-
-def is_debug() -> bool:
-    return _state["debug"]
-
-
 def is_quiet() -> bool:
     return _state["quiet"]
+
+
+def _echo(message: str, err: bool) -> None:
+    try:
+        import click
+    except ImportError:  # a board's runtime bundle
+        print(message, file=sys.stderr if err else sys.stdout, flush=True)
+        return
+    click.echo(message, err=err)
 
 
 def info(message: str) -> None:
     """Print a status line to stderr unless ``--quiet``."""
     if not _state["quiet"]:
-        click.echo(message, err=True)
+        _echo(message, err=True)
 
 
 def warn(message: str) -> None:
     """Print a warning to stderr (also under ``--quiet``: warnings are never silent)."""
-    click.echo(f"edgematte: warning: {message}", err=True)
+    _echo(f"edgematte: warning: {message}", err=True)
 
 
 def emit_json(obj) -> None:
     """Write ``obj`` as JSON to stdout (the only thing a ``--json`` command writes to stdout)."""
-    click.echo(json.dumps(obj, indent=2, sort_keys=False, default=str))
+    _echo(json.dumps(obj, indent=2, sort_keys=False, default=str), err=False)
 
 
 @contextlib.contextmanager
@@ -53,6 +52,8 @@ def progress(iterable=None, length=None, label="", unit=""):
     Yields an iterable (when ``iterable`` is given) or a bar with ``update(n)``.
     """
     hidden = _state["quiet"] or not sys.stderr.isatty()
+    if not hidden:
+        import click
     with click.progressbar(
         iterable,
         length=length,

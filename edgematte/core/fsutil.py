@@ -122,11 +122,12 @@ def write_text_atomic(target, text: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------ output folders
-# Every folder atomic_dir publishes holds this marker, listing the entries edgematte put there. A folder is
-# replaced only when everything in it is ours: listed in its marker, or a folder that is itself ours.
+# Every folder atomic_dir publishes holds this marker, listing every file and folder edgematte put there
+# (relative paths). A folder is replaced only when everything in it is ours: listed in its marker, or inside
+# a folder that is itself ours (a benchmark report folder inside a conversion folder).
 OUTPUT_MARKER = ".edgematte-output.json"
 OUTPUT_SCHEMA = "edgematte.output/1"
-MAX_MARKER_BYTES = 1 << 20
+MAX_MARKER_BYTES = 16 << 20
 
 
 def _marker_entries(folder: Path) -> Optional[set]:
@@ -143,25 +144,40 @@ def _marker_entries(folder: Path) -> Optional[set]:
     return {e for e in entries if isinstance(e, str)} if isinstance(entries, list) else None
 
 
-def foreign_entries(folder, recognise: Optional[Callable[[Path], bool]] = None) -> List[str]:
-    """The entries of ``folder`` that edgematte did not write (relative names, sorted; empty: all ours).
+def _written_entries(folder: Path) -> List[str]:
+    """Every file and folder under ``folder`` as relative POSIX paths (symbolic links not followed)."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.name != OUTPUT_MARKER
+                  or p.parent != folder)
 
-    Ours: the marker, entries its marker lists, and sub-folders that are ours in turn (a benchmark's folder
-    inside a conversion folder). ``recognise``: a check for a folder written before outputs were marked
-    (e.g. it holds a manifest of ours); such a folder counts as ours whole.
+
+def _unlisted(root: Path, current: Path, listed: set, recognise) -> List[str]:
+    foreign = []
+    for entry in sorted(current.iterdir()):
+        relative = entry.relative_to(root).as_posix()
+        if current == root and entry.name == OUTPUT_MARKER:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            if relative not in listed and (_marker_entries(entry) is not None or recognise and recognise(entry)):
+                foreign += [f"{relative}/{name}" for name in foreign_entries(entry, recognise)]
+            else:
+                foreign += _unlisted(root, entry, listed, recognise)
+        elif relative not in listed:
+            foreign.append(relative)
+    return foreign
+
+
+def foreign_entries(folder, recognise: Optional[Callable[[Path], bool]] = None) -> List[str]:
+    """The files under ``folder`` that edgematte did not write (relative paths, sorted; empty: all ours).
+
+    Ours: the marker, what the marker lists, and what is inside folders that are ours in turn; folders
+    themselves hold nothing of the user's, so an empty one is never foreign. ``recognise``: a check for a
+    folder written before outputs were marked (e.g. it holds a manifest of ours); it counts as ours whole.
     """
     folder = Path(folder)
     listed = _marker_entries(folder)
     if listed is None and recognise is not None and recognise(folder):
         return []
-    foreign = []
-    for entry in sorted(folder.iterdir()):
-        if entry.name == OUTPUT_MARKER or (listed is not None and entry.name in listed):
-            continue
-        if entry.is_dir() and not entry.is_symlink() and not foreign_entries(entry, recognise):
-            continue
-        foreign.append(entry.name)
-    return foreign
+    return _unlisted(folder, folder, listed or set(), recognise)
 
 
 def check_output_folder(target, inputs: Sequence = (), recognise: Optional[Callable[[Path], bool]] = None,
@@ -191,6 +207,9 @@ def check_output_folder(target, inputs: Sequence = (), recognise: Optional[Calla
 
 
 def _writable_parent(target: Path, what: str) -> None:
+    blocker = next((p for p in [target.parent, *target.parent.parents] if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise EdgematteError(f"{blocker}: is a file, not a folder, so the {what} cannot be written in it")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -216,7 +235,7 @@ def atomic_dir(target, inputs: Sequence = (), recognise: Optional[Callable[[Path
     tmp = Path(tempfile.mkdtemp(prefix=_work_prefix(target.name), dir=target.parent))
     try:
         yield tmp
-        entries = sorted(e.name for e in tmp.iterdir() if e.name != OUTPUT_MARKER)
+        entries = _written_entries(tmp)
         (tmp / OUTPUT_MARKER).write_text(json.dumps({"schema": OUTPUT_SCHEMA, "entries": entries}) + "\n")
         check_output_folder(target, inputs, recognise, what)  # what changed while we worked is kept too
     except BaseException:

@@ -12,9 +12,14 @@ import sys
 import tempfile
 from typing import Iterator, List
 
-from . import console
-
 MAX_CAPTURED_BYTES = 1 << 16
+# Not in console: this module ships to boards, which have no click.
+_state = {"show": False}
+
+
+def show_native_output(show: bool) -> None:
+    """``--debug``: print what native libraries said after each captured call, as they said it."""
+    _state["show"] = bool(show)
 
 
 @contextlib.contextmanager
@@ -41,6 +46,6 @@ def captured_native_stderr() -> Iterator[List[str]]:
             sink.seek(0)
             text = sink.read(MAX_CAPTURED_BYTES).decode("utf-8", errors="replace")
             lines.extend(line.rstrip() for line in text.splitlines() if line.strip())
-            if console.is_debug():
+            if _state["show"]:
                 for line in lines:
                     print(line, file=sys.stderr)

@@ -11,6 +11,7 @@ what it left (:func:`edgematte.core.fsutil.remove_stale_work`).
 
 import signal
 import threading
+from typing import List, Optional
 
 HANDLED = (signal.SIGTERM, signal.SIGHUP)
 
@@ -27,10 +28,20 @@ class Terminated(KeyboardInterrupt):
         return signal.Signals(self.signum).name
 
 
+_received: List[int] = []
+
+
 def _raise_terminated(signum, frame):
     for sig in HANDLED:
         signal.signal(sig, signal.SIG_IGN)  # let the unwinding finish
+    _received.append(signum)
     raise Terminated(signum)
+
+
+def received_signal() -> Optional[Terminated]:
+    """The termination this process received, if any: code that catches broad exceptions (a library's import
+    does) may turn :class:`Terminated` into another error, and the exit must still say what happened."""
+    return Terminated(_received[0]) if _received else None
 
 
 def install_signal_policy() -> bool:
@@ -39,6 +50,7 @@ def install_signal_policy() -> bool:
     A signal the parent set to be ignored (``nohup``) stays ignored."""
     if threading.current_thread() is not threading.main_thread():
         return False
+    _received.clear()  # a new command (the tests run several in one process) starts with none received
     for sig in HANDLED:
         if signal.getsignal(sig) is not signal.SIG_IGN:
             signal.signal(sig, _raise_terminated)

@@ -3,12 +3,16 @@
 source -> fixed-shape copy -> checked reference -> Paddle Lite .nb per target, ONNX (paddle2onnx + exact
 repairs), TFLite (onnx2tf) -> INT8 (Lite, TFLite) -> parity of each artefact on real photos ->
 ``manifest.json`` + ``report.md``. Everything is built in a temporary sibling of OUT and swapped in only when
-complete, so a failure never leaves half an output or replaces a good one.
+complete, so a failure never leaves half an output or replaces a good one; an error raised meanwhile names OUT,
+not that temporary folder (:func:`_errors_name`). Options are checked before any work (:func:`validate_options`:
+formats, targets, width, input shape, thread count).
 """
 
+import contextlib
+import os
 import shutil
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
@@ -17,8 +21,9 @@ from ..core import parity as parity_lib
 from ..core.errors import EdgematteError
 from ..core.fsutil import atomic_dir
 from ..core.manifest import Manifest, ModelInfo, ReferenceInfo, is_conversion_folder
+from ..core.threads import resolve_threads
 from ..runtime.profiles import profile_class, profile_for_model
-from ..zoo.export import validate_input_shape
+from ..zoo.export import check_input_shape, validate_input_shape, validate_width
 from ..zoo.source import ModelSource, open_model_source
 from .context import FORMATS, LITE_TARGETS, PARITY_BOUNDS, Context, ConvertOptions
 from .stages import STAGES
@@ -28,7 +33,8 @@ REFERENCE_DESCRIPTION = ("Paddle Inference (CPU, oneDNN with reshape_transpose_m
 
 
 def validate_options(options: ConvertOptions) -> List[str]:
-    """The formats to build, in stage order; a one-line error for anything unknown, before any work."""
+    """The formats to build, in stage order; a one-line error for anything unknown or out of range (width,
+    input shape, threads), before any work."""
     unknown = set(options.formats) - set(FORMATS)
     if unknown:
         raise EdgematteError(f"--to: unknown format(s) {', '.join(sorted(unknown))} (choose from {', '.join(FORMATS)})")
@@ -43,6 +49,10 @@ def validate_options(options: ConvertOptions) -> List[str]:
     if options.layout not in ("nhwc", "nchw"):
         raise EdgematteError(f"--layout: {options.layout!r} is not nhwc or nchw")
     profile_class(options.profile)  # an unknown name fails before any work
+    validate_width(options.width)
+    if options.input_shape:
+        check_input_shape(options.input_shape)  # the model's own rules (multiples of 32) once it is open
+    resolve_threads(options.threads, "--threads")  # the backends clamp again; each count is warned about once
     return [f for f in FORMATS if f in options.formats]
 
 
@@ -53,11 +63,9 @@ def resolve_input_shape(source: ModelSource, requested: Optional[Sequence[int]])
         shape = [int(d) for d in requested]
         if spec is not None:
             return validate_input_shape(spec, shape)
-        if len(shape) != 4 or shape[1] != 3 or min(shape) < 1:
-            raise EdgematteError(f"--input-shape {' '.join(map(str, shape))}: expected N 3 H W with positive sizes")
-        return shape
+        return check_input_shape(shape)
     if source.input_shape and all(d is not None for d in source.input_shape):
-        return list(source.input_shape)
+        return check_input_shape(source.input_shape, f"{source.origin}: its deploy.yaml input_shape")
     if spec is None:
         raise EdgematteError(
             f"{source.origin}: the input shape is dynamic and the architecture unknown; give --input-shape N C H W"
@@ -98,7 +106,8 @@ def convert(model: str, out, options: ConvertOptions = ConvertOptions()) -> Mani
     formats = validate_options(options)
     out = Path(out)
     inputs = [p for p in (model, options.weights, options.int8 and options.int8.calib) if p and Path(p).exists()]
-    with atomic_dir(out, inputs=inputs, recognise=is_conversion_folder, what="conversion folder") as tmp:
+    with atomic_dir(out, inputs=inputs, recognise=is_conversion_folder, what="conversion folder") as tmp, \
+            _errors_name(out, tmp):
         work = tmp / ".work"
         work.mkdir()
         source = open_model_source(model, work, weights=options.weights, seed=options.seed, width=options.width)
@@ -111,6 +120,22 @@ def convert(model: str, out, options: ConvertOptions = ConvertOptions()) -> Mani
             shutil.rmtree(work, ignore_errors=True)
     ctx.manifest.dir = out
     return ctx.manifest
+
+
+@contextlib.contextmanager
+def _errors_name(out: Path, tmp: Path) -> Iterator[None]:
+    """The one place a conversion's errors are mapped: an :class:`EdgematteError` raised while OUT is built
+    in its temporary sibling (``.OUT.edgematte-PID-START.xxxx``) names OUT instead of that folder, which the
+    user never named and which is gone by the time the message is printed."""
+    try:
+        yield
+    except EdgematteError as error:
+        message = str(error)
+        for form in sorted({str(tmp.resolve()), os.path.abspath(tmp), str(tmp)}, key=len, reverse=True):
+            message = message.replace(form, str(out))
+        if message != str(error):
+            error.args = (message,)
+        raise
 
 
 def _finish(ctx: Context) -> None:

@@ -2,11 +2,13 @@
 
 Two sources:
 
-- a folder of photos (``--calib DIR``): every regular file below it, recursively, read with
+- a folder of photos (``--calib DIR``): every file below it, recursively, read with
   :func:`edgematte.runtime.imageio.read_image` (JPEG, PNG, WebP, BMP, TIFF, PNM; content sniffed, not
-  trusted by extension). Files that are not images, are corrupt, too small or exact duplicates of an
-  earlier file are skipped with a warning and counted in :class:`CalibrationReport`; too few usable
-  images is an :class:`EdgematteError` that says how many are needed.
+  trusted by extension). Files that are not images (a FIFO or a device too, never opened for reading),
+  are corrupt, too small or exact duplicates of an earlier file are skipped with a one-line warning
+  labelled by the folder's purpose (``calibration``; ``quant eval --data`` says ``evaluation``) and
+  counted in :class:`CalibrationReport`; too few usable images is an :class:`EdgematteError` that says
+  how many are needed.
 - the built-in set (no ``--calib``): the bundled sample photos (:mod:`edgematte.core.samples`) plus seeded,
   deterministic augmentations of them (flip, rotation by a few degrees, scale, crop,
   brightness/contrast), so the demo quantizes offline.
@@ -33,7 +35,7 @@ import numpy as np
 from ..core.console import warn
 from ..core.errors import EdgematteError
 from ..core.samples import SAMPLE_PHOTOS, sample_photos
-from ..runtime.imageio import files_below, read_image, sniff_format
+from ..runtime.imageio import files_below, read_file_head, read_image, shown_name, sniff_format
 
 MIN_CALIBRATION_IMAGES = 8
 """Fewest calibration images accepted: below this the per-tensor ranges follow single photos."""
@@ -79,7 +81,7 @@ class CalibrationReport:
             text += f", {self.skipped_count} files skipped (e.g. {name}: {reason})"
         if self.not_read:
             text += f", {self.not_read} files not read (enough images already)"
-        return text
+        return shown_name(text)
 
     def as_dict(self) -> dict:
         return {
@@ -94,45 +96,47 @@ class CalibrationReport:
 
 # ----------------------------------------------------------------------------- folders
 def _read_usable_image(path: Path) -> np.ndarray:
-    """RGB uint8 H x W x 3, or EdgematteError with the reason to skip ``path``."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(_SNIFF_BYTES)
-    except OSError as e:
-        raise EdgematteError(f"{path}: cannot read: {e.strerror or e}") from e
+    """RGB uint8 H x W x 3, or EdgematteError with the reason to skip ``path`` (a FIFO or a device is refused
+    without being read: :func:`edgematte.runtime.imageio.read_file_head`)."""
+    name = shown_name(path)
+    head = read_file_head(path, _SNIFF_BYTES)
     if not head:
-        raise EdgematteError(f"{path}: empty file (0 bytes), not an image")
+        raise EdgematteError(f"{name}: empty file (0 bytes), not an image")
     # sniff first so a large non-image file (a video, an archive) is never read whole
     if sniff_format(head) is None:
-        raise EdgematteError(f"{path}: not an image (no JPEG, PNG, WebP, BMP, TIFF or PNM header)")
+        raise EdgematteError(f"{name}: not an image (no JPEG, PNG, WebP, BMP, TIFF or PNM header)")
     rgb = read_image(path)
     if min(rgb.shape[:2]) < MIN_IMAGE_SIDE:
-        raise EdgematteError(f"{path}: image is {rgb.shape[1]}x{rgb.shape[0]}, smaller than "
+        raise EdgematteError(f"{name}: image is {rgb.shape[1]}x{rgb.shape[0]}, smaller than "
                              f"{MIN_IMAGE_SIDE} pixels on a side")
     return rgb
 
 
 def _reason(error: EdgematteError, path: Path) -> str:
-    """The message of a per-file error without its leading ``path: ``."""
-    text = str(error)
-    prefix = f"{path}: "
+    """The message of a per-file error without its leading ``path: `` (one line: names are escaped)."""
+    text = shown_name(error)
+    prefix = f"{shown_name(path)}: "
     return text[len(prefix):] if text.startswith(prefix) else text
 
 
 def load_calibration_images(folder, limit: Optional[int] = None, minimum: int = MIN_CALIBRATION_IMAGES,
-                            seed: Optional[int] = None) -> Tuple[List[np.ndarray], CalibrationReport]:
+                            seed: Optional[int] = None, purpose: str = "calibration",
+                            option: str = "--calib") -> Tuple[List[np.ndarray], CalibrationReport]:
     """Read the photos below ``folder``: ``(list of RGB uint8 H x W x 3, CalibrationReport)``.
 
     Files are taken in sorted path order, or in a seeded random order when ``seed`` is given (so a
     ``limit`` does not favour one sub-folder). Reading stops at ``limit`` usable images. Every
     skipped file is warned about (the first few by name) and counted. Fewer than ``minimum`` usable
     images raises :class:`EdgematteError` ("found 3 usable images in DIR, need at least 8").
+
+    ``purpose`` labels the warnings ("calibration: skipping ...") and ``option`` names the folder's option in
+    errors: the same reader serves ``quant eval --data`` ("evaluation") and ``convert --images`` ("parity").
     """
     folder = Path(folder)
     if not folder.exists():
-        raise EdgematteError(f"{folder}: calibration folder not found")
+        raise EdgematteError(f"{shown_name(folder)}: {purpose} folder not found")
     if not folder.is_dir():
-        raise EdgematteError(f"{folder}: --calib needs a folder of images, this is a file")
+        raise EdgematteError(f"{shown_name(folder)}: {option} needs a folder of images, this is a file")
     paths = files_below(folder)
     if seed is not None:
         paths = [paths[i] for i in np.random.RandomState(seed).permutation(len(paths))]
@@ -157,9 +161,9 @@ def load_calibration_images(folder, limit: Optional[int] = None, minimum: int = 
         images.append(rgb)
         report.used.append(name)
     for name, reason in report.skipped[:_MAX_SKIP_WARNINGS]:
-        warn(f"calibration: skipping {folder / name}: {reason}")
+        warn(shown_name(f"{purpose}: skipping {folder / name}: {reason}"))
     if report.skipped_count > _MAX_SKIP_WARNINGS:
-        warn(f"calibration: skipped {report.skipped_count - _MAX_SKIP_WARNINGS} more files in {folder}")
+        warn(shown_name(f"{purpose}: skipped {report.skipped_count - _MAX_SKIP_WARNINGS} more files in {folder}"))
     if len(images) < minimum:
         raise _too_few(report, minimum, f"{minimum}")
     return images, report
@@ -172,8 +176,8 @@ def _too_few(report: CalibrationReport, minimum: int, needed: str) -> EdgematteE
         detail = f"; {report.skipped_count} files skipped, e.g. {name}: {reason}"
     else:
         detail = "; the folder has no files" if report.used_count == 0 and not report.not_read else ""
-    return EdgematteError(f"found {report.used_count} usable images in {report.source}, need at least "
-                          f"{needed}{detail}")
+    return EdgematteError(shown_name(f"found {report.used_count} usable images in {report.source}, need at least "
+                                     f"{needed}{detail}"))
 
 
 # ----------------------------------------------------------------------------- built-in set

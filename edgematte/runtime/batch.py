@@ -18,11 +18,14 @@ A file that has its own alpha channel (an RGBA or gray+alpha PNG) is matted on i
 as stored, and the saved alpha is the model's alpha *multiplied* by the file's alpha, so what was
 transparent stays transparent.
 
-Every output is written atomically. A file that cannot be read or matted is reported and skipped;
-the run goes on, and :class:`BatchReport` lists every failure with its one-line reason (the
-command exits non-zero when any failed).
+Every output is written atomically; the output folder is created (or refused, in one line) before any
+input is read. A file that cannot be read or matted is reported and skipped (a FIFO, a device or a
+socket among the inputs too: they are refused without being opened for reading); the run goes on, and
+:class:`BatchReport` lists every failure with its one-line reason, file names shown by
+:func:`~edgematte.runtime.imageio.shown_name` (the command exits non-zero when any failed).
 """
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +36,17 @@ import numpy as np
 
 from ..core import console
 from ..core.errors import EdgematteError
-from .imageio import SUPPORTED_FORMATS, files_below, read_image, read_image_and_alpha, sniff_format, write_image
+from ..core.userfiles import check_user_file
+from .imageio import (
+    SUPPORTED_FORMATS,
+    files_below,
+    read_file_head,
+    read_image,
+    read_image_and_alpha,
+    shown_name,
+    sniff_format,
+    write_image,
+)
 from .profiles import Background, Profile
 from .video import VIDEO_SUFFIXES, matte_video, run_overlapped
 
@@ -63,9 +76,12 @@ def parse_background(text: str, option: str = "--background") -> Background:
 
     Colours: ``#00ff00``, ``#0f0``, ``0,255,0`` (RGB, 0..255) or a name in :data:`NAMED_COLOURS`;
     they give an ``(r, g, b)`` tuple. Anything else must be a readable image, returned as RGB uint8
-    H x W x 3 (resized to each photo by the profile). Errors name ``option``.
+    H x W x 3 (resized to each photo by the profile). Errors name ``option``; an empty or blank text is one.
     """
     value = text.strip()
+    if not value:
+        raise EdgematteError(f"{option} {text!r}: empty; give an image file, a colour (#00ff00, 0,255,0 or one of "
+                             f"{', '.join(NAMED_COLOURS)}) or 'blur'")
     lowered = value.lower()
     if lowered == "blur":
         return "blur"
@@ -290,15 +306,12 @@ def _kind_by_name(path: Path) -> str:
 
 
 def _check_is_image(path: Path) -> None:
-    """Refuse a non-empty file that is no image by its first bytes, without reading all of it."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(_SNIFF_BYTES)
-    except OSError as error:
-        raise EdgematteError(f"{path}: cannot read: {error.strerror or error}") from error
+    """Refuse a non-empty file that is no image by its first bytes, without reading all of it (and a FIFO,
+    a device or a folder without reading it at all)."""
+    head = read_file_head(path, _SNIFF_BYTES)
     if head and sniff_format(head) is None:
-        raise EdgematteError(f"{path}: neither a supported image ({', '.join(SUPPORTED_FORMATS)}) nor a video "
-                             f"({', '.join(VIDEO_SUFFIXES)})")
+        raise EdgematteError(f"{shown_name(path)}: neither a supported image ({', '.join(SUPPORTED_FORMATS)}) "
+                             f"nor a video ({', '.join(VIDEO_SUFFIXES)})")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -310,13 +323,14 @@ _SKIPPABLE = (EdgematteError, OSError, MemoryError, cv2.error)
 
 
 def _reason(error: BaseException) -> str:
+    """One line: :class:`EdgematteError` messages name the file already; others are said by type."""
     if isinstance(error, EdgematteError):
-        return str(error)
+        return shown_name(error)
     if isinstance(error, MemoryError):
         return "out of memory"
     if isinstance(error, cv2.error):
-        return f"OpenCV failed: {str(error).strip().splitlines()[-1]}"
-    return f"{type(error).__name__}: {error}"
+        return f"OpenCV failed: {shown_name(str(error).strip().splitlines()[-1])}"
+    return shown_name(f"{type(error).__name__}: {error}")
 
 
 @dataclass
@@ -333,8 +347,7 @@ class _ImageJob:
 
 
 def _composite_suffix(source: Path) -> str:
-    with open(source, "rb") as f:
-        return ".jpg" if sniff_format(f.read(_SNIFF_BYTES)) == "JPEG" else ".png"
+    return ".jpg" if sniff_format(read_file_head(source, _SNIFF_BYTES)) == "JPEG" else ".png"
 
 
 def _matte_images(jobs: List[_ImageJob], matter, render: FrameRenderer, overlapped: bool) -> None:
@@ -431,8 +444,7 @@ def matte_inputs(inputs: Sequence[str], out_dir, matter, background: Union[None,
     if fg_estimate:
         _pymatting_foreground()  # fail once, up front, when pymatting is missing
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise EdgematteError(f"{out_dir}: the output must be a folder, and this is a file")
+    _make_output_folder(out_dir)
     render = FrameRenderer(matter.profile, kinds, background, fg_estimate)
 
     start = time.perf_counter()
@@ -444,9 +456,10 @@ def matte_inputs(inputs: Sequence[str], out_dir, matter, background: Union[None,
         item = ItemResult(input=str(source), kind=kind)
         report.items.append(item)
         if kind == "missing":
-            item.error = f"{source}: no such file or folder"
+            item.error = f"{shown_name(source)}: no such file or folder"
         elif out_stem in claimed:
-            item.error = f"{source}: its outputs {out_stem}_* would overwrite those of {claimed[out_stem]}; rename one"
+            item.error = (f"{shown_name(source)}: its outputs {shown_name(out_stem)}_* would overwrite those of "
+                          f"{shown_name(claimed[out_stem])}; rename one")
         else:
             claimed[out_stem] = str(source)
             if kind == "video":
@@ -458,6 +471,7 @@ def matte_inputs(inputs: Sequence[str], out_dir, matter, background: Union[None,
         _matte_images(image_jobs, matter, render, overlapped)
     for item, source, out_stem in videos:
         try:
+            check_user_file(source, "video")  # a FIFO or a device named like a video is refused, never opened
             result = matte_video(source, out_stem, matter, render, kinds, overlapped=overlapped)
         except _SKIPPABLE as error:
             item.error = _reason(error)
@@ -468,5 +482,23 @@ def matte_inputs(inputs: Sequence[str], out_dir, matter, background: Union[None,
         item.seconds = sum(result.timings.values())
     report.seconds = time.perf_counter() - start
     for source, reason in report.failures:
-        console.warn(reason)
+        console.warn(shown_name(reason))  # every reason is one line, whoever wrote it (video errors too)
     return report
+
+
+def _make_output_folder(out_dir: Path) -> None:
+    """Create ``out_dir`` (and its parents) before any file is read: a place no output can go is one line
+    naming it, not the same failure once per input."""
+    name = shown_name(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise EdgematteError(f"{name}: the output must be a folder, and this is a file")
+    blocker = next((p for p in out_dir.parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise EdgematteError(f"{shown_name(blocker)}: is a file, not a folder, so the output folder cannot be "
+                             "written in it")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise EdgematteError(f"{name}: cannot create the output folder ({error.strerror or error})") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise EdgematteError(f"{name}: the output folder is not writable")

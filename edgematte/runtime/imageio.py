@@ -1,9 +1,11 @@
 """Reading photos safely and writing results atomically, with OpenCV only (the runtime has no Pillow).
 
-``read_image`` treats every file as untrusted: it reads the size from the header and refuses an
-image above ``MAX_IMAGE_PIXELS`` before any decoder allocates it, hands OpenCV only formats whose
-header it can check (JPEG, PNG, WebP, BMP, TIFF, PNM), and turns every failure into a one-line
-:class:`EdgematteError` naming the file.
+``read_image`` treats every file as untrusted: it opens only regular files of at most ``MAX_FILE_BYTES``
+(:mod:`edgematte.core.userfiles`: a FIFO never blocks, ``/dev/zero`` is never read), reads the size from
+the header and refuses an image above ``MAX_IMAGE_PIXELS`` before any decoder allocates it, hands OpenCV
+only formats whose header it can check (JPEG, PNG, WebP, BMP, TIFF, PNM), keeps libpng's own warnings off
+the terminal (:mod:`edgematte.core.native_output`), and turns every failure into a one-line
+:class:`EdgematteError` naming the file (:func:`shown_name`: a newline in a name is printed as ``\\n``).
 
 What comes back is always RGB uint8 H x W x 3 (gray is replicated, 16-bit samples are rounded to
 8 bits, CMYK JPEGs are converted by OpenCV) plus, from ``read_image_and_alpha``, the file's alpha
@@ -13,6 +15,7 @@ does it, as cameras expect). Other formats are decoded with ``IMREAD_UNCHANGED``
 """
 
 import os
+import re
 import struct
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -22,12 +25,14 @@ import numpy as np
 
 from edgematte.core.errors import EdgematteError
 from edgematte.core.fsutil import atomic_path
+from edgematte.core.native_output import captured_native_stderr
+from edgematte.core.userfiles import LIMITS, open_user_file, read_user_bytes
 
 MAX_IMAGE_PIXELS = 100_000_000
 """Largest image read_image decodes: 100 megapixels (a 108 MP phone sensor needs max_pixels raised)."""
 
-MAX_FILE_BYTES = 1 << 30
-"""Largest file read_image opens (1 GiB; a 100 MP 16-bit RGBA image is 800 MB uncompressed)."""
+MAX_FILE_BYTES = LIMITS["image"]
+"""Largest file read_image opens: every user's image file is bounded alike (``userfiles.LIMITS["image"]``)."""
 
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WebP", "BMP", "TIFF", "PNM")
 
@@ -171,60 +176,107 @@ def _plain_header_size(data: bytes, kind: str) -> Tuple[int, int]:
 
 
 # ----------------------------------------------------------------------------------------------
+# Names in messages
+# ----------------------------------------------------------------------------------------------
+
+# C0 and C1 controls, DEL, the Unicode line and paragraph separators, and the lone surrogates that stand
+# for undecodable bytes of a file name.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def shown_name(name) -> str:
+    """A file name (or any text) as a message prints it: control characters escaped as ``repr`` escapes
+    them (a newline becomes ``\\n``), everything else as it is, so a message naming the file stays one line.
+
+    The one helper for names in messages of the runtime's file handling (images, batch runs, calibration
+    folders). Escaping is idempotent: text that has no control characters comes back unchanged.
+    """
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], str(name))
+
+
+def renamed_error(error: EdgematteError, path) -> EdgematteError:
+    """``error`` (raised by a helper that printed ``path`` as it is) with ``path`` shown by :func:`shown_name`."""
+    text, name = str(error), shown_name(path)
+    return error if name == str(path) else EdgematteError(text.replace(str(path), name))
+
+
+# ----------------------------------------------------------------------------------------------
 # Reading
 # ----------------------------------------------------------------------------------------------
 
 
-def _to_uint8(samples: np.ndarray, path) -> np.ndarray:
+def read_file_bytes(path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of an image file the user named, read as :func:`edgematte.core.userfiles.read_user_bytes`
+    reads it: a regular file only (a FIFO never blocks, ``/dev/zero`` is never read), at most ``max_bytes``."""
+    try:
+        return read_user_bytes(path, "image", max_bytes)
+    except EdgematteError as error:
+        raise renamed_error(error, path) from None
+
+
+def read_file_head(path, size: int) -> bytes:
+    """The first ``size`` bytes of an image file, opened as :func:`read_file_bytes` opens it."""
+    try:
+        with open_user_file(path, "image", MAX_FILE_BYTES) as f:
+            return f.read(size)
+    except EdgematteError as error:
+        raise renamed_error(error, path) from None
+    except OSError as error:
+        raise EdgematteError(f"{shown_name(path)}: cannot read: {error.strerror or error}") from None
+
+
+def _to_uint8(samples: np.ndarray, name: str) -> np.ndarray:
     """uint8 from uint8 or uint16 samples; 16-bit values are rounded: ``(2v + 257) // 514``."""
     if samples.dtype == np.uint8:
         return samples
     if samples.dtype == np.uint16:
         # v * 255 / 65535 = v / 257, rounded half up, in integers.
         return ((2 * samples.astype(np.uint32) + 257) // 514).astype(np.uint8)
-    raise EdgematteError(f"{path}: unsupported {samples.dtype} samples; expected 8- or 16-bit images")
+    raise EdgematteError(f"{name}: unsupported {samples.dtype} samples; expected 8- or 16-bit images")
+
+
+def _decode(data: bytes, kind: str, name: str) -> np.ndarray:
+    """OpenCV's decoding of ``data``, with libpng's and libjpeg's own stderr lines kept off the terminal
+    (shown under ``--debug``); the last of them becomes the reason when decoding fails."""
+    # JPEG: IMREAD_COLOR applies EXIF orientation and converts gray/CMYK; JPEG has no alpha.
+    flags = cv2.IMREAD_COLOR if kind == "JPEG" else cv2.IMREAD_UNCHANGED
+    try:
+        with captured_native_stderr() as said:
+            decoded = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    except cv2.error as error:
+        raise EdgematteError(f"{name}: OpenCV cannot decode this {kind} file ({str(error).strip().splitlines()[-1]})") \
+            from error
+    if decoded is None or decoded.size == 0:
+        detail = f": {shown_name(said[-1])}" if said else ""
+        raise EdgematteError(f"{name}: corrupt or truncated {kind} file (OpenCV could not decode it{detail})")
+    return decoded
 
 
 def read_image_and_alpha(path, max_pixels: int = MAX_IMAGE_PIXELS) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """(RGB uint8 H x W x 3, alpha uint8 H x W or None) from an image file; see the module doc.
 
-    Raises :class:`EdgematteError` naming ``path`` for anything that is not a readable image within
-    ``max_pixels`` pixels.
+    Raises :class:`EdgematteError` naming ``path`` (:func:`shown_name`) for anything that is not a readable
+    image within ``max_pixels`` pixels: a FIFO, a device or a folder is refused before anything is read.
     """
     path = Path(path)
-    try:
-        file_bytes = path.stat().st_size
-        if file_bytes > MAX_FILE_BYTES:
-            raise EdgematteError(f"{path}: file is {file_bytes} bytes, above the {MAX_FILE_BYTES} byte limit "
-                                 f"for images")
-        data = path.read_bytes()
-    except OSError as error:
-        raise EdgematteError(f"{path}: cannot read: {error.strerror or error}") from error
+    name = shown_name(path)
+    data = read_file_bytes(path)
     if not data:
-        raise EdgematteError(f"{path}: empty file (0 bytes), not an image")
+        raise EdgematteError(f"{name}: empty file (0 bytes), not an image")
     kind = sniff_format(data)
     if kind is None:
-        raise EdgematteError(f"{path}: not a supported image (expected {', '.join(SUPPORTED_FORMATS)})")
+        raise EdgematteError(f"{name}: not a supported image (expected {', '.join(SUPPORTED_FORMATS)})")
     try:
         (height, width), complete = _header(data, kind)
     except _BadHeader as error:
-        raise EdgematteError(f"{path}: corrupt {kind} header ({error})") from error
-    _check_pixels(path, height, width, max_pixels)
+        raise EdgematteError(f"{name}: corrupt {kind} header ({error})") from error
+    _check_pixels(name, height, width, max_pixels)
     if not complete:
-        raise EdgematteError(f"{path}: truncated JPEG (no end-of-image marker after the image data)")
+        raise EdgematteError(f"{name}: truncated JPEG (no end-of-image marker after the image data)")
+    decoded = _decode(data, kind, name)
+    _check_pixels(name, decoded.shape[0], decoded.shape[1], max_pixels)
 
-    # JPEG: IMREAD_COLOR applies EXIF orientation and converts gray/CMYK; JPEG has no alpha.
-    flags = cv2.IMREAD_COLOR if kind == "JPEG" else cv2.IMREAD_UNCHANGED
-    try:
-        decoded = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
-    except cv2.error as error:
-        raise EdgematteError(f"{path}: OpenCV cannot decode this {kind} file ({str(error).strip().splitlines()[-1]})") \
-            from error
-    if decoded is None or decoded.size == 0:
-        raise EdgematteError(f"{path}: corrupt or truncated {kind} file (OpenCV could not decode it)")
-    _check_pixels(path, decoded.shape[0], decoded.shape[1], max_pixels)
-
-    samples = _to_uint8(decoded, path)
+    samples = _to_uint8(decoded, name)
     if samples.ndim == 2:
         samples = samples[:, :, None]
     channels = samples.shape[2]
@@ -238,7 +290,7 @@ def read_image_and_alpha(path, max_pixels: int = MAX_IMAGE_PIXELS) -> Tuple[np.n
     elif channels == 4:
         rgb, alpha = samples[:, :, 2::-1], samples[:, :, 3]
     else:
-        raise EdgematteError(f"{path}: unsupported {channels}-channel image")
+        raise EdgematteError(f"{name}: unsupported {channels}-channel image")
     rgb = np.ascontiguousarray(rgb)
     return rgb, (None if alpha is None else np.ascontiguousarray(alpha))
 
@@ -248,11 +300,11 @@ def read_image(path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     return read_image_and_alpha(path, max_pixels)[0]
 
 
-def _check_pixels(path, height: int, width: int, max_pixels: int) -> None:
+def _check_pixels(name: str, height: int, width: int, max_pixels: int) -> None:
     if height < 1 or width < 1:
-        raise EdgematteError(f"{path}: image header gives an empty size {width}x{height}")
+        raise EdgematteError(f"{name}: image header gives an empty size {width}x{height}")
     if height * width > max_pixels:
-        raise EdgematteError(f"{path}: image is {width}x{height} ({height * width / 1e6:.1f} megapixels), "
+        raise EdgematteError(f"{name}: image is {width}x{height} ({height * width / 1e6:.1f} megapixels), "
                              f"above the limit of {max_pixels / 1e6:g} megapixels")
 
 
@@ -268,33 +320,39 @@ def write_image(path, array: np.ndarray) -> None:
     not at all (:func:`edgematte.core.fsutil.atomic_path`).
     """
     path = Path(path)
+    name = shown_name(path)
     array = np.asarray(array)
     if array.dtype not in (np.uint8, np.uint16) or array.ndim not in (2, 3) \
             or (array.ndim == 3 and array.shape[2] not in (3, 4)):
         raise ValueError(f"write_image needs uint8/uint16 HxW, HxWx3 or HxWx4, got {array.dtype} {array.shape}")
     extension = path.suffix.lower()
     if not extension:
-        raise EdgematteError(f"{path}: no file extension to choose an image format from (use .png or .jpg)")
+        raise EdgematteError(f"{name}: no file extension to choose an image format from (use .png or .jpg)")
     if array.ndim == 3:
         array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR if array.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
     try:
         ok, encoded = cv2.imencode(extension, array)
     except cv2.error as error:
-        raise EdgematteError(f"{path}: OpenCV cannot write {extension} files ({str(error).strip().splitlines()[-1]})") \
+        raise EdgematteError(f"{name}: OpenCV cannot write {extension} files ({str(error).strip().splitlines()[-1]})") \
             from error
     if not ok:
-        raise EdgematteError(f"{path}: OpenCV failed to encode a {array.dtype} {array.shape} image as {extension}")
+        raise EdgematteError(f"{name}: OpenCV failed to encode a {array.dtype} {array.shape} image as {extension}")
     try:
         with atomic_path(path, suffix=extension) as tmp:
             tmp.write_bytes(encoded.tobytes())
     except OSError as error:
-        raise EdgematteError(f"{path}: cannot write: {error.strerror or error}") from error
+        raise EdgematteError(f"{name}: cannot write: {error.strerror or error}") from error
 
 
 def files_below(folder) -> List[Path]:
-    """Every regular file below ``folder`` in sorted relative-path order (symlinked folders not followed)."""
+    """Every entry below ``folder`` that is not a folder, in sorted relative-path order (symlinked folders
+    not followed).
+
+    FIFOs, sockets, devices and broken links are listed too: the reader refuses each with one line
+    (:func:`read_file_bytes`), so a run reports them as skipped instead of passing over them in silence.
+    """
     found = []
     for root, dirs, files in os.walk(folder):
         dirs.sort()
         found.extend(Path(root) / name for name in sorted(files))
-    return [path for path in found if path.is_file()]
+    return found

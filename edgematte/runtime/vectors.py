@@ -190,6 +190,15 @@ def _open_model_file(path: Path) -> Backend:
     return getattr(importlib.import_module(f"edgematte.runtime.backends.{module}"), cls)(path, threads=1)
 
 
+def _is_vectors_folder(folder: Path) -> bool:
+    """A vectors folder written before outputs were marked: it holds an index of ours."""
+    try:
+        read_json_document(Path(folder) / "index.json", SCHEMA, "golden-vector index")
+        return True
+    except EdgematteError:
+        return False
+
+
 def _manifest_model_path(path: Path) -> Path:
     """The first artefact of a converter manifest that runs on this host (x86 .nb, .onnx, .tflite)."""
     from edgematte.core.manifest import read_manifest, this_platform
@@ -315,7 +324,7 @@ def write_golden_vectors(out_dir, profiles: Sequence[str] = DEFAULT_PROFILES, mo
     background = golden_background()
     out_dir = Path(out_dir)
     inputs = [model] if isinstance(model, (str, Path)) else []
-    with atomic_dir(out_dir, inputs=inputs, what="vectors folder") as tmp:
+    with atomic_dir(out_dir, inputs=inputs, recognise=_is_vectors_folder, what="vectors folder") as tmp:
         np.save(tmp / "background_image.npy", background, allow_pickle=False)
         index = {
             "schema": SCHEMA,

@@ -4,6 +4,7 @@ The folder holds ``model.pdmodel`` + ``model.pdiparams`` (legacy inference forma
 ``deploy.yaml`` with ``Deploy.transforms``, ``model``, ``params``, ``input_shape`` and ``ModelName``.
 """
 
+import math
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -17,23 +18,72 @@ from .weights import check_layout, read_pdparams, seeded_state_dict
 FEED_NAME = "img"
 
 
-def validate_input_shape(spec: ModelSpec, shape: Sequence[int], option: str = "--input-shape") -> list:
-    """Check an ``N C H W`` shape for ``spec``; return it as a list of ints.
+MAX_WIDTH = 2.0
+"""Largest channel width multiplier: twice the official channels is about four times the weights and the
+work (PP-HumanMatting at width 2: 255 M parameters, 1 GB of float32 weights; at width 4: 1.0 G parameters).
+1 is the official model, below 1 tiny test variants."""
+
+MAX_INPUT_PIXELS = 4096 * 4096
+"""Largest N x H x W of a fixed input shape (16.8 megapixels). PP-HumanMatting at its native 2048x2048
+(4.2 megapixels) already peaks at 15 GB while converting; past this bound a single float32 feature map no
+longer fits in memory."""
+
+# The message's yardstick: one float32 map of this many channels at the input size (PP-MattingV2's stem is 32
+# channels wide).
+_FEATURE_MAP_CHANNELS = 32
+
+
+def validate_width(width, option: str = "--width") -> float:
+    """``width`` as a float when it is a finite number above 0 and at most :data:`MAX_WIDTH`; a one-line
+    :class:`EdgematteError` naming ``option`` otherwise (``nan``, ``inf``, 0 and negative numbers too)."""
+    try:
+        value = float(width)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= MAX_WIDTH):
+        shown = f"{width:g}" if isinstance(width, float) else width
+        raise EdgematteError(f"{option} {shown}: the channel width multiplier must be a number above 0 and at "
+                             f"most {MAX_WIDTH:g} (1 is the official model, 0.25 a tiny test variant)")
+    return value
+
+
+def check_input_shape(shape: Sequence[int], option: str = "--input-shape", shown: Optional[str] = None) -> list:
+    """An ``N C H W`` shape of any model as a list of ints: four numbers, N >= 1, C = 3, positive H and W, and
+    N x H x W at most :data:`MAX_INPUT_PIXELS` (the message says what one feature map would need).
+
+    Messages start with ``option`` and ``shown`` (what the user typed; default: the four numbers)."""
+    dims = [int(d) for d in shape]
+    shown = " ".join(map(str, dims)) if shown is None else shown
+    if len(dims) != 4:
+        raise EdgematteError(f"{option} {shown}: expected 4 numbers N C H W, got {len(dims)}")
+    n, c, h, w = dims
+    if n < 1 or c != 3 or h < 1 or w < 1:
+        raise EdgematteError(f"{option} {shown}: expected N>=1, C=3 (RGB) and positive H, W")
+    pixels = n * h * w
+    if pixels > MAX_INPUT_PIXELS:
+        feature_map = pixels * _FEATURE_MAP_CHANNELS * 4 / 2 ** 30
+        raise EdgematteError(
+            f"{option} {shown}: N x H x W is {pixels / 1e6:.1f} megapixels, above the limit of "
+            f"{MAX_INPUT_PIXELS / 1e6:.1f} (4096 x 4096): a single {_FEATURE_MAP_CHANNELS}-channel float32 feature "
+            f"map at that size would need {feature_map:,.0f} GiB of memory")
+    return dims
+
+
+def validate_input_shape(spec: ModelSpec, shape: Sequence[int], option: str = "--input-shape",
+                         shown: Optional[str] = None) -> list:
+    """Check an ``N C H W`` shape for ``spec`` (and :func:`check_input_shape`); return it as a list of ints.
 
     The network's strides need H and W to be multiples of ``spec.size_multiple`` (32 for
     PP-MattingV2: its deepest feature is 1/32 scale and the pyramid pools at 1/64).
     """
-    dims = [int(d) for d in shape]
-    if len(dims) != 4:
-        raise EdgematteError(f"{option}: expected 4 numbers N C H W, got {len(dims)}")
+    dims = check_input_shape(shape, option, shown)
+    shown = " ".join(map(str, dims)) if shown is None else shown
     n, c, h, w = dims
-    if n < 1 or c != 3 or h < 1 or w < 1:
-        raise EdgematteError(f"{option} {' '.join(map(str, dims))}: expected N>=1, C=3 (RGB) and positive H, W")
     # the network needs at least one cell at its deepest (1/64) scale
     minimum = max(spec.size_multiple, 64)
     if h % spec.size_multiple or w % spec.size_multiple or h < minimum or w < minimum:
         raise EdgematteError(
-            f"{option} {' '.join(map(str, dims))}: {spec.name} needs H and W to be multiples of "
+            f"{option} {shown}: {spec.name} needs H and W to be multiples of "
             f"{spec.size_multiple} and at least {minimum}"
         )
     return dims
@@ -86,10 +136,10 @@ def export_deploy_folder(
 
     ``input_shape`` fixes the feed (``[N, 3, H, W]``); ``None`` exports ``[None, 3, None, None]``.
     """
-    import paddle
-
     spec = get_model_spec(model)
+    width = validate_width(width)
     shape = validate_input_shape(spec, input_shape) if input_shape else [None, 3, None, None]
+    import paddle  # after the option checks: a wrong option is refused at once
     out = Path(out)
     with atomic_dir(out, inputs=[weights] if weights is not None else [], what="deploy folder") as tmp:
         net = build_with_weights(spec, weights=weights, seed=seed, width=width)

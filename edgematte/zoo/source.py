@@ -3,6 +3,11 @@
 :func:`open_model_source` turns any of these into a :class:`ModelSource`: the paths of one legacy
 Paddle inference model (``.pdmodel`` + ``.pdiparams``), its deploy config and the source's sha256.
 Nothing the user gave is modified; archives are extracted (safely) into a work folder.
+
+The deploy config is untrusted input: it is read as a regular file within the config size limit, parsed with
+YAML anchors and aliases refused (a 551-byte alias bomb expands to hundreds of MB) and nesting bounded, and every
+field it declares is type-checked; ``model``/``params`` must name regular files inside the deploy folder (no
+absolute paths, ``..`` or symbolic links leading out). Every problem is one line naming the file.
 """
 
 import hashlib
@@ -18,6 +23,7 @@ import yaml
 
 from ..core.errors import EdgematteError
 from ..core.fsutil import sha256_file
+from ..core.userfiles import check_user_file, read_user_text
 from .registry import MODELS, ModelSpec
 
 # Layouts of a deploy folder: (config file, default model file, default params file)
@@ -27,6 +33,10 @@ DEPLOY_LAYOUTS = (
 )
 MAX_ARCHIVE_MEMBERS = 10_000
 MAX_ARCHIVE_BYTES = 8 << 30  # 8 GiB uncompressed: PP-HumanMatting's folder is about 250 MB
+MAX_YAML_DEPTH = 20  # a deploy.yaml nests 4 levels (Deploy > transforms > item > value)
+MAX_DIM = 2**31 - 1
+# libyaml when PyYAML has it (4x faster on a 1 MiB config); the pure-Python classes otherwise.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass
@@ -51,13 +61,136 @@ class ModelSource:
         return self.pdmodel.parent
 
 
-def _dims(value) -> Optional[List[Optional[int]]]:
-    """deploy.yaml ``input_shape``: PaddleSeg writes nulls or -1 for dynamic dimensions."""
+# ----------------------------------------------------------------------------- the deploy config
+def _where(mark) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
+def _yaml_error(config_file: Path, e: yaml.YAMLError) -> EdgematteError:
+    """PyYAML's multi-line message as one line: the problem, its context and where."""
+    if isinstance(e, yaml.MarkedYAMLError):
+        problem = ", ".join(" ".join(str(part).split())[:200] for part in (e.context, e.problem) if part)
+        problem = problem or "syntax error"
+        mark = e.problem_mark or e.context_mark
+        return EdgematteError(f"{config_file}: not valid YAML: {problem}" + (f" ({_where(mark)})" if mark else ""))
+    if isinstance(e, yaml.reader.ReaderError):
+        code = e.character if isinstance(e.character, int) else ord(e.character)
+        return EdgematteError(f"{config_file}: not valid YAML: unacceptable character #x{code:04x}: {e.reason} "
+                              f"(character {e.position + 1})")
+    return EdgematteError(f"{config_file}: not valid YAML: {' '.join(str(e).split())}")
+
+
+def _check_yaml_events(config_file: Path, text: str) -> None:
+    """Refuse anchors, aliases and deep nesting by streaming the parser's events, before anything is built.
+
+    An alias makes the loader share one node many times, and everything downstream (type checks, the JSON
+    manifest) copies it each time: nested aliases grow exponentially. A real deploy.yaml uses none.
+    """
+    depth = 0
+    for event in yaml.parse(text, Loader=_YAML_LOADER):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise EdgematteError(f"{config_file}: YAML aliases and anchors are not allowed "
+                                 f"(line {event.start_mark.line + 1})")
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise EdgematteError(f"{config_file}: nested deeper than {MAX_YAML_DEPTH} levels "
+                                     f"(line {event.start_mark.line + 1})")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _load_config(config_file: Path) -> dict:
+    """The deploy config as a mapping (empty when the file is): bounded read, no aliases, one-line errors."""
+    text = read_user_text(config_file, "config")
+    try:
+        _check_yaml_events(config_file, text)
+        config = yaml.load(text, Loader=_YAML_LOADER)
+    except yaml.YAMLError as e:
+        raise _yaml_error(config_file, e) from None
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise EdgematteError(f"{config_file}: the top level is {_type(config)}, not a mapping")
+    return config
+
+
+def _type(value) -> str:
+    names = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+             float: "a float", type(None): "null"}
+    return names.get(type(value), f"a {type(value).__name__}")
+
+
+def _show(value, limit: int = 60) -> str:
+    """A config value for a one-line message: repr (newlines escaped), cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_plain(config_file: Path, where: str, value) -> None:
+    """Transform parameters end up in the JSON manifest: strings, numbers, booleans, null, lists, mappings."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise EdgematteError(f"{config_file}: {where} has key {_show(k)}, not a string")
+            _check_plain(config_file, f"{where}.{k}" if k.isidentifier() else f"{where}[{_show(k)}]", v)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_plain(config_file, f"{where}[{i}]", v)
+    elif not isinstance(value, (str, int, float, bool, type(None))):
+        raise EdgematteError(f"{config_file}: {where} is {_type(value)}, not a string, number, list or mapping")
+
+
+def _transforms(config_file: Path, value) -> List[dict]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise EdgematteError(f"{config_file}: Deploy.transforms is {_type(value)}, not a list")
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise EdgematteError(f"{config_file}: Deploy.transforms[{i}] is {_type(item)}, not a mapping")
+        if not isinstance(item.get("type"), str) or not item["type"]:
+            raise EdgematteError(f"{config_file}: Deploy.transforms[{i}] has no string 'type'")
+        _check_plain(config_file, f"Deploy.transforms[{i}]", item)
+    return value
+
+
+def _dims(config_file: Path, value) -> Optional[List[Optional[int]]]:
+    """deploy.yaml ``input_shape``: 4 integers, PaddleSeg writes nulls or -1 for dynamic dimensions."""
     if value is None:
         return None
-    if not isinstance(value, (list, tuple)):
-        raise ValueError(f"input_shape must be a list, got {value!r}")
-    return [None if (d is None or int(d) < 0) else int(d) for d in value]
+    if not isinstance(value, list):
+        raise EdgematteError(f"{config_file}: Deploy.input_shape is {_type(value)}, not a list")
+    if len(value) != 4:
+        raise EdgematteError(f"{config_file}: Deploy.input_shape has {len(value)} entries, not 4 (N, C, H, W)")
+    dims = []
+    for i, d in enumerate(value):
+        if d is None or (type(d) is int and d == -1):
+            dims.append(None)
+        elif type(d) is int and 0 < d <= MAX_DIM:
+            dims.append(d)
+        else:
+            raise EdgematteError(f"{config_file}: Deploy.input_shape[{i}] is {_show(d)} ({_type(d)}), "
+                                 "not a positive integer, -1 or null")
+    return dims
+
+
+def _relative_file(config_file: Path, key: str, value, default: str) -> str:
+    """``Deploy.model``/``Deploy.params``: a relative path that stays inside the deploy folder."""
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise EdgematteError(f"{config_file}: Deploy.{key} is {_type(value)}, not a file name")
+    if not value.strip():
+        raise EdgematteError(f"{config_file}: Deploy.{key} is an empty string, not a file name")
+    if "\0" in value:
+        raise EdgematteError(f"{config_file}: Deploy.{key} contains a NUL character")
+    if value.startswith("/"):
+        raise EdgematteError(f"{config_file}: Deploy.{key} {_show(value)} is an absolute path, not a file in the "
+                             "deploy folder")
+    if ".." in PurePosixPath(value).parts:
+        raise EdgematteError(f"{config_file}: Deploy.{key} {_show(value)} leads out of the deploy folder ('..')")
+    return value
 
 
 def _spec_for_class(name) -> Optional[ModelSpec]:
@@ -67,6 +200,47 @@ def _spec_for_class(name) -> Optional[ModelSpec]:
     return None
 
 
+def _check_inside(folder: Path, f: Path) -> None:
+    """``f`` stays inside ``folder`` once symbolic links are followed (a file named by an archive's deploy.yaml
+    must come from the archive, which the manifest records as the source)."""
+    if not os.path.lexists(f):
+        return
+    try:
+        target, root = f.resolve(), folder.resolve()
+    except (OSError, RuntimeError) as e:  # a symbolic link loop
+        raise EdgematteError(f"{f}: cannot follow its symbolic link ({e})") from None
+    if target != root and root not in target.parents:
+        raise EdgematteError(f"{f}: a symbolic link to {target}, outside the deploy folder")
+
+
+def _check_model_file(folder: Path, f: Path) -> None:
+    """A model file of the deploy folder: inside it, a regular file (not a FIFO or device), not empty."""
+    _check_inside(folder, f)
+    if not f.exists():
+        raise EdgematteError(f"{f}: missing from the deploy folder")
+    if check_user_file(f, "model").stat().st_size == 0:
+        raise EdgematteError(f"{f}: empty file")
+
+
+def _read_config(folder: Path, config_file: Path, model_name: str, params_name: str):
+    """``(transforms, input_shape, pdmodel, pdiparams, spec)`` declared by a deploy config, each type-checked."""
+    _check_inside(folder, config_file)
+    config = _load_config(config_file)
+    deploy = config.get("Deploy")
+    if deploy is None:
+        deploy = {}
+    elif not isinstance(deploy, dict):
+        raise EdgematteError(f"{config_file}: Deploy is {_type(deploy)}, not a mapping")
+    transforms = _transforms(config_file, deploy.get("transforms"))
+    input_shape = _dims(config_file, deploy.get("input_shape"))
+    pdmodel = folder / _relative_file(config_file, "model", deploy.get("model"), model_name)
+    pdiparams = folder / _relative_file(config_file, "params", deploy.get("params"), params_name)
+    model_class = config.get("ModelName")
+    if model_class is not None and not isinstance(model_class, str):
+        raise EdgematteError(f"{config_file}: ModelName is {_type(model_class)}, not a string")
+    return transforms, input_shape, pdmodel, pdiparams, _spec_for_class(model_class)
+
+
 def read_deploy_folder(folder, origin: Optional[str] = None, sha256: Optional[str] = None) -> ModelSource:
     """Read a PaddleSeg (``deploy.yaml``) or FastDeploy (``inference.yml``) deploy folder."""
     folder = Path(folder)
@@ -74,17 +248,9 @@ def read_deploy_folder(folder, origin: Optional[str] = None, sha256: Optional[st
         raise EdgematteError(f"{folder}: not a folder")
     for config_name, model_name, params_name in DEPLOY_LAYOUTS:
         config_file = folder / config_name
-        if config_file.is_file():
-            try:
-                config = yaml.safe_load(config_file.read_text()) or {}
-                deploy = config.get("Deploy") or {}
-                transforms = list(deploy.get("transforms") or [])
-                input_shape = _dims(deploy.get("input_shape"))
-            except (yaml.YAMLError, ValueError, TypeError, AttributeError) as e:
-                raise EdgematteError(f"{config_file}: not a valid deploy config ({e})") from e
-            pdmodel = folder / str(deploy.get("model") or model_name)
-            pdiparams = folder / str(deploy.get("params") or params_name)
-            spec = _spec_for_class(config.get("ModelName"))
+        if os.path.lexists(config_file):  # a FIFO, a folder or a dangling link is refused, not skipped
+            transforms, input_shape, pdmodel, pdiparams, spec = _read_config(folder, config_file, model_name,
+                                                                             params_name)
             break
     else:
         models = sorted(folder.glob("*.pdmodel"))
@@ -95,10 +261,7 @@ def read_deploy_folder(folder, origin: Optional[str] = None, sha256: Optional[st
         config_file, transforms, input_shape, spec = None, [], None, None
         pdmodel, pdiparams = models[0], models[0].with_suffix(".pdiparams")
     for f in (pdmodel, pdiparams):
-        if not f.is_file():
-            raise EdgematteError(f"{f}: missing from the deploy folder")
-        if f.stat().st_size == 0:
-            raise EdgematteError(f"{f}: empty file")
+        _check_model_file(folder, f)
     if sha256 is None:
         h = hashlib.sha256()
         for f in (pdmodel, pdiparams):
@@ -180,6 +343,7 @@ def extract_archive(archive, dest) -> Path:
     Returns the deploy folder inside: ``dest`` itself or its single top-level folder.
     """
     archive, dest = Path(archive), Path(dest)
+    check_user_file(archive, "archive")  # a FIFO would block zipfile/tarfile, /dev/zero would never end
     dest.mkdir(parents=True, exist_ok=True)
     try:
         if zipfile.is_zipfile(archive):
@@ -222,6 +386,7 @@ def open_model_source(
                 f"{model}: --weights/--seed apply to zoo model names, not to a deploy folder or archive")
         if path.is_dir():
             return read_deploy_folder(path)
+        check_user_file(path, "archive")  # before zipfile/tarfile open it: a FIFO must not block
         if is_archive(path) or zipfile.is_zipfile(path) or tarfile.is_tarfile(path):
             folder = extract_archive(path, workdir / "source")
             return read_deploy_folder(folder, origin=str(path), sha256=sha256_file(path))

@@ -13,9 +13,13 @@ from .base import KINDS, ONNX, PADDLE_PROGRAM, Repair, RepairContext
 ORDER: Dict[str, Tuple[str, ...]] = {
     PADDLE_PROGRAM: (
         "paddle_program.relu6_threshold",
+        "paddle_program.zero_d_fill_constant",
+        "paddle_program.instance_norm_saved_stats",
+        "paddle_program.softmax_max_shift",
     ),
     ONNX: (
         "onnx.adaptive_pool_windows",
+        "onnx.resize_to_one_pixel",
         "onnx.unsqueezed_pad_fold",
     ),
 }

@@ -1,5 +1,7 @@
 """Stage 2: Paddle Lite ``.nb`` per target (``opt``), the x86 one run and compared here.
 
+The x86 ``.nb`` runs in a child process (:mod:`edgematte.runtime.isolated`): Paddle Lite aborts the process on
+programs it mis-handles, and that must end as one line naming the file, not as the converter's death.
 An arm or opencl ``.nb`` cannot run on this x86 host: it carries the figures of the x86 ``.nb`` that opt
 built from the same program (``runs_on_host: false``). The x86 twin is always built, and dropped again when
 it was not asked for.
@@ -9,7 +11,7 @@ from typing import List
 
 from ...core import parity as parity_lib
 from ...core.manifest import Artefact
-from ..context import Context, run_all, tensor_entries
+from ..context import Context
 
 NAME = "lite"
 TARGET_ORDER = ("x86", "arm", "opencl")
@@ -22,7 +24,7 @@ def applies(ctx: Context) -> bool:
 
 def run(ctx: Context) -> List[Artefact]:
     from ...converter.paddle_lite import optimize
-    from ...runtime.backends.paddle_lite import PaddleLiteBackend
+    from ...runtime.isolated import run_isolated
 
     recorded, x86_parity, io = [], None, None
     targets = sorted(set(ctx.options.lite_targets), key=TARGET_ORDER.index)
@@ -41,11 +43,11 @@ def run(ctx: Context) -> List[Artefact]:
                       extra={"opt": {k: summary[k] for k in OPT_SUMMARY_KEYS if k in summary}})
         if target == "x86":
             with ctx.step(f"parity {path.name} (Paddle Lite x86)"):
-                backend = PaddleLiteBackend(path)
-                outputs = run_all(backend, ctx.inputs["nchw"])
+                # In a child process: a .nb Lite mis-handles aborts the process (SIGABRT), which here is one line.
+                run = run_isolated("paddle_lite", path, ctx.inputs["nchw"], ctx.options.threads)
+                outputs = run.outputs
                 x86_parity = ctx.compare(outputs)
-                io = dict(inputs=tensor_entries(backend.inputs), outputs=tensor_entries(backend.outputs))
-                del backend
+                io = dict(inputs=run.inputs, outputs=run.output_specs)
             if host_only:
                 path.unlink()
                 continue

@@ -29,6 +29,8 @@ def run(ctx: Context) -> List[Artefact]:
         ctx.frozen = freeze_input_shape([ctx.source.pdmodel, ctx.source.pdiparams], ctx.out / "reference", shape)
         manifest.reference.model_dir = "reference"
         manifest.reference.record_files(ctx.out / "reference")
+        if ctx.frozen.folded.changed:  # PaddleSeg's exports compute sizes from shapes; now constants
+            manifest.reference.extra["folded_shape_computations"] = ctx.frozen.folded.as_dict()
         manifest.model.input_name = ctx.frozen.info.feeds[0].name
         manifest.model.output_name = ctx.frozen.info.fetch_names[0]
 

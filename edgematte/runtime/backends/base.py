@@ -9,6 +9,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ...core.threads import resolve_threads
+
 
 @dataclass(frozen=True)
 class TensorSpec:
@@ -25,14 +27,18 @@ class TensorSpec:
 
 
 class Backend:
-    """Base class: subclasses load ``path`` in ``__init__`` and implement :meth:`run`."""
+    """Base class: subclasses load ``path`` in ``__init__`` and implement :meth:`run`.
+
+    ``threads`` passes :func:`edgematte.core.threads.resolve_threads` here, for every backend: below 1 is an
+    error, above this machine's cores is clamped (with one warning); subclasses read :attr:`threads`.
+    """
 
     name = "base"
     threads_effective = True  # False where the runtime's API cannot honour ``threads``
 
     def __init__(self, path, threads: Optional[int] = None):
         self.path = path
-        self.threads = threads
+        self.threads = resolve_threads(threads, "threads")
 
     @property
     def inputs(self) -> List[TensorSpec]:

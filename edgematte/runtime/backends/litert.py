@@ -19,6 +19,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from ...core.errors import EdgematteError
+from ...core.native_output import captured_native_stderr
 from ...core.versions import describe, installed_version
 from .base import Backend, TensorSpec
 
@@ -95,7 +96,8 @@ def dequantize(q: np.ndarray, spec: TensorSpec) -> np.ndarray:
 class LiteRTBackend(Backend):
     """Run a ``.tflite`` model with LiteRT on the CPU.
 
-    ``threads`` sets the interpreter's (and XNNPACK's) thread count; ``None`` keeps LiteRT's default.
+    ``threads`` sets the interpreter's (and XNNPACK's) thread count, at most this machine's cores (see
+    :class:`~.base.Backend`); ``None`` keeps LiteRT's default.
     ``use_xnnpack=False`` runs the builtin kernels only (no default delegate), e.g. to compare.
     Input and output: the model's own layout and dtype (see :attr:`inputs`, :attr:`outputs`).
     """
@@ -110,8 +112,8 @@ class LiteRTBackend(Backend):
         interpreter_class, resolver, self.runtime_module = _import_interpreter()
         self.runtime_version = describe(installed_version(_DISTRIBUTIONS[self.runtime_module]))
         options = {"model_path": str(path)}
-        if threads is not None:
-            options["num_threads"] = int(threads)
+        if self.threads is not None:
+            options["num_threads"] = self.threads
         if not use_xnnpack:
             if resolver is None:
                 raise EdgematteError(f"{self.runtime_module} cannot run without its default delegate")
@@ -121,7 +123,8 @@ class LiteRTBackend(Backend):
         except ValueError as e:
             raise EdgematteError(f"{path}: not a loadable TFLite model ({_first_line(e)})") from e
         try:
-            self._interpreter.allocate_tensors()
+            with captured_native_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+                self._interpreter.allocate_tensors()
         except RuntimeError as e:
             raise EdgematteError(f"{path}: LiteRT cannot prepare this model ({_first_line(e)})") from e
         self._input_details = self._interpreter.get_input_details()

@@ -55,10 +55,8 @@ class OnnxRuntimeBackend(Backend):
         if not path.is_file():
             raise EdgematteError(f"{path}: no such ONNX model file")
         options = ort.SessionOptions()
-        if threads is not None:
-            if int(threads) < 1:
-                raise EdgematteError(f"threads={threads}: must be at least 1")
-            options.intra_op_num_threads = int(threads)
+        if self.threads is not None:
+            options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
         options.log_severity_level = 3  # warnings about unused initializers are noise here
         try:

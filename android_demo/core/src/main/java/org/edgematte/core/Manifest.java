@@ -11,8 +11,13 @@ import java.util.Map;
 /**
  * The converter's {@code manifest.json} (schema {@value #SCHEMA}): the artefacts the app can offer. Only the
  * stable fields are read: per artefact {@code path} (relative to the manifest), {@code format}
- * (nb | onnx | tflite), {@code target} (arm | x86 | opencl | any), {@code precision}, {@code layout},
- * {@code inputs}/{@code outputs} (name, shape, dtype, quant) and {@code profile}.
+ * (nb | onnx | tflite), {@code target} (arm | x86 | opencl | any), {@code precision}, {@code sha256},
+ * {@code layout}, {@code inputs}/{@code outputs} (name, shape, dtype, quant) and {@code profile}.
+ *
+ * <p>The rules of {@code edgematte/core/manifest.py}, with its messages: an artefact path is relative to the
+ * manifest's folder and never leaves it (parsing refuses an empty or absolute path, a {@code ..} segment, a
+ * backslash or NUL; {@link Artefact#fileIn} refuses one that symbolic links take out of the folder), and a
+ * file is used only when its sha256 is the manifest's ({@link Artefact#verify}, {@link Artefact#checkedFileIn}).
  */
 public final class Manifest {
 
@@ -32,19 +37,23 @@ public final class Manifest {
 
     /** One converted model file. */
     public static final class Artefact {
+        /** Relative to the manifest's folder, checked by {@link #relativePath}. */
         public final String path;
         public final String format;
         public final String target;
         public final String precision;
+        /** The file's sha256 as the conversion recorded it ("" when the manifest has none). */
+        public final String sha256;
         public final String profile;
         public final TensorSpec input;
         public final TensorSpec output;
 
         Artefact(Map<String, Object> entry) {
-            path = Json.string(entry, "path");
+            path = artefactPath(entry);
             format = Json.string(entry, "format");
             target = Json.string(entry, "target");
             precision = entry.containsKey("precision") ? String.valueOf(entry.get("precision")) : "?";
+            sha256 = entry.get("sha256") instanceof String ? (String) entry.get("sha256") : "";
             profile = entry.get("profile") instanceof String ? (String) entry.get("profile") : AndroidProfile.NAME;
             input = TensorSpec.fromManifest(firstOf(entry, "inputs"));
             output = TensorSpec.fromManifest(firstOf(entry, "outputs"));
@@ -57,6 +66,35 @@ public final class Manifest {
                 throw new IllegalArgumentException("artefact " + entry.get("path") + " has no " + key);
             }
             return (Map<String, Object>) list.get(0);
+        }
+
+        /**
+         * This artefact's file inside {@code folder} (the manifest's folder), without reading it. Refused (one
+         * line) when symbolic links take it out of the folder.
+         */
+        public File fileIn(File folder) throws IOException {
+            File file = new File(folder, relativePath(path, "artefact path"));
+            File root = folder.getCanonicalFile();
+            File real = file.getCanonicalFile();
+            String prefix = root.getPath().endsWith(File.separator) ? root.getPath() : root.getPath() + File.separator;
+            if (!real.equals(root) && !real.getPath().startsWith(prefix)) {
+                throw new IOException(file + ": artefact path leads out of the conversion folder " + folder
+                        + " (a symbolic link)");
+            }
+            return file;
+        }
+
+        /**
+         * {@code file} (this artefact's file, or a copy of it) when its sha256 is the manifest's; otherwise an
+         * IOException naming it (see {@link FileDigest#verify}).
+         */
+        public File verify(File file) throws IOException {
+            return FileDigest.verify(file, sha256, "artefact");
+        }
+
+        /** {@link #fileIn} and {@link #verify}: the file the conversion wrote, or an IOException naming it. */
+        public File checkedFileIn(File folder) throws IOException {
+            return verify(fileIn(folder));
         }
 
         /** Paddle Lite .nb built for ARM (CPU or OpenCL), or any .tflite: what a phone can run. */
@@ -85,18 +123,75 @@ public final class Manifest {
         List<Artefact> artefacts = new ArrayList<>();
         Map<String, String> skipped = new LinkedHashMap<>();
         for (Object item : Json.list(root, "artefacts")) {
+            if (!(item instanceof Map)) {
+                throw new IllegalArgumentException("an artefact entry is " + jsonType(item) + ", not an object");
+            }
             @SuppressWarnings("unchecked")
             Map<String, Object> entry = (Map<String, Object>) item;
+            String path = artefactPath(entry);
             String missing = missingTensors(entry);
             if (missing != null) {
                 // edgematte 0.1 wrote Paddle Lite int8 entries without tensor specs: one such entry must not
                 // hide the others from the app.
-                skipped.put(Json.string(entry, "path"), "no " + missing + " in the manifest (convert again)");
+                skipped.put(path, "no " + missing + " in the manifest (convert again)");
                 continue;
             }
             artefacts.add(new Artefact(entry));
         }
         return new Manifest(String.valueOf(model.get("name")), artefacts, skipped);
+    }
+
+    private static String artefactPath(Map<String, Object> entry) {
+        if (!entry.containsKey("path")) {
+            throw new IllegalArgumentException("an artefact entry has no 'path'");
+        }
+        return relativePath(entry.get("path"), "artefact path");
+    }
+
+    /**
+     * {@code value} when it is a plain relative path that cannot leave the manifest's folder by its text: not
+     * empty, not absolute, no backslash or NUL, no {@code ..} segment (symbolic links: {@link Artefact#fileIn}).
+     * IllegalArgumentException with one line naming it otherwise; {@code what} names it ("artefact path").
+     */
+    public static String relativePath(Object value, String what) {
+        if (!(value instanceof String) || isBlank((String) value)) {
+            String shown = value instanceof String ? "'" + value + "'" : String.valueOf(value);
+            throw new IllegalArgumentException(what + " is not a path (" + shown + ")");
+        }
+        String path = (String) value;
+        if (path.startsWith("/") || path.indexOf('\\') >= 0 || path.indexOf('\0') >= 0) {
+            throw new IllegalArgumentException(what + " '" + path
+                    + "' is absolute; manifest paths are relative to the manifest's folder");
+        }
+        for (String segment : path.split("/", -1)) {
+            if (segment.equals("..")) {
+                throw new IllegalArgumentException(what + " '" + path + "' leaves the conversion folder");
+            }
+        }
+        return path;
+    }
+
+    private static String jsonType(Object value) {
+        if (value == null) {
+            return "null";
+        }
+        if (value instanceof List) {
+            return "a list";
+        }
+        if (value instanceof String) {
+            return "a string";
+        }
+        return value instanceof Boolean ? "a boolean" : "a number";
+    }
+
+    private static boolean isBlank(String s) {
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (!Character.isWhitespace(c) && !Character.isSpaceChar(c)) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private static String missingTensors(Map<String, Object> entry) {

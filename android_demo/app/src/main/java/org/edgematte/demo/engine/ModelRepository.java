@@ -76,18 +76,25 @@ public final class ModelRepository {
         return new Source(Manifest.read(new File(dir, Manifest.FILE_NAME)), dir);
     }
 
-    /** The artefact as a local file (copied out of the APK when bundled). */
+    /**
+     * The artefact as a local file (copied out of the APK when bundled), inside its folder (no symbolic link
+     * out of it) and with the manifest's sha256: an IOException naming the file otherwise.
+     */
     public File fileFor(Source source, Manifest.Artefact artefact) throws IOException {
         if (source.dir != null) {
-            File file = new File(source.dir, artefact.path);
+            File file = artefact.fileIn(source.dir);
             if (!file.isFile()) {
                 throw new FileNotFoundException(file + ": listed in the manifest but not pushed");
             }
-            return file;
+            return artefact.verify(file);
         }
-        File target = new File(new File(context.getFilesDir(), FOLDER), artefact.path);
+        File target = artefact.fileIn(new File(context.getFilesDir(), FOLDER));
         if (target.isFile()) {
-            return target;
+            try {
+                return artefact.verify(target);
+            } catch (IOException stale) {
+                // a copy from an earlier APK (or a damaged one): copy the bundled asset again
+            }
         }
         File parent = target.getParentFile();
         if (!parent.isDirectory() && !parent.mkdirs()) {
@@ -104,7 +111,7 @@ public final class ModelRepository {
         if (!partial.renameTo(target)) {
             throw new IOException(target + ": cannot move the copied model into place");
         }
-        return target;
+        return artefact.verify(target);
     }
 
     /** Loads {@code artefact}: .tflite with LiteRT on {@code accelerator}, .nb with Paddle Lite. */
