@@ -67,3 +67,22 @@ def test_when_every_configuration_fails_the_previous_report_is_untouched(tiny_co
     assert sorted(p.name for p in out.iterdir()) == sorted(previous)
     for name, data in previous.items():
         assert (out / name).read_bytes() == data and (out / name).stat().st_mtime_ns == 1_000_000_000
+
+
+def test_a_report_inside_the_conversion_folder_leaves_it_replaceable(tiny_conversion, tmp_path):
+    """bench's default report folder is OUT/bench/local: its files are recorded as edgematte's, so converting into
+    OUT again is allowed, while a user's file put beside them still is not."""
+    import shutil
+
+    from edgematte.core.fsutil import OUTPUT_MARKER, foreign_entries
+
+    conversion = tmp_path / "conversion"
+    shutil.copytree(tiny_conversion, conversion)
+    r = run_cli("bench", conversion, "--threads", "1", "--runs", "1", "--warmup", "0", "--size", "160x120",
+                "--artefacts", "model.onnx")
+    assert r.returncode == 0, r.stderr
+    report = conversion / "bench" / "local"
+    assert json.loads((report / OUTPUT_MARKER).read_text())["entries"] == ["bench.json", "bench.md", "bench.png"]
+    assert foreign_entries(conversion) == []
+    (report / "notes.txt").write_text("mine")
+    assert foreign_entries(conversion) == ["bench/local/notes.txt"]

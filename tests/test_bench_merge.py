@@ -118,7 +118,7 @@ def test_without_matplotlib_the_message_says_no_plot_and_an_old_plot_goes(three_
     assert r.stderr.splitlines() == [
         f"wrote {out}/bench.json, {out}/bench.md; no bench.png: matplotlib is not installed (pip install matplotlib); "
         "the bench.png of an earlier report there was removed (3 reports, 5 rows)"]
-    assert sorted(p.name for p in out.iterdir()) == ["bench.json", "bench.md"]
+    assert sorted(p.name for p in out.iterdir()) == [".edgematte-output.json", "bench.json", "bench.md"]
     assert len(json.loads((out / "bench.json").read_text())["results"]) == 5
     # the same merge with matplotlib draws the plot again
     r = run_cli("bench-merge", *three_targets, "-o", out)
@@ -133,7 +133,7 @@ def test_reports_with_nothing_to_plot_write_no_plot_and_say_so(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stderr.splitlines() == [f"wrote {out}/bench.json, {out}/bench.md; no bench.png: no configuration ran, "
                                      "so there is nothing to plot (1 reports, 1 rows)"]
-    assert sorted(p.name for p in out.iterdir()) == ["bench.json", "bench.md"]
+    assert sorted(p.name for p in out.iterdir()) == [".edgematte-output.json", "bench.json", "bench.md"]
     assert "## Failed configurations" in (out / "bench.md").read_text()
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 from ..core.errors import EdgematteError
-from ..core.fsutil import atomic_path, read_json_document, write_text_atomic
+from ..core.fsutil import atomic_path, read_json_document, record_outputs, write_text_atomic
 from ..core.manifest import Manifest
 
 SCHEMA = "edgematte.bench/1"
@@ -233,6 +233,7 @@ def write_reports(out_dir, doc: dict) -> WrittenReport:
     if written.no_plot and (stale.is_file() or stale.is_symlink()):
         stale.unlink()
         written.no_plot += "; the bench.png of an earlier report there was removed"
+    record_outputs(out_dir, written.files)  # OUT/bench/TARGET stays edgematte's: OUT can be converted into again
     return written
 
 

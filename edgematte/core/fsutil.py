@@ -180,6 +180,19 @@ def foreign_entries(folder, recognise: Optional[Callable[[Path], bool]] = None) 
     return _unlisted(folder, folder, listed or set(), recognise)
 
 
+def record_outputs(folder, names: Sequence[str]) -> None:
+    """Add ``names`` (files edgematte just wrote into ``folder`` one by one, e.g. a benchmark's reports) to the
+    folder's marker, creating it, so the folder counts as edgematte's and a conversion folder holding it can
+    still be replaced. Entries already listed stay; a marker that is not ours is never touched."""
+    folder = Path(folder)
+    marker = folder / OUTPUT_MARKER
+    listed = _marker_entries(folder)
+    if listed is None and (marker.exists() or marker.is_symlink()):
+        return
+    entries = sorted((listed or set()) | {str(n) for n in names})
+    write_text_atomic(marker, json.dumps({"schema": OUTPUT_SCHEMA, "entries": entries}) + "\n")
+
+
 def check_output_folder(target, inputs: Sequence = (), recognise: Optional[Callable[[Path], bool]] = None,
                         what: str = "output folder") -> None:
     """Refuse (one line naming ``target``) to replace a folder that holds anything edgematte did not write,
