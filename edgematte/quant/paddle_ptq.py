@@ -60,7 +60,7 @@ REASON_NOT_QUANTIZED = "left float by Paddle"
 _BIAS_FUSING_CONSUMERS = ("batch_norm", "elementwise_add")
 # After the freeze pass (fake-quant format) a quantized weight op's output is rescaled by one of these.
 _FAKE_WEIGHT_DEQUANT_OPS = ("fake_channel_wise_dequantize_max_abs", "fake_dequantize_max_abs")
-_PTQ_LOGGER = "paddle.static.quantization.post_training_quantization"
+_PTQ_LOGGERS = ("paddle.static.quantization.post_training_quantization", "paddle.static.io")
 
 
 # ----------------------------------------------------------------------------- program dataflow
@@ -375,14 +375,17 @@ def _static_mode():
 
 @contextlib.contextmanager
 def _quiet_ptq_logger():
-    """Paddle logs one warning per uncalibrated integer tensor; those are expected here."""
-    logger = logging.getLogger(_PTQ_LOGGER)
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    """Paddle logs one warning per uncalibrated integer tensor, and PTQ loads the model the way paddle.static.io
+    calls deprecated (a warning naming the temporary folder); both are expected here."""
+    loggers = [logging.getLogger(name) for name in _PTQ_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def quantize_paddle_model(model_dir, out_dir, calib_tensors, algo: str = "avg", per_channel: bool = True,
