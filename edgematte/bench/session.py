@@ -9,17 +9,13 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from ..core import console
-from ..core.errors import EdgematteError
+from ..core.errors import EdgematteError, one_line
 from ..core.manifest import REFERENCE, read_manifest
 from .report import bench_document, median_cell, write_reports
 from .targets.registry import parse_target
 
 SHOWN_FAILURES = 3
 """Distinct failures named in the one-line error when every configuration failed (the rest are counted)."""
-
-
-def _one_line(text) -> str:
-    return " ".join(str(text).split())
 
 
 def all_failed_message(out: Path, target: str, failed: List[dict]) -> str:
@@ -29,7 +25,7 @@ def all_failed_message(out: Path, target: str, failed: List[dict]) -> str:
     """
     alike: Dict[tuple, List[str]] = {}
     for r in failed:
-        alike.setdefault((r["artefact"], _one_line(r["error"])), []).append(str(r["threads"]))
+        alike.setdefault((r["artefact"], one_line(r["error"])), []).append(str(r["threads"]))
     named = [f"{artefact} x {', '.join(threads)} threads: {error}"
              for (artefact, error), threads in list(alike.items())[:SHOWN_FAILURES]]
     if len(alike) > SHOWN_FAILURES:

@@ -14,3 +14,14 @@ class EdgematteError(Exception):
     exit_code = 1
 
 
+
+
+def shown_value(value, limit: int = 60) -> str:
+    """``repr(value)`` for a one-line message: newlines escaped, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def one_line(text) -> str:
+    """``text`` with every run of whitespace (newlines included) made one space: a message that stays one line."""
+    return " ".join(str(text).split())

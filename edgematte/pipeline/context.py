@@ -20,6 +20,7 @@ from ..core import parity as parity_lib
 from ..core.manifest import Artefact, Manifest
 from ..quant.int8 import EvaluationSet, Int8Options
 from ..runtime.backends.base import Backend
+from ..runtime.backends.base import tensor_entries as backend_tensor_entries
 from ..runtime.profiles import Profile
 from ..zoo.source import ModelSource
 
@@ -138,8 +139,7 @@ class Context:
 
 def tensor_entries(specs, layouts: Optional[Sequence[dict]] = None) -> List[dict]:
     """Backend tensor specs as manifest entries; ``layouts`` (converter info per tensor) adds ``layout``."""
-    entries = [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype, "quant": list(s.quant) if s.quant else None}
-               for s in specs]
+    entries = backend_tensor_entries(specs)
     for entry, extra in zip(entries, layouts or []):
         entry["layout"] = extra.get("layout")
     return entries

@@ -36,11 +36,6 @@ class IsolatedRun:
     output_specs: List[dict]
 
 
-def _entries(specs) -> List[dict]:
-    return [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype, "quant": list(s.quant) if s.quant else None}
-            for s in specs]
-
-
 def run_isolated(backend: str, model, tensors: Sequence[np.ndarray], threads: Optional[int] = None) -> IsolatedRun:
     """Run ``backend`` on ``model`` for each of ``tensors`` in a child process; see the module docstring."""
     model = Path(model)
@@ -66,6 +61,7 @@ def run_isolated(backend: str, model, tensors: Sequence[np.ndarray], threads: Op
 def _child(argv: List[str]) -> int:
     from ..core.errors import EdgematteError as Error
     from .backends import open_backend
+    from .backends.base import tensor_entries
 
     backend_name, model, inputs, outputs, threads = argv
     try:
@@ -75,7 +71,7 @@ def _child(argv: List[str]) -> int:
     except Error as e:
         print(f"ERROR: {e}", file=sys.stderr)
         return 1
-    specs = json.dumps({"inputs": _entries(backend.inputs), "outputs": _entries(backend.outputs)})
+    specs = json.dumps({"inputs": tensor_entries(backend.inputs), "outputs": tensor_entries(backend.outputs)})
     np.savez(outputs, *results, **{_SPECS_KEY: np.array(specs)})
     return 0
 

@@ -21,7 +21,7 @@ from typing import List, Optional
 
 import yaml
 
-from ..core.errors import EdgematteError
+from ..core.errors import EdgematteError, shown_value
 from ..core.fsutil import sha256_file
 from ..core.userfiles import check_user_file, read_user_text
 from .registry import MODELS, ModelSpec
@@ -121,19 +121,13 @@ def _type(value) -> str:
     return names.get(type(value), f"a {type(value).__name__}")
 
 
-def _show(value, limit: int = 60) -> str:
-    """A config value for a one-line message: repr (newlines escaped), cut to ``limit`` characters."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _check_plain(config_file: Path, where: str, value) -> None:
     """Transform parameters end up in the JSON manifest: strings, numbers, booleans, null, lists, mappings."""
     if isinstance(value, dict):
         for k, v in value.items():
             if not isinstance(k, str):
-                raise EdgematteError(f"{config_file}: {where} has key {_show(k)}, not a string")
-            _check_plain(config_file, f"{where}.{k}" if k.isidentifier() else f"{where}[{_show(k)}]", v)
+                raise EdgematteError(f"{config_file}: {where} has key {shown_value(k)}, not a string")
+            _check_plain(config_file, f"{where}.{k}" if k.isidentifier() else f"{where}[{shown_value(k)}]", v)
     elif isinstance(value, list):
         for i, v in enumerate(value):
             _check_plain(config_file, f"{where}[{i}]", v)
@@ -170,7 +164,7 @@ def _dims(config_file: Path, value) -> Optional[List[Optional[int]]]:
         elif type(d) is int and 0 < d <= MAX_DIM:
             dims.append(d)
         else:
-            raise EdgematteError(f"{config_file}: Deploy.input_shape[{i}] is {_show(d)} ({_type(d)}), "
+            raise EdgematteError(f"{config_file}: Deploy.input_shape[{i}] is {shown_value(d)} ({_type(d)}), "
                                  "not a positive integer, -1 or null")
     return dims
 
@@ -186,10 +180,10 @@ def _relative_file(config_file: Path, key: str, value, default: str) -> str:
     if "\0" in value:
         raise EdgematteError(f"{config_file}: Deploy.{key} contains a NUL character")
     if value.startswith("/"):
-        raise EdgematteError(f"{config_file}: Deploy.{key} {_show(value)} is an absolute path, not a file in the "
+        raise EdgematteError(f"{config_file}: Deploy.{key} {shown_value(value)} is an absolute path, not a file in the "
                              "deploy folder")
     if ".." in PurePosixPath(value).parts:
-        raise EdgematteError(f"{config_file}: Deploy.{key} {_show(value)} leads out of the deploy folder ('..')")
+        raise EdgematteError(f"{config_file}: Deploy.{key} {shown_value(value)} leads out of the deploy folder ('..')")
     return value
 
 

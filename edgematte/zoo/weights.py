@@ -13,7 +13,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from ..core.errors import EdgematteError
+from ..core.errors import EdgematteError, one_line, shown_value
 from ..core.userfiles import read_user_bytes
 
 LayoutEntry = Tuple[str, Tuple[int, ...], str]
@@ -154,15 +154,9 @@ def _refuse(what: str):
     raise _Refused(f"refusing {what}")
 
 
-def _show(value, limit: int = 60) -> str:
-    """``repr(value)`` for a one-line message: newlines escaped, cut to ``limit`` characters."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _safe_codecs_encode(text, encoding="utf-8"):
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        _refuse(f"_codecs.encode({type(text).__name__}, {_show(encoding)}): only (text, 'latin1') rebuilds bytes")
+        _refuse(f"_codecs.encode({type(text).__name__}, {shown_value(encoding)}): only (text, 'latin1') rebuilds bytes")
     return text.encode("latin-1")
 
 
@@ -174,19 +168,19 @@ def _safe_bytes(*args):
 
 def _safe_dtype(name, align=False, copy=False):
     if not isinstance(name, str) or not isinstance(align, bool) or not isinstance(copy, bool):
-        _refuse(f"numpy.dtype({_show(name)}, {_show(align)}, {_show(copy)})")
+        _refuse(f"numpy.dtype({shown_value(name)}, {shown_value(align)}, {shown_value(copy)})")
     try:
         dtype = np.dtype(name)
     except (TypeError, ValueError):
         dtype = None
     if dtype is None or dtype.kind not in _NUMERIC_KINDS or dtype.names is not None:
-        _refuse(f"numpy dtype {_show(name)} (only numeric dtypes)")
+        _refuse(f"numpy dtype {shown_value(name)} (only numeric dtypes)")
     return np.dtype(name, align, copy)
 
 
 def _safe_reconstruct(subtype, shape, typecode):
     if subtype is not _NDARRAY or shape != (0,) or typecode not in (b"b", "b"):
-        _refuse(f"numpy _reconstruct({_show(subtype)}, {_show(shape)}, {_show(typecode)})")
+        _refuse(f"numpy _reconstruct({shown_value(subtype)}, {shown_value(shape)}, {shown_value(typecode)})")
     return np.ndarray((0,), "b")  # what numpy's _reconstruct makes; __setstate__ then fills it
 
 
@@ -194,7 +188,8 @@ def _safe_frombuffer(buf, dtype, shape, order):
     ok_shape = isinstance(shape, tuple) and all(type(d) is int and d >= 0 for d in shape)
     if not isinstance(buf, (bytes, bytearray)) or not isinstance(dtype, np.dtype) or not ok_shape \
             or order not in ("C", "F"):
-        _refuse(f"numpy _frombuffer with {type(buf).__name__}, {_show(dtype)}, {_show(shape)}, {_show(order)}")
+        _refuse(f"numpy _frombuffer with {type(buf).__name__}, {shown_value(dtype)}, {shown_value(shape)}, "
+                f"{shown_value(order)}")
     if dtype.kind not in _NUMERIC_KINDS or dtype.names is not None:
         _refuse(f"numpy dtype {dtype} (only numeric dtypes)")
     return np.frombuffer(bytearray(buf) if isinstance(buf, bytes) else buf, dtype=dtype).reshape(shape, order=order)
@@ -231,10 +226,6 @@ STRUCTURED_NAMES_KEY = "StructuredToParameterName@@"
 BIG_PARAMS_KEY = "UnpackBigParamInfor@@"  # protocols 2-3: paddle.save splits tensors over 1 GiB into slices
 
 
-def _one_line(text) -> str:
-    return " ".join(str(text).split())
-
-
 def _join_big_params(path: Path, obj: dict) -> dict:
     """Undo paddle.save's split of big tensors (``key@@.0``, ``key@@.1``... plus the ``UnpackBigParamInfor@@``
     map of ``{key: {"OriginShape": shape, "slices": [names]}}``) as ``paddle.load`` does."""
@@ -243,22 +234,22 @@ def _join_big_params(path: Path, obj: dict) -> dict:
         raise EdgematteError(f"{path}: {BIG_PARAMS_KEY} is {type(info).__name__}, not dict")
     joined = {}
     for key, entry in info.items():
-        where = f"{path}: {BIG_PARAMS_KEY} entry {_show(key)}"
+        where = f"{path}: {BIG_PARAMS_KEY} entry {shown_value(key)}"
         try:
             names, shape = list(entry["slices"]), tuple(int(d) for d in entry["OriginShape"])
             missing = [n for n in names if not isinstance(n, str) or n not in obj]
         except (KeyError, TypeError, ValueError) as e:
             raise EdgematteError(f"{where} is not {{'OriginShape': shape, 'slices': [names]}} "
-                                 f"({type(e).__name__}: {_one_line(e)})") from None
+                                 f"({type(e).__name__}: {one_line(e)})") from None
         if missing:
-            raise EdgematteError(f"{where} names slice {_show(missing[0])}, not in the file")
+            raise EdgematteError(f"{where} names slice {shown_value(missing[0])}, not in the file")
         parts = [obj.pop(name) for name in names]
         if not all(type(p) is np.ndarray and p.ndim == 1 for p in parts) or min(shape, default=0) < 0:
             raise EdgematteError(f"{where}: slices must be 1-D arrays and the shape non-negative")
         try:
             joined[key] = np.concatenate(parts).reshape(shape)
         except ValueError as e:
-            raise EdgematteError(f"{where}: cannot join its slices ({_one_line(e)})") from None
+            raise EdgematteError(f"{where}: cannot join its slices ({one_line(e)})") from None
     obj.update(joined)
     return obj
 
@@ -276,9 +267,9 @@ def read_pdparams(path) -> Dict[str, np.ndarray]:
     try:
         obj = _RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()  # as paddle.load (Python 2 files)
     except _Refused as e:
-        raise EdgematteError(f"{path}: not a safe .pdparams state_dict ({_one_line(e)})") from None
+        raise EdgematteError(f"{path}: not a safe .pdparams state_dict ({one_line(e)})") from None
     except Exception as e:  # truncated, not a pickle at all, or arguments numpy rejects
-        raise EdgematteError(f"{path}: not a readable .pdparams file ({type(e).__name__}: {_one_line(e)})") from None
+        raise EdgematteError(f"{path}: not a readable .pdparams file ({type(e).__name__}: {one_line(e)})") from None
     finally:
         del data
     if not isinstance(obj, dict):
@@ -290,9 +281,9 @@ def read_pdparams(path) -> Dict[str, np.ndarray]:
         if key == STRUCTURED_NAMES_KEY:
             continue
         if not isinstance(key, str) or type(value) is not np.ndarray:
-            raise EdgematteError(f"{path}: entry {_show(key)} is {type(value).__name__}, "
+            raise EdgematteError(f"{path}: entry {shown_value(key)} is {type(value).__name__}, "
                                  "not a numpy array")
         if value.dtype.kind not in _NUMERIC_KINDS or value.dtype.hasobject or value.dtype.names is not None:
-            raise EdgematteError(f"{path}: entry {_show(key)} has dtype {value.dtype}, not a numeric dtype")
+            raise EdgematteError(f"{path}: entry {shown_value(key)} has dtype {value.dtype}, not a numeric dtype")
         weights[key] = value
     return weights

@@ -26,6 +26,12 @@ class TensorSpec:
     quant: Optional[Tuple[float, int]] = None
 
 
+def tensor_entries(specs) -> List[dict]:
+    """Tensor specs as the manifest records them: ``{"name", "shape", "dtype", "quant"}`` each."""
+    return [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype, "quant": list(s.quant) if s.quant else None}
+            for s in specs]
+
+
 class Backend:
     """Base class: subclasses load ``path`` in ``__init__`` and implement :meth:`run`.
 
