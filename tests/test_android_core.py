@@ -135,6 +135,31 @@ def test_java_int8_input_quantization_equals_litert_rule(core_classes, images_di
         assert java_q.dtype == np.int8 and np.array_equal(java_q, python_q), image.name
 
 
+IMAGENET = [{"type": "LoadImages", "to_rgb": True}, {"type": "LimitShort", "max_short": 512},
+            {"type": "Normalize", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}]
+RVM = [{"type": "LoadImages", "to_rgb": True}, {"type": "Normalize", "mean": [0, 0, 0], "std": [1, 1, 1]}]
+
+
+@pytest.mark.parametrize("profile_name, transforms", [("android", IMAGENET), ("android", RVM),
+                                                      ("paddleseg-android", IMAGENET)])
+def test_java_takes_the_manifests_normalization(core_classes, images_dir, images, tmp_path, profile_name,
+                                                transforms):
+    """--manifest: the Java profile reads model.transforms as the app does; tensors equal Python's bit for bit."""
+    manifest = tmp_path / "manifest.json"
+    model = {"name": "m", "input_shape": [1, 3, *MODEL_HW], "transforms": transforms}
+    manifest.write_text(json.dumps({"schema": "edgematte.manifest/1", "model": model, "artefacts": []}))
+    _core(core_classes, "preprocess", "--profile", profile_name, "--model-size", f"{MODEL_HW[0]}x{MODEL_HW[1]}",
+          "--layout", "nhwc", "--manifest", manifest, images_dir, tmp_path / "tensors")
+    profile = get_profile(profile_name, transforms)
+    assert profile is not get_profile(profile_name)
+    for image in images:
+        java_tensor = np.load(tmp_path / "tensors" / f"{image.name}.npy")
+        python_tensor, _ = profile.preprocess(image.rgb, MODEL_HW, "nhwc")
+        assert java_tensor.dtype == np.float32 and java_tensor.tobytes() == python_tensor.tobytes(), image.name
+        if transforms is RVM:  # v / 255 (and the letterbox's 0.0 padding): inside [0, 1]
+            assert python_tensor.min() >= 0 and python_tensor.max() <= 1
+
+
 def test_core_cli_reports_bad_arguments(core_classes, tmp_path):
     result = subprocess.run(["java", "-cp", str(core_classes), "org.edgematte.core.tools.CoreMain", "preprocess",
                              "--model-size", "64", tmp_path, tmp_path], capture_output=True, text=True, timeout=120)

@@ -14,8 +14,9 @@ import pytest
 paddle = pytest.importorskip("paddle", reason="the converter tests need paddlepaddle (edgematte[convert])")
 pytest.importorskip("paddlelite", reason="the Paddle Lite tests need paddlelite 2.13rc0 (edgematte[convert])")
 
+from edgematte.converter.freeze import freeze_input_shape  # noqa: E402
 from edgematte.converter.paddle_lite import optimize, supported_ops_report  # noqa: E402
-from edgematte.converter.program import freeze_input_shape, read_program  # noqa: E402
+from edgematte.converter.program import read_program  # noqa: E402
 from edgematte.converter.repairs import registry  # noqa: E402
 from edgematte.core.errors import EdgematteError  # noqa: E402
 from edgematte.runtime.backends.paddle_inference import PaddleInferenceBackend  # noqa: E402

@@ -15,12 +15,8 @@ import pytest
 
 paddle = pytest.importorskip("paddle", reason="the converter tests need paddlepaddle (edgematte[convert])")
 
-from edgematte.converter.program import (  # noqa: E402
-    check_params_file,
-    freeze_input_shape,
-    locate_model_files,
-    read_program,
-)
+from edgematte.converter.freeze import freeze_input_shape  # noqa: E402
+from edgematte.converter.program import check_params_file, locate_model_files, read_program  # noqa: E402
 from edgematte.core.errors import EdgematteError  # noqa: E402
 from edgematte.runtime.backends.paddle_inference import PaddleInferenceBackend  # noqa: E402
 

@@ -40,7 +40,7 @@ def test_a_manifest_of_edgematte_0_1_loads_and_round_trips(old):
     manifest.schema_version = SCHEMA_VERSION
     manifest.write()
     again = Manifest.read(old)
-    assert again.to_dict() == manifest.to_dict() and again.schema_version == "1.1"
+    assert again.to_dict() == manifest.to_dict() and again.schema_version == "1.2"
 
 
 def test_which_artefact_runs_where(old):

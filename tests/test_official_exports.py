@@ -50,3 +50,21 @@ def test_paddleseg_export_at_64x64_onnx_is_exact_too(official_ppmattingv2, tmp_p
     resized = [r for r in onnx["onnx"]["repairs"] if r.get("coordinate_transformation_mode")]
     assert [(r["action"], r["input_shape"][2:], r["output_shape"][2:]) for r in resized] == [
         ("replaced", [bins, bins], [1, 1]) for bins in (2, 4, 6)]
+
+
+def test_a_real_conversion_error_still_fails_the_noise_derived_bound(official_ppmattingv2, tmp_path, monkeypatch):
+    """The uneven adaptive pool plain paddle2onnx writes (the repair turned off) is 0.138 off at 512x512: far beyond
+    any bound float noise gives (at most 2.5e-3), so the conversion fails and writes nothing. (At 256x256 the
+    unrepaired graph crashes ONNX's own shape inference with SIGFPE, so that size cannot run in-process.)"""
+    from edgematte.converter.repairs import registry
+    from edgematte.core.errors import EdgematteError
+    from edgematte.pipeline import ConvertOptions, convert
+
+    unrepaired = tuple(name for name in registry.ORDER["onnx"] if name != "onnx.adaptive_pool_windows")
+    monkeypatch.setitem(registry.ORDER, "onnx", unrepaired)
+    options = ConvertOptions(formats=("onnx",), input_shape=(1, 3, 512, 512))
+    with pytest.raises(EdgematteError, match=r"artefacts failed their parity bound: model.onnx max abs") as failed:
+        convert(str(official_ppmattingv2), tmp_path / "out", options)
+    worst = float(str(failed.value).split("max abs ")[1].split()[0])
+    assert worst > 10 * 2.5e-3
+    assert not (tmp_path / "out").exists()

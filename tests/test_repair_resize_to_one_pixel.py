@@ -7,8 +7,8 @@ import onnxruntime as ort
 import paddle
 import pytest
 
+from edgematte.converter.freeze import freeze_input_shape
 from edgematte.converter.onnx import export_onnx, run_paddle2onnx
-from edgematte.converter.program import freeze_input_shape
 from edgematte.converter.repairs import registry
 from edgematte.converter.repairs.onnx.resize_to_one_pixel import REPAIR
 from edgematte.runtime.backends.paddle_inference import PaddleInferenceBackend

@@ -18,6 +18,12 @@ from edgematte.zoo.registry import get_model_spec
 # The models' own deploy.yaml transforms: the zoo registry is their one source (the runtime holds none).
 PPMATTINGV2 = get_model_spec("ppmattingv2").transforms
 HUMANMATTING = get_model_spec("humanmatting").transforms
+# Other models' deploy.yaml transforms, as written there (RVM's; an ImageNet-normalized model; none at all).
+RVM = [{"to_rgb": True, "type": "LoadImages"}, {"mean": [0, 0, 0], "std": [1, 1, 1], "type": "Normalize"}]
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+IMAGENET = [{"type": "LoadImages"}, {"type": "ResizeByShort", "short_size": 512},
+            {"type": "Normalize", "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}]
+NO_NORMALIZE = [{"type": "LoadImages"}, {"type": "LimitShort", "max_short": 256}]
 
 
 def smooth_image(h, w, seed=0):
@@ -455,6 +461,103 @@ def test_android_constants_are_one_json_dict():
 
 
 # ---------------------------------------------------------------------------------------------
+# the Android profiles' normalization from a model's transforms
+# ---------------------------------------------------------------------------------------------
+
+
+def test_android_default_normalization_is_unchanged():
+    """No transforms, an empty list or PP-MattingV2's 0.5/0.5: the shared instance and the same bits as before."""
+    for name in ("android", "paddleseg-android"):
+        shared = P.get_profile(name)
+        assert P.get_profile(name, None) is shared and P.get_profile(name, []) is shared
+        assert P.profile_for_model(name, []) is shared and P.profile_for_model(name, PPMATTINGV2) is shared
+        assert P.get_profile(name, HUMANMATTING) is shared
+    v = np.arange(256, dtype=np.float32)[:, None]
+    assert np.array_equal(P.get_profile("android").table, np.repeat((v - np.float32(127.5)) / np.float32(127.5), 3, 1))
+    normalize = P.get_profile("android").describe()["normalize"]
+    assert (normalize["rule"], normalize["mean"], normalize["std"]) == ("exact", [0.5] * 3, [0.5] * 3)
+    assert normalize["expression"] == "(v - 127.5f) / 127.5f in float32"
+    legacy = P.get_profile("paddleseg-android").describe()["normalize"]
+    assert (legacy["rule"], legacy["mean"], legacy["std"]) == ("paddleseg", [0.5] * 3, [0.5] * 3)
+
+
+@pytest.mark.parametrize("name", ["android", "paddleseg-android"])
+def test_rvm_normalization_is_rgb_over_255(name):
+    """RVM's mean 0 / std 1: the tensor is float32(rgb) / 255 exactly, the letterbox/stretch unchanged."""
+    profile = P.get_profile(name, RVM)
+    assert profile is not P.get_profile(name) and P.get_profile(name, RVM) is not profile  # built per call
+    rgb = noise_image(90, 70, seed=30)
+    steps = profile.preprocess_steps(rgb, (64, 64))
+    default = P.get_profile(name).preprocess_steps(rgb, (64, 64))
+    assert np.array_equal(steps["resized"], default["resized"])
+    assert np.array_equal(steps["normalized"], steps["resized"].astype(np.float32) / np.float32(255))
+    assert steps["normalized"].min() >= 0 and steps["normalized"].max() <= 1
+    description = json.loads(json.dumps(profile.describe()))
+    assert description["normalize"]["mean"] == [0.0] * 3 and description["normalize"]["std"] == [1.0] * 3
+    assert description["normalize"]["rule"] == ("exact" if name == "android" else "paddleseg")
+    if name == "android":
+        assert description["normalize"]["expression"] == "(v - 0.0f) / 255.0f in float32"
+        rh, rw = steps["state"].resized_hw
+        tensor = steps["tensor"]
+        assert (tensor[0, :, rh:, :] == 0).all() and (tensor[0, :, :, rw:] == 0).all()  # padding stays 0.0
+        assert description["padding"]["value"] == 0.0
+
+
+@pytest.mark.parametrize("name", ["android", "paddleseg-android"])
+def test_imagenet_normalization_at_a_few_pixels(name):
+    """ImageNet's 255 * mean is no float32: both profiles use the "paddleseg" rule, checked here by hand."""
+    profile = P.get_profile(name, IMAGENET)
+    assert profile.normalization_rule == "paddleseg" and not P.exact_in_float32(IMAGENET_MEAN, IMAGENET_STD)
+    rgb = noise_image(50, 40, seed=31)
+    steps = profile.preprocess_steps(rgb, (32, 32))
+    resized, normalized = steps["resized"], steps["normalized"]
+    for y, x in ((0, 0), (7, 3), (resized.shape[0] - 1, resized.shape[1] - 1)):
+        for c in range(3):
+            v = int(resized[y, x, c])
+            # float32(v) / 255f, then x - mean and / std in float64, each stored as float32.
+            step = np.float32(float(np.float32(v) / np.float32(255)) - IMAGENET_MEAN[c])
+            assert normalized[y, x, c] == np.float32(float(step) / IMAGENET_STD[c]), (y, x, c)
+            assert abs(float(normalized[y, x, c]) - (v / 255 - IMAGENET_MEAN[c]) / IMAGENET_STD[c]) < 4e-7
+    # Pixel 255 in red: (1 - 0.485) / 0.229 = 2.2489083; pixel 0 in blue: -0.406 / 0.225 = -1.8044444.
+    assert abs(profile.table[255, 0] - 2.2489083) < 1e-6 and abs(profile.table[0, 2] + 1.8044444) < 1e-6
+    description = json.loads(json.dumps(profile.describe()))["normalize"]
+    assert description["mean"] == list(IMAGENET_MEAN) and description["std"] == list(IMAGENET_STD)
+    assert description["rule"] == "paddleseg"
+
+
+@pytest.mark.parametrize("name", ["android", "paddleseg-android"])
+def test_transforms_without_normalize_feed_raw_values(name):
+    profile = P.get_profile(name, NO_NORMALIZE)
+    rgb = noise_image(40, 60, seed=32)
+    steps = profile.preprocess_steps(rgb, (24, 32))
+    assert np.array_equal(steps["normalized"], steps["resized"].astype(np.float32))
+    assert steps["normalized"].max() > 200  # 0..255, not [-1, 1]
+    assert np.array_equal(steps["resized"], P.get_profile(name).preprocess_steps(rgb, (24, 32))["resized"])
+    normalize = profile.describe()["normalize"]
+    assert (normalize["rule"], normalize["mean"], normalize["std"]) == ("none", None, None)
+
+
+def test_android_normalization_rules_and_errors():
+    assert P.exact_in_float32((0.5,) * 3, (0.5,) * 3) and P.exact_in_float32((0,) * 3, (1,) * 3)
+    # The products are taken in float64 (as Java's double): 255 * (1/3) rounds to 85.0, a float32 number;
+    # 255 * 0.001 = 0.255 is none.
+    assert P.exact_in_float32((1 / 3,) * 3, (1,) * 3) and 255 * (1 / 3) == 85.0
+    assert not P.exact_in_float32((0.001,) * 3, (1,) * 3) and not P.exact_in_float32((0,) * 3, (0.229,) * 3)
+    assert P.model_normalization(RVM) == P.ModelNormalization((0.0,) * 3, (1.0,) * 3)
+    assert P.model_normalization(NO_NORMALIZE) == P.RAW_NORMALIZATION
+    assert P.model_normalization([{"type": "Normalize"}]) == P.DEFAULT_NORMALIZATION
+    # Steps the transform profiles refuse (Padding) do not matter to the Android profiles; bad Normalize does.
+    assert P.get_profile("android", [{"type": "Padding"}, *RVM]).normalization_rule == "exact"
+    with pytest.raises(EdgematteError, match="not supported"):
+        P.get_profile("paddleseg", [{"type": "Padding"}, *RVM])
+    bad = ([{"type": "Normalize", "std": [1, 0, 1]}], [{"type": "Normalize", "mean": 0.5}],
+           [{"type": "Normalize", "mean": ["a", 0, 0]}], ["Normalize"], [{"mean": [0, 0, 0]}])
+    for transforms in bad:
+        with pytest.raises(EdgematteError):
+            P.get_profile("paddleseg-android", transforms)
+
+
+# ---------------------------------------------------------------------------------------------
 # paddleseg-android
 # ---------------------------------------------------------------------------------------------
 
@@ -524,8 +627,8 @@ def test_bad_arguments():
         profile.postprocess(np.zeros((1, 1, 4, 4), np.float32), state)
     with pytest.raises(EdgematteError, match="unknown profile 'tflite'"):
         P.get_profile("tflite")
-    with pytest.raises(EdgematteError, match="fixed steps"):
-        P.get_profile("android", PPMATTINGV2)
+    with pytest.raises(EdgematteError, match="one is supported"):
+        P.get_profile("android", [{"type": "Normalize"}, {"type": "Normalize"}])
 
 
 def test_transform_profiles_need_the_models_transforms():
@@ -539,7 +642,7 @@ def test_transform_profiles_need_the_models_transforms():
             with pytest.raises(EdgematteError, match="needs the model's deploy.yaml transforms"):
                 P.profile_for_model(name, transforms)
         assert isinstance(P.profile_for_model(name, HUMANMATTING), P.profile_class(name))
-    # The fixed-step profiles are shared instances and ignore a model's transforms.
+    # The fixed-step profiles' default is one shared instance; PP-MattingV2's Normalize is that default.
     assert P.profile_for_model("android", PPMATTINGV2) is P.get_profile("android")
     with pytest.raises(EdgematteError, match="unknown profile 'tflite'"):
         P.profile_class("tflite")

@@ -18,6 +18,7 @@ from edgematte.runtime.profiles import ANDROID_CONSTANTS
 from edgematte.runtime.vectors import (
     BACKGROUND_COLOUR,
     DEFAULT_INPUT_HW,
+    NORMALIZATION_VARIANTS,
     STAND_IN_QUANT,
     GoldenImage,
     golden_images,
@@ -40,14 +41,20 @@ def vectors(tmp_path_factory):
     return read_golden_vectors(out)
 
 
+IMAGES = ("portrait", "landscape", "tiny", "rgba")
+VARIANTS = ("unit", "imagenet", "raw")
+
+
 def _android_cases(vectors):
-    return [c for c in vectors.cases if c["profile"] == "android"]
+    """The ``android`` cases with the default normalization (no transforms: mean = std = 0.5)."""
+    return [c for c in vectors.cases if c["profile"] == "android" and "variant" not in c]
 
 
 def test_every_case_holds_every_array_with_its_recorded_shape(vectors):
     ids = [c["id"] for c in vectors.cases]
-    assert ids == [f"{p}/{i}" for p in ("android", "paddleseg-android")
-                   for i in ("portrait", "landscape", "tiny", "rgba")]
+    # The cases of the default normalization first, as before the variants existed, then the variants.
+    assert ids == [f"{p}/{i}" for p in ("android", "paddleseg-android") for i in IMAGES] + [
+        f"{p}@{v}/{i}" for p in ("android", "paddleseg-android") for v in VARIANTS for i in IMAGES]
     for case in vectors.cases:
         expected = (COMMON_ARRAYS | PROFILE_ARRAYS[case["profile"]]
                     | ({"input_alpha"} if case["image"] == "rgba" else set()))
@@ -180,6 +187,9 @@ def test_paddleseg_android_vectors_stretch_and_scale(vectors):
     for case in (c for c in vectors.cases if c["profile"] == "paddleseg-android"):
         output = vectors.array(case, "model_output")[0, 0].astype(np.float64)
         stretched = vectors.array(case, "post_stretched")
+        if output.min() == output.max():  # the stand-in saturates on raw 0..255 input (the tiny image)
+            assert case["variant"] == "raw" and not stretched.any()  # the demo: 0 / (0 + 1e-11) -> 0
+            continue
         reference = np.floor((output - output.min()) / (output.max() - output.min()) * 255)
         assert np.abs(stretched - reference).max() <= 1
         assert stretched.min() == 0 and stretched.max() >= 254
@@ -253,8 +263,95 @@ def test_bad_requests_fail_with_one_line_errors(tmp_path):
 
 def test_module_entry_point_writes_vectors(tmp_path, capsys):
     assert main([str(tmp_path / "cli"), "--profile", "android", "--input-size", "40", "56"]) == 0
-    assert "wrote 4 golden-vector cases" in capsys.readouterr().out
+    assert "wrote 16 golden-vector cases" in capsys.readouterr().out  # 4 images x (default + 3 variants)
     written = read_golden_vectors(tmp_path / "cli")
-    assert [c["model_hw"] for c in written.cases] == [[40, 56]] * 4
+    assert [c["model_hw"] for c in written.cases] == [[40, 56]] * 16
+    assert main([str(tmp_path / "cli1"), "--profile", "android", "--no-variants", "--input-size", "40", "56"]) == 0
+    assert "wrote 4 golden-vector cases" in capsys.readouterr().out
     assert main([str(tmp_path / "cli2"), "--profile", "nope"]) == 1
     assert "unknown profile" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# Normalization variants: the Android profiles with a model's Normalize
+# ---------------------------------------------------------------------------------------------
+
+
+def _variant_cases(vectors, variant):
+    return [c for c in vectors.cases if c.get("variant") == variant]
+
+
+def test_default_cases_are_unchanged_by_the_variants(vectors, tmp_path):
+    """Writing without variants gives the same default cases, array for array (the vectors Java knew before)."""
+    alone = read_golden_vectors(write_golden_vectors(tmp_path / "alone", variants=()))
+    assert alone.cases == vectors.cases[:8] and all("transforms" not in c for c in alone.cases)
+    for case in alone.cases:
+        for name in case["arrays"]:
+            assert np.array_equal(alone.array(case, name), vectors.array(case["id"], name)), (case["id"], name)
+    for name in ("android", "paddleseg-android"):
+        assert alone.index["profiles"][name] == vectors.index["profiles"][name]
+        assert vectors.index["profiles"][name]["normalize"]["mean"] == [0.5] * 3
+
+
+def test_variant_cases_record_their_transforms_and_keep_the_geometry(vectors):
+    for variant in VARIANTS:
+        cases = _variant_cases(vectors, variant)
+        assert [c["id"] for c in cases] == [f"{p}@{variant}/{i}" for p in ("android", "paddleseg-android")
+                                            for i in IMAGES]
+        for case in cases:
+            assert case["transforms"] == NORMALIZATION_VARIANTS[variant]
+            default = vectors.case(f"{case['profile']}/{case['image']}")
+            for key in ("original_hw", "model_hw", "resized_hw", "crop_hw"):
+                assert case[key] == default[key], (case["id"], key)
+            # The raw variant's ResizeByShort(512) is ignored: the app's geometry, the same pixels.
+            assert np.array_equal(vectors.array(case, "pre_resized"), vectors.array(default, "pre_resized"))
+            padded = vectors.array(case, "pre_padded") if case["profile"] == "android" else None
+            if padded is not None:
+                rh, rw = case["resized_hw"]
+                outside = np.ones(padded.shape[:2], bool)
+                outside[:rh, :rw] = False
+                assert (padded[outside] == 0.0).all() and not np.signbit(padded[outside]).any()
+                assert np.array_equal(padded[:rh, :rw], vectors.array(case, "pre_normalized"))
+
+
+def test_unit_variant_is_rgb_over_255_exactly(vectors):
+    """RVM's mean 0 / std 1: android's exact rule (v - 0f) / 255f and the demo's (v / 255f - 0) / 1 are v / 255f."""
+    for case in _variant_cases(vectors, "unit"):
+        resized = vectors.array(case, "pre_resized")
+        expected = resized.astype(np.float32) / np.float32(255)
+        assert np.array_equal(vectors.array(case, "pre_normalized"), expected), case["id"]
+        # Correctly rounded: within half a float32 ulp of the true quotient.
+        truth = resized.astype(np.float64) / 255
+        assert np.abs(expected - truth).max() <= np.spacing(np.float32(1)) / 4
+        rule = "exact" if case["profile"] == "android" else "paddleseg"
+        description = vectors.index["profiles"][f"{case['profile']}@unit"]["normalize"]
+        assert description["rule"] == rule and description["mean"] == [0.0] * 3 and description["std"] == [1.0] * 3
+    assert vectors.index["profiles"]["android@unit"]["normalize"]["expression"] == "(v - 0.0f) / 255.0f in float32"
+
+
+def test_imagenet_variant_follows_the_two_rounding_rule(vectors):
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    for case in _variant_cases(vectors, "imagenet"):
+        resized = vectors.array(case, "pre_resized")
+        normalized = vectors.array(case, "pre_normalized")
+        # A few pixels with Python floats: float32(v) / 255 in float32, then each float64 step stored as float32.
+        for y, x in ((0, 0), (resized.shape[0] // 2, resized.shape[1] // 3), (-1, -1)):
+            for c in range(3):
+                v = int(resized[y, x, c])
+                step = np.float32(float(np.float32(v) / np.float32(255)) - mean[c])
+                assert normalized[y, x, c] == np.float32(float(step) / std[c]), (case["id"], y, x, c)
+        # Three float32 roundings: v / 255 and x - mean (each <= 3e-8, grown by 1 / std <= 4.5) and the result
+        # (<= 1.2e-7 below 2.7): within 4e-7 of the true value.
+        truth = (resized.astype(np.float64) / 255 - np.array(mean)) / np.array(std)
+        assert np.abs(normalized - truth).max() < 4e-7
+        description = vectors.index["profiles"][f"{case['profile']}@imagenet"]["normalize"]
+        assert description["rule"] == "paddleseg" and description["mean"] == list(mean)
+        assert description["std"] == list(std)
+
+
+def test_raw_variant_feeds_pixel_values(vectors):
+    for case in _variant_cases(vectors, "raw"):
+        resized = vectors.array(case, "pre_resized")
+        assert np.array_equal(vectors.array(case, "pre_normalized"), resized.astype(np.float32))
+        description = vectors.index["profiles"][f"{case['profile']}@raw"]["normalize"]
+        assert description["rule"] == "none" and description["mean"] is None

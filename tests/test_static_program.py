@@ -5,7 +5,8 @@ import numpy as np
 import paddle
 import pytest
 
-from edgematte.converter.program import freeze_input_shape, parse_program, read_program
+from edgematte.converter.freeze import freeze_input_shape
+from edgematte.converter.program import parse_program, read_program
 from edgematte.converter.static_program import static_variables
 from edgematte.runtime.backends.paddle_inference import PaddleInferenceBackend
 from tests.official_models import build_official_folder

@@ -25,6 +25,15 @@ from .app import cli, csv_choices, threads_option
     help="Fixed input shape (default: deploy.yaml's, else the model's native size).",
 )
 @click.option(
+    "--downsample-ratio", type=float, default=None, metavar="R",
+    help="Recurrent models (RVM): the frame's downsampling for the encoder, frozen into the artefacts "
+         "(default: the config's 0.25; PaddleSeg's infer.py uses min(512 / max(H, W), 1)).",
+)
+@click.option(
+    "--constant", "constants", multiple=True, metavar="NAME=VALUE",
+    help="A scalar model input to freeze into the artefacts as a constant; repeatable.",
+)
+@click.option(
     "--fp16/--no-fp16", default=None,
     help="Also write an fp16 TFLite model (default: yes, "
          "except for models whose weights do not survive fp16, e.g. PP-HumanMatting).",
@@ -72,8 +81,8 @@ from .app import cli, csv_choices, threads_option
     help="INT8: a layer (Paddle tensor / TFLite node name) to keep in float; repeatable.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest summary as JSON on stdout.")
-def convert(model, out, formats, lite_targets, input_shape, fp16, layout, weights, seed, width, images, profile,
-            threads, int8, calib, calib_count, algo, budget_mad, keep_float, as_json):
+def convert(model, out, formats, lite_targets, input_shape, downsample_ratio, constants, fp16, layout, weights, seed,
+            width, images, profile, threads, int8, calib, calib_count, algo, budget_mad, keep_float, as_json):
     """Convert MODEL to Paddle Lite .nb, ONNX and TFLite, each proven against a checked reference.
 
     MODEL is a PaddleSeg/FastDeploy deploy folder, a .zip/.tar.gz of one, or a zoo name (ppmattingv2,
@@ -89,6 +98,7 @@ def convert(model, out, formats, lite_targets, input_shape, fp16, layout, weight
 
     options = ConvertOptions(
         formats=formats, lite_targets=lite_targets, input_shape=input_shape, fp16=fp16, layout=layout,
+        constants=_constants(constants, downsample_ratio),
         profile=profile, threads=threads, weights=weights, seed=seed, width=width,
         int8=Int8Options(calib=calib, calib_count=calib_count, algo=algo, budget_mad=budget_mad,
                          keep_float=keep_float) if int8 else None,
@@ -113,3 +123,19 @@ def convert(model, out, formats, lite_targets, input_shape, fp16, layout, weight
         console.info(f"  {a.path:<24} {a.precision:<7} {a.size_bytes / 1e6:6.1f} MB  max abs vs reference {figure}{mad}"
                      + ("" if a.runs_on_host else " (not run here)"))
     console.info(f"wrote {out}/manifest.json and {out}/report.md")
+
+
+def _constants(pairs, downsample_ratio):
+    """``--constant NAME=VALUE`` and ``--downsample-ratio`` as ``{input name: value}`` (None when neither)."""
+    constants = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        try:
+            constants[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{pair!r} is not NAME=NUMBER", param_hint="--constant")
+    if downsample_ratio is not None:
+        constants["downsample_ratio"] = downsample_ratio
+    return constants or None

@@ -6,12 +6,10 @@ the program, sorted by name, each as a serialized LoDTensor. Both are read here 
 a corrupt or truncated file becomes a one-line :class:`EdgematteError` instead of a crash deep in
 Paddle's C++ loader.
 
-Reading never runs the model; :func:`freeze_input_shape` runs it once, on zeros, only to learn the
-shapes that depend on tensor values. Nothing here modifies the user's files: edits return new bytes
-or write a new folder. Paddle is imported lazily (importing this module costs nothing).
+Reading never runs the model (:mod:`edgematte.converter.freeze` fixes its input shapes). Nothing here
+modifies the user's files. Paddle is imported lazily (importing this module costs nothing).
 """
 
-import shutil
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,8 +17,6 @@ from pathlib import Path
 from typing import Dict, FrozenSet, Optional, Sequence, Tuple, Union
 
 from ..core.errors import EdgematteError
-from ..core.fsutil import atomic_dir
-from .static_program import FoldReport, fetchable_static_variables, fold_static_values, xshape_outputs
 
 # Folder layouts of an exported model, in the order they are tried.
 MODEL_STEMS = ("model", "inference")
@@ -317,195 +313,3 @@ def read_checked_model(source) -> Tuple[ModelFiles, ProgramInfo]:
     info = read_program(files.model)
     check_params_file(info, files.params)
     return files, info
-
-
-# ----------------------------------------------------------------------------- edits
-# (Repairs of a program for a tool live in edgematte/converter/repairs/paddle_program/, one module each.)
-def _checked_shape(info: ProgramInfo, feed: VarSpec, shape, option: str) -> Tuple[int, ...]:
-    """``shape`` as ints if it fits the feed's declared shape, else an error naming ``option``."""
-    try:
-        dims = tuple(int(d) for d in shape)
-    except (TypeError, ValueError):
-        raise EdgematteError(f"{option} {shape!r}: expected a list of integers") from None
-    shown = f"{option} {list(dims)}"
-    declared = list(feed.shape)
-    if len(dims) != len(declared):
-        raise EdgematteError(
-            f"{shown}: {info.path.name} input '{feed.name}' has {len(declared)} dimensions {declared}, "
-            f"got {len(dims)}"
-        )
-    if any(d < 1 for d in dims):
-        raise EdgematteError(f"{shown}: every dimension must be a positive integer")
-    for axis, (want, got) in enumerate(zip(declared, dims)):
-        if want >= 0 and want != got:
-            raise EdgematteError(
-                f"{shown}: {info.path.name} input '{feed.name}' is declared {declared}; dimension {axis} "
-                f"must be {want}, got {got}"
-            )
-    return dims
-
-
-def _compile_time_shapes(program_bytes: bytes, feed_name: str, dims, option: str, path: Path) -> Dict[str, tuple]:
-    """Every dense tensor's shape in block 0 after fixing the feed, by Paddle's C++ compile-time InferShape.
-
-    Ops whose output size comes from a tensor computed at run time (``interpolate`` to ``x.shape``,
-    ``reshape`` to a shape tensor) still get -1 for those dimensions here. Only the shapes are taken
-    from Paddle's C++ program: re-serializing it would also add every op's default attributes.
-    """
-    from paddle.base import core
-
-    desc = core.ProgramDesc(program_bytes)
-    block = desc.block(0)
-    block.find_var(feed_name.encode()).set_shape(list(dims))
-    for i in range(block.op_size()):
-        op = block.op(i)
-        if op.type() in _OPS_WITHOUT_INFER_SHAPE:
-            continue
-        try:
-            op.infer_shape(block)
-        except Exception as e:  # Paddle's enforce errors: the shape does not fit this op
-            first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise EdgematteError(
-                f"{option} {list(dims)}: {path.name} cannot take this shape (op {i} '{op.type()}': {first_line})"
-            ) from e
-    return {
-        var.name(): tuple(var.shape())
-        for var in block.all_vars()
-        if var.type() == core.VarDesc.VarType.LOD_TENSOR
-    }
-
-
-def _run_once(files: ModelFiles, feed_name: str, dims, dtype: str, names: Sequence[str]) -> Dict[str, object]:
-    """The values (Paddle LoDTensors) of ``names`` after one run of the model at ``dims`` on zeros.
-
-    Used for what only a run computes: the shapes compile-time inference leaves dynamic (shape -> slice ->
-    interpolate) and the values of shape computations (:mod:`edgematte.converter.static_program`). Neither
-    depends on the input's values, only on its shape.
-    """
-    import numpy as np
-    import paddle
-
-    was_dynamic = paddle.in_dynamic_mode()
-    paddle.enable_static()
-    try:
-        executor = paddle.static.Executor(paddle.CPUPlace())
-        scope = paddle.static.Scope()
-        with paddle.static.scope_guard(scope):
-            if files.params == files.model.with_suffix(".pdiparams"):
-                program, _, _ = paddle.static.load_inference_model(str(files.model.with_suffix("")), executor)
-            else:  # differently named pair: paddle's older (deprecated, still supported) form
-                program, _, _ = paddle.static.load_inference_model(
-                    str(files.model.parent), executor,
-                    model_filename=files.model.name, params_filename=files.params.name,
-                )
-            values = executor.run(
-                program,
-                feed={feed_name: np.zeros(dims, dtype=dtype)},
-                fetch_list=list(names),
-                return_numpy=False,
-            )
-            return dict(zip(names, values))
-    finally:
-        if was_dynamic:
-            paddle.disable_static()
-
-
-def _with_shapes(program_bytes: bytes, shapes: Dict[str, tuple], path: Path) -> bytes:
-    """``program_bytes`` with the declared dims of block 0's tensors in ``shapes`` replaced; ops untouched."""
-    fp = _framework_pb2()
-    program = parse_program(program_bytes, str(path))
-    for var in program.blocks[0].vars:
-        if var.name in shapes and var.type.type == fp.VarType.LOD_TENSOR:
-            declared = var.type.lod_tensor.tensor.dims
-            del declared[:]
-            declared.extend(int(d) for d in shapes[var.name])
-    return program.SerializeToString()
-
-
-def _take_run_time_shapes(shapes: Dict[str, tuple], names: Sequence[str], observed: Dict[str, object]) -> None:
-    """Put the run-time shapes of ``names`` into ``shapes``, checking they agree with what inference knew."""
-    for name in names:
-        run_shape = tuple(observed[name].shape())
-        inferred = shapes[name]
-        if len(run_shape) != len(inferred) or any(0 <= d != r for d, r in zip(inferred, run_shape)):
-            raise RuntimeError(  # a bug in Paddle's shape inference or ours, not the user's input
-                f"{name}: compile-time shape {list(inferred)} disagrees with the run-time {list(run_shape)}"
-            )
-        shapes[name] = run_shape
-
-
-def _xshape_dims(program, shapes: Dict[str, tuple]) -> None:
-    """``XShape`` outputs declare ``[0, *X's shape]``; once X's shape is known, so is theirs."""
-    for op in program.blocks[0].ops:
-        x = next((s.arguments[0] for s in op.inputs if s.parameter == "X" and s.arguments), None)
-        for slot in op.outputs:
-            if slot.parameter == "XShape" and x in shapes and all(d >= 0 for d in shapes[x]):
-                for name in slot.arguments:
-                    shapes[name] = (0, *shapes[x])
-
-
-@dataclass(frozen=True)
-class FrozenModel:
-    """A copy of a model whose input shape is fixed; ``still_dynamic`` lists tensors left with -1 dims."""
-
-    files: ModelFiles
-    info: ProgramInfo
-    shape: Tuple[int, ...]
-    compile_time_dynamic: Tuple[str, ...]
-    still_dynamic: Tuple[str, ...]
-    folded: FoldReport = field(default_factory=FoldReport)
-
-
-def freeze_input_shape(source, dst_dir, shape, input_name: Optional[str] = None,
-                       option: str = "--input-shape") -> FrozenModel:
-    """Write to ``dst_dir`` a copy of the model whose input is fixed to ``shape`` and shapes re-inferred.
-
-    ``source`` is anything :func:`locate_model_files` takes; ``dst_dir`` is (re)created atomically and
-    gets the program under the source's file name, and a byte copy of the params. Every variable's shape
-    is recomputed: first by Paddle's compile-time shape inference, then, for those whose size comes from
-    run-time values (``interpolate(size=x.shape[2:])``), from one run of the original on zeros at
-    ``shape``. The same run gives the values of the program's shape computations, which are folded into
-    the ops that read them (:mod:`edgematte.converter.static_program`; ``FrozenModel.folded`` says what
-    changed). The copy computes exactly what the original computes at that shape (the tests hold it to
-    bit equality); tools that need static programs (paddle2onnx, opt) get one.
-
-    ``shape`` must have the declared rank and agree with every declared static dimension (a 3-channel
-    model refuses ``[1, 4, 512, 512]``); errors name ``option``.
-    """
-    files, info = read_checked_model(source)
-    dst_dir = Path(dst_dir)
-    if dst_dir.resolve() in (files.model.parent.resolve(), *files.model.resolve().parents):
-        raise EdgematteError(f"{dst_dir}: the frozen copy must go to a new folder, not the model's own folder")
-    if input_name is None:
-        if len(info.feeds) != 1:
-            raise EdgematteError(f"{files.model}: the model has inputs {list(info.feed_names)}; name the one to fix")
-        feed = info.feeds[0]
-    else:
-        matches = [f for f in info.feeds if f.name == input_name]
-        if not matches:
-            raise EdgematteError(f"{files.model}: no input named '{input_name}' (inputs: {list(info.feed_names)})")
-        feed = matches[0]
-    dims = _checked_shape(info, feed, shape, option)
-
-    source_program = parse_program(info.program_bytes, str(files.model))
-    xshapes = xshape_outputs(source_program)  # shape bookkeeping of reshape2 & co.: no data, never fetched
-    shapes = _compile_time_shapes(info.program_bytes, feed.name, dims, option, files.model)
-    compile_time_dynamic = tuple(n for n in program_info(_with_shapes(info.program_bytes, shapes, files.model),
-                                                         files.model).dynamic_variables if n not in xshapes)
-    static = fetchable_static_variables(source_program)
-    observed = {}
-    if compile_time_dynamic or static:
-        observed = _run_once(files, feed.name, dims, feed.dtype, list(dict.fromkeys([*compile_time_dynamic, *static])))
-    _take_run_time_shapes(shapes, compile_time_dynamic, observed)
-    _xshape_dims(source_program, shapes)
-    program = parse_program(_with_shapes(info.program_bytes, shapes, files.model), str(files.model))
-    import numpy as np
-
-    folded = fold_static_values(program, {name: np.array(observed[name]) for name in static})
-    static_bytes = program.SerializeToString()
-    with atomic_dir(dst_dir) as work:
-        (work / files.model.name).write_bytes(static_bytes)
-        shutil.copyfile(files.params, work / files.params.name)
-    frozen_info = program_info(static_bytes, dst_dir / files.model.name)
-    frozen_files = ModelFiles(dst_dir / files.model.name, dst_dir / files.params.name)
-    return FrozenModel(frozen_files, frozen_info, dims, compile_time_dynamic, frozen_info.dynamic_variables, folded)

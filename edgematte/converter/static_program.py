@@ -39,6 +39,8 @@ MAX_FOLDED_ELEMENTS = 1024
 
 _INTERP = ("bilinear_interp_v2", "nearest_interp_v2", "bicubic_interp_v2", "linear_interp_v2",
            "trilinear_interp_v2")
+_SPATIAL_AXES = {"linear_interp_v2": 1, "trilinear_interp_v2": 3, "bilinear_interp_v2": 2, "nearest_interp_v2": 2,
+                 "bicubic_interp_v2": 2}
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,9 @@ def _fold_tensor_attrs(op, values, declared, report: FoldReport) -> None:
         if rule.attr == "out_size":
             if not _interp_sizes(op, value, declared):
                 continue
+        elif rule.attr == "scale" and op.type in _INTERP and value.size == 1:
+            # A one-value Scale tensor scales every spatial axis; the attribute needs one value per axis.
+            _set_attr(op, "scale", declared["scale"], np.repeat(value, _SPATIAL_AXES[op.type]))
         elif rule.attr == "value":  # fill_constant keeps the value as text too (str_value wins when set)
             _set_attr(op, "value", declared["value"], value)
             _set_attr(op, "str_value", declared["str_value"], value)

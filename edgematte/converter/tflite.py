@@ -228,15 +228,12 @@ def probe_tflite(path: Path) -> Tuple[list, list]:
     from ..runtime.backends.litert import LiteRTBackend
 
     backend = LiteRTBackend(path, threads=1)
-    if len(backend.inputs) != 1:
-        # the Backend contract is one input; the matting models have one
-        raise EdgematteError(f"{path}: expected one input, the TFLite model has {len(backend.inputs)}")
-    spec = backend.inputs[0]
     try:
-        out = backend.run(np.zeros([max(d, 1) for d in spec.shape], dtype=spec.dtype))
+        outputs = backend.run_feeds([np.zeros([max(d, 1) for d in spec.shape], dtype=spec.dtype)
+                                     for spec in backend.inputs])
     except (RuntimeError, ValueError) as e:
         raise EdgematteError(f"{path}: LiteRT cannot run this model ({str(e).strip().splitlines()[0]})") from e
-    if np.issubdtype(out.dtype, np.floating) and not np.isfinite(out).all():
+    if any(np.issubdtype(out.dtype, np.floating) and not np.isfinite(out).all() for out in outputs):
         raise EdgematteError(f"{path}: LiteRT gives non-finite outputs on a zero input")
     return backend.inputs, backend.outputs
 
@@ -272,12 +269,12 @@ def _settle_ambiguous_layouts(onnx_bytes: bytes, tflite_path: Path, entry: dict)
 
     from ..runtime.backends.litert import LiteRTBackend
 
-    (input_entry,) = entry["inputs"]
-    x = np.random.default_rng(0).random(input_entry["onnx_shape"], dtype=np.float32)
+    rng = np.random.default_rng(0)
+    xs = {e["onnx_name"]: rng.random(e["onnx_shape"], dtype=np.float32) for e in entry["inputs"]}
     session = onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    onnx_outputs = dict(zip([o.name for o in session.get_outputs()],
-                            session.run(None, {session.get_inputs()[0].name: x})))
-    tflite_outputs = LiteRTBackend(tflite_path, threads=1).run_all(onnx_to_layout(x, input_entry["layout"]))
+    onnx_outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, xs)))
+    tflite_outputs = LiteRTBackend(tflite_path, threads=1).run_feeds(
+        [onnx_to_layout(xs[e["onnx_name"]], e["layout"]) for e in entry["inputs"]])
     for output, tflite_value in zip(entry["outputs"], tflite_outputs):
         if output["layout"] == "ambiguous" and output["onnx_name"] in onnx_outputs:
             output["layout"] = tensor_layout(output["onnx_shape"], output["shape"],

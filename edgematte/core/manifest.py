@@ -3,8 +3,9 @@ device verification and the Android app (``android_demo/core/.../Manifest.java``
 
 Every layer reads and writes it through the types here; nothing else indexes the JSON. The JSON stays what
 edgematte 0.1 wrote (schema ``edgematte.manifest/1``): fields this module does not name are kept in ``extra``
-and written back unchanged, so old manifests load and round-trip. ``schema_version`` ("1.1") is written from
-this version on; readers accept any ``edgematte.manifest/1`` document.
+and written back unchanged, so old manifests load and round-trip. ``schema_version`` is written from 1.1 on
+(1.2 adds ``model.inputs`` / ``model.outputs``: every input and output with its role); readers accept any
+``edgematte.manifest/1`` document.
 
 Stable minimum scripts may rely on: ``model`` (``name``, ``source_sha256``, ``input_shape``) and ``artefacts``,
 each with ``path`` (relative to the manifest), ``format`` (nb | onnx | tflite), ``target`` (arm | x86 | opencl |
@@ -30,7 +31,7 @@ from .fsutil import read_json_document, sha256_file, write_text_atomic
 from .versions import TOOLCHAIN, installed_versions
 
 SCHEMA = "edgematte.manifest/1"
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 MANIFEST_NAME = "manifest.json"
 FORMATS = ("nb", "onnx", "tflite")
 REFERENCE = "reference"  # the name benchmarks and verification give the shipped Paddle reference model
@@ -273,13 +274,56 @@ class ModelInfo(_Record):
     transforms: Optional[list] = None
     input_name: Optional[str] = None
     output_name: Optional[str] = None
+    inputs: Optional[List[dict]] = None
+    outputs: Optional[List[dict]] = None
     extra: Dict[str, Any] = field(default_factory=dict)
 
-    SKIP_NONE: ClassVar[Tuple[str, ...]] = ("input_name", "output_name")
+    SKIP_NONE: ClassVar[Tuple[str, ...]] = ("input_name", "output_name", "inputs", "outputs")
 
     @property
     def input_hw(self):
         return int(self.input_shape[2]), int(self.input_shape[3])
+
+    def input_roles(self) -> List[dict]:
+        """Every input of the converted model, ``{name, role, shape, dtype[, pair][, value]}`` in feed order
+        (roles: image, trimap, state, constant; a ``state``'s ``pair`` is its output, a ``constant``'s ``value``
+        is frozen into the artefacts). A manifest without roles (before 1.2) had one image input."""
+        if self.inputs:
+            return [dict(entry) for entry in self.inputs]
+        return [{"name": self.input_name or "x", "role": "image", "shape": list(self.input_shape),
+                 "dtype": "float32"}]
+
+    def output_roles(self) -> List[dict]:
+        """Every output, ``{name, role[, pair]}`` in fetch order (roles: alpha, foreground, state, output)."""
+        if self.outputs:
+            return [dict(entry) for entry in self.outputs]
+        return [{"name": self.output_name or "alpha", "role": "alpha"}]
+
+    @property
+    def recurrent(self) -> bool:
+        return any(entry["role"] == "state" for entry in self.input_roles())
+
+
+_INPUT_ROLES = ("image", "trimap", "state", "constant")
+_OUTPUT_ROLES = ("alpha", "foreground", "state", "output")
+
+
+def _check_roles(entries, what: str, roles: Sequence[str]) -> None:
+    """``model.inputs`` / ``model.outputs``: a list of ``{name, role, ...}`` with known roles, states paired."""
+    if entries is None:
+        return
+    _require(isinstance(entries, list) and entries, f"model.{what} is not a non-empty list")
+    for entry in entries:
+        _require(isinstance(entry, dict) and isinstance(entry.get("name"), str) and entry["name"],
+                 f"model.{what}: an entry is not an object with a name ({entry!r})")
+        _require(entry.get("role") in roles, f"model.{what} '{entry['name']}': role {entry.get('role')!r} is not "
+                                             f"one of {', '.join(roles)}")
+        _require(entry["role"] != "state" or isinstance(entry.get("pair"), str),
+                 f"model.{what} '{entry['name']}': a state without its pair")
+        shape = entry.get("shape", [])
+        _require(isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) and d > 0
+                                                 for d in shape),
+                 f"model.{what} '{entry['name']}': shape {shape!r} is not a list of positive integers")
 
 
 @dataclass
@@ -347,6 +391,8 @@ class Manifest:
                  and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape),
                  f"model.input_shape {shape!r} is not four positive integers [N, C, H, W]")
         _require(isinstance(model.get("transforms") or [], list), "model.transforms is not a list")
+        _check_roles(model.get("inputs"), "inputs", _INPUT_ROLES)
+        _check_roles(model.get("outputs"), "outputs", _OUTPUT_ROLES)
         reference = kwargs.get("reference") or {}
         _require(isinstance(reference, dict), "reference is not an object")
         if reference.get("model_dir") is not None:

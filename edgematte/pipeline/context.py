@@ -14,13 +14,14 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..converter.program import FrozenModel
+from ..converter.freeze import FrozenModel
 from ..core import console
 from ..core import parity as parity_lib
 from ..core.manifest import Artefact, Manifest
 from ..quant.int8 import EvaluationSet, Int8Options
 from ..runtime.backends.base import Backend
 from ..runtime.backends.base import tensor_entries as backend_tensor_entries
+from ..runtime.model_io import FeedPlan, alphas
 from ..runtime.profiles import Profile
 from ..zoo.source import ModelSource
 
@@ -50,6 +51,7 @@ class ConvertOptions:
     strict: bool = True
     keep_work: bool = False
     int8: Optional[Int8Options] = None  # also build INT8 artefacts
+    constants: Optional[Dict[str, float]] = None  # scalar inputs frozen into the model (RVM's downsample_ratio)
 
 
 @dataclass
@@ -73,9 +75,11 @@ class Context:
     source: Optional[ModelSource] = None
     frozen: Optional[FrozenModel] = None  # the fixed-shape reference program (stage 1)
     profile: Optional[Profile] = None
-    inputs: Dict[str, List[np.ndarray]] = field(default_factory=dict)  # layout -> parity tensors
+    # The parity cases (runtime.model_io): per photo, the steps (one, or a clip for a recurrent model), each
+    # mapping the fed inputs that are not states (image, trimap) to NCHW float32 tensors.
+    cases: List[List[Dict[str, np.ndarray]]] = field(default_factory=list)
     photos: Dict[str, np.ndarray] = field(default_factory=dict)
-    reference: List[np.ndarray] = field(default_factory=list)  # the reference's outputs on the parity tensors
+    reference: List[np.ndarray] = field(default_factory=list)  # the reference's alpha at every step of every case
     reference_backend: Optional[Backend] = None
     alphas: Dict[str, np.ndarray] = field(default_factory=dict)  # artefact path -> first image's output
     bounds: Dict[str, float] = field(default_factory=lambda: dict(PARITY_BOUNDS))
@@ -98,6 +102,18 @@ class Context:
         seconds = time.perf_counter() - start
         self.manifest.steps.append({"name": name, "seconds": round(seconds, 3)})
         console.info(f"    {name}: {seconds:.1f} s")
+
+    def feed_plan(self, backend: Backend, layout: str, what: str, tensors: Optional[dict] = None) -> FeedPlan:
+        """How ``backend``'s model is fed by the manifest's roles (its tensors matched by name). ``tensors``:
+        the converter's ``{"inputs": [...], "outputs": [...]}`` entries, whose ``layout`` is per tensor."""
+        layouts = {k: [entry.get("layout") or layout for entry in v] for k, v in (tensors or {}).items()}
+        return FeedPlan.of(self.manifest.model.input_roles(), self.manifest.model.output_roles(),
+                           [s.name for s in backend.inputs], [s.name for s in backend.outputs], layout, what,
+                           layouts.get("inputs"), layouts.get("outputs"))
+
+    def run_cases(self, backend: Backend, layout: str, what: str, tensors: Optional[dict] = None) -> List[np.ndarray]:
+        """``backend``'s alpha at every step of every parity case (states carried for a recurrent model)."""
+        return alphas(self.feed_plan(backend, layout, what, tensors), backend.run_feeds, self.cases)
 
     def compare(self, outputs: Sequence[np.ndarray], precision: str = "fp32") -> parity_lib.Parity:
         """Parity of ``outputs`` (one per parity photo) against the reference, at ``precision``'s bound."""
@@ -144,7 +160,3 @@ def tensor_entries(specs, layouts: Optional[Sequence[dict]] = None) -> List[dict
         entry["layout"] = extra.get("layout")
     return entries
 
-
-def run_all(backend, tensors) -> List[np.ndarray]:
-    """``backend.run`` on each tensor."""
-    return [backend.run(x) for x in tensors]

@@ -9,6 +9,7 @@ formats, targets, width, input shape, thread count).
 """
 
 import contextlib
+import math
 import os
 import shutil
 from pathlib import Path
@@ -53,6 +54,12 @@ def validate_options(options: ConvertOptions) -> List[str]:
     if options.input_shape:
         check_input_shape(options.input_shape)  # the model's own rules (multiples of 32) once it is open
     resolve_threads(options.threads, "--threads")  # the backends clamp again; each count is warned about once
+    for name, value in (options.constants or {}).items():
+        if not math.isfinite(value):
+            raise EdgematteError(f"--constant {name}={value}: not a finite number")
+    ratio = (options.constants or {}).get("downsample_ratio")
+    if ratio is not None and not 0 < ratio <= 1:
+        raise EdgematteError(f"--downsample-ratio {ratio}: must be in (0, 1] (the frame is scaled by it)")
     return [f for f in FORMATS if f in options.formats]
 
 

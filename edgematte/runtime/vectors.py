@@ -11,6 +11,13 @@ crop of coffee: upscaled by the profile) and ``rgba`` (rocket, 107x160, with a s
 alpha channel that reaches 0 and 255; its RGB is unpremultiplied, as Android's
 ``Bitmap.getPixels`` returns it; every profile ignores the alpha channel).
 
+Normalizations: each fixed-step (Android) profile is also written with the deploy.yaml transforms of
+``NORMALIZATION_VARIANTS`` (only their Normalize counts: mean 0 / std 1 as RVM's, ImageNet's mean/std,
+and none at all), as profile keys ``<profile>@<variant>`` (``android@imagenet``: case ids
+``android@imagenet/portrait``, the describe() under ``index["profiles"]["android@imagenet"]``). Such a
+case records ``variant`` and the ``transforms`` list it was built from (the Java twin builds its
+profile from them as from a manifest's ``model.transforms``); a case without ``transforms`` used none.
+
 Arrays per case (profile x image), names as in ``index.json``:
 
 - ``input_rgb`` uint8 H x W x 3, ``input_alpha`` uint8 H x W (rgba image only)
@@ -32,9 +39,9 @@ of the normalized tensor, no runtime needed) at ``DEFAULT_INPUT_HW``; otherwise 
 :class:`~edgematte.runtime.backends.base.Backend`, or the path of a ``.tflite`` / ``.onnx`` /
 ``.nb`` file or of a converter output folder / ``manifest.json`` (its first host-runnable artefact).
 
-Run ``python -m edgematte.runtime.vectors OUT [--model PATH] [--profile NAME ...]`` (the fixed-step
-profiles only: the runtime holds no model's deploy.yaml transforms), or ``edgematte runtime vectors``,
-which passes PP-MattingV2's transforms from the zoo for paddleseg/fastdeploy.
+Run ``python -m edgematte.runtime.vectors OUT [--model PATH] [--profile NAME ...] [--no-variants]`` (the
+fixed-step profiles only: the runtime holds no model's deploy.yaml transforms), or ``edgematte runtime
+vectors``, which passes PP-MattingV2's transforms from the zoo for paddleseg/fastdeploy.
 """
 
 import argparse
@@ -54,12 +61,22 @@ from edgematte.core.fsutil import atomic_dir, read_json_document
 from edgematte.core.samples import sample_photo  # scikit-image is imported only when a photo is asked for
 from edgematte.runtime.backends.base import Backend, TensorSpec
 from edgematte.runtime.backends.litert import dequantize, quantize
-from edgematte.runtime.profiles import HW, Profile, blurred_background, profile_for_model
+from edgematte.runtime.profiles import HW, Profile, blurred_background, profile_for_model, reads_transforms
 
 SCHEMA = "edgematte.golden/1"
 INDEX_NAME = "index.json"
 DEFAULT_PROFILES = ("android", "paddleseg-android")
 DEFAULT_INPUT_HW: HW = (96, 128)
+# deploy.yaml transforms the fixed-step profiles are also written with (see the module docstring). "unit":
+# RVM's v / 255 (255 * mean and 255 * std exact: android's "exact" rule); "imagenet": not exact in float32
+# (android falls back to the "paddleseg" rule); "raw": no Normalize, float32(v) in 0..255; its resize is
+# there to show that the Android profiles ignore the transforms' geometry.
+NORMALIZATION_VARIANTS = {
+    "unit": [{"type": "LoadImages", "to_rgb": True},
+             {"type": "Normalize", "mean": [0, 0, 0], "std": [1, 1, 1]}],
+    "imagenet": [{"type": "Normalize", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}],
+    "raw": [{"type": "LoadImages"}, {"type": "ResizeByShort", "short_size": 512}],
+}
 BACKGROUND_COLOUR = (24, 160, 88)
 # Used for the quantization vectors when the model's own tensors are float. Input: pixel 255
 # normalizes to 1.0 -> 128, clipped to 127; output: the stand-in's -0.05..1.05 reaches past both
@@ -255,10 +272,43 @@ def _add_steps(writer: _CaseWriter, prefix: str, steps: dict, skip=("state", "te
             writer.add(f"{prefix}_{name}", value)
 
 
-def _write_case(root: Path, profile: Profile, image: GoldenImage, model: _Model, quant: dict,
+@dataclass(frozen=True)
+class _ProfileCase:
+    """One profile the vectors are written for: ``key`` names its cases ("android", "android@unit")."""
+
+    key: str
+    profile: Profile
+    variant: Optional[str] = None
+    transforms: Optional[list] = None
+
+    def facts(self) -> dict:
+        """What a case records beyond the profile name so the Java twin can build the same profile."""
+        facts = {} if self.variant is None else {"variant": self.variant}
+        if self.transforms is not None:
+            facts["transforms"] = self.transforms
+        return facts
+
+
+def _profile_cases(names: Sequence[str], transforms: Optional[Sequence[dict]],
+                   variants: Sequence[str]) -> List[_ProfileCase]:
+    """Each profile with ``transforms``, then each fixed-step one again per normalization variant (after
+    all the others, so the cases of a run without variants keep their places in the index)."""
+    unknown = [v for v in variants if v not in NORMALIZATION_VARIANTS]
+    if unknown:
+        raise EdgematteError(f"unknown normalization variant(s) {unknown}; choose from "
+                             f"{', '.join(NORMALIZATION_VARIANTS)}")
+    used = list(transforms) if transforms else None  # profile_for_model takes [] as None too
+    cases = [_ProfileCase(name, profile_for_model(name, used), None, used) for name in names]
+    for name in (n for n in names if not reads_transforms(n)):
+        cases.extend(_ProfileCase(f"{name}@{v}", profile_for_model(name, NORMALIZATION_VARIANTS[v]), v,
+                                  NORMALIZATION_VARIANTS[v]) for v in variants)
+    return cases
+
+
+def _write_case(root: Path, chosen: _ProfileCase, image: GoldenImage, model: _Model, quant: dict,
                 background: np.ndarray) -> dict:
-    profile_name = profile.name
-    writer = _CaseWriter(root, f"{profile_name}/{image.name}")
+    profile, profile_name = chosen.profile, chosen.profile.name
+    writer = _CaseWriter(root, f"{chosen.key}/{image.name}")
     writer.add("input_rgb", image.rgb)
     if image.alpha is not None:
         writer.add("input_alpha", image.alpha)
@@ -285,7 +335,7 @@ def _write_case(root: Path, profile: Profile, image: GoldenImage, model: _Model,
     writer.add("composite_image", profile.composite(image.rgb, alpha, background))
     state_dict = state.as_dict()
     return {
-        "id": f"{profile_name}/{image.name}",
+        "id": f"{chosen.key}/{image.name}",
         "profile": profile_name,
         "image": image.name,
         "source": image.source,
@@ -295,21 +345,28 @@ def _write_case(root: Path, profile: Profile, image: GoldenImage, model: _Model,
         "resized_hw": list(state_dict["resized_hw"]),
         "crop_hw": list(state_dict["crop_hw"]),
         "arrays": writer.arrays,
+        **chosen.facts(),
     }
 
 
 def write_golden_vectors(out_dir, profiles: Sequence[str] = DEFAULT_PROFILES, model=None,
                          input_hw: Optional[HW] = None, images: Optional[Sequence[GoldenImage]] = None,
-                         transforms: Optional[Sequence[dict]] = None) -> Path:
+                         transforms: Optional[Sequence[dict]] = None,
+                         variants: Optional[Sequence[str]] = None) -> Path:
     """Write golden vectors for ``profiles`` x ``images`` into ``out_dir``; returns the index path.
 
     ``model``: None (the stand-in at ``input_hw`` or ``DEFAULT_INPUT_HW``), a Backend, or a path
     (model file, converter output folder or manifest.json). ``images`` default to
-    :func:`golden_images`. ``transforms``: the deploy.yaml transforms list the paddleseg/fastdeploy
-    profiles need (callers above the runtime pass the zoo's, e.g. ppmattingv2's); the fixed-step
-    profiles ignore it. The folder appears complete or not at all (replacing an older one).
+    :func:`golden_images`. ``transforms``: the model's deploy.yaml transforms list, which the
+    paddleseg/fastdeploy profiles need (callers above the runtime pass the zoo's, e.g. ppmattingv2's);
+    the fixed-step profiles take only its Normalize. ``variants``: names in ``NORMALIZATION_VARIANTS``
+    the fixed-step profiles are written with as well; None means all of them for the stand-in and none
+    for a real model (whose own normalization is in its transforms). The folder appears complete or not
+    at all (replacing an older one).
     """
-    chosen = [profile_for_model(name, transforms) for name in profiles]
+    if variants is None:
+        variants = tuple(NORMALIZATION_VARIANTS) if model is None else ()
+    chosen = _profile_cases(profiles, transforms, variants)
     resolved = _resolve_model(model, input_hw)
     images = list(images) if images is not None else golden_images()
     names = [image.name for image in images]
@@ -336,9 +393,8 @@ def write_golden_vectors(out_dir, profiles: Sequence[str] = DEFAULT_PROFILES, mo
             "background_colour": list(BACKGROUND_COLOUR),
             "background_image": {"file": "background_image.npy", "shape": list(background.shape),
                                  "dtype": "uint8"},
-            "profiles": {profile.name: profile.describe() for profile in chosen},
-            "cases": [_write_case(tmp, profile, image, resolved, quant, background)
-                      for profile in chosen for image in images],
+            "profiles": {c.key: c.profile.describe() for c in chosen},
+            "cases": [_write_case(tmp, c, image, resolved, quant, background) for c in chosen for image in images],
         }
         (tmp / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
     return out_dir / INDEX_NAME
@@ -393,10 +449,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              f"fastdeploy need a model's transforms: use `edgematte runtime vectors`)")
     parser.add_argument("--input-size", nargs=2, type=int, default=None, metavar=("H", "W"),
                         help=f"stand-in model input size (default {DEFAULT_INPUT_HW[0]} {DEFAULT_INPUT_HW[1]})")
+    parser.add_argument("--no-variants", action="store_true",
+                        help=f"skip the normalization variants ({', '.join(NORMALIZATION_VARIANTS)}) the stand-in "
+                             f"is written with by default")
     args = parser.parse_args(argv)
     try:
         index = write_golden_vectors(args.out, tuple(args.profiles or DEFAULT_PROFILES), args.model,
-                                     tuple(args.input_size) if args.input_size else None)
+                                     tuple(args.input_size) if args.input_size else None,
+                                     variants=() if args.no_variants else None)
     except EdgematteError as error:
         print(f"edgematte: error: {error}", file=sys.stderr)
         return 1

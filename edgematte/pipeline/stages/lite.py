@@ -24,7 +24,7 @@ def applies(ctx: Context) -> bool:
 
 def run(ctx: Context) -> List[Artefact]:
     from ...converter.paddle_lite import optimize
-    from ...runtime.isolated import run_isolated
+    from ...runtime.isolated import run_isolated_cases
 
     recorded, x86_parity, io = [], None, None
     targets = sorted(set(ctx.options.lite_targets), key=TARGET_ORDER.index)
@@ -44,7 +44,9 @@ def run(ctx: Context) -> List[Artefact]:
         if target == "x86":
             with ctx.step(f"parity {path.name} (Paddle Lite x86)"):
                 # In a child process: a .nb Lite mis-handles aborts the process (SIGABRT), which here is one line.
-                run = run_isolated("paddle_lite", path, ctx.inputs["nchw"], ctx.options.threads)
+                model = ctx.manifest.model
+                run = run_isolated_cases("paddle_lite", path, ctx.cases, model.input_roles(), model.output_roles(),
+                                         "nchw", ctx.options.threads)
                 outputs = run.outputs
                 x86_parity = ctx.compare(outputs)
                 io = dict(inputs=run.inputs, outputs=run.output_specs)

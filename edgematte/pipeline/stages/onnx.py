@@ -7,7 +7,7 @@ ONNX itself was not (see :mod:`.tflite`).
 from typing import List
 
 from ...core.manifest import Artefact
-from ..context import Context, run_all, tensor_entries
+from ..context import Context, tensor_entries
 
 NAME = "onnx"
 ONNX_SUMMARY_KEYS = ("opset", "repairs", "normalizations", "normalization_check", "simplify")
@@ -30,7 +30,7 @@ def run(ctx: Context) -> List[Artefact]:
         return []
     with ctx.step("parity model.onnx (ONNX Runtime)"):
         backend = OnnxRuntimeBackend(path, threads=ctx.options.threads)
-        outputs = run_all(backend, ctx.inputs["nchw"])
+        outputs = ctx.run_cases(backend, "nchw", path.name)
         parity = ctx.compare(outputs)
     artefact = ctx.record(path, outputs, parity, bound=ctx.bounds["fp32"], format="onnx", target="any",
                           precision="fp32", runtime="onnxruntime", layout="nchw",

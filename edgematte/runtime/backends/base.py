@@ -9,6 +9,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ...core.errors import EdgematteError
 from ...core.threads import resolve_threads
 
 
@@ -62,5 +63,18 @@ class Backend:
         """
         raise NotImplementedError
 
+    def run_feeds(self, feeds: Sequence[np.ndarray]) -> List[np.ndarray]:
+        """Run on one array per input (in :attr:`inputs` order); return every output, in :attr:`outputs` order.
+
+        The models with several inputs (a trimap, recurrent states) run through this; the manifest's roles say
+        which input is which (``ModelInfo.input_roles``).
+        """
+        raise NotImplementedError
+
     def run_many(self, xs: Sequence[np.ndarray]) -> List[np.ndarray]:
         return [self.run(x) for x in xs]
+
+    def _check_feed_count(self, feeds: Sequence[np.ndarray]) -> None:
+        if len(feeds) != len(self.inputs):
+            raise EdgematteError(f"{self.path}: the model has {len(self.inputs)} inputs "
+                                 f"{[s.name for s in self.inputs]}, got {len(feeds)} arrays")

@@ -14,7 +14,7 @@ ONNX names there: ``img``, ``alpha``), else the raw tensor names (``serving_defa
 """
 
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -162,32 +162,38 @@ class LiteRTBackend(Backend):
     def outputs(self) -> List[TensorSpec]:
         return [self._spec(d) for d in self._output_details]
 
-    def _fit_input(self, x: np.ndarray) -> None:
-        """Make the interpreter's input buffer ``x``'s shape; a fixed model accepts only its own shape."""
-        detail = self._input_details[0]
+    def _fit_input(self, index: int, x: np.ndarray) -> bool:
+        """Make input ``index``'s buffer ``x``'s shape; a fixed model accepts only its own shape. Returns whether
+        the tensors must be reallocated."""
+        detail = self._input_details[index]
         current = tuple(int(d) for d in detail["shape"])
         if tuple(x.shape) == current:
-            return
+            return False
         declared = detail.get("shape_signature")
         declared = tuple(int(d) for d in (declared if declared is not None and len(declared) else current))
         fits = len(declared) == x.ndim and all(d in (-1, n) for d, n in zip(declared, x.shape))
         if not fits:
-            spec = self.inputs[0]
+            spec = self.inputs[index]
             raise EdgematteError(
                 f"{self.path}: input {spec.name!r} must be {spec.dtype} of shape {declared} "
                 f"(-1: any), got shape {tuple(x.shape)}"
             )
         self._interpreter.resize_tensor_input(detail["index"], list(x.shape))
-        self._interpreter.allocate_tensors()
-        self._input_details = self._interpreter.get_input_details()
-        self._output_details = self._interpreter.get_output_details()
+        return True
 
-    def _invoke(self, x: np.ndarray) -> None:
-        expected = np.dtype(self._input_details[0]["dtype"])
-        if x.dtype != expected:
-            raise ValueError(f"{self.path}: LiteRT input must be {expected.name}, got {x.dtype.name}")
-        self._fit_input(x)
-        self._interpreter.set_tensor(self._input_details[0]["index"], np.ascontiguousarray(x))
+    def _invoke(self, feeds: Sequence[np.ndarray]) -> None:
+        if len(feeds) != len(self._input_details):
+            raise EdgematteError(f"{self.path}: the model has {len(self._input_details)} inputs, got {len(feeds)}")
+        for index, x in enumerate(feeds):
+            expected = np.dtype(self._input_details[index]["dtype"])
+            if x.dtype != expected:
+                raise ValueError(f"{self.path}: LiteRT input must be {expected.name}, got {x.dtype.name}")
+        if any([self._fit_input(index, x) for index, x in enumerate(feeds)]):
+            self._interpreter.allocate_tensors()
+            self._input_details = self._interpreter.get_input_details()
+            self._output_details = self._interpreter.get_output_details()
+        for detail, x in zip(self._input_details, feeds):
+            self._interpreter.set_tensor(detail["index"], np.ascontiguousarray(x))
         self._interpreter.invoke()
 
     def run(self, x: np.ndarray) -> np.ndarray:
@@ -196,13 +202,16 @@ class LiteRTBackend(Backend):
         The interpreter's tensors are allocated once and reused; they are reallocated only when a
         model with a dynamic input shape is fed a new shape.
         """
-        self._invoke(x)
+        self._invoke([x])
         # get_tensor returns a fresh array, never a view of the interpreter's buffer
         return self._interpreter.get_tensor(self._output_details[0]["index"])
 
     def run_all(self, x: np.ndarray) -> List[np.ndarray]:
         """Like :meth:`run`, but every output, in :attr:`outputs` order."""
-        self._invoke(x)
+        return self.run_feeds([x])
+
+    def run_feeds(self, feeds):
+        self._invoke(feeds)
         return [self._interpreter.get_tensor(d["index"]) for d in self._output_details]
 
 

@@ -41,7 +41,7 @@ def _spec(arg) -> TensorSpec:
 
 
 class OnnxRuntimeBackend(Backend):
-    """One .onnx model with exactly one input and one output, on ONNX Runtime's CPU provider.
+    """One .onnx model on ONNX Runtime's CPU provider (:meth:`run` for one input, :meth:`run_feeds` for several).
 
     ``threads`` sets ``intra_op_num_threads`` (None: ONNX Runtime's default, one per core).
     """
@@ -65,11 +65,6 @@ class OnnxRuntimeBackend(Backend):
             raise EdgematteError(f"{path}: ONNX Runtime cannot load it: {str(e).splitlines()[0][:300]}") from e
         self._inputs = [_spec(a) for a in self._session.get_inputs()]
         self._outputs = [_spec(a) for a in self._session.get_outputs()]
-        if len(self._inputs) != 1 or len(self._outputs) != 1:
-            raise EdgematteError(
-                f"{path}: a backend model needs exactly one input and one output, "
-                f"this one has {len(self._inputs)} inputs and {len(self._outputs)} outputs"
-            )
 
     @property
     def inputs(self) -> List[TensorSpec]:
@@ -79,13 +74,24 @@ class OnnxRuntimeBackend(Backend):
     def outputs(self) -> List[TensorSpec]:
         return list(self._outputs)
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        spec = self._inputs[0]
+    def _checked(self, spec: TensorSpec, x) -> np.ndarray:
         x = np.asarray(x)
         if x.dtype != np.dtype(spec.dtype):
             raise EdgematteError(f"{self.path}: input '{spec.name}' wants {spec.dtype}, got {x.dtype}")
         if len(x.shape) != len(spec.shape) or any(want not in (-1, got) for want, got in zip(spec.shape, x.shape)):
             raise EdgematteError(
                 f"{self.path}: input '{spec.name}' wants shape {list(spec.shape)}, got {list(x.shape)}")
-        result = self._session.run([self._outputs[0].name], {spec.name: np.ascontiguousarray(x)})[0]
+        return np.ascontiguousarray(x)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Run a one-input model on ``x``; return its first output."""
+        if len(self._inputs) != 1:
+            raise EdgematteError(f"{self.path}: the model has {len(self._inputs)} inputs; run_feeds takes them all")
+        spec = self._inputs[0]
+        result = self._session.run([self._outputs[0].name], {spec.name: self._checked(spec, x)})[0]
         return np.array(result, copy=True)
+
+    def run_feeds(self, feeds):
+        self._check_feed_count(feeds)
+        named = {spec.name: self._checked(spec, x) for spec, x in zip(self._inputs, feeds)}
+        return [np.array(r, copy=True) for r in self._session.run(None, named)]

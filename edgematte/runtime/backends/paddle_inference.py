@@ -94,12 +94,18 @@ class PaddleInferenceBackend(Backend):
         return [TensorSpec(n, (), "float32") for n in self._output_names]
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        return self.run_feeds([x])[0]
+
+    def run_feeds(self, feeds):
+        self._check_feed_count(feeds)
+        feeds = [np.ascontiguousarray(x, dtype=np.float32) for x in feeds]
+        shapes = tuple(x.shape for x in feeds)
         if None in self._predictors and len(self._predictors) == 1:
-            self._predictors[x.shape] = self._predictors.pop(None)  # the probe serves the first shape
-        predictor = self._predictor_for(x.shape)
-        handle = predictor.get_input_handle(self._input_names[0])
-        handle.reshape(list(x.shape))
-        handle.copy_from_cpu(x)
+            self._predictors[shapes] = self._predictors.pop(None)  # the probe serves the first shapes
+        predictor = self._predictor_for(shapes)
+        for name, x in zip(self._input_names, feeds):
+            handle = predictor.get_input_handle(name)
+            handle.reshape(list(x.shape))
+            handle.copy_from_cpu(x)
         predictor.run()
-        return np.array(predictor.get_output_handle(self._output_names[0]).copy_to_cpu(), copy=True)
+        return [np.array(predictor.get_output_handle(n).copy_to_cpu(), copy=True) for n in self._output_names]

@@ -120,14 +120,13 @@ class PaddleLiteBackend(Backend):
         self._input_names = list(self._predictor.get_input_names())
         self._output_names = list(self._predictor.get_output_names())
         self._feed_with_from_numpy = _numpy_major() < 2
-        self._last_input_shape = ()
-        self._last_output_shape = ()
+        self._last_input_shapes = ()
+        self._last_output_shapes = ()
         self.predictors_created = 1
 
     def _create_predictor(self) -> None:
-        self._input = self._predictor = None  # release the old buffers before allocating new ones
+        self._predictor = None  # release the old buffers before allocating new ones
         self._predictor = self._lite.create_paddle_predictor(self._config)
-        self._input = self._predictor.get_input(0)
 
     @property
     def inputs(self) -> List[TensorSpec]:
@@ -135,33 +134,44 @@ class PaddleLiteBackend(Backend):
 
         Lite's Python API does not expose the declared input shape of a ``.nb``.
         """
-        shapes = [self._last_input_shape] + [()] * (len(self._input_names) - 1)
+        shapes = self._last_input_shapes or [()] * len(self._input_names)
         return [TensorSpec(n, s, "float32") for n, s in zip(self._input_names, shapes)]
 
     @property
     def outputs(self) -> List[TensorSpec]:
-        shapes = [self._last_output_shape] + [()] * (len(self._output_names) - 1)
+        shapes = self._last_output_shapes or [()] * len(self._output_names)
         return [TensorSpec(n, s, "float32") for n, s in zip(self._output_names, shapes)]
 
-    def _feed(self, x: np.ndarray) -> None:
+    def _feed(self, index: int, x: np.ndarray) -> None:
+        tensor = self._predictor.get_input(index)
         if self._feed_with_from_numpy:
-            self._input.from_numpy(x)
+            tensor.from_numpy(x)
         else:
-            self._input.resize(list(x.shape))
-            self._input.set_float_data(x.ravel().tolist())
+            tensor.resize(list(x.shape))
+            tensor.set_float_data(x.ravel().tolist())
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Run on float32 ``x`` (NCHW); return a copy of the first output."""
-        if x.dtype != np.float32:
-            raise ValueError(f"{self.path}: Paddle Lite input must be float32, got {x.dtype}")
-        x = np.ascontiguousarray(x)
-        if self._last_input_shape and tuple(x.shape) != self._last_input_shape:
+        return self.run_feeds([x])[0]
+
+    def run_feeds(self, feeds):
+        """Run on one float32 NCHW array per input; return a copy of every output."""
+        if len(feeds) != len(self._input_names):
+            raise EdgematteError(f"{self.path}: the model has {len(self._input_names)} inputs "
+                                 f"{self._input_names}, got {len(feeds)} arrays")
+        for x in feeds:
+            if x.dtype != np.float32:
+                raise ValueError(f"{self.path}: Paddle Lite input must be float32, got {x.dtype}")
+        feeds = [np.ascontiguousarray(x) for x in feeds]
+        shapes = tuple(tuple(x.shape) for x in feeds)
+        if self._last_input_shapes and shapes != self._last_input_shapes:
             self._create_predictor()  # a reshaped predictor may corrupt the heap (module docstring)
             self.predictors_created += 1
-        self._feed(x)
+        for index, x in enumerate(feeds):
+            self._feed(index, x)
         self._predictor.run()
         # numpy() views the predictor's buffer, which the next run overwrites
-        out = np.array(self._predictor.get_output(0).numpy(), copy=True)
-        self._last_input_shape = tuple(x.shape)
-        self._last_output_shape = tuple(out.shape)
-        return out
+        outputs = [np.array(self._predictor.get_output(i).numpy(), copy=True) for i in range(len(self._output_names))]
+        self._last_input_shapes = shapes
+        self._last_output_shapes = tuple(tuple(o.shape) for o in outputs)
+        return outputs

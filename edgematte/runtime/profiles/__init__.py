@@ -19,8 +19,12 @@ of runtimes: ``Matter`` joins a profile to a backend. Four profiles exist (see `
     The legacy PaddleSeg Android demo: fixed-size scaling ignoring aspect, min-max stretch of the
     output to 0..255 (not a clamp), bilinear scaling back.
 
-``paddleseg`` and ``fastdeploy`` are built from the model's deploy.yaml transforms (``get_profile(name,
-transforms)``, ``profile_for_model``); the runtime has no default for them.
+Every profile takes its normalization from the model's deploy.yaml transforms (``get_profile(name,
+transforms)``, ``profile_for_model``; a manifest's ``model.transforms``). ``paddleseg`` and
+``fastdeploy`` are built from the whole list and have no default. ``android`` and ``paddleseg-android``
+keep their own geometry and take only the Normalize step (mean/std; a list without one: raw 0..255;
+no transforms: 0.5/0.5), with a rule Java reproduces bit for bit
+(:func:`~.normalization.fixed_step_rule`); padding stays 0.0 after normalization.
 
 Arrays: images are ``uint8`` H x W x 3 in RGB order; alphas are ``float32`` H x W in [0, 1];
 tensors are ``float32`` [1, 3, h, w] ("nchw") or [1, h, w, 3] ("nhwc").
@@ -34,7 +38,7 @@ module                     Java                         what
 ``sizes``                  ``Size``                     ``HW`` and the size rules of each deployment
 ``fixed_point_resize``     ``FixedPointResize``         exact integer bilinear (+ box), float32 bilinear
 ``opencv_resize``          (none)                       ``cv2.resize`` INTER_LINEAR (PaddleSeg, FastDeploy)
-``normalization``          ``Normalization``            per-value uint8 -> float32 tables
+``normalization``          ``Normalization``            per-value tables; a model's Normalize (mean/std)
 ``layout``                 ``Layout``                   "nchw" / "nhwc"
 ``tensors``                ``Tensors``                  padding, layout conversion, the output's alpha plane
 ``background``             ``Background``               image / colour / "blur" backgrounds
@@ -64,7 +68,15 @@ from .fixed_point_resize import (
     resize_uint8_fixed,
 )
 from .layout import LAYOUTS
-from .normalization import normalization_table, normalize
+from .normalization import (
+    DEFAULT_NORMALIZATION,
+    RAW_NORMALIZATION,
+    ModelNormalization,
+    exact_in_float32,
+    model_normalization,
+    normalization_table,
+    normalize,
+)
 from .opencv_resize import resize_opencv_linear
 from .paddleseg import PaddleSegProfile
 from .paddleseg_android import PaddleSegAndroidProfile, stretch_to_uint8
@@ -84,12 +96,13 @@ from .tensors import alpha_plane, pad_bottom_right, to_layout
 from .transforms import parse_transforms
 
 __all__ = [
-    "ANDROID_CONSTANTS", "HW", "LAYOUTS", "PROFILES", "AndroidConstants", "AndroidProfile", "Background",
-    "FastDeployProfile", "PaddleSegAndroidProfile", "PaddleSegProfile", "PreprocessState", "Profile",
-    "alpha_plane", "alpha_to_uint8_round_half_up", "background_image", "bilinear_taps", "blurred_background",
-    "box_factor", "box_sums", "c_round", "composite", "fastdeploy_crop_size", "fastdeploy_scale", "get_profile",
-    "int_mult_size", "letterbox_size", "limit_short_size", "normalization_table", "normalize",
-    "pad_bottom_right", "parse_transforms", "profile_class", "profile_for_model", "reads_transforms",
-    "resize_float32_bilinear", "resize_opencv_linear", "resize_short_size", "resize_uint8_fixed",
-    "stretch_to_uint8", "to_layout",
+    "ANDROID_CONSTANTS", "DEFAULT_NORMALIZATION", "HW", "LAYOUTS", "PROFILES", "RAW_NORMALIZATION",
+    "AndroidConstants", "AndroidProfile", "Background", "FastDeployProfile", "ModelNormalization",
+    "PaddleSegAndroidProfile", "PaddleSegProfile", "PreprocessState", "Profile", "alpha_plane",
+    "alpha_to_uint8_round_half_up", "background_image", "bilinear_taps", "blurred_background", "box_factor",
+    "box_sums", "c_round", "composite", "exact_in_float32", "fastdeploy_crop_size", "fastdeploy_scale",
+    "get_profile", "int_mult_size", "letterbox_size", "limit_short_size", "model_normalization",
+    "normalization_table", "normalize", "pad_bottom_right", "parse_transforms", "profile_class",
+    "profile_for_model", "reads_transforms", "resize_float32_bilinear", "resize_opencv_linear", "resize_short_size",
+    "resize_uint8_fixed", "stretch_to_uint8", "to_layout",
 ]

@@ -1,9 +1,16 @@
 """The ``android`` profile: this project's Android app (Java twin: ``AndroidProfile``, bit for bit).
 
 RGB uint8 H x W x 3 -> letterbox inside the model input (:func:`.fixed_point_resize.resize_uint8_fixed`)
--> ``(v - 127.5f) / 127.5f`` -> pad bottom/right with 0.0 -> float32 [1, 3, h, w] or [1, h, w, 3] in
-[-1, 1]. Post: crop, float32 fixed-point bilinear to the photo size, clamp: float32 H x W in [0, 1].
+-> the model's normalization -> pad bottom/right with 0.0 -> float32 [1, 3, h, w] or [1, h, w, 3]
+(in [-1, 1] for the default mean = std = 0.5). Post: crop, float32 fixed-point bilinear to the photo
+size, clamp: float32 H x W in [0, 1].
+
+Normalization is the only thing a model's deploy.yaml transforms change here (see
+:func:`.normalization.model_normalization`): the geometry is the app's, so resizes in the transforms
+are ignored. Without transforms it is ``(v - 127.5f) / 127.5f`` (``ANDROID_CONSTANTS``).
 """
+
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -11,21 +18,38 @@ from .base import Profile, _check_image, _fixed_size
 from .constants import ANDROID_CONSTANTS, AndroidConstants
 from .fixed_point_resize import resize_float32_bilinear, resize_uint8_fixed
 from .layout import _check_layout
-from .normalization import normalization_table, normalize
+from .normalization import (
+    ModelNormalization,
+    describe_normalization,
+    fixed_step_rule,
+    model_normalization,
+    normalize,
+)
 from .sizes import letterbox_size
 from .state import PreprocessState
 from .tensors import alpha_plane, pad_bottom_right, to_layout
 
 
 class AndroidProfile(Profile):
-    """This project's Android app; the Java twin reproduces every step from ``ANDROID_CONSTANTS``."""
+    """This project's Android app; the Java twin reproduces every step from ``ANDROID_CONSTANTS``.
+
+    ``transforms``: the model's deploy.yaml list (a manifest's ``model.transforms``); only its
+    Normalize is used. None (or empty): ``constants.normalize_offset / 255`` and
+    ``normalize_divisor / 255`` (0.5, 0.5). ``normalization_rule``: "exact" when 255 * mean and
+    255 * std are float32 numbers (0.5/0.5, 0/1), else "paddleseg", "none" without Normalize; ``table``:
+    float32 [256, 3] (:func:`.normalization.normalization_table`).
+    """
 
     name = "android"
 
-    def __init__(self, constants: AndroidConstants = ANDROID_CONSTANTS):
+    def __init__(self, constants: AndroidConstants = ANDROID_CONSTANTS,
+                 transforms: Optional[Sequence[dict]] = None):
         self.constants = constants
-        self.table = normalization_table("exact", [constants.normalize_offset / 255.0] * 3,
-                                         [constants.normalize_divisor / 255.0] * 3)
+        default = ModelNormalization((constants.normalize_offset / 255.0,) * 3,
+                                     (constants.normalize_divisor / 255.0,) * 3)
+        self.normalization = model_normalization(transforms, default)
+        self.normalization_rule = fixed_step_rule(self.normalization, prefer_exact=True)
+        self.table = self.normalization.table(self.normalization_rule)
 
     def describe(self) -> dict:
         c = self.constants
@@ -43,9 +67,11 @@ class AndroidProfile(Profile):
                 "kernel": f"bilinear, half-pixel centres, positions and weights in {c.fraction_bits}-bit fixed point "
                           "rounded half up; int64 accumulation; one final round half up",
             },
-            "normalize": {"mean": [c.normalize_offset / 255.0] * 3, "std": [c.normalize_divisor / 255.0] * 3,
-                          "expression": f"(v - {c.normalize_offset}f) / {c.normalize_divisor}f in float32"},
-            "padding": {"where": "bottom/right", "value": c.pad_value, "when": "after normalization"},
+            "normalize": {**describe_normalization(self.normalization, self.normalization_rule),
+                          "from": "the model's deploy.yaml Normalize (manifest model.transforms; no transforms: "
+                                  "the constants' normalize_offset / normalize_divisor); its resizes are ignored"},
+            "padding": {"where": "bottom/right", "value": c.pad_value, "when": "after normalization",
+                        "note": "the same 0.0 whatever the normalization (pixel 255 * mean; raw: pixel 0)"},
             "layout": "HWC -> CHW (NCHW), or NHWC when the model wants it",
             "postprocess": "crop the top-left resized region; float32 bilinear to the original size with the same "
                            "fixed-point positions (w1 = frac/2048, w0 = 1 - w1; horizontal then vertical; "

@@ -17,9 +17,12 @@ class AndroidConstants:
       (Java ``long``), so it has no rounding except the stated final ``round half up``.
     - A downscale by ``box_min_factor`` or more first sums ``k x k`` pixel blocks (integer box
       pre-reduction, ``k = min(H // h, W // w)``) so phone photos do not alias.
-    - ``normalize``: ``(v - normalize_offset) / normalize_divisor`` in float32; the subtraction is
-      exact, so the result is the float32 nearest to ``(v / 255 - 0.5) / 0.5``.
-    - Padding (bottom/right) holds ``pad_value`` after normalization (= pixel value 127.5).
+    - ``normalize``: the default normalization, for a model whose transforms are unknown:
+      ``(v - normalize_offset) / normalize_divisor`` in float32; the subtraction is exact, so the
+      result is the float32 nearest to ``(v / 255 - 0.5) / 0.5``. A model's deploy.yaml Normalize
+      replaces it (``AndroidProfile(transforms=...)``); these constants then stay as recorded.
+    - Padding (bottom/right) holds ``pad_value`` after normalization, whatever the normalization
+      (= pixel value 255 * mean: 127.5 by default, 0 for mean 0; raw input: pixel 0).
     - ``alpha8 = (int)(alpha * 255f + 0.5f)``; composite ``(int)(f * a + b * (1f - a) + 0.5f)``.
     - ``blur`` background: fit inside ``blur_grid`` x ``blur_grid`` with the fixed-point resize,
       convolve with the binomial ``blur_kernel`` (sum 256 per axis, edges clamped, round half up

@@ -1,10 +1,15 @@
 """The ``paddleseg-android`` profile: the legacy PaddleSeg Android demo (Java twin: ``PaddleSegAndroidProfile``).
 
 RGB uint8 H x W x 3 -> stretched to the model size (aspect ignored; fixed-point bilinear, no box) ->
-PaddleSeg normalization -> float32 [1, 3, h, w] or [1, h, w, 3] in [-1, 1]. Post: min-max stretch of the
-output to uint8 (:func:`stretch_to_uint8`, Java ``stretchToUint8``), bilinear back to the photo size,
-``/ 255f``: float32 H x W in [0, 1].
+PaddleSeg normalization -> float32 [1, 3, h, w] or [1, h, w, 3] (in [-1, 1] for the default mean = std
+= 0.5). Post: min-max stretch of the output to uint8 (:func:`stretch_to_uint8`, Java ``stretchToUint8``),
+bilinear back to the photo size, ``/ 255f``: float32 H x W in [0, 1].
+
+The mean/std come from the model's deploy.yaml Normalize (:func:`.normalization.model_normalization`;
+0.5/0.5, the demo's, without transforms); the geometry stays the demo's, so resizes there are ignored.
 """
+
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -12,7 +17,13 @@ import numpy as np
 from .base import Profile, _check_image, _fixed_size
 from .fixed_point_resize import resize_uint8_fixed
 from .layout import _check_layout
-from .normalization import normalization_table, normalize
+from .normalization import (
+    DEFAULT_NORMALIZATION,
+    describe_normalization,
+    fixed_step_rule,
+    model_normalization,
+    normalize,
+)
 from .state import PreprocessState
 from .tensors import alpha_plane, to_layout
 
@@ -34,12 +45,18 @@ class PaddleSegAndroidProfile(Profile):
     ``Bitmap.createScaledBitmap(filter=true)`` is Skia's bilinear filter; here it is approximated by
     :func:`resize_uint8_fixed` without box pre-reduction (Skia's rounding differs by a gray level,
     and like Skia it aliases on strong downscales).
+
+    ``transforms``: the model's deploy.yaml list; only its Normalize is used (None or empty: the
+    demo's 0.5/0.5). ``normalization_rule``: always the demo's "paddleseg" expression, "none" without
+    Normalize; ``table``: float32 [256, 3].
     """
 
     name = "paddleseg-android"
 
-    def __init__(self):
-        self.table = normalization_table("paddleseg")
+    def __init__(self, transforms: Optional[Sequence[dict]] = None):
+        self.normalization = model_normalization(transforms)
+        self.normalization_rule = fixed_step_rule(self.normalization, prefer_exact=False)
+        self.table = self.normalization.table(self.normalization_rule)
 
     def describe(self) -> dict:
         return {
@@ -50,8 +67,7 @@ class PaddleSegAndroidProfile(Profile):
             "resize": {"geometry": "stretch to (h, w), aspect ratio ignored",
                        "kernel": "createScaledBitmap(filter=true) approximated by edgematte's fixed-point bilinear "
                                  "(half-pixel centres, no box pre-reduction)"},
-            "normalize": {"mean": [0.5] * 3, "std": [0.5] * 3,
-                          "expression": "(float)((v / 255f - 0.5) / 0.5) (Java; same bits as PaddleSeg's numpy)"},
+            "normalize": self._describe_normalize(),
             "padding": None,
             "layout": "planar NCHW (NHWC when the model wants it)",
             "postprocess": "min-max stretch: (byte)(((v - min) / (max - min + 1e-11f)) * 255) truncated; the gray "
@@ -60,6 +76,15 @@ class PaddleSegAndroidProfile(Profile):
             "alpha_8bit": "the stretched, scaled 8-bit value itself",
             "composite": "edgematte rounds half up; the demo truncates (int)(F*a/255 + B*(1 - a/255))",
         }
+
+    def _describe_normalize(self) -> dict:
+        entry = describe_normalization(self.normalization, self.normalization_rule)
+        if self.normalization == DEFAULT_NORMALIZATION:
+            # The demo's own line; the same bits as the two-rounding rule for 0.5 (tested).
+            entry["expression"] = "(float)((v / 255f - 0.5) / 0.5) (Java; same bits as PaddleSeg's numpy)"
+        entry["from"] = ("the model's deploy.yaml Normalize (manifest model.transforms; no transforms: the demo's "
+                         "0.5/0.5); its resizes are ignored")
+        return entry
 
     def preprocess_steps(self, rgb, input_hw=None, layout="nchw"):
         _check_image(rgb)

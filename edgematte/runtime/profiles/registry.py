@@ -1,9 +1,15 @@
 """The profiles by name (Java twin: ``Profiles``, which knows the two Android ones).
 
-``PROFILES`` maps each name to its class. The fixed-step profiles (android, paddleseg-android) are
-shared instances. The profiles driven by deploy.yaml transforms (paddleseg, fastdeploy) are built per
-model from that model's transforms and are not available without them: the runtime holds no per-model
-facts (the zoo registry does, and the runtime does not import the zoo).
+``PROFILES`` maps each name to its class. Every profile takes its normalization from the model's
+deploy.yaml transforms (a manifest's ``model.transforms``):
+
+- paddleseg, fastdeploy are built per model from the whole list (resizes and Normalize) and are not
+  available without it: the runtime holds no per-model facts (the zoo registry does, and the runtime
+  does not import the zoo).
+- android, paddleseg-android (fixed steps) take only the Normalize step; their geometry is the app's,
+  so the list's resizes are ignored. Without transforms they use mean = std = 0.5 from one shared
+  instance; a list whose Normalize is 0.5/0.5 gets that instance too (the same numbers), any other
+  list a new instance.
 """
 
 from typing import Dict, Optional, Sequence, Type
@@ -13,6 +19,7 @@ from edgematte.core.errors import EdgematteError
 from .android import AndroidProfile
 from .base import Profile
 from .fastdeploy import FastDeployProfile
+from .normalization import DEFAULT_NORMALIZATION, model_normalization
 from .paddleseg import PaddleSegProfile
 from .paddleseg_android import PaddleSegAndroidProfile
 from .transforms import _TransformsProfile
@@ -21,7 +28,8 @@ PROFILES: Dict[str, Type[Profile]] = {
     profile.name: profile
     for profile in (PaddleSegProfile, FastDeployProfile, AndroidProfile, PaddleSegAndroidProfile)
 }
-# One shared instance per fixed-step profile: they hold only constants and a normalization table.
+# One shared instance per fixed-step profile with the default normalization: they hold only constants
+# and a normalization table.
 _FIXED_STEP: Dict[str, Profile] = {
     name: cls() for name, cls in PROFILES.items() if not issubclass(cls, _TransformsProfile)
 }
@@ -35,23 +43,28 @@ def profile_class(name: str) -> Type[Profile]:
 
 
 def reads_transforms(name: str) -> bool:
-    """Whether the profile ``name`` is configured by a model's deploy.yaml transforms (paddleseg, fastdeploy)."""
+    """Whether the profile ``name`` needs a model's deploy.yaml transforms (paddleseg, fastdeploy).
+
+    The fixed-step profiles read only the Normalize step and have a default without transforms, so
+    this is False for them.
+    """
     return issubclass(profile_class(name), _TransformsProfile)
 
 
 def get_profile(name: str, transforms: Optional[Sequence[dict]] = None) -> Profile:
-    """The profile called ``name``; ``transforms`` (deploy.yaml list) configures paddleseg/fastdeploy.
+    """The profile called ``name`` for a model whose deploy.yaml lists ``transforms``.
 
-    Those two need the model's transforms: a manifest's ``model.transforms``, or above the runtime the
-    zoo's ``get_model_spec(name).transforms``; without them they raise EdgematteError. The fixed-step
-    profiles take none (passing some raises).
+    paddleseg/fastdeploy need the model's transforms: a manifest's ``model.transforms``, or above the
+    runtime the zoo's ``get_model_spec(name).transforms``; without them they raise EdgematteError.
+    android/paddleseg-android take only the Normalize step (see
+    :func:`.normalization.model_normalization`): None or an empty list keeps mean = std = 0.5, a list
+    without Normalize feeds raw ``float32(v)``; resizes and other steps are ignored.
     """
     cls = profile_class(name)
     if not issubclass(cls, _TransformsProfile):
-        if transforms is not None:
-            raise EdgematteError(f"profile {name!r} has fixed steps; deploy.yaml transforms apply only to "
-                                 f"'paddleseg' and 'fastdeploy'")
-        return _FIXED_STEP[name]
+        if model_normalization(transforms) == DEFAULT_NORMALIZATION:
+            return _FIXED_STEP[name]
+        return cls(transforms=transforms)
     if transforms is None:
         raise EdgematteError(f"profile {name!r} needs the model's deploy.yaml transforms (a manifest's "
                              f"model.transforms, or the zoo's get_model_spec(name).transforms)")
@@ -59,10 +72,9 @@ def get_profile(name: str, transforms: Optional[Sequence[dict]] = None) -> Profi
 
 
 def profile_for_model(name: str, transforms: Optional[Sequence[dict]] = None) -> Profile:
-    """The profile ``name`` for a model whose deploy.yaml lists ``transforms``.
+    """The profile ``name`` for a model whose deploy.yaml lists ``transforms`` (a manifest's ``model.transforms``).
 
-    The transforms configure the profiles that read them (paddleseg, fastdeploy: without transforms
-    those raise, see :func:`get_profile`); the others have fixed steps and ignore them.
+    :func:`get_profile`, with an empty list taken as None (nothing declared: a model read without
+    deploy.yaml records ``[]``): paddleseg/fastdeploy then raise, the fixed-step profiles keep 0.5/0.5.
     """
-    reads = name in PROFILES and issubclass(PROFILES[name], _TransformsProfile)
-    return get_profile(name, transforms if (transforms and reads) else None)
+    return get_profile(name, transforms if transforms else None)

@@ -197,7 +197,7 @@ public class MainActivity extends Activity {
                 long start = System.nanoTime();
                 model = repository.open(from, artefact, accelerator, THREADS);
                 String profile = Profiles.NAMES.contains(artefact.profile) ? artefact.profile : "android";
-                pipeline = new MattingPipeline(Profiles.get(profile), model);
+                pipeline = new MattingPipeline(Profiles.forManifest(from.manifest, profile), model);
                 modelLabel = String.format(Locale.ROOT, "%s\nprofile %s, %s, %d threads, loaded in %.0f ms",
                         artefact.label(), profile, accelerator.key, THREADS, (System.nanoTime() - start) / 1e6);
                 runOnUiThread(() -> {

@@ -112,7 +112,7 @@ public class VerificationActivity extends Activity {
             Accelerator accelerator = Accelerator.fromKey(acceleratorExtra == null ? "cpu" : acceleratorExtra);
             int threads = intent.getIntExtra("threads", 4);
             String profileExtra = intent.getStringExtra("profile");
-            Profile profile = Profiles.get(profileExtra != null ? profileExtra : artefact.profile);
+            Profile profile = Profiles.forManifest(source.manifest, profileExtra != null ? profileExtra : artefact.profile);
             Verification.Options options = new Verification.Options();
             options.warmup = intent.getIntExtra("warmup", options.warmup);
             options.repeats = intent.getIntExtra("repeats", options.repeats);

@@ -14,8 +14,9 @@ import java.util.Map;
  *   <li>Sample positions and bilinear weights are fixed point with {@code fractionBits} fractional
  *       bits ({@code one() = 2^fractionBits} = 2048 is weight 1.0); accumulation is exact in {@code long}.</li>
  *   <li>A downscale by {@code boxMinFactor} or more first sums k x k blocks, k = min(H / h, W / w).</li>
- *   <li>normalize: {@code (v - normalizeOffset) / normalizeDivisor} in float32.</li>
- *   <li>Padding (bottom/right) holds {@code padValue} after normalization.</li>
+ *   <li>normalize: {@code (v - normalizeOffset) / normalizeDivisor} in float32: the default, for a model
+ *       without transforms; a model's deploy.yaml Normalize replaces it ({@link Profiles#get(String, java.util.List)}).</li>
+ *   <li>Padding (bottom/right) holds {@code padValue} after normalization, whatever the normalization.</li>
  *   <li>alpha8 = {@code (int)(alpha * alphaScale + 0.5f)}.</li>
  *   <li>"blur" background: fit inside blurGrid x blurGrid, binomial {@code blurKernel} (sum 256 per
  *       axis, edges clamped), scaled back up.</li>

@@ -5,31 +5,65 @@ package org.edgematte.core;
  * <ol>
  *   <li>resized: letterbox size inside the model input, {@link FixedPointResize#resizeUint8} with box
  *       pre-reduction;</li>
- *   <li>normalized: {@code (v - 127.5f) / 127.5f};</li>
- *   <li>padded: bottom/right with {@code padValue} to the model size;</li>
+ *   <li>normalized: the model's normalization ({@link Normalization.Spec}, from the Normalize step of its
+ *       deploy.yaml transforms; without transforms {@code (v - 127.5f) / 127.5f}), rule "exact"
+ *       {@code (v - 255 mean) / (255 std)} in float32 when both constants are float32 numbers, else
+ *       "paddleseg", "none" (raw 0..255) without Normalize;</li>
+ *   <li>padded: bottom/right with {@code padValue} (0.0 after normalization, whatever the normalization) to
+ *       the model size;</li>
  *   <li>tensor: NCHW or NHWC;</li>
  *   <li>post: output plane, cropped to the resized region, float32 bilinear to the photo size ("resized"),
  *       clamped to [0, 1] ("alpha"); alpha8 rounds half up.</li>
  * </ol>
+ * The geometry is the app's: resizes in a model's transforms are ignored.
  */
 public final class AndroidProfile implements Profile {
 
     public static final String NAME = "android";
 
     private final AndroidConstants constants;
+    private final Normalization.Spec normalization;
+    private final String rule;
     private final float[] table;
 
     public AndroidProfile() {
-        this(AndroidConstants.DEFAULT);
+        this(AndroidConstants.DEFAULT, null);
     }
 
     public AndroidProfile(AndroidConstants constants) {
+        this(constants, null);
+    }
+
+    /**
+     * {@code normalization}: the model's ({@link Normalization.Spec#fromTransforms}); null for the default,
+     * {@code constants.normalizeOffset / 255} and {@code normalizeDivisor / 255} (0.5, 0.5).
+     */
+    public AndroidProfile(AndroidConstants constants, Normalization.Spec normalization) {
         this.constants = constants;
-        this.table = Normalization.exactTable(constants.normalizeOffset, constants.normalizeDivisor);
+        this.normalization = normalization != null ? normalization : defaultNormalization(constants);
+        this.rule = this.normalization.rule(true);
+        this.table = this.normalization.table(rule);
+    }
+
+    /** The normalization without model transforms, from the constants (Python: the same division). */
+    static Normalization.Spec defaultNormalization(AndroidConstants constants) {
+        double mean = constants.normalizeOffset / 255.0;
+        double std = constants.normalizeDivisor / 255.0;
+        return Normalization.Spec.of(new double[] {mean, mean, mean}, new double[] {std, std, std});
     }
 
     public AndroidConstants constants() {
         return constants;
+    }
+
+    @Override
+    public Normalization.Spec normalization() {
+        return normalization;
+    }
+
+    @Override
+    public String normalizationRule() {
+        return rule;
     }
 
     @Override

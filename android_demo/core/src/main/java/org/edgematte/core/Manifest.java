@@ -12,7 +12,9 @@ import java.util.Map;
  * The converter's {@code manifest.json} (schema {@value #SCHEMA}): the artefacts the app can offer. Only the
  * stable fields are read: per artefact {@code path} (relative to the manifest), {@code format}
  * (nb | onnx | tflite), {@code target} (arm | x86 | opencl | any), {@code precision}, {@code sha256},
- * {@code layout}, {@code inputs}/{@code outputs} (name, shape, dtype, quant) and {@code profile}.
+ * {@code layout}, {@code inputs}/{@code outputs} (name, shape, dtype, quant) and {@code profile}; of the model,
+ * {@code name} and {@code transforms} (deploy.yaml's list, whose Normalize step the profiles take:
+ * {@link Profiles#forManifest}).
  *
  * <p>The rules of {@code edgematte/core/manifest.py}, with its messages: an artefact path is relative to the
  * manifest's folder and never leaves it (parsing refuses an empty or absolute path, a {@code ..} segment, a
@@ -25,12 +27,18 @@ public final class Manifest {
     public static final String FILE_NAME = "manifest.json";
 
     public final String modelName;
+    /**
+     * {@code model.transforms}: the model's deploy.yaml transforms as the converter read them (mappings with a
+     * "type"), or null when the manifest has none; checked only when a profile reads them.
+     */
+    public final List<Object> transforms;
     public final List<Artefact> artefacts;
     /** Artefacts the app cannot describe (path -> why), left out of {@link #artefacts}. */
     public final Map<String, String> skipped;
 
-    private Manifest(String modelName, List<Artefact> artefacts, Map<String, String> skipped) {
+    private Manifest(String modelName, List<Object> transforms, List<Artefact> artefacts, Map<String, String> skipped) {
         this.modelName = modelName;
+        this.transforms = transforms == null ? null : Collections.unmodifiableList(transforms);
         this.artefacts = Collections.unmodifiableList(artefacts);
         this.skipped = Collections.unmodifiableMap(skipped);
     }
@@ -120,6 +128,11 @@ public final class Manifest {
             throw new IllegalArgumentException("manifest schema is " + root.get("schema") + ", expected " + SCHEMA);
         }
         Map<String, Object> model = Json.object(root, "model");
+        Object transforms = isFalsy(model.get("transforms")) ? null : model.get("transforms");
+        if (transforms != null && !(transforms instanceof List)) {
+            // core/manifest.py's check (`model.get("transforms") or []` must be a list), with its message.
+            throw new IllegalArgumentException("model.transforms is not a list");
+        }
         List<Artefact> artefacts = new ArrayList<>();
         Map<String, String> skipped = new LinkedHashMap<>();
         for (Object item : Json.list(root, "artefacts")) {
@@ -138,7 +151,17 @@ public final class Manifest {
             }
             artefacts.add(new Artefact(entry));
         }
-        return new Manifest(String.valueOf(model.get("name")), artefacts, skipped);
+        @SuppressWarnings("unchecked")
+        List<Object> transformList = (List<Object>) transforms;
+        return new Manifest(String.valueOf(model.get("name")), transformList, artefacts, skipped);
+    }
+
+    /** Python's falsiness for JSON values that are not containers: null, false, "", 0 (containers: empty). */
+    private static boolean isFalsy(Object value) {
+        if (value == null || Boolean.FALSE.equals(value) || "".equals(value)) {
+            return true;
+        }
+        return value instanceof Number && ((Number) value).doubleValue() == 0;
     }
 
     private static String artefactPath(Map<String, Object> entry) {

@@ -4,7 +4,8 @@ package org.edgematte.core;
  * The legacy PaddleSeg Android matting demo ({@code paddleseg-android}), as Python's
  * {@code PaddleSegAndroidProfile} reproduces it: stretch to the model size ignoring aspect (fixed-point
  * bilinear without box pre-reduction, approximating {@code createScaledBitmap(filter=true)}),
- * {@code (v / 255 - 0.5) / 0.5}, no padding; post: min-max stretch of the output to 0..255 (truncated,
+ * {@code (v / 255 - mean) / std} (rule "paddleseg"; the model's Normalize, 0.5/0.5 without transforms, raw
+ * 0..255 for transforms without Normalize; resizes in the transforms are ignored), no padding; post: min-max stretch of the output to 0..255 (truncated,
  * not clamped), scaled back bilinearly, alpha = a8 / 255f. Kept for side-by-side comparisons.
  */
 public final class PaddleSegAndroidProfile implements Profile {
@@ -12,7 +13,30 @@ public final class PaddleSegAndroidProfile implements Profile {
     public static final String NAME = "paddleseg-android";
 
     private final AndroidConstants constants = AndroidConstants.DEFAULT;
-    private final float[] table = Normalization.paddleSegTable(0.5, 0.5);
+    private final Normalization.Spec normalization;
+    private final String rule;
+    private final float[] table;
+
+    public PaddleSegAndroidProfile() {
+        this(null);
+    }
+
+    /** {@code normalization}: the model's ({@link Normalization.Spec#fromTransforms}); null for the demo's 0.5/0.5. */
+    public PaddleSegAndroidProfile(Normalization.Spec normalization) {
+        this.normalization = normalization != null ? normalization : Normalization.Spec.DEFAULT;
+        this.rule = this.normalization.rule(false);
+        this.table = this.normalization.table(rule);
+    }
+
+    @Override
+    public Normalization.Spec normalization() {
+        return normalization;
+    }
+
+    @Override
+    public String normalizationRule() {
+        return rule;
+    }
 
     @Override
     public String name() {

@@ -10,6 +10,12 @@ public interface Profile {
     /** The Python profile's name ("android", "paddleseg-android"). */
     String name();
 
+    /** The model's normalization this profile applies (mean/std, or raw). */
+    Normalization.Spec normalization();
+
+    /** The rule of Python's {@code normalization_table} it uses: "exact", "paddleseg" or "none". */
+    String normalizationRule();
+
     /** The sizes pre-processing will use for a photo of {@code image} and a model input of {@code model}. */
     PreprocessState plan(Size image, Size model, Layout layout);
 

@@ -20,7 +20,9 @@ import org.junit.Test;
 
 /**
  * The Java core against the Python runtime's golden vectors (edgematte/runtime/vectors.py): every
- * intermediate of every case, uint8 arrays exactly, float32 arrays within {@value #FLOAT_TOLERANCE}.
+ * intermediate of every case, uint8 arrays exactly, float32 arrays within {@value #FLOAT_TOLERANCE}; the
+ * normalized and padded tensors bit for bit. Cases of the normalization variants ({@code android@imagenet/...})
+ * carry the deploy.yaml transforms their profile was built from; the Java profile is built from the same list.
  *
  * <p>The vectors folder comes from the system property {@code edgematte.vectors} (host-test.sh sets it
  * after running {@code python -m edgematte.runtime.vectors DIR}); without it every test fails.
@@ -64,8 +66,30 @@ public class GoldenVectorParityTest {
         return cases;
     }
 
+    /** The case's profile, built from the transforms the case records (none: the default normalization). */
     private static Profile profileOf(Map<String, Object> c) {
-        return Profiles.get(Json.string(c, "profile"));
+        List<Object> transforms = c.containsKey("transforms") ? Json.list(c, "transforms") : null;
+        return Profiles.get(Json.string(c, "profile"), transforms);
+    }
+
+    /** "android@imagenet" for the case "android@imagenet/portrait": its key in index.json's "profiles". */
+    private static String profileKey(Map<String, Object> c) {
+        String id = Json.string(c, "id");
+        return id.substring(0, id.lastIndexOf('/'));
+    }
+
+    /** Asserts equal shape and every float32 identical in its bits (so -0.0 differs from 0.0, NaN from a number). */
+    static void assertBitForBit(Map<String, Object> c, String name, NdArray expected, NdArray actual) {
+        String label = c.get("id") + " " + name;
+        assertArrayEquals(label + ": shape", expected.shape, actual.shape);
+        float[] e = expected.floats();
+        float[] a = actual.floats();
+        for (int i = 0; i < e.length; i++) {
+            if (Float.floatToRawIntBits(e[i]) != Float.floatToRawIntBits(a[i])) {
+                fail(String.format(Locale.ROOT, "%s: flat index %d differs in its bits (python %s, java %s)", label, i,
+                        e[i], a[i]));
+            }
+        }
     }
 
     private static int[] argbOf(Map<String, Object> c) throws IOException {
@@ -157,6 +181,103 @@ public class GoldenVectorParityTest {
             for (String name : Json.object(c, "arrays").keySet()) {
                 assertTrue(c.get("id") + ": python step " + name + " has no java twin",
                         !name.startsWith("pre_") || covered.contains(name));
+            }
+        }
+    }
+
+    @Test
+    public void normalizedTensorsAreBitForBit() throws IOException {
+        int compared = 0;
+        for (Map<String, Object> c : javaCases()) {
+            Profile profile = profileOf(c);
+            Size original = GoldenVectors.size(c, "original_hw");
+            Size model = GoldenVectors.size(c, "model_hw");
+            for (Layout layout : Layout.values()) {
+                Steps steps = profile.preprocess(argbOf(c), original, model, layout);
+                for (String step : new String[] {"normalized", "padded"}) {
+                    if (GoldenVectors.has(c, "pre_" + step)) {
+                        assertBitForBit(c, "pre_" + step, vectors.array(c, "pre_" + step), steps.get(step));
+                    }
+                }
+                String tensor = "pre_tensor_" + layout.key;
+                assertBitForBit(c, tensor, vectors.array(c, tensor), steps.get("tensor"));
+                compared++;
+            }
+        }
+        assertTrue("no tensors compared", compared > 0);
+    }
+
+    /** Python's describe() of each case's profile names the rule and mean/std the Java profile applies. */
+    @Test
+    public void normalizationMatchesPythonDescription() {
+        Map<String, Object> profiles = Json.object(vectors.index, "profiles");
+        for (Map<String, Object> c : javaCases()) {
+            Profile profile = profileOf(c);
+            Map<String, Object> python = Json.object(Json.object(profiles, profileKey(c)), "normalize");
+            String label = c.get("id") + " normalize";
+            assertEquals(label + " rule", Json.string(python, "rule"), profile.normalizationRule());
+            Normalization.Spec spec = profile.normalization();
+            if (spec.isRaw()) {
+                assertEquals(label + " mean (raw)", null, python.get("mean"));
+                assertEquals(label + " std (raw)", null, python.get("std"));
+                continue;
+            }
+            for (String key : new String[] {"mean", "std"}) {
+                List<Object> values = Json.list(python, key);
+                double[] java = key.equals("mean") ? spec.mean() : spec.std();
+                assertEquals(label + " " + key + " length", values.size(), java.length);
+                for (int i = 0; i < java.length; i++) {
+                    assertEquals(label + " " + key + "[" + i + "]", ((Number) values.get(i)).doubleValue(), java[i], 0.0);
+                }
+            }
+        }
+    }
+
+    /**
+     * The variants RVM's mean 0 / std 1, ImageNet's mean/std and no Normalize exist for both profiles, with the rule
+     * each must use, and their normalized pixels are the stated expressions, written out here independently.
+     */
+    @Test
+    public void vectorsCoverEveryNormalization() throws IOException {
+        List<String> seen = new ArrayList<>();
+        for (Map<String, Object> c : javaCases()) {
+            String key = profileKey(c);
+            String variant = c.containsKey("variant") ? Json.string(c, "variant") : "default";
+            String rule = profileOf(c).normalizationRule();
+            boolean android = AndroidProfile.NAME.equals(c.get("profile"));
+            String expectedRule = variant.equals("raw") ? "none"
+                    : android && (variant.equals("unit") || variant.equals("default")) ? "exact" : "paddleseg";
+            assertEquals(c.get("id") + " rule", expectedRule, rule);
+            byte[] resized = vectors.array(c, "pre_resized").bytes();
+            float[] normalized = vectors.array(c, "pre_normalized").floats();
+            for (int i = 0; i < resized.length; i++) {
+                int v = resized[i] & 0xFF;
+                float expected;
+                if (variant.equals("raw")) {
+                    expected = v;
+                } else if (variant.equals("unit")) {
+                    expected = (float) v / 255f;  // (v - 0f) / 255f and (v / 255f - 0) / 1: the same bits
+                } else if (variant.equals("imagenet")) {
+                    double[] mean = {0.485, 0.456, 0.406};
+                    double[] std = {0.229, 0.224, 0.225};
+                    float x = (float) ((double) ((float) v / 255f) - mean[i % 3]);
+                    expected = (float) ((double) x / std[i % 3]);
+                } else if (android) {
+                    expected = ((float) v - 127.5f) / 127.5f;
+                } else {
+                    expected = (float) ((v / 255f - 0.5) / 0.5);  // the legacy demo's own line
+                }
+                assertEquals(c.get("id") + " normalized[" + i + "] of " + v, Float.floatToRawIntBits(expected),
+                        Float.floatToRawIntBits(normalized[i]));
+            }
+            if (!seen.contains(key)) {
+                seen.add(key);
+            }
+        }
+        for (String profile : Profiles.NAMES) {
+            for (String variant : new String[] {"unit", "imagenet", "raw"}) {
+                assertTrue("the golden vectors hold no case " + profile + "@" + variant + " (have " + seen + ")",
+                        seen.contains(profile + "@" + variant));
             }
         }
     }

@@ -27,15 +27,18 @@ import org.edgematte.core.Verification;
  * Java post-processing, and compare with the all-Python pipeline:
  *
  * <pre>
- * preprocess  --profile P --model-size HxW --layout nchw|nhwc [--quant int8:SCALE:ZP] IMAGES_DIR TENSORS_DIR
+ * preprocess  --profile P --model-size HxW --layout nchw|nhwc [--manifest MANIFEST_JSON] [--quant int8:SCALE:ZP]
+ *             IMAGES_DIR TENSORS_DIR
  *     every IMAGES_DIR/NAME.npy (uint8 HxWx3 or HxWx4) -> TENSORS_DIR/NAME.npy (float32 tensor, or int8/uint8)
- * postprocess --profile P --model-size HxW --layout nchw|nhwc [--dequant int8:SCALE:ZP] [--colour R,G,B]
- *             IMAGES_DIR OUTPUTS_DIR OUT_DIR
+ * postprocess --profile P --model-size HxW --layout nchw|nhwc [--manifest MANIFEST_JSON] [--dequant int8:SCALE:ZP]
+ *             [--colour R,G,B] IMAGES_DIR OUTPUTS_DIR OUT_DIR
  *     every OUTPUTS_DIR/NAME.npy (the model output) -> OUT_DIR in the golden-vector format: per case
  *     post_alpha, alpha8, composite_colour, composite_blur
  * android-artefacts MANIFEST_JSON
  *     the paths of the manifest's artefacts the app can run (Manifest.androidArtefacts), one a line
  * </pre>
+ * {@code --manifest}: the profile takes the normalization of the manifest's {@code model.transforms}
+ * ({@link Profiles#forManifest}), as the app does; without it, the profile's default (mean = std = 0.5).
  */
 public final class CoreMain {
 
@@ -80,7 +83,10 @@ public final class CoreMain {
                 positional.add(args[i]);
             }
         }
-        Profile profile = Profiles.get(option(options, "profile", "android"));
+        String profileName = option(options, "profile", "android");
+        Profile profile = options.containsKey("manifest")
+                ? Profiles.forManifest(Manifest.read(new File(options.get("manifest"))), profileName)
+                : Profiles.get(profileName);
         Size modelSize = Size.parse(option(options, "model-size", null));
         Layout layout = Layout.fromKey(option(options, "layout", "nchw"));
         if (args[0].equals("preprocess")) {

@@ -1,0 +1,121 @@
+"""Feeding a model by the roles of its inputs, and carrying recurrent state between calls.
+
+A conversion's manifest records every input and output with its role (``ModelInfo.input_roles`` /
+``output_roles``: image, trimap, state, constant; alpha, foreground, state, output). An artefact may name or
+order its tensors differently from the Paddle program (onnx2tf renames and reorders), so each artefact's
+tensors are matched to the roles once, by name (:func:`match_tensors`), and fed in the artefact's own order.
+
+A *case* is a list of steps; a step maps the fed input names that are not states (image, trimap) to NCHW
+float32 arrays. A one-frame model has one step per case; a recurrent one (RVM) runs a clip: states start at
+zeros and each step feeds the states the previous step returned (:func:`run_case`).
+"""
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from ..core.errors import EdgematteError
+
+
+def _key(name: str) -> str:
+    """A tensor name as tools keep it: onnx2tf drops ``:0`` and turns separators into ``_``."""
+    return re.sub(r"[^0-9a-zA-Z]+", "_", name.split(":")[0]).strip("_").lower()
+
+
+def match_tensors(model_names: Sequence[str], artefact_names: Sequence[str], what: str) -> List[int]:
+    """For each artefact tensor (in the artefact's order), the index of the model tensor it is: by exact name,
+    then by normalized name (:func:`_key`), then, when nothing matched, by position. A partial or ambiguous
+    match is an error naming ``what``."""
+    if len(model_names) != len(artefact_names):
+        raise EdgematteError(f"{what}: has {len(artefact_names)} tensors {list(artefact_names)}, the model "
+                             f"{len(model_names)} {list(model_names)}")
+    exact = {n: i for i, n in enumerate(model_names)}
+    keyed = {_key(n): i for i, n in enumerate(model_names)}
+    order = [exact.get(n, keyed.get(_key(n))) for n in artefact_names]
+    if all(i is None for i in order) or len(model_names) == 1:
+        return list(range(len(model_names)))
+    if None in order or sorted(order) != list(range(len(model_names))):
+        raise EdgematteError(f"{what}: cannot match its tensors {list(artefact_names)} to the model's "
+                             f"{list(model_names)}")
+    return order
+
+
+def to_layout(x: np.ndarray, layout: str) -> np.ndarray:
+    """A 4-D NCHW array in ``layout`` ("nchw" or "nhwc"); other ranks unchanged."""
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if layout == "nhwc" and x.ndim == 4 else x
+
+
+def from_layout(x: np.ndarray, layout: str) -> np.ndarray:
+    """Inverse of :func:`to_layout`: a 4-D ``layout`` array as NCHW."""
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if layout == "nhwc" and x.ndim == 4 else x
+
+
+@dataclass(frozen=True)
+class FeedPlan:
+    """How one artefact is fed: ``inputs[i]`` / ``outputs[j]`` are the role entries (``{name, role, shape,
+    [pair]}``) of the artefact's i-th input / j-th output; ``layout`` of its 4-D tensors, unless
+    ``input_layouts`` / ``output_layouts`` say per tensor (onnx2tf may keep an output channels-first while its
+    paired state input is channels-last: a state is carried through NCHW between them)."""
+
+    inputs: List[dict]
+    outputs: List[dict]
+    layout: str
+    input_layouts: Optional[List[str]] = None
+    output_layouts: Optional[List[str]] = None
+
+    @classmethod
+    def of(cls, input_roles: Sequence[dict], output_roles: Sequence[dict], artefact_inputs: Sequence[str],
+           artefact_outputs: Sequence[str], layout: str, what: str, input_layouts: Optional[List[str]] = None,
+           output_layouts: Optional[List[str]] = None) -> "FeedPlan":
+        fed = [r for r in input_roles if r["role"] != "constant"]
+        ins = match_tensors([r["name"] for r in fed], artefact_inputs, f"{what} inputs")
+        outs = match_tensors([r["name"] for r in output_roles], artefact_outputs, f"{what} outputs")
+        return cls([fed[i] for i in ins], [output_roles[j] for j in outs], layout, input_layouts, output_layouts)
+
+    def _input_layout(self, index: int) -> str:
+        return self.input_layouts[index] if self.input_layouts else self.layout
+
+    def _output_layout(self, index: int) -> str:
+        return self.output_layouts[index] if self.output_layouts else self.layout
+
+    @property
+    def alpha_index(self) -> int:
+        return next(j for j, r in enumerate(self.outputs) if r["role"] == "alpha")
+
+    def zero_states(self) -> Dict[str, np.ndarray]:
+        """Each state input's zeros (first frame), NCHW."""
+        return {r["name"]: np.zeros(r["shape"], np.float32) for r in self.inputs if r["role"] == "state"}
+
+    def feeds(self, step: Dict[str, np.ndarray], states: Dict[str, np.ndarray]) -> List[np.ndarray]:
+        """The artefact's input arrays, in its order and layouts, from a step and the NCHW states."""
+        arrays = []
+        for index, r in enumerate(self.inputs):
+            value = states.get(r["name"]) if r["role"] == "state" else step.get(r["name"])
+            if value is None:
+                raise EdgematteError(f"no value for the model's {r['role']} input '{r['name']}'")
+            arrays.append(to_layout(np.asarray(value, np.float32), self._input_layout(index)))
+        return arrays
+
+    def next_states(self, outputs: Sequence[np.ndarray]) -> Dict[str, np.ndarray]:
+        """The states to feed next (NCHW), from this call's outputs (a state output feeds its ``pair``)."""
+        return {r["pair"]: from_layout(out, self._output_layout(j))
+                for j, (r, out) in enumerate(zip(self.outputs, outputs)) if r["role"] == "state"}
+
+
+def run_case(run_feeds: Callable[[List[np.ndarray]], List[np.ndarray]], plan: FeedPlan,
+             steps: Sequence[Dict[str, np.ndarray]]) -> List[List[np.ndarray]]:
+    """Every output of each step (artefact order), states carried from step to step (zeros first)."""
+    states = plan.zero_states()
+    results = []
+    for step in steps:
+        outputs = run_feeds(plan.feeds(step, states))
+        states = {**states, **plan.next_states(outputs)}
+        results.append(outputs)
+    return results
+
+
+def alphas(plan: FeedPlan, run_feeds, cases: Sequence[Sequence[Dict[str, np.ndarray]]]) -> List[np.ndarray]:
+    """The alpha output of every step of every case, in order (what parity compares)."""
+    return [outputs[plan.alpha_index] for steps in cases for outputs in run_case(run_feeds, plan, steps)]

@@ -1,0 +1,178 @@
+"""Models with several inputs, as PaddleSeg's export writes them: RVM (image, four recurrent states, a scalar
+``downsample_ratio``; six outputs) and DIM (image + trimap).
+
+``--input-shape`` fixes the image; the converter derives the rest (states from the image through the model
+itself, the trimap from the image's size), freezes the scalar as a constant, inlines the branch it decides,
+and records every input and output with its role in the manifest.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+paddle = pytest.importorskip("paddle", reason="the converter tests need paddlepaddle (edgematte[convert])")
+
+from edgematte.converter.freeze import freeze_input_shape  # noqa: E402
+from edgematte.core.errors import EdgematteError  # noqa: E402
+from edgematte.runtime.backends.paddle_inference import PaddleInferenceBackend  # noqa: E402
+from edgematte.runtime.model_io import FeedPlan, match_tensors, run_case  # noqa: E402
+from tests.conftest import run_cli  # noqa: E402
+from tests.official_models import build_official_folder  # noqa: E402
+
+# RVM at 128x128, ratio 0.25: the encoder sees 32x32, its ConvGRU states sit at 1/2 .. 1/16 of that.
+RVM_STATES_128 = {"r1": [1, 16, 16, 16], "r2": [1, 20, 8, 8], "r3": [1, 40, 4, 4], "r4": [1, 64, 2, 2]}
+
+
+@pytest.fixture(scope="module")
+def rvm(tmp_path_factory):
+    return build_official_folder("rvm_mobilenetv3", tmp_path_factory.mktemp("official") / "rvm")
+
+
+@pytest.fixture(scope="module")
+def dim(tmp_path_factory):
+    return build_official_folder("dim_vgg16", tmp_path_factory.mktemp("official") / "dim")
+
+
+def _original_frames(folder, frames, ratio, state_shapes):
+    """The original program, fed ``ratio`` and its own states (zeros of ``state_shapes`` first), on each frame:
+    every output."""
+    from paddle import inference
+
+    config = inference.Config(str(folder / "model.pdmodel"), str(folder / "model.pdiparams"))
+    config.disable_mkldnn()
+    config.disable_glog_info()
+    config.set_cpu_math_library_num_threads(2)  # as the backend below: the thread count changes GEMM sums
+    predictor = inference.create_predictor(config)
+    states = {name: np.zeros(shape, np.float32) for name, shape in state_shapes.items()}
+    results = []
+    for frame in frames:
+        feeds = {"img": frame, "downsample_ratio": np.array([ratio], np.float32), **states}
+        for name in predictor.get_input_names():
+            handle = predictor.get_input_handle(name)
+            handle.reshape(list(feeds[name].shape))
+            handle.copy_from_cpu(feeds[name])
+        predictor.run()
+        outputs = [predictor.get_output_handle(n).copy_to_cpu() for n in predictor.get_output_names()]
+        states = dict(zip(("r1", "r2", "r3", "r4"), outputs[2:]))
+        results.append(outputs)
+    return results
+
+
+def test_rvm_roles_and_state_shapes_follow_from_the_image(rvm, tmp_path):
+    frozen = freeze_input_shape(rvm, tmp_path / "frozen", [1, 3, 128, 128])
+    io = frozen.io
+    assert [(i.name, i.role) for i in io.inputs] == [
+        ("img", "image"), ("r1", "state"), ("r2", "state"), ("r3", "state"), ("r4", "state"),
+        ("downsample_ratio", "constant")]
+    assert {i.name: list(i.shape) for i in io.of_role("state")} == RVM_STATES_128
+    assert io.of_role("constant")[0].value == (0.25,)
+    assert [o.role for o in io.outputs] == ["alpha", "foreground", "state", "state", "state", "state"]
+    assert [o.pair for o in io.outputs[2:]] == ["r1", "r2", "r3", "r4"]
+    # The frozen program has no downsample_ratio input and no branch left.
+    assert set(frozen.info.feed_names) == {"img", "r1", "r2", "r3", "r4"}
+    assert "conditional_block" not in frozen.info.op_counts and "select_input" not in frozen.info.op_counts
+    assert frozen.inlined["inlined_blocks"] == 1 and not frozen.still_dynamic
+
+
+def test_frozen_rvm_computes_what_paddleseg_program_computes_over_a_clip(rvm, tmp_path):
+    """Three frames with the states fed back, at a downsample ratio that is not the default. The states are bit
+    for bit; alpha and foreground come from the refiner, the branch that was inlined, where Paddle Inference's
+    IR passes now fuse conv + batch_norm (they never look inside a conditional block): measured 1.2e-6."""
+    frozen = freeze_input_shape(rvm, tmp_path / "frozen", [1, 3, 128, 128], constants={"downsample_ratio": 0.5})
+    states_05 = {"r1": [1, 16, 32, 32], "r2": [1, 20, 16, 16], "r3": [1, 40, 8, 8], "r4": [1, 64, 4, 4]}
+    assert {i.name: list(i.shape) for i in frozen.io.of_role("state")} == states_05
+    rng = np.random.default_rng(3)
+    frames = [rng.random((1, 3, 128, 128), dtype=np.float32) for _ in range(3)]
+    expected = _original_frames(rvm, frames, 0.5, states_05)
+    backend = PaddleInferenceBackend(frozen.files.model, threads=2, use_onednn=False)  # the kernels used above
+    entries_in, entries_out = frozen.io.manifest_entries()
+    plan = FeedPlan.of(entries_in, entries_out, [s.name for s in backend.inputs], [s.name for s in backend.outputs],
+                       "nchw", "frozen RVM")
+    got = run_case(backend.run_feeds, plan, [{"img": f} for f in frames])
+    names = [s.name for s in backend.outputs]
+    for frame_expected, frame_got in zip(expected, got):
+        for k, want in enumerate(frame_expected):
+            value = frame_got[names.index(entries_out[k]["name"])]
+            if entries_out[k]["role"] == "state":
+                assert np.array_equal(value, want)
+            else:
+                assert np.abs(value - want).max() <= 1e-5
+
+
+def test_dim_trimap_takes_the_image_size_whatever_deploy_yaml_says(dim, tmp_path):
+    frozen = freeze_input_shape(dim, tmp_path / "frozen", [1, 3, 64, 96])
+    assert [(i.name, i.role, list(i.shape)) for i in frozen.io.inputs] == [
+        ("img", "image", [1, 3, 64, 96]), ("trimap", "trimap", [1, 1, 64, 96])]
+    assert [o.role for o in frozen.io.outputs] == ["alpha"]
+
+
+def test_rvm_converts_with_roles_in_the_manifest(rvm, tmp_path):
+    out = tmp_path / "out"
+    r = run_cli("convert", rvm, "--input-shape", 1, 3, 128, 128, "--to", "lite,onnx", "--lite-targets", "x86",
+                "-o", out)
+    assert r.returncode == 0, r.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    model = manifest["model"]
+    assert [(i["name"], i["role"]) for i in model["inputs"]][-1] == ("downsample_ratio", "constant")
+    assert {i["name"]: i["shape"] for i in model["inputs"] if i["role"] == "state"} == RVM_STATES_128
+    assert [o["role"] for o in model["outputs"]] == ["alpha", "foreground", "state", "state", "state", "state"]
+    assert manifest["reference"]["inlined_branches"]["inlined_blocks"] == 1
+    for artefact in manifest["artefacts"]:
+        # 4 photos x 3 frames, states carried by each runtime itself
+        assert artefact["parity"]["images"] == 12 and artefact["parity"]["within_bound"], artefact["path"]
+        assert {t["name"] for t in artefact["inputs"]} == {"img", "r1", "r2", "r3", "r4"}
+
+
+def test_dim_converts_with_its_trimap(dim, tmp_path):
+    out = tmp_path / "out"
+    r = run_cli("convert", dim, "--input-shape", 1, 3, 64, 64, "--to", "onnx", "-o", out)
+    assert r.returncode == 0, r.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [(i["name"], i["role"], i["shape"]) for i in manifest["model"]["inputs"]] == [
+        ("img", "image", [1, 3, 64, 64]), ("trimap", "trimap", [1, 1, 64, 64])]
+    (onnx,) = manifest["artefacts"]
+    assert onnx["parity"]["within_bound"] and onnx["parity"]["max_abs"] <= onnx["parity"]["bound"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--downsample-ratio", "1.5"), "--downsample-ratio 1.5: must be in (0, 1]"),
+    (("--constant", "ratio"), "'ratio' is not NAME=NUMBER"),
+])
+def test_bad_constants_are_one_line(rvm, tmp_path, args, message):
+    r = run_cli("convert", rvm, "--input-shape", 1, 3, 128, 128, "--to", "onnx", *args, "-o", tmp_path / "out")
+    assert r.returncode != 0 and message in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_scalar_the_model_does_not_have_is_refused(dim, tmp_path):
+    with pytest.raises(EdgematteError, match="has no scalar input 'downsample_ratio'"):
+        freeze_input_shape(dim, tmp_path / "frozen", [1, 3, 64, 64], constants={"downsample_ratio": 0.5})
+
+
+def test_tensors_are_matched_by_name_as_tools_rename_them():
+    model = ["img", "r1", "save_infer_model/scale_0.tmp_0"]
+    assert match_tensors(model, ["r1", "save_infer_model/scale_0.tmp_0", "img"], "x") == [1, 2, 0]
+    assert match_tensors(model, ["save_infer_model_scale_0_tmp_0:0", "IMG", "r1"], "x") == [2, 0, 1]
+    assert match_tensors(["a", "b"], ["input_0", "input_1"], "x") == [0, 1]  # nothing matches: by position
+    with pytest.raises(EdgematteError, match="cannot match its tensors"):
+        match_tensors(model, ["img", "r1", "other"], "x")
+
+
+def test_a_state_is_carried_through_nchw_between_layouts():
+    """An NHWC state input whose paired output comes back NCHW (as onnx2tf writes RVM) gets it transposed."""
+    roles_in = [{"name": "img", "role": "image", "shape": [1, 3, 2, 2]},
+                {"name": "h", "role": "state", "shape": [1, 2, 2, 3], "pair": "h_out"}]
+    roles_out = [{"name": "alpha", "role": "alpha"}, {"name": "h_out", "role": "state", "pair": "h"}]
+    plan = FeedPlan.of(roles_in, roles_out, ["h", "img"], ["h_out", "alpha"], "nhwc", "t",
+                       ["nhwc", "nhwc"], ["nchw", "nchw"])
+    seen = []
+
+    def run(arrays):
+        h, img = arrays
+        seen.append(h.copy())
+        assert h.shape == (1, 2, 3, 2) and img.shape == (1, 2, 2, 3)
+        return [h.transpose(0, 3, 1, 2) + 1, img[..., :1].transpose(0, 3, 1, 2)]
+
+    run_case(run, plan, [{"img": np.zeros((1, 3, 2, 2), np.float32)}] * 3)
+    assert [float(h.mean()) for h in seen] == [0.0, 1.0, 2.0]
