@@ -250,16 +250,23 @@ def test_backend_input_errors(exported, tmp_path):
         OnnxRuntimeBackend(tmp_path / "garbage.onnx")
 
 
-def test_backend_refuses_two_outputs(tmp_path):
+def test_backend_runs_several_inputs_and_outputs_through_run_feeds(tmp_path):
+    """``run`` is the one-input call (first output); a model with several inputs runs through ``run_feeds``."""
     graph = onnx.helper.make_graph(
-        [onnx.helper.make_node("Relu", ["x"], ["a"]), onnx.helper.make_node("Neg", ["x"], ["b"])], "two",
-        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4])],
+        [onnx.helper.make_node("Add", ["x", "y"], ["a"]), onnx.helper.make_node("Neg", ["x"], ["b"])], "two",
+        [onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, [1, 4]) for n in ("x", "y")],
         [onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, [1, 4]) for n in ("a", "b")])
     model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 11)])
     model.ir_version = 6
     onnx.save(model, tmp_path / "two.onnx")
-    with pytest.raises(EdgematteError, match="1 inputs and 2 outputs"):
-        OnnxRuntimeBackend(tmp_path / "two.onnx")
+    backend = OnnxRuntimeBackend(tmp_path / "two.onnx")
+    x, y = np.arange(4, dtype=np.float32)[None], np.full((1, 4), 10, np.float32)
+    a, b = backend.run_feeds([x, y])
+    assert a.tolist() == [[10, 11, 12, 13]] and b.tolist() == [[0, -1, -2, -3]]
+    with pytest.raises(EdgematteError, match="the model has 2 inputs; run_feeds takes them all"):
+        backend.run(x)
+    with pytest.raises(EdgematteError, match=r"the model has 2 inputs \['x', 'y'\], got 1 arrays"):
+        backend.run_feeds([x])
 
 
 def test_backend_without_onnxruntime_is_a_clear_error(monkeypatch, tmp_path):
