@@ -39,7 +39,7 @@ def build_official_folder(name: str, dst: Path, seed: int = 0) -> Path:
     """Copy the official deploy folder ``name`` to ``dst`` and write its seeded ``model.pdiparams``; returns ``dst``."""
     import paddle
 
-    from edgematte.converter.program import read_program
+    from edgematte.converter.program import read_program, static_mode
     from edgematte.zoo.weights import seeded_array
 
     src = OFFICIAL / name
@@ -50,9 +50,7 @@ def build_official_folder(name: str, dst: Path, seed: int = 0) -> Path:
     fixed = _fixed_values(src, seed)
     rows = {row[0]: row for row in (line.split("\t") for line in (src / "params.tsv").read_text().splitlines())
             if len(row) == 3}
-    was_dynamic = paddle.in_dynamic_mode()
-    paddle.enable_static()
-    try:
+    with static_mode():
         scope = paddle.static.Scope()
         program = paddle.static.Program()
         variables = []
@@ -68,7 +66,4 @@ def build_official_folder(name: str, dst: Path, seed: int = 0) -> Path:
                 scope.var(spec.name).get_tensor().set(value, paddle.CPUPlace())
             paddle.static.save_vars(paddle.static.Executor(paddle.CPUPlace()), str(dst), main_program=program,
                                     vars=variables, filename="model.pdiparams")
-    finally:
-        if was_dynamic:
-            paddle.disable_static()
     return dst

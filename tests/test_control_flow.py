@@ -5,7 +5,6 @@ PaddleSeg exports; each is run by Paddle before and after inlining, on the same 
 bits. The last test does the same on PaddleSeg's own RVM export (``if downsample_ratio != 1``).
 """
 
-import contextlib
 import shutil
 
 import numpy as np
@@ -15,7 +14,7 @@ import pytest
 from paddle.static import InputSpec
 
 from edgematte.converter.control_flow import condition_variables, inline_constant_branches
-from edgematte.converter.program import parse_program
+from edgematte.converter.program import parse_program, static_mode
 from edgematte.converter.static_program import (
     _assign_value_op,
     _declared_attr_types,
@@ -81,17 +80,6 @@ IMAGE = InputSpec([1, 3, None, None], "float32", "x")
 RATIO = InputSpec([1], "float32", "ratio")
 
 
-@contextlib.contextmanager
-def _static_mode():
-    was_dynamic = paddle.in_dynamic_mode()
-    paddle.enable_static()
-    try:
-        yield
-    finally:
-        if was_dynamic:
-            paddle.disable_static()
-
-
 def _export(layer, specs, folder):
     """``folder/model.pdmodel`` + ``.pdiparams`` as paddle.jit.save writes them; returns the folder."""
     was_static = not paddle.in_dynamic_mode()
@@ -116,7 +104,7 @@ def _run(program_bytes, folder, feeds, names=(), work=None):
     (work / "model.pdmodel").write_bytes(program_bytes)
     if (folder / "model.pdiparams").is_file():  # a net without weights has none
         shutil.copyfile(folder / "model.pdiparams", work / "model.pdiparams")
-    with _static_mode(), paddle.static.scope_guard(paddle.static.Scope()):
+    with static_mode(), paddle.static.scope_guard(paddle.static.Scope()):
         executor = paddle.static.Executor(paddle.CPUPlace())
         program, feed_names, fetches = paddle.static.load_inference_model(str(work / "model"), executor)
         values = executor.run(program, feed={n: feeds[n] for n in feed_names}, fetch_list=[*fetches, *names])

@@ -22,10 +22,11 @@ from paddle.static import InputSpec
 from edgematte.converter import onnx as converter
 from edgematte.converter.repairs.onnx.graph import attr, pads_operand
 from edgematte.converter.repairs.onnx.unsqueezed_pad_fold import fold_unsqueezed_pads
-from edgematte.converter.tflite import convert_to_tflite, layout_to_onnx, onnx_to_layout
+from edgematte.converter.tflite import convert_to_tflite
 from edgematte.core.errors import EdgematteError
 from edgematte.runtime.backends.litert import LiteRTBackend
 from edgematte.runtime.backends.paddle_inference import PaddleInferenceBackend
+from edgematte.runtime.model_io import layout_to_onnx, onnx_to_layout
 
 EXACT_TOLERANCE = 1e-7  # the rewrite only moves data: ONNX Runtime must reproduce the outputs to float rounding
 TFLITE_FP32_TOLERANCE = 1e-5  # LiteRT fp32 vs ONNX Runtime

@@ -20,13 +20,14 @@ import numpy as np
 import pytest
 
 from edgematte.converter import tflite as conv
-from edgematte.converter.tflite import convert_to_tflite, layout_to_onnx, onnx_to_layout, tensor_layout
+from edgematte.converter.tflite import convert_to_tflite, tensor_layout
 from edgematte.core.errors import EdgematteError
 from edgematte.core.fsutil import sha256_file
 from edgematte.core.tools import last_error_line
 from edgematte.quant.tflite import quantize_int8
 from edgematte.runtime.backends import litert
 from edgematte.runtime.backends.litert import LiteRTBackend, dequantize, quantize
+from edgematte.runtime.model_io import layout_to_onnx, onnx_to_layout
 
 H, W = 64, 96
 FP32_TOLERANCE = 1e-5

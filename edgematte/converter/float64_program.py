@@ -334,33 +334,35 @@ def _check_feeds(info, feeds: Sequence[Dict[str, np.ndarray]], path: Path) -> No
                                      f"declares {list(spec.shape)}")
 
 
-def run_float64(files: ModelFiles, feeds: Sequence[Dict[str, np.ndarray]], threads: int = 2,
-                source=None) -> List[List[np.ndarray]]:
-    """Run a float64 copy in Paddle Inference (plain CPU kernels, no IR passes) on each feed dict.
+class Float64Model:
+    """A float64 copy loaded once in Paddle Inference (plain CPU kernels, no IR passes), run feed by feed.
 
-    ``feeds``: per image ``{input name: array}`` (any float dtype, cast to float64). Returns per image the
-    outputs in fetch order, float64. Without IR passes nothing is fused or rewritten: the float64 run
-    computes the program as written. oneDNN is off because its kernels are float32-only. Errors name
-    ``source`` (the model the copy was made from) if given, else the copy.
+    Without IR passes nothing is fused or rewritten: the float64 run computes the program as written. oneDNN is
+    off because its kernels are float32-only. Errors name ``source`` (the model the copy was made from) if
+    given, else the copy.
     """
-    from paddle import inference
 
-    shown = ModelFiles(Path(source), files.params) if source is not None else files
-    _check_feeds(read_program(files.model), feeds, shown.model)
-    config = inference.Config(str(files.model), str(files.params))
-    config.disable_gpu()
-    config.disable_mkldnn()
-    config.switch_ir_optim(False)
-    config.disable_glog_info()
-    config.set_cpu_math_library_num_threads(int(threads))
-    try:
-        predictor = inference.create_predictor(config)
-    except Exception as e:  # Paddle's enforce errors
-        raise _paddle_failure(shown, "loading the float64 copy in Paddle Inference", e) from e
-    input_names, output_names = predictor.get_input_names(), predictor.get_output_names()
-    results = []
-    for feed in feeds:
-        for name in input_names:
+    def __init__(self, files: ModelFiles, threads: int = 2, source=None):
+        from paddle import inference
+
+        self.shown = ModelFiles(Path(source), files.params) if source is not None else files
+        self.info = read_program(files.model)
+        config = inference.Config(str(files.model), str(files.params))
+        config.disable_gpu()
+        config.disable_mkldnn()
+        config.switch_ir_optim(False)
+        config.disable_glog_info()
+        config.set_cpu_math_library_num_threads(int(threads))
+        try:
+            self._predictor = inference.create_predictor(config)
+        except Exception as e:  # Paddle's enforce errors
+            raise _paddle_failure(self.shown, "loading the float64 copy in Paddle Inference", e) from e
+
+    def run(self, feed: Dict[str, np.ndarray]) -> List[np.ndarray]:
+        """Every output (float64, fetch order) on ``feed`` (``{input name: array}``, any float dtype)."""
+        _check_feeds(self.info, [feed], self.shown.model)
+        predictor = self._predictor
+        for name in predictor.get_input_names():
             value = np.ascontiguousarray(feed[name], dtype=np.float64)
             handle = predictor.get_input_handle(name)
             handle.reshape(list(value.shape))
@@ -368,9 +370,22 @@ def run_float64(files: ModelFiles, feeds: Sequence[Dict[str, np.ndarray]], threa
         try:
             predictor.run()
         except Exception as e:
-            raise _paddle_failure(shown, "running the float64 copy", e) from e
-        results.append([np.array(predictor.get_output_handle(n).copy_to_cpu(), copy=True) for n in output_names])
-    return results
+            raise _paddle_failure(self.shown, "running the float64 copy", e) from e
+        return [np.array(predictor.get_output_handle(n).copy_to_cpu(), copy=True)
+                for n in predictor.get_output_names()]
+
+
+def run_float64(files: ModelFiles, feeds: Sequence[Dict[str, np.ndarray]], threads: int = 2,
+                source=None) -> List[List[np.ndarray]]:
+    """Run a float64 copy (:class:`Float64Model`) on each feed dict.
+
+    ``feeds``: per image ``{input name: array}`` (any float dtype, cast to float64). Returns per image the
+    outputs in fetch order, float64.
+    """
+    shown = Path(source) if source is not None else files.model
+    _check_feeds(read_program(files.model), feeds, shown)  # before loading: a wrong feed is the caller's error
+    model = Float64Model(files, threads, source)
+    return [model.run(feed) for feed in feeds]
 
 
 # ----------------------------------------------------------------------------- the noise and the bound

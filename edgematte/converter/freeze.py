@@ -16,7 +16,7 @@ import numpy as np
 from ..core.errors import EdgematteError
 from ..core.fsutil import atomic_dir
 from .control_flow import condition_variables, inline_constant_branches
-from .io_roles import ModelIO, plan_io, resolve_state_shapes
+from .io_roles import ModelIO, image_feed, plan_io, resolve_state_shapes
 from .program import (
     _OPS_WITHOUT_INFER_SHAPE,
     ModelFiles,
@@ -27,6 +27,7 @@ from .program import (
     program_info,
     read_checked_model,
     read_program,
+    static_mode,
 )
 from .static_program import (
     FoldReport,
@@ -107,9 +108,7 @@ def _run_once(files: ModelFiles, feeds: Dict[str, object], names: Sequence[str],
     """
     import paddle
 
-    was_dynamic = paddle.in_dynamic_mode()
-    paddle.enable_static()
-    try:
+    with static_mode():
         executor = paddle.static.Executor(paddle.CPUPlace())
         scope = paddle.static.Scope()
         with paddle.static.scope_guard(scope):
@@ -123,9 +122,6 @@ def _run_once(files: ModelFiles, feeds: Dict[str, object], names: Sequence[str],
             values = executor.run(program, feed=dict(feeds), fetch_list=list(names), return_numpy=False,
                                   use_prune=prune)
             return dict(zip(names, values))
-    finally:
-        if was_dynamic:
-            paddle.disable_static()
 
 
 def _with_shapes(program_bytes: bytes, shapes: Dict[str, tuple], path: Path) -> bytes:
@@ -181,9 +177,7 @@ def _plan(files: ModelFiles, info: ProgramInfo, shape, constants, option: str) -
     """Roles and fixed shapes of every input (:mod:`edgematte.converter.io_roles`), states sized by pruned runs."""
     program = parse_program(info.program_bytes, str(files.model))
     fetches = [info.variables[n] for n in info.fetch_names]
-    plan = plan_io(info.feeds, fetches, (1, 1, 1, 1), files.model, constants, option)
-    image = plan.image
-    dims = _checked_shape(info, next(f for f in info.feeds if f.name == image.name), shape, option)
+    dims = _checked_shape(info, image_feed(info.feeds, files.model), shape, option)
     plan = plan_io(info.feeds, fetches, dims, files.model, constants, option)
     if not plan.recurrent:
         return plan

@@ -132,6 +132,18 @@ def _state_pairs(inputs, outputs) -> Dict[str, str]:
     return pairs
 
 
+def image_feed(feeds, path):
+    """The image among ``feeds`` (:class:`~edgematte.converter.program.VarSpec` each): the first 4-D input with
+    3 channels, or the only tensor input; an error naming ``path`` when there is none."""
+    tensors = [f for f in feeds if not _is_scalar(f.shape)]
+    image = next((f for f in tensors if len(f.shape) == 4 and f.shape[1] == 3),
+                 tensors[0] if len(tensors) == 1 else None)  # a sole input is the image whatever its channels
+    if image is None:
+        raise EdgematteError(f"{path}: no input looks like an image (a 4-D input with 3 channels); inputs: "
+                             f"{[(f.name, list(f.shape)) for f in feeds]}")
+    return image
+
+
 def plan_io(feeds, fetches, image_shape: Sequence[int], path, constants: Optional[Mapping[str, float]] = None,
             option: str = "--input-shape") -> ModelIO:
     """The roles of ``feeds`` / ``fetches`` (:class:`~edgematte.converter.program.VarSpec` each, in program
@@ -143,12 +155,8 @@ def plan_io(feeds, fetches, image_shape: Sequence[int], path, constants: Optiona
     if unknown:
         raise EdgematteError(f"{path}: the model has no scalar input {unknown[0]!r} (inputs: "
                              f"{[f.name for f in feeds]})")
+    image = image_feed(feeds, path)
     tensors = [f for f in feeds if not _is_scalar(f.shape)]
-    image = next((f for f in tensors if len(f.shape) == 4 and f.shape[1] == 3),
-                 tensors[0] if len(tensors) == 1 else None)  # a sole input is the image whatever its channels
-    if image is None:
-        raise EdgematteError(f"{path}: no input looks like an image (a 4-D input with 3 channels); inputs: "
-                             f"{[(f.name, list(f.shape)) for f in feeds]}")
     n, _, h, w = image_shape
     pairs = _state_pairs([f for f in tensors if f is not image], list(fetches))
     roles: List[InputRole] = []

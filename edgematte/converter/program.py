@@ -10,6 +10,7 @@ Reading never runs the model (:mod:`edgematte.converter.freeze` fixes its input 
 modifies the user's files. Paddle is imported lazily (importing this module costs nothing).
 """
 
+import contextlib
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
@@ -42,6 +43,21 @@ _NON_PARAM_VAR_TYPES = ("FEED_MINIBATCH", "FETCH_LIST", "RAW", "STEP_SCOPES", "R
 _OPS_WITHOUT_INFER_SHAPE = frozenset(
     {"feed", "fetch", "conditional_block", "while", "recurrent", "select_input", "select_output"}
 )
+
+
+@contextlib.contextmanager
+def static_mode():
+    """Paddle's static-graph mode for the block, restoring dynamic mode after if it was on (Paddle's
+    default); programs are loaded, built and run in static mode."""
+    import paddle
+
+    was_dynamic = paddle.in_dynamic_mode()
+    paddle.enable_static()
+    try:
+        yield
+    finally:
+        if was_dynamic:
+            paddle.disable_static()
 
 
 def _framework_pb2():

@@ -38,6 +38,7 @@ from ..core import versions
 from ..core.errors import EdgematteError
 from ..core.fsutil import atomic_dir, atomic_path, sha256_file
 from ..core.tools import clean_log, last_error_line, python_tool_env, run_tool
+from ..runtime.model_io import channels_last_perm, layout_names, onnx_to_layout
 
 LAYOUTS = ("nhwc", "nchw")
 # Our precision name -> the suffix onnx2tf gives the file (``<onnx stem>_<suffix>.tflite``).
@@ -135,19 +136,7 @@ def _check_sample_images(images: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-# Layouts
-
-
-def _channels_last_perm(rank: int) -> Tuple[int, ...]:
-    return (0,) + tuple(range(2, rank)) + (1,)
-
-
-def _layout_names(rank: int) -> Tuple[str, str]:
-    """``(channels-first name, channels-last name)`` for a tensor rank: nchw/nhwc, ncw/nwc, ncdhw/ndhwc."""
-    spatial = {3: "w", 4: "hw", 5: "dhw"}.get(rank)
-    if spatial is None:
-        return "as_onnx", "as_onnx"
-    return f"nc{spatial}", f"n{spatial}c"
+# Layouts (the conversions between them: edgematte.runtime.model_io)
 
 
 def tensor_layout(onnx_shape: Sequence[int], tflite_shape: Sequence[int],
@@ -162,10 +151,10 @@ def tensor_layout(onnx_shape: Sequence[int], tflite_shape: Sequence[int],
     """
     onnx_shape, tflite_shape = tuple(onnx_shape), tuple(tflite_shape)
     rank = len(onnx_shape)
-    first, last = _layout_names(rank)
+    first, last = layout_names(rank)
     if rank < 3 or rank > 5:
         return "as_onnx" if onnx_shape == tflite_shape else "unknown"
-    perm = _channels_last_perm(rank)
+    perm = channels_last_perm(rank)
     as_first = onnx_shape == tflite_shape
     as_last = tuple(onnx_shape[p] for p in perm) == tflite_shape
     if as_first and not as_last:
@@ -181,22 +170,6 @@ def tensor_layout(onnx_shape: Sequence[int], tflite_shape: Sequence[int],
     error_first = np.abs(onnx_value - tflite_value).max()
     error_last = np.abs(onnx_value.transpose(perm) - tflite_value).max()
     return first if error_first <= error_last else last
-
-
-def onnx_to_layout(x: np.ndarray, layout: str) -> np.ndarray:
-    """An ONNX-layout (channels-first) array rearranged to ``layout`` (``nhwc``, ``nwc``... or as is)."""
-    first, last = _layout_names(x.ndim)
-    if layout == last and last != first:
-        return np.ascontiguousarray(x.transpose(_channels_last_perm(x.ndim)))
-    return x
-
-
-def layout_to_onnx(x: np.ndarray, layout: str) -> np.ndarray:
-    """Inverse of :func:`onnx_to_layout`: a ``layout`` array back to ONNX's channels-first axes."""
-    first, last = _layout_names(x.ndim)
-    if layout == last and last != first:
-        return np.ascontiguousarray(x.transpose(np.argsort(_channels_last_perm(x.ndim))))
-    return x
 
 
 # ---------------------------------------------------------------------------------------------

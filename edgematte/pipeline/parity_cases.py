@@ -50,14 +50,15 @@ def parity_cases(profile, photos: Dict[str, np.ndarray], input_roles: Sequence[d
     """One case per photo for a model whose inputs have ``input_roles`` (``ModelInfo.input_roles``)."""
     roles = {r["role"]: r["name"] for r in input_roles}
     frames = CLIP_FRAMES if "state" in roles else 1
+    trimap = synthetic_trimap(input_hw) if "trimap" in roles else None
     cases = []
     for rgb in photos.values():
         steps = []
         for frame in range(frames):
             step = {roles["image"]: profile.preprocess(shifted(rgb, frame * CLIP_SHIFT_PX), input_hw,
                                                        layout="nchw")[0]}
-            if "trimap" in roles:
-                step[roles["trimap"]] = synthetic_trimap(input_hw)
+            if trimap is not None:
+                step[roles["trimap"]] = trimap
             steps.append(step)
         cases.append(steps)
     return cases

@@ -40,7 +40,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..converter.program import ModelFiles, parse_program, read_checked_model
+from ..converter.program import ModelFiles, parse_program, read_checked_model, static_mode
 from ..core.errors import EdgematteError
 from ..core.fsutil import atomic_dir
 from .calibration import check_calibration_tensors
@@ -361,19 +361,6 @@ def _declare_tensors_as_stored(program, scope, place) -> int:
 
 
 @contextlib.contextmanager
-def _static_mode():
-    import paddle
-
-    was_dynamic = paddle.in_dynamic_mode()
-    paddle.enable_static()
-    try:
-        yield
-    finally:
-        if was_dynamic:
-            paddle.disable_static()
-
-
-@contextlib.contextmanager
 def _quiet_ptq_logger():
     """Paddle logs one warning per uncalibrated integer tensor, and PTQ loads the model the way paddle.static.io
     calls deprecated (a warning naming the temporary folder); both are expected here."""
@@ -432,7 +419,7 @@ def quantize_paddle_model(model_dir, out_dir, calib_tensors, algo: str = "avg", 
     from paddle.static.quantization import PostTrainingQuantization
 
     start = time.perf_counter()
-    with _static_mode(), _quiet_ptq_logger():
+    with static_mode(), _quiet_ptq_logger():
         scope = paddle.static.Scope()
         place = paddle.CPUPlace()
         executor = paddle.static.Executor(place)

@@ -12,7 +12,7 @@ zeros and each step feeds the states the previous step returned (:func:`run_case
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -42,14 +42,35 @@ def match_tensors(model_names: Sequence[str], artefact_names: Sequence[str], wha
     return order
 
 
-def to_layout(x: np.ndarray, layout: str) -> np.ndarray:
-    """A 4-D NCHW array in ``layout`` ("nchw" or "nhwc"); other ranks unchanged."""
-    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if layout == "nhwc" and x.ndim == 4 else x
+# Layouts: a converted model's tensors are channels-first as in the Paddle program / ONNX, or channels-last
+# where onnx2tf moved the channels (the converter records which, per tensor).
+def channels_last_perm(rank: int) -> Tuple[int, ...]:
+    """The axes that move a channels-first tensor of ``rank`` to channels-last: (0, 2, ..., rank - 1, 1)."""
+    return (0,) + tuple(range(2, rank)) + (1,)
 
 
-def from_layout(x: np.ndarray, layout: str) -> np.ndarray:
-    """Inverse of :func:`to_layout`: a 4-D ``layout`` array as NCHW."""
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if layout == "nhwc" and x.ndim == 4 else x
+def layout_names(rank: int) -> Tuple[str, str]:
+    """``(channels-first name, channels-last name)`` for a tensor rank: nchw/nhwc, ncw/nwc, ncdhw/ndhwc."""
+    spatial = {3: "w", 4: "hw", 5: "dhw"}.get(rank)
+    if spatial is None:
+        return "as_onnx", "as_onnx"
+    return f"nc{spatial}", f"n{spatial}c"
+
+
+def onnx_to_layout(x: np.ndarray, layout: str) -> np.ndarray:
+    """An ONNX-layout (channels-first) array rearranged to ``layout`` (``nhwc``, ``nwc``... or as is)."""
+    first, last = layout_names(x.ndim)
+    if layout == last and last != first:
+        return np.ascontiguousarray(x.transpose(channels_last_perm(x.ndim)))
+    return x
+
+
+def layout_to_onnx(x: np.ndarray, layout: str) -> np.ndarray:
+    """Inverse of :func:`onnx_to_layout`: a ``layout`` array back to ONNX's channels-first axes."""
+    first, last = layout_names(x.ndim)
+    if layout == last and last != first:
+        return np.ascontiguousarray(x.transpose(np.argsort(channels_last_perm(x.ndim))))
+    return x
 
 
 @dataclass(frozen=True)
@@ -95,12 +116,12 @@ class FeedPlan:
             value = states.get(r["name"]) if r["role"] == "state" else step.get(r["name"])
             if value is None:
                 raise EdgematteError(f"no value for the model's {r['role']} input '{r['name']}'")
-            arrays.append(to_layout(np.asarray(value, np.float32), self._input_layout(index)))
+            arrays.append(onnx_to_layout(np.asarray(value, np.float32), self._input_layout(index)))
         return arrays
 
     def next_states(self, outputs: Sequence[np.ndarray]) -> Dict[str, np.ndarray]:
         """The states to feed next (NCHW), from this call's outputs (a state output feeds its ``pair``)."""
-        return {r["pair"]: from_layout(out, self._output_layout(j))
+        return {r["pair"]: layout_to_onnx(out, self._output_layout(j))
                 for j, (r, out) in enumerate(zip(self.outputs, outputs)) if r["role"] == "state"}
 
 

@@ -206,10 +206,6 @@ class LiteRTBackend(Backend):
         # get_tensor returns a fresh array, never a view of the interpreter's buffer
         return self._interpreter.get_tensor(self._output_details[0]["index"])
 
-    def run_all(self, x: np.ndarray) -> List[np.ndarray]:
-        """Like :meth:`run`, but every output, in :attr:`outputs` order."""
-        return self.run_feeds([x])
-
     def run_feeds(self, feeds):
         self._invoke(feeds)
         return [self._interpreter.get_tensor(d["index"]) for d in self._output_details]

@@ -1,5 +1,5 @@
 """deploy.yaml ``Deploy.transforms``: the parser, and the base of the profiles they drive (no Java twin;
-the Android profiles have fixed steps).
+the Android profiles read only the Normalize step, :func:`.normalization.model_normalization`).
 
 The transforms are the model's: a converter manifest's ``model.transforms`` (deploy.yaml's list as the
 converter read it) or, above the runtime, the zoo's ``get_model_spec(name).transforms``. The runtime
@@ -7,8 +7,6 @@ holds no per-model defaults.
 """
 
 from typing import Optional, Sequence, Tuple
-
-import numpy as np
 
 from edgematte.core.errors import EdgematteError
 
@@ -88,7 +86,7 @@ class _TransformsProfile(Profile):
         norm = _normalize_of(self.transforms)
         # Without Normalize the references feed raw 0..255 values as float32.
         self.table = (normalization_table(self.normalization_rule, norm["mean"], norm["std"]) if norm
-                      else np.repeat(np.arange(256, dtype=np.float32)[:, None], 3, axis=1))
+                      else normalization_table("none"))
 
     @classmethod
     def from_transforms(cls, transforms: Sequence[dict]):
