@@ -8,6 +8,7 @@ and records every input and output with its role in the manifest.
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
@@ -16,6 +17,7 @@ paddle = pytest.importorskip("paddle", reason="the converter tests need paddlepa
 from edgematte.converter.freeze import freeze_input_shape  # noqa: E402
 from edgematte.core.errors import EdgematteError  # noqa: E402
 from edgematte.runtime.backends.paddle_inference import PaddleInferenceBackend  # noqa: E402
+from edgematte.runtime.matter import Matter  # noqa: E402
 from edgematte.runtime.model_io import FeedPlan, match_tensors, run_case  # noqa: E402
 from tests.conftest import run_cli  # noqa: E402
 from tests.official_models import build_official_folder  # noqa: E402
@@ -107,12 +109,25 @@ def test_dim_trimap_takes_the_image_size_whatever_deploy_yaml_says(dim, tmp_path
     assert [o.role for o in frozen.io.outputs] == ["alpha"]
 
 
-def test_rvm_converts_with_roles_in_the_manifest(rvm, tmp_path):
-    out = tmp_path / "out"
+@pytest.fixture(scope="module")
+def rvm_conversion(rvm, tmp_path_factory):
+    out = tmp_path_factory.mktemp("converted") / "rvm"
     r = run_cli("convert", rvm, "--input-shape", 1, 3, 128, 128, "--to", "lite,onnx", "--lite-targets", "x86",
                 "-o", out)
     assert r.returncode == 0, r.stderr
-    manifest = json.loads((out / "manifest.json").read_text())
+    return out
+
+
+@pytest.fixture(scope="module")
+def dim_conversion(dim, tmp_path_factory):
+    out = tmp_path_factory.mktemp("converted") / "dim"
+    r = run_cli("convert", dim, "--input-shape", 1, 3, 64, 64, "--to", "onnx", "-o", out)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_rvm_converts_with_roles_in_the_manifest(rvm_conversion):
+    manifest = json.loads((rvm_conversion / "manifest.json").read_text())
     model = manifest["model"]
     assert [(i["name"], i["role"]) for i in model["inputs"]][-1] == ("downsample_ratio", "constant")
     assert {i["name"]: i["shape"] for i in model["inputs"] if i["role"] == "state"} == RVM_STATES_128
@@ -124,11 +139,62 @@ def test_rvm_converts_with_roles_in_the_manifest(rvm, tmp_path):
         assert {t["name"] for t in artefact["inputs"]} == {"img", "r1", "r2", "r3", "r4"}
 
 
-def test_dim_converts_with_its_trimap(dim, tmp_path):
-    out = tmp_path / "out"
-    r = run_cli("convert", dim, "--input-shape", 1, 3, 64, 64, "--to", "onnx", "-o", out)
+def test_rvm_runtime_carries_states_and_a_photo_is_a_first_frame(rvm_conversion, tmp_path):
+    photo = np.asarray(np.random.default_rng(0).integers(0, 256, (90, 120, 3)), np.uint8)
+    for artefact in ("model.onnx", "model_x86.nb"):
+        matter = Matter.from_manifest(rvm_conversion, artefact=artefact)
+        assert matter.recurrent and not matter.takes_trimap
+        first, second = matter(photo), matter(photo)
+        matter.reset()
+        again = matter(photo)
+        assert np.array_equal(first, again) and first.shape == (90, 120)
+        assert np.abs(first - second).max() > 1e-3  # the second call fed the first call's states
+    r = run_cli("verify", rvm_conversion)
+    assert r.returncode == 0 and "PASS: 2 passed, 0 failed" in r.stdout, r.stdout + r.stderr
+    cv2.imwrite(str(tmp_path / "photo.png"), photo)
+    r = run_cli("matte", tmp_path / "photo.png", "--model", rvm_conversion, "-o", tmp_path / "out")
     assert r.returncode == 0, r.stderr
-    manifest = json.loads((out / "manifest.json").read_text())
+    assert cv2.imread(str(tmp_path / "out" / "photo_alpha.png"), cv2.IMREAD_UNCHANGED).shape == (90, 120)
+
+
+def test_dim_runtime_takes_the_users_trimap(dim_conversion, tmp_path):
+    photo = np.asarray(np.random.default_rng(1).integers(0, 256, (60, 80, 3)), np.uint8)
+    cv2.imwrite(str(tmp_path / "photo.png"), photo)
+    trimap = np.zeros((60, 80), np.uint8)
+    trimap[15:45, 20:60], trimap[22:38, 30:50] = 128, 255
+    cv2.imwrite(str(tmp_path / "trimap.png"), trimap)
+    r = run_cli("matte", tmp_path / "photo.png", "--model", dim_conversion, "-o", tmp_path / "none")
+    assert r.returncode != 0 and "the model takes a trimap with the image: give --trimap FILE" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = run_cli("matte", tmp_path / "photo.png", "--model", dim_conversion, "--trimap", tmp_path / "trimap.png",
+                "-o", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    assert cv2.imread(str(tmp_path / "out" / "photo_alpha.png"), cv2.IMREAD_UNCHANGED).shape == (60, 80)
+    cv2.imwrite(str(tmp_path / "small.png"), trimap[:30])
+    matter = Matter.from_manifest(dim_conversion)
+    with pytest.raises(EdgematteError, match="the trimap is 80x30, the photo 80x60"):
+        matter(photo, trimap=trimap[:30])
+    r = run_cli("verify", dim_conversion)
+    assert r.returncode == 0 and "PASS: 1 passed, 0 failed" in r.stdout, r.stdout + r.stderr
+
+
+def test_a_trimap_follows_the_photo_into_the_model_input():
+    """Under the android profile's letterbox, a 128x64 (w x h) trimap fills the top 32 rows of a 64x64 input and
+    the padding is background. Its left half alternates background and foreground columns: halved, they average
+    to 127.5, which snaps to unknown (no new level appears); the right half stays foreground."""
+    from edgematte.runtime.profiles import get_profile
+    from edgematte.runtime.trimap import LEVELS, trimap_tensor
+
+    trimap = np.full((64, 128), 255, np.uint8)
+    trimap[:, 0:64:2] = 0
+    tensor = trimap_tensor(get_profile("android"), trimap, (64, 128), (64, 64))
+    assert tensor.shape == (1, 1, 64, 64) and set(np.unique(tensor)) <= set(LEVELS)
+    assert (tensor[0, 0, 32:] == 0).all()
+    assert (tensor[0, 0, :32, :32] == 128).all() and (tensor[0, 0, :32, 32:] == 255).all()
+
+
+def test_dim_converts_with_its_trimap(dim_conversion):
+    manifest = json.loads((dim_conversion / "manifest.json").read_text())
     assert [(i["name"], i["role"], i["shape"]) for i in manifest["model"]["inputs"]] == [
         ("img", "image", [1, 3, 64, 64]), ("trimap", "trimap", [1, 1, 64, 64])]
     (onnx,) = manifest["artefacts"]

@@ -35,11 +35,17 @@ from .app import cli, print_report_and_exit, threads_option
     "--fg-estimate", is_flag=True,
     help="Estimate foreground colours (pymatting's multilevel method) for rgba/composite.",
 )
+@click.option(
+    "--trimap", default=None, type=click.Path(exists=True, dir_okay=False),
+    help="For a model that takes a trimap (DIM): grey image of the photo's size, 0 background / 128 unknown / "
+         "255 foreground; with one image input.",
+)
 @threads_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
-def matte(inputs, out, model, artefact, background, save, fg_estimate, threads, as_json):
+def matte(inputs, out, model, artefact, background, save, fg_estimate, trimap, threads, as_json):
     """Matte images, folders (recursive) or videos with a converted model: alpha, RGBA or composite.
 
+    A recurrent model (RVM) carries its state through each video and mattes each photo as a first frame.
     A bad file is reported and skipped; the exit status is 1 if any input failed.
     """
     from ..runtime.batch import matte_inputs, parse_background, parse_save
@@ -49,7 +55,7 @@ def matte(inputs, out, model, artefact, background, save, fg_estimate, threads, 
     kinds = parse_save(save) if save is not None else None
     matter = Matter.from_manifest(model, artefact=artefact, threads=threads)
     report = matte_inputs(list(inputs), out, matter, background=chosen_background, save=kinds,
-                          fg_estimate=fg_estimate)
+                          fg_estimate=fg_estimate, trimap=trimap)
     if as_json:
         console.emit_json(report.as_dict())
     console.info(report.summary())

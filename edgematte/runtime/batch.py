@@ -341,6 +341,7 @@ class _ImageJob:
     rgb: Optional[np.ndarray] = None
     file_alpha: Optional[np.ndarray] = None
     tensor: Optional[np.ndarray] = None
+    trimap: Optional[np.ndarray] = None  # the model-input trimap, for a model that takes one
     state: object = None
     output: Optional[np.ndarray] = None
     alpha: Optional[np.ndarray] = None
@@ -350,8 +351,11 @@ def _composite_suffix(source: Path) -> str:
     return ".jpg" if sniff_format(read_file_head(source, _SNIFF_BYTES)) == "JPEG" else ".png"
 
 
-def _matte_images(jobs: List[_ImageJob], matter, render: FrameRenderer, overlapped: bool) -> None:
-    """Matte image jobs through the three-stage pipeline; results and errors land in each job's item."""
+def _matte_images(jobs: List[_ImageJob], matter, render: FrameRenderer, overlapped: bool,
+                  trimap: Optional[np.ndarray] = None) -> None:
+    """Matte image jobs through the three-stage pipeline; results and errors land in each job's item.
+    ``trimap``: uint8, the one image's, for a model that takes one. Each image is a recurrent model's first
+    frame (its states start at zero)."""
 
     def timed(job: _ImageJob, name: str, step: Callable) -> None:
         if job.item.error is not None:
@@ -369,10 +373,13 @@ def _matte_images(jobs: List[_ImageJob], matter, render: FrameRenderer, overlapp
 
     def preprocess(job: _ImageJob) -> None:
         job.tensor, job.state = matter.model_input(job.rgb)
+        if trimap is not None:
+            job.trimap = matter.trimap_input(trimap, job.rgb.shape[:2])
 
     def run_model(job: _ImageJob) -> None:
-        job.output = matter.run_tensor(job.tensor)
-        job.tensor = None
+        matter.reset()
+        job.output = matter.run_tensor(job.tensor, job.trimap)
+        job.tensor = job.trimap = None
 
     def write(job: _ImageJob) -> None:
         # The alpha is ready here (post_s); rendering and encoding count as write_s.
@@ -418,7 +425,7 @@ def _matte_images(jobs: List[_ImageJob], matter, render: FrameRenderer, overlapp
 
 def matte_inputs(inputs: Sequence[str], out_dir, matter, background: Union[None, str, Background] = None,
                  save: Optional[Sequence[str]] = None, fg_estimate: bool = False,
-                 overlapped: bool = False) -> BatchReport:
+                 overlapped: bool = False, trimap: Optional[str] = None) -> BatchReport:
     """Matte images, folders (recursively, keeping relative paths) and videos into ``out_dir``.
 
     ``matter``: a :class:`~edgematte.runtime.matter.Matter` (one interpreter for every file).
@@ -428,6 +435,9 @@ def matte_inputs(inputs: Sequence[str], out_dir, matter, background: Union[None,
     ``fg_estimate``: estimate foreground colours (pymatting) for ``rgba`` and ``composite``.
     ``overlapped``: decode/pre, model and post/encode in three threads (measured no faster on two
     shared cores, so off by default; see :mod:`edgematte.runtime.video`).
+    ``trimap``: a trimap image (0 / 128 / 255 grey, the photo's size) for a model that takes one (DIM), with
+    exactly one image input. A recurrent model (RVM) mattes each image as a clip's first frame and carries
+    its states through each video.
 
     Output names are described in the module doc. Returns a :class:`BatchReport`; a file that fails
     is reported there and skipped (``report.exit_code`` is then 1). Option errors raise
@@ -443,6 +453,7 @@ def matte_inputs(inputs: Sequence[str], out_dir, matter, background: Union[None,
         raise EdgematteError("--save composite needs --background (an image, a colour such as #00ff00, or blur)")
     if fg_estimate:
         _pymatting_foreground()  # fail once, up front, when pymatting is missing
+    trimap_image = _read_trimap(trimap, inputs, matter)
     out_dir = Path(out_dir)
     _make_output_folder(out_dir)
     render = FrameRenderer(matter.profile, kinds, background, fg_estimate)
@@ -468,8 +479,12 @@ def matte_inputs(inputs: Sequence[str], out_dir, matter, background: Union[None,
                 image_jobs.append(_ImageJob(item, source, out_stem))
 
     if image_jobs:
-        _matte_images(image_jobs, matter, render, overlapped)
+        _matte_images(image_jobs, matter, render, overlapped, trimap_image)
     for item, source, out_stem in videos:
+        if matter.takes_trimap:
+            item.error = f"{shown_name(source)}: the model takes a trimap per image, so it cannot matte a video"
+            continue
+        matter.reset()  # each video is a clip of its own
         try:
             check_user_file(source, "video")  # a FIFO or a device named like a video is refused, never opened
             result = matte_video(source, out_stem, matter, render, kinds, overlapped=overlapped)
@@ -484,6 +499,20 @@ def matte_inputs(inputs: Sequence[str], out_dir, matter, background: Union[None,
     for source, reason in report.failures:
         console.warn(shown_name(reason))  # every reason is one line, whoever wrote it (video errors too)
     return report
+
+
+def _read_trimap(trimap: Optional[str], inputs: Sequence[str], matter) -> Optional[np.ndarray]:
+    """The uint8 H x W trimap ``--trimap`` names (its first channel), checked against the model and the inputs
+    before any work."""
+    if trimap is None:
+        if matter.takes_trimap:
+            raise EdgematteError("the model takes a trimap with the image: give --trimap FILE (with one image)")
+        return None
+    if not matter.takes_trimap:
+        raise EdgematteError(f"--trimap {shown_name(trimap)}: the model takes no trimap")
+    if len(inputs) != 1 or not Path(inputs[0]).is_file():
+        raise EdgematteError("--trimap goes with exactly one image input")
+    return read_image(trimap)[..., 0]
 
 
 def _make_output_folder(out_dir: Path) -> None:

@@ -79,6 +79,7 @@ def open_matter(manifest_dir: str, artefact: str, threads: int):
     from ..core.errors import EdgematteError
     from ..core.manifest import read_manifest
     from .backends import open_backend
+    from .model_io import FeedPlan
     from .profiles import profile_for_model
 
     manifest = read_manifest(manifest_dir)
@@ -86,32 +87,39 @@ def open_matter(manifest_dir: str, artefact: str, threads: int):
     if folder is None:
         raise EdgematteError(f"{manifest.origin}: the conversion kept no reference model")
     profile = (manifest.artefacts[0].profile if manifest.artefacts else None) or "android"
-    return Matter(open_backend("paddle_inference", str(folder), threads=threads),
-                  profile_for_model(profile, manifest.model.transforms), layout="nchw",
-                  input_hw=manifest.model.input_hw)
+    backend = open_backend("paddle_inference", str(folder), threads=threads)
+    return Matter(backend, profile_for_model(profile, manifest.model.transforms), layout="nchw",
+                  input_hw=manifest.model.input_hw, plan=FeedPlan.for_artefact(manifest.model, backend, "nchw"))
 
 
 def measure(manifest_dir: str, artefact: str, threads: int, runs: int, warmup: int, size) -> dict:
-    """Load time, first inference, model-only and end-to-end latencies, peak memory for one configuration."""
+    """Load time, first inference, model-only and end-to-end latencies, peak memory for one configuration.
+
+    A recurrent model carries its states from run to run (the steady per-frame latency); a model that takes a
+    trimap gets the synthetic one (:func:`.trimap.synthetic_trimap`)."""
+    from .trimap import synthetic_trimap
+
     t0 = time.perf_counter()
     matter = open_matter(manifest_dir, artefact, threads)
     load_s = time.perf_counter() - t0
     photo = synthetic_photo(*size)
+    trimap = synthetic_trimap(photo.shape[:2])[0, 0].astype(np.uint8) if matter.takes_trimap else None
     tensor, _ = matter.model_input(photo)
+    trimap_in = matter.trimap_input(trimap, photo.shape[:2]) if trimap is not None else None
     t0 = time.perf_counter()
-    matter.run_tensor(tensor)
+    matter.run_tensor(tensor, trimap_in)
     first_s = time.perf_counter() - t0
     for _ in range(warmup):
-        matter.run_tensor(tensor)
+        matter.run_tensor(tensor, trimap_in)
     model = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        matter.run_tensor(tensor)
+        matter.run_tensor(tensor, trimap_in)
         model.append(time.perf_counter() - t0)
     e2e, pre, post = [], [], []
     for _ in range(max(3, runs // 2)):
         t0 = time.perf_counter()
-        matter(photo)
+        matter(photo, trimap)
         e2e.append(time.perf_counter() - t0)
         pre.append(matter.timings["pre_s"])
         post.append(matter.timings["post_s"])

@@ -95,10 +95,35 @@ class FeedPlan:
         outs = match_tensors([r["name"] for r in output_roles], artefact_outputs, f"{what} outputs")
         return cls([fed[i] for i in ins], [output_roles[j] for j in outs], layout, input_layouts, output_layouts)
 
-    def _input_layout(self, index: int) -> str:
+    @classmethod
+    def for_artefact(cls, model, backend, layout: str, artefact=None) -> "FeedPlan":
+        """The plan for ``backend`` running a conversion whose manifest ``model`` (``ModelInfo``) records the
+        roles; ``artefact`` (its manifest entry) gives the per-tensor layouts the converter recorded."""
+        layouts = None, None
+        if artefact is not None:
+            layouts = tuple([t.extra.get("layout") or layout for t in tensors] or None
+                            for tensors in (artefact.inputs, artefact.outputs))
+        return cls.of(model.input_roles(), model.output_roles(), [s.name for s in backend.inputs],
+                      [s.name for s in backend.outputs], layout, str(getattr(backend, "path", "the model")),
+                      *layouts)
+
+    @property
+    def single_image(self) -> bool:
+        """One image in, one output: fed as a plain tensor (:meth:`Backend.run`), no roles needed."""
+        return len(self.inputs) == 1 and len(self.outputs) == 1
+
+    @property
+    def takes_trimap(self) -> bool:
+        return any(r["role"] == "trimap" for r in self.inputs)
+
+    @property
+    def recurrent(self) -> bool:
+        return any(r["role"] == "state" for r in self.inputs)
+
+    def input_layout(self, index: int) -> str:
         return self.input_layouts[index] if self.input_layouts else self.layout
 
-    def _output_layout(self, index: int) -> str:
+    def output_layout(self, index: int) -> str:
         return self.output_layouts[index] if self.output_layouts else self.layout
 
     @property
@@ -109,19 +134,24 @@ class FeedPlan:
         """Each state input's zeros (first frame), NCHW."""
         return {r["name"]: np.zeros(r["shape"], np.float32) for r in self.inputs if r["role"] == "state"}
 
-    def feeds(self, step: Dict[str, np.ndarray], states: Dict[str, np.ndarray]) -> List[np.ndarray]:
-        """The artefact's input arrays, in its order and layouts, from a step and the NCHW states."""
+    def feeds(self, step: Dict[str, np.ndarray], states: Dict[str, np.ndarray],
+              ready: Optional[Dict[str, np.ndarray]] = None) -> List[np.ndarray]:
+        """The artefact's input arrays, in its order and layouts, from a step and the states (NCHW both);
+        ``ready`` holds inputs already in the artefact's layout (a profile's tensor)."""
         arrays = []
         for index, r in enumerate(self.inputs):
+            if ready and r["name"] in ready:
+                arrays.append(ready[r["name"]])
+                continue
             value = states.get(r["name"]) if r["role"] == "state" else step.get(r["name"])
             if value is None:
                 raise EdgematteError(f"no value for the model's {r['role']} input '{r['name']}'")
-            arrays.append(onnx_to_layout(np.asarray(value, np.float32), self._input_layout(index)))
+            arrays.append(onnx_to_layout(np.asarray(value, np.float32), self.input_layout(index)))
         return arrays
 
     def next_states(self, outputs: Sequence[np.ndarray]) -> Dict[str, np.ndarray]:
         """The states to feed next (NCHW), from this call's outputs (a state output feeds its ``pair``)."""
-        return {r["pair"]: layout_to_onnx(out, self._output_layout(j))
+        return {r["pair"]: layout_to_onnx(out, self.output_layout(j))
                 for j, (r, out) in enumerate(zip(self.outputs, outputs)) if r["role"] == "state"}
 
 

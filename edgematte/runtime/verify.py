@@ -44,7 +44,9 @@ from ..core.fsutil import sha256_file
 from ..core.manifest import MANIFEST_NAME, Artefact, Manifest, this_platform
 from .imageio import files_below, read_image
 from .matter import Matter
+from .model_io import FeedPlan
 from .profiles import profile_for_model
+from .trimap import synthetic_trimap
 
 
 @dataclass(frozen=True)
@@ -237,8 +239,9 @@ class Reference:
 
         backend = PaddleInferenceBackend(model_dir, threads=self.threads)
         model = self.manifest.model
+        plan = FeedPlan.for_artefact(model, backend, "nchw")
         self._open = lambda profile: Matter(backend, profile_for_model(profile, model.transforms), layout="nchw",
-                                            input_hw=model.input_hw)
+                                            input_hw=model.input_hw, plan=plan)
         self.kind = "paddle_inference"
         self.path = str(model_dir.relative_to(self.manifest.dir))
         return None
@@ -271,7 +274,7 @@ class Reference:
         if profile not in self._alphas:
             try:
                 matter = self._open(profile)
-                self._alphas[profile] = [matter(rgb) for rgb in self.images.values()]
+                self._alphas[profile] = [matte_one(matter, rgb) for rgb in self.images.values()]
             except (EdgematteError, RuntimeError, ValueError) as error:
                 raise EdgematteError(f"reference {self.path}: cannot run it, so nothing can be verified ({error})") \
                     from None
@@ -285,6 +288,14 @@ class Reference:
 # ----------------------------------------------------------------------------------------------
 # Verification
 # ----------------------------------------------------------------------------------------------
+
+
+def matte_one(matter: Matter, rgb: np.ndarray) -> np.ndarray:
+    """One photo as verification runs it, the same for the reference and every artefact: a recurrent model's
+    first frame (zero states), a model that takes a trimap the synthetic one at the photo's size."""
+    matter.reset()
+    trimap = synthetic_trimap(rgb.shape[:2])[0, 0].astype(np.uint8) if matter.takes_trimap else None
+    return matter(rgb, trimap=trimap)
 
 
 def boundary_pixel_share(manifest: Manifest, default: float = 0.0) -> float:
@@ -352,7 +363,7 @@ def _verify_artefact(manifest: Manifest, entry: Artefact, reference: Reference, 
     alphas = []
     try:
         for (name, rgb), ref_alpha in zip(images.items(), references):
-            alphas.append(matter(rgb))
+            alphas.append(matte_one(matter, rgb))
             result.images.append(compare_alpha(name, alphas[-1], ref_alpha))
     except (EdgematteError, ValueError, RuntimeError) as error:
         result.status, result.reason = "fail", f"{path}: {error}"
