@@ -120,11 +120,28 @@ def test_a_changed_reference_file_is_named(conversion, photo):
     (lambda m: m["reference"].update(model_dir="/etc"), "reference.model_dir '/etc' is absolute"),
     (lambda m: m["reference"].update(files={"../x": "0" * 64}), "reference file '../x' leaves the conversion folder"),
     (lambda m: m["reference"].update(files={"model.pdmodel": "abc"}), "reference.files is not a map of file names"),
+    (lambda m: m["model"].update(inputs="img"), "model.inputs is not a non-empty list"),
+    (lambda m: m["model"].update(inputs=[{"name": "img", "role": "weights", "shape": [1, 3, 64, 64]}]),
+     "model.inputs 'img': role 'weights' is not one of image, trimap, state, constant"),
+    (lambda m: m["model"].update(outputs=[{"name": "a", "role": "alpha"}, {"name": "h", "role": "state"}]),
+     "model.outputs 'h': a state without its pair"),
+    (lambda m: m["model"].update(inputs=[{"name": "img", "role": "image", "shape": [1, 3, -64, 64]}]),
+     "model.inputs 'img': shape [1, 3, -64, 64] is not a list of positive integers"),
 ])
 def test_malformed_manifests_are_one_line(conversion, photo, tmp_path, change, message):
     _edit(conversion, change)
     _assert_refused(run_cli("matte", photo, "--model", conversion, "-o", tmp_path / "mattes"),
                     f"{conversion}/manifest.json: not a valid edgematte manifest (", message)
+
+
+def test_roles_the_artefact_does_not_have_are_one_line(conversion, photo, tmp_path):
+    """A manifest whose roles name a second input the model does not have: refused, not fed."""
+    _edit(conversion, lambda m: m["model"].update(inputs=[
+        {"name": m["model"].get("input_name") or "x", "role": "image", "shape": m["model"]["input_shape"]},
+        {"name": "trimap", "role": "trimap", "shape": [1, 1, *m["model"]["input_shape"][2:]]}]))
+    r = run_cli("matte", photo, "--model", conversion, "-o", tmp_path / "mattes")
+    assert r.returncode != 0 and "inputs: has 1 tensors" in r.stderr and "the model 2" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_a_manifest_with_no_hash_is_not_trusted(conversion):
