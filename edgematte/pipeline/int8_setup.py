@@ -9,6 +9,7 @@ import numpy as np
 
 from ..core import console
 from ..core import parity as parity_lib
+from ..core.errors import EdgematteError
 from ..core.manifest import Artefact
 from .context import Context, Int8State
 
@@ -19,6 +20,10 @@ def int8_state(ctx: Context) -> Int8State:
     """The shared INT8 inputs, prepared by whichever INT8 stage runs first."""
     if ctx.int8 is not None:
         return ctx.int8
+    extra_inputs = [r["name"] for r in ctx.manifest.model.input_roles() if r["role"] not in ("image", "constant")]
+    if extra_inputs:  # calibration and evaluation feed one image tensor today
+        raise EdgematteError(f"{ctx.source.origin}: INT8 for a model with inputs beside the image "
+                             f"({', '.join(extra_inputs)}) is not supported yet; convert it without --int8")
     from ..quant.int8 import prepare
 
     opts = ctx.options.int8
