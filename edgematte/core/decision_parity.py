@@ -38,6 +38,12 @@ ROUTE_STEPS = ("source", "pointwise", "pad", "window", "resample", "global")
 # measured kernel sets happen to agree exactly.
 SAFETY = 2.0
 FLOOR = 1e-6
+# The largest share of alpha pixels a verdict may excuse (within()'s max_excused_share in the conversion). The
+# tolerance is a few times the score noise, so only near-ties are excused, which is little (seeded official
+# programs, 4 photos: PP-Matting at 256x256 0.034%, PP-HumanMatting at 128x128 none), though a near-tie at low
+# resolution spreads over the footprint of the upsampling and convs after it. A share near the cap means the
+# scores are noisy everywhere, and the alpha would no longer be judged at all.
+MAX_EXCUSED_SHARE = 0.10
 
 
 # ------------------------------------------------------------------------------------------ margins

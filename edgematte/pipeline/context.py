@@ -3,19 +3,21 @@ checked reference's outputs and the first-image alphas for the report.
 
 ``Context.record`` is the one way an artefact enters the manifest: its parity figures against the
 reference, the bound it is judged by, and its raw output on the first parity photo (saved beside it, so a
-runtime can prove it computes the same).
+runtime can prove it computes the same). For a model with hard decisions (argmax) whose decision points the
+reference stage could route to the alpha, ``Context.decisions`` holds how close the reference came to flipping
+each pixel, and every float comparison excuses the near-ties (:mod:`edgematte.core.decision_parity`).
 """
 
 import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 from ..converter.freeze import FrozenModel
-from ..core import console
+from ..core import console, decision_parity
 from ..core import parity as parity_lib
 from ..core.manifest import Artefact, Manifest
 from ..quant.int8 import EvaluationSet, Int8Options
@@ -64,6 +66,53 @@ class Int8State:
 
 
 @dataclass
+class Decisions:
+    """The reference's hard decisions (argmax) and how close it came to flipping them on the parity images.
+
+    ``margins``: per step of every parity case (aligned with ``Context.reference``), the (N, H, W) float64 map
+    of each alpha pixel's smallest top-1 minus top-2 score margin over every decision it depends on
+    (:func:`~edgematte.core.decision_parity.combined_margins`); ``noise``: max abs score difference between the
+    reference's two kernel sets (oneDNN, plain CPU); ``tolerance``: the margin at or below which a pixel is
+    excused (:func:`~edgematte.core.decision_parity.margin_tolerance` of ``noise``); ``points``: a small
+    summary of each decision point for the manifest; ``max_excused_share``: the verdict's cap on excused pixels.
+    """
+
+    margins: List[np.ndarray]
+    noise: float
+    tolerance: float
+    points: List[dict]
+    max_excused_share: float = decision_parity.MAX_EXCUSED_SHARE
+
+    def compare(self, outputs: Sequence[np.ndarray], references: Sequence[np.ndarray], bound: float,
+                compared_to: str = "reference") -> decision_parity.DecisionParity:
+        """Decision-aware figures of ``outputs`` against ``references`` (one alpha per parity step each)."""
+        return decision_parity.decision_aware_compare(outputs, references, self.margins, self.noise, bound,
+                                                      compared_to=compared_to)
+
+    def within(self, parity: decision_parity.DecisionParity, bound: float) -> bool:
+        return decision_parity.within(parity, bound, self.max_excused_share)
+
+
+@dataclass
+class DecisionAwareParity(parity_lib.Parity):
+    """:class:`~edgematte.core.parity.Parity` (every figure over all pixels) plus the decision-aware figures its
+    verdict is taken from (``decision``: excused pixels, their share, ``max_abs_kept``), as ``decisions`` in
+    the manifest's parity record."""
+
+    decision: Optional[decision_parity.DecisionParity] = None
+
+    @classmethod
+    def of(cls, parity: parity_lib.Parity, decision: decision_parity.DecisionParity) -> "DecisionAwareParity":
+        return cls(**{f.name: getattr(parity, f.name) for f in fields(parity_lib.Parity)}, decision=decision)
+
+    def to_dict(self) -> dict:
+        record = {f.name: getattr(self, f.name) for f in fields(parity_lib.Parity)}
+        if self.decision is not None:
+            record["decisions"] = self.decision.to_dict()
+        return record
+
+
+@dataclass
 class Context:
     """One conversion in progress. ``out`` is the temporary folder that becomes OUT, ``work`` scratch inside it."""
 
@@ -83,7 +132,9 @@ class Context:
     reference_backend: Optional[Backend] = None
     alphas: Dict[str, np.ndarray] = field(default_factory=dict)  # artefact path -> first image's output
     bounds: Dict[str, float] = field(default_factory=lambda: dict(PARITY_BOUNDS))
+    # The zoo's blunt rule for hard decisions (ModelSpec.boundary_pixel_share): only where ``decisions`` is None.
     boundary_pixel_share: float = 0.0
+    decisions: Optional[Decisions] = None  # the reference stage's decision-aware rule, when it applies
     fp16: bool = True
     onnx_path: Optional[Path] = None  # ONNX is the bridge to TFLite even when not asked for
     saved_model: Optional[Path] = None  # onnx2tf's SavedModel, kept for TFLite INT8
@@ -115,9 +166,23 @@ class Context:
         """``backend``'s alpha at every step of every parity case (states carried for a recurrent model)."""
         return alphas(self.feed_plan(backend, layout, what, tensors), backend.run_feeds, self.cases)
 
-    def compare(self, outputs: Sequence[np.ndarray], precision: str = "fp32") -> parity_lib.Parity:
-        """Parity of ``outputs`` (one per parity photo) against the reference, at ``precision``'s bound."""
-        return parity_lib.compare(outputs, self.reference, "reference", bound=self.bounds.get(precision))
+    def compare(self, outputs: Sequence[np.ndarray], precision: str = "fp32",
+                compared_to: str = "reference") -> parity_lib.Parity:
+        """Parity of ``outputs`` (one alpha per parity step) against the reference, at ``precision``'s bound; a
+        :class:`DecisionAwareParity` when the model's decisions are wired (``decisions``)."""
+        bound = self.bounds.get(precision)
+        parity = parity_lib.compare(outputs, self.reference, compared_to, bound=bound)
+        if self.decisions is None or bound is None:
+            return parity
+        return DecisionAwareParity.of(parity, self.decisions.compare(outputs, self.reference, bound, compared_to))
+
+    def within(self, parity: parity_lib.Parity, bound: float) -> bool:
+        """The verdict on ``parity`` at ``bound``: the decision-aware rule when ``parity`` carries its figures,
+        else max abs within ``bound`` (or the zoo's boundary-pixel share, :func:`~edgematte.core.parity.within`)."""
+        decision = getattr(parity, "decision", None)
+        if decision is not None and self.decisions is not None:
+            return self.decisions.within(decision, bound)
+        return parity_lib.within(parity, bound, self.boundary_pixel_share)
 
     def record(self, path: Path, results: Optional[List[np.ndarray]], parity: parity_lib.Parity, *,
                bound: Optional[float], **entry) -> Artefact:
@@ -127,7 +192,7 @@ class Context:
         record = parity.to_dict()
         if bound is not None and parity.max_abs is not None:
             record["bound"] = bound
-            record["within_bound"] = parity_lib.within(parity, bound, self.boundary_pixel_share)
+            record["within_bound"] = self.within(parity, bound)
         if results:
             saved = self.out / "parity" / f"{path.name}.npy"
             saved.parent.mkdir(exist_ok=True)

@@ -98,10 +98,14 @@ def _context(source: ModelSource, options: ConvertOptions, formats: List[str], t
             manifest.extra["fp16_skipped"] = source.spec.fp16_note
             console.info(f"no fp16 TFLite by default for {source.spec.name}: {source.spec.fp16_note}")
     if source.spec is not None and source.spec.fp32_parity_bound > PARITY_BOUNDS["fp32"]:
+        # The zoo's rule for a model with hard decisions. It is the fallback: when the reference stage can route
+        # every decision to the alpha, it replaces both with the decision-aware rule (reference.decisions).
         ctx.bounds["fp32"] = source.spec.fp32_parity_bound
         ctx.boundary_pixel_share = source.spec.boundary_pixel_share
         manifest.reference.extra["bound_note"] = source.spec.parity_note
-    manifest.reference.extra["boundary_pixel_share"] = ctx.boundary_pixel_share  # verify applies the same rule
+    # For `verify`, which applies this share (it does not apply reference.decisions yet), even when the conversion
+    # itself judged by the decision-aware rule.
+    manifest.reference.extra["boundary_pixel_share"] = ctx.boundary_pixel_share
     ctx.photos = options.images or _default_photos()
     manifest.extra["parity_images"] = list(ctx.photos)
     manifest.extra["profile"] = ctx.profile.describe()

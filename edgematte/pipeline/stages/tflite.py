@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import List
 
 from ...core import console
-from ...core import parity as parity_lib
 from ...core.manifest import Artefact
 from ..context import Context, tensor_entries
 
@@ -38,7 +37,7 @@ def run(ctx: Context) -> List[Artefact]:
             backend = LiteRTBackend(path, threads=ctx.options.threads)
             outputs = ctx.run_cases(backend, layout, path.name, {"inputs": item["inputs"], "outputs": item["outputs"]})
             parity = ctx.compare(outputs, precision)
-        if precision == "fp16" and ctx.options.fp16 is None and not parity_lib.within(parity, ctx.bounds["fp16"]):
+        if precision == "fp16" and ctx.options.fp16 is None and not ctx.within(parity, ctx.bounds["fp16"]):
             # fp16 by default only where it is measured to hold; asked for (--fp16), a miss fails the conversion
             _drop_fp16(ctx, path, parity)
             continue
