@@ -23,6 +23,7 @@ from edgematte.converter.program import locate_model_files, parse_program, read_
 from edgematte.converter.repairs.base import RepairContext
 from edgematte.converter.repairs.onnx import adaptive_pool_windows as repair
 from edgematte.converter.repairs.onnx.graph import attr
+from edgematte.core.errors import EdgematteError
 from tests.test_converter_onnx import (
     EXPECTED_ACTIONS,
     GRIDS,
@@ -213,3 +214,32 @@ def test_a_program_without_adaptive_pools_matches_nothing_and_changes_nothing():
 def test_the_paddle_program_is_required():
     with pytest.raises(ValueError, match="Paddle program"):
         repair.REPAIR.apply(_plain_pool_graph(), RepairContext(where="plain"))
+
+
+def test_pools_are_repaired_when_onnx_cannot_infer_their_input_shape(tmp_path):
+    """PP-Matting's first pool reads a Resize whose sizes ONNX shape inference does not fold: no static input
+    shape on the ONNX side. The frozen Paddle program's declared shape stands in, and the result is exact."""
+    grid = (7, 10)
+    model_dir = _build_pyramid_net(tmp_path / "paddle", grid)
+    raw = tmp_path / "paddle2onnx.onnx"
+    run_paddle2onnx(model_dir, raw)
+    model = onnx.load(str(raw))
+    for dim in model.graph.input[0].type.tensor_type.shape.dim:
+        dim.dim_param = "dynamic"  # ONNX now knows no size anywhere
+    del model.graph.value_info[:]
+    context = _context(model_dir)
+    unknown = onnx.ModelProto()
+    unknown.CopyFrom(model)
+    program_without_shapes = framework_pb2.ProgramDesc()
+    program_without_shapes.CopyFrom(context.paddle_program)
+    for var in program_without_shapes.blocks[0].vars:
+        if var.type.type == framework_pb2.VarType.LOD_TENSOR and not var.persistable:
+            del var.type.lod_tensor.tensor.dims[:]
+    with pytest.raises(EdgematteError, match="is not static; freeze the input shape first"):
+        repair.REPAIR.apply(unknown, RepairContext(context.where, program_without_shapes))
+    matches = repair.REPAIR.apply(model, context)
+    assert [m.record["action"] for m in matches] == EXPECTED_ACTIONS[grid]
+    x = _photo((4 * grid[0], 4 * grid[1]))
+    got = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"img": x})[0]
+    assert float(np.abs(got - _paddle_reference(model_dir, x)).max()) <= PARITY_TOLERANCE

@@ -39,7 +39,8 @@ class AdaptivePoolOp:
 
     ``kind`` is ``"avg"`` or ``"max"``; ``output_hw`` the bin counts (Paddle's ``ksize``);
     ``input_name`` / ``output_name`` the Paddle variable names, which paddle2onnx keeps as ONNX
-    tensor names unless its optimizer folded a neighbouring op.
+    tensor names unless its optimizer folded a neighbouring op; ``input_shape`` the input's shape as the
+    (frozen) program declares it, used where ONNX shape inference cannot tell (``None``: not static).
     """
 
     paddle_type: str
@@ -47,6 +48,7 @@ class AdaptivePoolOp:
     input_name: str
     output_name: str
     output_hw: Tuple[int, int]
+    input_shape: Optional[Tuple[int, ...]] = None
 
 
 def adaptive_windows(in_size: int, out_size: int) -> List[Window]:
@@ -87,6 +89,7 @@ def read_adaptive_pools(program, where: str = "model") -> List[AdaptivePoolOp]:
     """
     found = []
     for block in program.blocks:
+        dims = {v.name: tuple(int(d) for d in v.type.lod_tensor.tensor.dims) for v in block.vars}
         for op in block.ops:
             if op.type not in ("pool2d", "max_pool2d_with_index"):
                 continue
@@ -102,7 +105,9 @@ def read_adaptive_pools(program, where: str = "model") -> List[AdaptivePoolOp]:
             bins = tuple(attrs["ksize"].ints)
             if len(bins) != 2 or kind not in ("avg", "max"):
                 raise EdgematteError(f"{where}: unsupported adaptive pooling {op.type} ksize={bins} type={kind}")
-            found.append(AdaptivePoolOp(op.type, kind, inputs["X"][0], outputs["Out"][0], bins))
+            declared = dims.get(inputs["X"][0])
+            static = declared if declared and len(declared) == 4 and min(declared) > 0 else None
+            found.append(AdaptivePoolOp(op.type, kind, inputs["X"][0], outputs["Out"][0], bins, static))
     return found
 
 
@@ -327,18 +332,23 @@ def repair_adaptive_pools(model, ops: Sequence[AdaptivePoolOp], where: str = "mo
                 raise EdgematteError(f"{where}: pooling node {node.name} has a zero stride and is not an "
                                      f"adaptive pool of the Paddle program")
     records = []
-    # Shapes come in waves: a pool downstream of another unrepaired pool has no known input shape yet.
+    # Shapes come in waves: a pool downstream of another unrepaired pool has no known input shape yet. Where
+    # ONNX shape inference cannot tell (a Resize whose sizes it does not fold), the frozen program's shape does.
     while pending:
         shapes = _static_shapes(model, [name for _, name in pending])
         producers = {n.output[0]: n for n in model.graph.node}
-        ready = [(op, name) for op, name in pending if len(shapes.get(producers[name].input[0], ())) == 4]
+
+        def input_shape(op, name):
+            inferred = shapes.get(producers[name].input[0], ())
+            return tuple(inferred) if len(inferred) == 4 else op.input_shape
+
+        ready = [(op, name) for op, name in pending if input_shape(op, name) is not None]
         if not ready:
             op, name = pending[0]
             raise EdgematteError(f"{where}: the input shape of adaptive pool {op.input_name} -> {op.output_name} "
                                  f"is not static; freeze the input shape first")
         for op, name in ready:
-            node = producers[name]
-            records.append(_repair_one(model, op, node, shapes[node.input[0]][2:], opset))
+            records.append(_repair_one(model, op, producers[name], input_shape(op, name)[2:], opset))
         done = {name for _, name in ready}
         pending = [(op, name) for op, name in pending if name not in done]
     return records
