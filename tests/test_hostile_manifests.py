@@ -127,6 +127,8 @@ def test_a_changed_reference_file_is_named(conversion, photo):
      "model.outputs 'h': a state without its pair"),
     (lambda m: m["model"].update(inputs=[{"name": "img", "role": "image", "shape": [1, 3, -64, 64]}]),
      "model.inputs 'img': shape [1, 3, -64, 64] is not a list of positive integers"),
+    (lambda m: m["model"].update(outputs=[{"name": "fg", "role": "foreground"}]),
+     "model.outputs: exactly one alpha is needed, found 0"),
 ])
 def test_malformed_manifests_are_one_line(conversion, photo, tmp_path, change, message):
     _edit(conversion, change)

@@ -355,3 +355,114 @@ def test_raw_variant_feeds_pixel_values(vectors):
         assert np.array_equal(vectors.array(case, "pre_normalized"), resized.astype(np.float32))
         description = vectors.index["profiles"][f"{case['profile']}@raw"]["normalize"]
         assert description["rule"] == "none" and description["mean"] is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Models with several inputs: trimap and recurrent-state vectors (android_demo/core: TrimapTest,
+# FeedPlanParityTest). Checked here with hand-written transposes and thresholds, not model_io/trimap.
+# ---------------------------------------------------------------------------------------------
+
+
+def _snap_reference(values):
+    """Nearest of 0/128/255 for uint8 values, the lower level on a tie (64 -> 0; 192 is nearer 255)."""
+    v = values.astype(np.int64)
+    return np.where(v <= 64, 0.0, np.where(v <= 191, 128.0, 255.0)).astype(np.float32)
+
+
+def test_trimap_vectors_snap_the_profiles_resize_and_pad_with_background(vectors):
+    trimaps = vectors.index["trimaps"]
+    assert trimaps["levels"] == [0.0, 128.0, 255.0]
+    cases = {c["id"]: c for c in trimaps["cases"]}
+    assert sorted(cases) == sorted(f"trimap/{p}/{t}" for p in ("android", "paddleseg-android")
+                                   for t in ("columns", "banded", "tiny", "channels"))
+    for case in cases.values():
+        tensor = vectors.array(case, "trimap_tensor")
+        resized = vectors.array(case, "pre_resized")
+        rh, rw = resized.shape
+        assert tensor.shape == (1, 1, *DEFAULT_INPUT_HW) and tensor.dtype == np.float32
+        if case["profile"] == "android":
+            assert [rh, rw] == _letterbox_reference(case["original_hw"], DEFAULT_INPUT_HW), case["id"]
+        else:
+            assert (rh, rw) == DEFAULT_INPUT_HW  # stretched, no padding
+        assert np.array_equal(tensor[0, 0, :rh, :rw], _snap_reference(resized)), case["id"]
+        outside = np.ones(DEFAULT_INPUT_HW, bool)
+        outside[:rh, :rw] = False
+        assert (tensor[0, 0][outside] == 0.0).all(), case["id"]
+    for profile in ("android", "paddleseg-android"):
+        # 0/255 columns halved: 127.5 everywhere, unknown after snapping.
+        columns = cases[f"trimap/{profile}/columns"]
+        assert (vectors.array(columns, "trimap_tensor") == 128.0).all()
+        # The resizes made values between the levels, so snapping changed something.
+        banded = vectors.array(cases[f"trimap/{profile}/banded"], "pre_resized")
+        assert (~np.isin(banded, (0, 128, 255))).sum() > 50
+        # Only the first channel of a 3-channel trimap counts.
+        channels = cases[f"trimap/{profile}/channels"]
+        assert vectors.array(channels, "input_trimap").shape == (107, 160, 3)
+        assert np.array_equal(vectors.array(channels, "trimap_tensor"),
+                              vectors.array(cases[f"trimap/{profile}/banded"], "trimap_tensor"))
+
+
+def test_synthetic_trimap_vectors_are_the_stated_ellipses(vectors):
+    synthetic = vectors.index["trimaps"]["synthetic"]
+    assert [c["hw"] for c in synthetic] == [[96, 128], [33, 20], [7, 5], [1, 1]]
+    for case in synthetic:
+        h, w = case["hw"]
+        trimap = vectors.array(case, "synthetic_trimap")
+        assert trimap.shape == (1, 1, h, w)
+        for y in range(h):
+            for x in range(w):
+                def inside(ry, rx):
+                    dy = (y - (h - 1) / 2) / max(ry * h, 1.0)
+                    dx = (x - (w - 1) / 2) / max(rx * w, 1.0)
+                    return dy * dy + dx * dx <= 1.0
+                expected = 255.0 if inside(0.30, 0.22) else 128.0 if inside(0.42, 0.34) else 0.0
+                assert trimap[0, 0, y, x] == expected, (case["id"], y, x)
+    big = vectors.array(synthetic[0], "synthetic_trimap")[0, 0]
+    assert set(np.unique(big)) == {0.0, 128.0, 255.0} and np.array_equal(big, big[::-1, ::-1])
+
+
+def _to_nchw(array, layout):
+    return array.transpose(0, 3, 1, 2) if layout == "nhwc" else array
+
+
+def _from_nchw(array, layout):
+    return array.transpose(0, 2, 3, 1) if layout == "nhwc" else array
+
+
+def test_recurrent_vectors_feed_each_state_from_the_previous_steps_output(vectors):
+    recurrent = vectors.index["recurrent"]
+    roles = {r["name"]: r for r in recurrent["inputs"] + recurrent["outputs"]}
+    fed_orders = {c["id"]: c["fed"] for c in recurrent["cases"]}
+    assert fed_orders == {"recurrent/nchw": ["src", "r1i", "r2i"], "recurrent/nhwc": ["r2i", "src", "r1i"],
+                          "recurrent/positional": ["src", "r1i", "r2i"]}  # the constant is never fed
+    for case in recurrent["cases"]:
+        in_layouts = case["input_layouts"] or [case["layout"]] * len(case["fed"])
+        out_layouts = case["output_layouts"] or [case["layout"]] * len(case["fetched"])
+        output_of = {roles[name]["pair"]: j for j, name in enumerate(case["fetched"]) if roles[name]["role"] == "state"}
+        assert output_of == {"r1i": case["fetched"].index("r1o"), "r2i": case["fetched"].index("r2o")}
+        changed = 0
+        for k in range(case["steps"]):
+            for i, name in enumerate(case["fed"]):
+                fed = vectors.array(case, f"step{k}_feed{i}")
+                if name == "src":
+                    expected = vectors.array(case, f"step{k}_src")
+                elif k == 0:
+                    expected = np.zeros(roles[name]["shape"], np.float32)
+                else:
+                    j = output_of[name]
+                    expected = _to_nchw(vectors.array(case, f"step{k - 1}_output{j}"), out_layouts[j])
+                    changed += int(expected.any())
+                assert np.array_equal(fed, _from_nchw(expected, in_layouts[i])), (case["id"], k, name)
+            # The alpha is the stated formula of what was fed (float64 here, float32 in the vectors).
+            nchw = {name: _to_nchw(vectors.array(case, f"step{k}_feed{i}"), in_layouts[i]).astype(np.float64)
+                    for i, name in enumerate(case["fed"])}
+            src, r1, r2 = nchw["src"], nchw["r1i"], nchw["r2i"]
+            pha = (src[0, 0] * 0.25 + src[0, 1] * 0.5 + np.kron(r1[0, 0], np.ones((2, 2))) * 0.125
+                   + np.kron(r2[0, 1], np.ones((4, 4))) * 0.0625)
+            j = case["fetched"].index("pha")
+            assert np.abs(_to_nchw(vectors.array(case, f"step{k}_output{j}"), out_layouts[j])[0, 0] - pha).max() < 1e-6
+        assert changed == 4  # two states, two steps after the first, never zero
+    # Output r1o of the onnx2tf-like artefact stays channels-first while its input r1i is channels-last.
+    nhwc = next(c for c in recurrent["cases"] if c["id"] == "recurrent/nhwc")
+    assert vectors.array(nhwc, "step1_output0").shape == (1, 4, 4, 6)
+    assert vectors.array(nhwc, "step1_feed2").shape == (1, 4, 6, 4)

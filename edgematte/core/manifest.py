@@ -324,6 +324,10 @@ def _check_roles(entries, what: str, roles: Sequence[str]) -> None:
         _require(isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) and d > 0
                                                  for d in shape),
                  f"model.{what} '{entry['name']}': shape {shape!r} is not a list of positive integers")
+    # Every model has exactly one image in and one alpha out; the runtime feeds and reads them by role.
+    sole = roles[0]
+    count = sum(entry["role"] == sole for entry in entries)
+    _require(count == 1, f"model.{what}: exactly one {sole} is needed, found {count}")
 
 
 @dataclass

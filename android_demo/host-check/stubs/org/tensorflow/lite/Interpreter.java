@@ -28,6 +28,18 @@ public final class Interpreter implements AutoCloseable {
         throw new UnsupportedOperationException("stub");
     }
 
+    public void runForMultipleInputsOutputs(Object[] inputs, java.util.Map<Integer, Object> outputs) {
+        throw new UnsupportedOperationException("stub");
+    }
+
+    public int getInputTensorCount() {
+        throw new UnsupportedOperationException("stub");
+    }
+
+    public int getOutputTensorCount() {
+        throw new UnsupportedOperationException("stub");
+    }
+
     public Tensor getInputTensor(int inputIndex) {
         throw new UnsupportedOperationException("stub");
     }

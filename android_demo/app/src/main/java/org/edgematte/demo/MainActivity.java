@@ -197,7 +197,9 @@ public class MainActivity extends Activity {
                 long start = System.nanoTime();
                 model = repository.open(from, artefact, accelerator, THREADS);
                 String profile = Profiles.NAMES.contains(artefact.profile) ? artefact.profile : "android";
-                pipeline = new MattingPipeline(Profiles.forManifest(from.manifest, profile), model);
+                // Fed by the manifest's roles: a new model starts with its own (zero) states.
+                pipeline = MattingPipeline.forArtefact(Profiles.forManifest(from.manifest, profile), model,
+                        from.manifest, artefact);
                 modelLabel = String.format(Locale.ROOT, "%s\nprofile %s, %s, %d threads, loaded in %.0f ms",
                         artefact.label(), profile, accelerator.key, THREADS, (System.nanoTime() - start) / 1e6);
                 runOnUiThread(() -> {
@@ -291,6 +293,7 @@ public class MainActivity extends Activity {
                 return;
             }
             try {
+                pipeline.reset();  // each still is a clip of its own (a recurrent model's first frame)
                 MattingPipeline.Result result = pipeline.process(input.argb, input.size, background);
                 Size size = input.size;
                 int[] shown = background == null ? Pixels.cutoutArgb(input.argb, result.alpha8)

@@ -125,7 +125,7 @@ public class VerificationActivity extends Activity {
             try (InferenceModel model = repository.open(source, artefact, accelerator, threads)) {
                 show("running " + artefact.label() + " on " + in);
                 Map<String, Object> summary = Verification.run(new BitmapImages.FolderSource(in),
-                        new MattingPipeline(profile, model), out, options, facts);
+                        MattingPipeline.forArtefact(profile, model, source.manifest, artefact), out, options, facts);
                 show("DONE\n" + Json.write(summary) + "\n" + out);
             }
         } catch (Exception | OutOfMemoryError e) {

@@ -14,7 +14,9 @@ import java.util.Map;
  * (nb | onnx | tflite), {@code target} (arm | x86 | opencl | any), {@code precision}, {@code sha256},
  * {@code layout}, {@code inputs}/{@code outputs} (name, shape, dtype, quant) and {@code profile}; of the model,
  * {@code name} and {@code transforms} (deploy.yaml's list, whose Normalize step the profiles take:
- * {@link Profiles#forManifest}).
+ * {@link Profiles#forManifest}), and from schema 1.2 {@code inputs} / {@code outputs}: every input and output
+ * with its role ({@link TensorRole}; {@link #inputRoles()} / {@link #outputRoles()} default, as Python's
+ * {@code ModelInfo.input_roles()} / {@code output_roles()}, to one image input and one alpha output).
  *
  * <p>The rules of {@code edgematte/core/manifest.py}, with its messages: an artefact path is relative to the
  * manifest's folder and never leaves it (parsing refuses an empty or absolute path, a {@code ..} segment, a
@@ -35,12 +37,84 @@ public final class Manifest {
     public final List<Artefact> artefacts;
     /** Artefacts the app cannot describe (path -> why), left out of {@link #artefacts}. */
     public final Map<String, String> skipped;
+    /** {@code model.inputs} / {@code model.outputs} as recorded (validated), or null in a one-image manifest. */
+    public final List<TensorRole> declaredInputs;
+    public final List<TensorRole> declaredOutputs;
+    private final String inputName;
+    private final String outputName;
+    /** {@code model.input_shape} [N, C, H, W], or null when the manifest has no valid one. */
+    private final int[] inputShape;
 
-    private Manifest(String modelName, List<Object> transforms, List<Artefact> artefacts, Map<String, String> skipped) {
+    private Manifest(String modelName, List<Object> transforms, List<Artefact> artefacts, Map<String, String> skipped,
+                     Map<String, Object> model, List<TensorRole> inputs, List<TensorRole> outputs) {
         this.modelName = modelName;
         this.transforms = transforms == null ? null : Collections.unmodifiableList(transforms);
         this.artefacts = Collections.unmodifiableList(artefacts);
         this.skipped = Collections.unmodifiableMap(skipped);
+        this.declaredInputs = inputs;
+        this.declaredOutputs = outputs;
+        this.inputName = nonEmptyString(model.get("input_name"));
+        this.outputName = nonEmptyString(model.get("output_name"));
+        Object shape = model.get("input_shape");
+        int[] dims = null;
+        if (shape instanceof List && ((List<?>) shape).size() == 4) {
+            dims = new int[4];
+            for (int i = 0; i < 4 && dims != null; i++) {
+                Object d = ((List<?>) shape).get(i);
+                if (d instanceof Long && (Long) d > 0 && (Long) d <= Integer.MAX_VALUE) {
+                    dims[i] = ((Long) d).intValue();
+                } else {
+                    dims = null;
+                }
+            }
+        }
+        this.inputShape = dims;
+    }
+
+    private static String nonEmptyString(Object value) {
+        return value instanceof String && !((String) value).isEmpty() ? (String) value : null;
+    }
+
+    /**
+     * Every input of the converted model in feed order: {@code model.inputs}, or for a manifest without roles
+     * (before 1.2) one image input named {@code model.input_name} (default "x") of {@code model.input_shape},
+     * float32 (Python's {@code ModelInfo.input_roles()}).
+     */
+    public List<TensorRole> inputRoles() {
+        if (declaredInputs != null) {
+            return declaredInputs;
+        }
+        return Collections.singletonList(new TensorRole(inputName != null ? inputName : "x", "image", inputShape,
+                "float32", null, null));
+    }
+
+    /** Every output in fetch order: {@code model.outputs}, else one alpha named {@code model.output_name} ("alpha"). */
+    public List<TensorRole> outputRoles() {
+        if (declaredOutputs != null) {
+            return declaredOutputs;
+        }
+        return Collections.singletonList(new TensorRole(outputName != null ? outputName : "alpha", "alpha", null,
+                null, null, null));
+    }
+
+    /** Whether the model carries states from call to call (an input with role state: RVM). */
+    public boolean recurrent() {
+        for (TensorRole role : inputRoles()) {
+            if (role.is("state")) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Whether the model takes a trimap with the image (DIM). */
+    public boolean takesTrimap() {
+        for (TensorRole role : inputRoles()) {
+            if (role.is("trimap")) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** One converted model file. */
@@ -53,8 +127,14 @@ public final class Manifest {
         /** The file's sha256 as the conversion recorded it ("" when the manifest has none). */
         public final String sha256;
         public final String profile;
+        /** The first input and output (for a one-image model: the image and the alpha). */
         public final TensorSpec input;
         public final TensorSpec output;
+        /** Every input and output in the artefact's order (names as the file has them; {@link FeedPlan}). */
+        public final List<TensorSpec> inputs;
+        public final List<TensorSpec> outputs;
+        /** The artefact's {@code layout} (nchw | nhwc), or null when the manifest gives none. */
+        public final String layout;
 
         Artefact(Map<String, Object> entry) {
             path = artefactPath(entry);
@@ -65,6 +145,18 @@ public final class Manifest {
             profile = entry.get("profile") instanceof String ? (String) entry.get("profile") : AndroidProfile.NAME;
             input = TensorSpec.fromManifest(firstOf(entry, "inputs"));
             output = TensorSpec.fromManifest(firstOf(entry, "outputs"));
+            inputs = specs(entry, "inputs");
+            outputs = specs(entry, "outputs");
+            layout = nonEmptyString(entry.get("layout"));
+        }
+
+        @SuppressWarnings("unchecked")
+        private static List<TensorSpec> specs(Map<String, Object> entry, String key) {
+            List<TensorSpec> out = new ArrayList<>();
+            for (Object item : Json.list(entry, key)) {
+                out.add(TensorSpec.fromManifest((Map<String, Object>) item));
+            }
+            return Collections.unmodifiableList(out);
         }
 
         @SuppressWarnings("unchecked")
@@ -133,6 +225,9 @@ public final class Manifest {
             // core/manifest.py's check (`model.get("transforms") or []` must be a list), with its message.
             throw new IllegalArgumentException("model.transforms is not a list");
         }
+        // core/manifest.py's _check_roles, in its order (before any artefact is looked at).
+        List<TensorRole> inputs = TensorRole.parseList(model.get("inputs"), "inputs");
+        List<TensorRole> outputs = TensorRole.parseList(model.get("outputs"), "outputs");
         List<Artefact> artefacts = new ArrayList<>();
         Map<String, String> skipped = new LinkedHashMap<>();
         for (Object item : Json.list(root, "artefacts")) {
@@ -153,7 +248,8 @@ public final class Manifest {
         }
         @SuppressWarnings("unchecked")
         List<Object> transformList = (List<Object>) transforms;
-        return new Manifest(String.valueOf(model.get("name")), transformList, artefacts, skipped);
+        return new Manifest(String.valueOf(model.get("name")), transformList, artefacts, skipped, model, inputs,
+                outputs);
     }
 
     /** Python's falsiness for JSON values that are not containers: null, false, "", 0 (containers: empty). */

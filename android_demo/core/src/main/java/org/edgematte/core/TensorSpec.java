@@ -15,15 +15,25 @@ public final class TensorSpec {
     public final String dtype;
     /** Null for float tensors. */
     public final QuantParams quant;
+    /**
+     * The tensor's layout as the converter recorded it per tensor ("nchw", "nhwc", "nwc"...: onnx2tf may keep
+     * one output channels-first while its paired state input is channels-last), or null when not recorded.
+     */
+    public final String layout;
 
     public TensorSpec(String name, int[] shape, String dtype, QuantParams quant) {
+        this(name, shape, dtype, quant, null);
+    }
+
+    public TensorSpec(String name, int[] shape, String dtype, QuantParams quant, String layout) {
         this.name = name;
         this.shape = shape.clone();
         this.dtype = dtype;
         this.quant = quant;
+        this.layout = layout;
     }
 
-    /** From a manifest entry: {"name", "shape", "dtype", "quant": [scale, zero_point] | null}. */
+    /** From a manifest entry: {"name", "shape", "dtype", "quant": [scale, zero_point] | null[, "layout"]}. */
     public static TensorSpec fromManifest(Map<String, Object> entry) {
         String dtype = Json.string(entry, "dtype");
         Object quant = entry.get("quant");
@@ -32,7 +42,9 @@ public final class TensorSpec {
             List<?> pair = (List<?>) quant;
             params = new QuantParams(dtype, ((Number) pair.get(0)).doubleValue(), ((Number) pair.get(1)).intValue());
         }
-        return new TensorSpec(Json.string(entry, "name"), Json.ints(entry, "shape"), dtype, params);
+        Object layout = entry.get("layout");
+        return new TensorSpec(Json.string(entry, "name"), Json.ints(entry, "shape"), dtype, params,
+                layout instanceof String && !((String) layout).isEmpty() ? (String) layout : null);
     }
 
     /** NCHW when the shape is [1, 3, h, w], NHWC when it is [1, h, w, 3]. */

@@ -105,7 +105,11 @@ public final class Verification {
             }
             for (String name : names) {
                 LoadedImage image = images.load(name);
-                MattingPipeline.Result result = pipeline.process(image.argb, image.size, options.background,
+                // As Python's verify.matte_one: every photo a recurrent model's first frame (zero states), the
+                // synthetic trimap at the photo's size for a model that takes one.
+                pipeline.reset();
+                NdArray trimap = pipeline.takesTrimap() ? Trimap.syntheticTrimapUint8(image.size) : null;
+                MattingPipeline.Result result = pipeline.process(image.argb, image.size, trimap, options.background,
                         options.warmup, options.repeats);
                 PreprocessState state = result.pre.state();
                 GoldenWriter.Case c = writer.startCase(pipeline.profile().name(), name, state);

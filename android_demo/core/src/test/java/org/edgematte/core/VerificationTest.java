@@ -167,6 +167,98 @@ public class VerificationTest {
         assertTrue(TextFiles.read(new File(out, GoldenWriter.FAILED_MARKER)).contains("model exploded"));
     }
 
+    /** Image, trimap and a state in; alpha = trimap / 255 + state, state out = state + 1. Records what it was fed. */
+    static final class TrimapStateModel implements InferenceModel {
+        final List<TensorSpec> inputs = Arrays.asList(
+                new TensorSpec("img", new int[] {1, 3, 24, 32}, "float32", null),
+                new TensorSpec("trimap", new int[] {1, 1, 24, 32}, "float32", null),
+                new TensorSpec("s", new int[] {1, 1, 24, 32}, "float32", null));
+        final List<TensorSpec> outputs = Arrays.asList(
+                new TensorSpec("alpha", new int[] {1, 1, 24, 32}, "float32", null),
+                new TensorSpec("s_out", new int[] {1, 1, 24, 32}, "float32", null));
+        final List<List<NdArray>> fed = new java.util.ArrayList<>();
+
+        static FeedPlan plan() {
+            return FeedPlan.of(Arrays.asList(new TensorRole("img", "image", null, null, null, null),
+                            new TensorRole("trimap", "trimap", null, null, null, null),
+                            new TensorRole("s", "state", new int[] {1, 1, 24, 32}, "float32", "s_out", null)),
+                    Arrays.asList(new TensorRole("alpha", "alpha", null, null, null, null),
+                            new TensorRole("s_out", "state", null, null, "s", null)),
+                    Arrays.asList("img", "trimap", "s"), Arrays.asList("alpha", "s_out"), "nchw", "fake", null, null);
+        }
+
+        @Override
+        public TensorSpec input() {
+            return inputs.get(0);
+        }
+
+        @Override
+        public TensorSpec output() {
+            return outputs.get(0);
+        }
+
+        @Override
+        public List<TensorSpec> inputs() {
+            return inputs;
+        }
+
+        @Override
+        public List<TensorSpec> outputs() {
+            return outputs;
+        }
+
+        @Override
+        public NdArray run(NdArray x) {
+            throw new AssertionError("a model with several inputs ran on the one-image path");
+        }
+
+        @Override
+        public List<NdArray> runFeeds(List<NdArray> feeds) {
+            fed.add(feeds);
+            float[] trimap = feeds.get(1).floats();
+            float[] state = feeds.get(2).floats();
+            float[] alpha = new float[trimap.length];
+            float[] next = new float[trimap.length];
+            for (int i = 0; i < alpha.length; i++) {
+                alpha[i] = trimap[i] / 255f + state[i];
+                next[i] = state[i] + 1f;
+            }
+            return Arrays.asList(NdArray.float32(alpha, 1, 1, 24, 32), NdArray.float32(next, 1, 1, 24, 32));
+        }
+
+        @Override
+        public Map<String, Object> describe() {
+            return new LinkedHashMap<>();
+        }
+
+        @Override
+        public void close() {
+        }
+    }
+
+    @Test
+    public void everyPhotoIsAFirstFrameWithTheSyntheticTrimapAsPythonVerifies() throws Exception {
+        File in = writeImages();
+        File out = new File(temp.getRoot(), "out");
+        TrimapStateModel model = new TrimapStateModel();
+        AndroidProfile profile = new AndroidProfile();
+        Verification.Options options = new Verification.Options();
+        options.warmup = 1;
+        options.repeats = 2;
+        Verification.run(new Verification.NpyImageSource(in), new MattingPipeline(profile, model,
+                TrimapStateModel.plan()), out, options, new LinkedHashMap<String, Object>());
+        assertEquals(2 * 3, model.fed.size());
+        Size[] sizes = {new Size(30, 50), new Size(9, 7)};
+        for (int run = 0; run < model.fed.size(); run++) {
+            List<NdArray> feeds = model.fed.get(run);
+            assertArrayEquals("run " + run + ": zero states", new float[24 * 32], feeds.get(2).floats(), 0f);
+            Size size = sizes[run / 3];
+            NdArray expected = Trimap.trimapTensor(profile, Trimap.syntheticTrimapUint8(size), size, new Size(24, 32));
+            assertArrayEquals("run " + run + ": the synthetic trimap", expected.floats(), feeds.get(1).floats(), 0f);
+        }
+        assertTrue(new File(out, GoldenWriter.DONE_MARKER).isFile());
+    }
+
     @Test
     public void emptyInputFolderFails() throws Exception {
         File out = new File(temp.getRoot(), "out");

@@ -4,7 +4,11 @@ import java.io.File;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 import org.edgematte.core.InferenceModel;
@@ -20,7 +24,9 @@ import org.tensorflow.lite.gpu.GpuDelegate;
 /**
  * A .tflite model on LiteRT's Interpreter API: CPU through XNNPACK, or the GPU delegate. Tensor specs
  * (shape, dtype, per-tensor quantization) come from the interpreter itself; int8/uint8 inputs and outputs
- * are exchanged as bytes, the core quantizes and dequantizes them exactly as the Python runtime does.
+ * are exchanged as bytes, the core quantizes and dequantizes them exactly as the Python runtime does. A model
+ * with several inputs or outputs (recurrent states, a trimap) runs through {@link #runFeeds}, every tensor in
+ * the file's order; the core's FeedPlan decides what each one is fed.
  */
 public final class LiteRtModel implements InferenceModel {
 
@@ -31,6 +37,8 @@ public final class LiteRtModel implements InferenceModel {
     private final GpuDelegate gpuDelegate;
     private final TensorSpec input;
     private final TensorSpec output;
+    private final List<TensorSpec> inputs;
+    private final List<TensorSpec> outputs;
 
     public LiteRtModel(File file, int threads, Accelerator accelerator) throws IOException {
         this.file = file;
@@ -61,8 +69,18 @@ public final class LiteRtModel implements InferenceModel {
             }
             throw new IOException(file + ": LiteRT cannot load this model (" + e.getMessage() + ")", e);
         }
-        input = spec(interpreter.getInputTensor(0));
-        output = spec(interpreter.getOutputTensor(0));
+        List<TensorSpec> ins = new ArrayList<>();
+        for (int i = 0; i < interpreter.getInputTensorCount(); i++) {
+            ins.add(spec(interpreter.getInputTensor(i)));
+        }
+        List<TensorSpec> outs = new ArrayList<>();
+        for (int j = 0; j < interpreter.getOutputTensorCount(); j++) {
+            outs.add(spec(interpreter.getOutputTensor(j)));
+        }
+        inputs = Collections.unmodifiableList(ins);
+        outputs = Collections.unmodifiableList(outs);
+        input = inputs.get(0);
+        output = outputs.get(0);
     }
 
     private static TensorSpec spec(Tensor tensor) {
@@ -92,7 +110,45 @@ public final class LiteRtModel implements InferenceModel {
     }
 
     @Override
+    public List<TensorSpec> inputs() {
+        return inputs;
+    }
+
+    @Override
+    public List<TensorSpec> outputs() {
+        return outputs;
+    }
+
+    @Override
     public NdArray run(NdArray x) {
+        ByteBuffer out = outputBuffer(0);
+        interpreter.run(inputBuffer(x), out);
+        return read(0, out);
+    }
+
+    @Override
+    public List<NdArray> runFeeds(List<NdArray> feeds) {
+        if (feeds.size() != inputs.size()) {
+            throw new IllegalArgumentException(file.getName() + " takes " + inputs.size() + " inputs, "
+                    + feeds.size() + " were given");
+        }
+        Object[] in = new Object[feeds.size()];
+        for (int i = 0; i < in.length; i++) {
+            in[i] = inputBuffer(feeds.get(i));
+        }
+        Map<Integer, Object> out = new HashMap<>();
+        for (int j = 0; j < outputs.size(); j++) {
+            out.put(j, outputBuffer(j));
+        }
+        interpreter.runForMultipleInputsOutputs(in, out);
+        List<NdArray> results = new ArrayList<>();
+        for (int j = 0; j < outputs.size(); j++) {
+            results.add(read(j, (ByteBuffer) out.get(j)));
+        }
+        return results;
+    }
+
+    private static ByteBuffer inputBuffer(NdArray x) {
         ByteBuffer in = ByteBuffer.allocateDirect(x.size() * x.dtype.itemSize).order(ByteOrder.nativeOrder());
         if (x.dtype == NdArray.DType.FLOAT32) {
             in.asFloatBuffer().put(x.floats());
@@ -100,19 +156,27 @@ public final class LiteRtModel implements InferenceModel {
             in.put(x.bytes());
         }
         in.rewind();
-        Tensor outTensor = interpreter.getOutputTensor(0);
-        ByteBuffer out = ByteBuffer.allocateDirect(outTensor.numBytes()).order(ByteOrder.nativeOrder());
-        interpreter.run(in, out);
+        return in;
+    }
+
+    private ByteBuffer outputBuffer(int index) {
+        return ByteBuffer.allocateDirect(interpreter.getOutputTensor(index).numBytes()).order(ByteOrder.nativeOrder());
+    }
+
+    /** Output {@code index} out of the buffer the interpreter filled: float32, or its integer values as bytes. */
+    private NdArray read(int index, ByteBuffer out) {
+        Tensor tensor = interpreter.getOutputTensor(index);
+        QuantParams quant = outputs.get(index).quant;
         out.rewind();
-        int[] shape = outTensor.shape();
-        if (output.quant == null) {
-            float[] values = new float[outTensor.numElements()];
+        int[] shape = tensor.shape();
+        if (quant == null) {
+            float[] values = new float[tensor.numElements()];
             out.asFloatBuffer().get(values);
             return NdArray.float32(values, shape);
         }
-        byte[] values = new byte[outTensor.numElements()];
+        byte[] values = new byte[tensor.numElements()];
         out.get(values);
-        return new NdArray(output.quant.ndType(), values, shape);
+        return new NdArray(quant.ndType(), values, shape);
     }
 
     @Override
