@@ -77,6 +77,17 @@ def test_the_excused_share_is_capped(tmp_path):
     assert parity.decision.max_abs_kept == 0.0 and not ctx.within(parity, ctx.bounds["fp32"])
 
 
+def test_near_ties_the_artefact_decides_alike_cost_nothing(tmp_path):
+    """Every pixel a near-tie, and the artefact equal to the reference: nothing needed excusing, so it passes
+    (the cap counts pixels beyond the bound by an excuse, not near-ties)."""
+    decisions = _decisions()
+    decisions.margins = [np.zeros((1, H, W)), np.zeros((1, H, W))]
+    ctx = _context(tmp_path, decisions)
+    parity = ctx.compare([r.copy() for r in ctx.reference])
+    assert parity.decision.excused_share == 1.0 and parity.decision.over_bound_excused == 0
+    assert ctx.within(parity, ctx.bounds["fp32"])
+
+
 def test_without_decisions_the_zoo_share_applies_and_inherited_figures_stay_plain(tmp_path):
     ctx = _context(tmp_path, share=1e-2)
     outputs = _flipped(ctx, (9, 9))

@@ -42,12 +42,13 @@ of the normalized tensor, no runtime needed) at ``DEFAULT_INPUT_HW``; otherwise 
 Models with several inputs (:mod:`edgematte.runtime.model_io`, :mod:`edgematte.runtime.trimap`), under keys of
 their own so the cases above stay as they were:
 
-- ``index["trimaps"]["cases"]``: each uint8 trimap of :func:`golden_trimaps` through ``trimap_tensor`` for each
-  profile (without variants: a trimap is not normalized), at the model's input size: ``input_trimap`` (uint8
-  H x W, or H x W x 3 whose first channel is the trimap), ``pre_resized`` (uint8: the first channel of the
+- ``index["trimaps"]["cases"]`` (:mod:`edgematte.runtime.golden_roles`): each uint8 trimap of
+  ``golden_trimaps`` through ``trimap_tensor`` for each profile (without variants: a trimap is not
+  normalized), at the model's input size: ``input_trimap`` (uint8 H x W, or H x W x 3 whose first channel is
+  the trimap), ``pre_resized`` (uint8: the first channel of the
   profile's ``resized`` step on it, before snapping) and ``trimap_tensor`` (float32 [1, 1, h, w], values 0, 128,
   255); ``index["trimaps"]["synthetic"]``: ``synthetic_trimap`` at each of ``SYNTHETIC_TRIMAP_HW``.
-- ``index["recurrent"]``: a tiny recurrent stand-in (:func:`recurrent_stand_in`: image, two states and a
+- ``index["recurrent"]``: a tiny recurrent stand-in (``golden_roles.recurrent_stand_in``: image, two states and a
   constant in; foreground, alpha and two states out) run for ``RECURRENT_STEPS`` steps from zero states through
   ``FeedPlan`` / ``run_case``, once per artefact naming of ``RECURRENT_ARTEFACTS`` (as converted, onnx2tf-like
   renamed and reordered NHWC with one output left channels-first, matched by position). Per step ``k``:
@@ -65,7 +66,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -76,9 +77,9 @@ from edgematte.core.fsutil import atomic_dir, read_json_document
 from edgematte.core.samples import sample_photo  # scikit-image is imported only when a photo is asked for
 from edgematte.runtime.backends.base import Backend, TensorSpec
 from edgematte.runtime.backends.litert import dequantize, quantize
-from edgematte.runtime.model_io import FeedPlan, layout_to_onnx, onnx_to_layout, run_case
-from edgematte.runtime.profiles import HW, Profile, blurred_background, profile_for_model, reads_transforms
-from edgematte.runtime.trimap import LEVELS, synthetic_trimap, trimap_tensor
+from edgematte.runtime.golden_cases import CaseWriter, ProfileCase, soft_alpha
+from edgematte.runtime.golden_roles import write_recurrent, write_trimaps
+from edgematte.runtime.profiles import HW, blurred_background, profile_for_model, reads_transforms
 
 SCHEMA = "edgematte.golden/1"
 INDEX_NAME = "index.json"
@@ -119,14 +120,6 @@ class GoldenImage:
     alpha: Optional[np.ndarray] = None
 
 
-def _soft_alpha(hw: HW) -> np.ndarray:
-    """uint8 H x W: 255 in an elliptic centre, falling smoothly to 0 at the corners."""
-    rows = (np.arange(hw[0]) + 0.5) / hw[0] - 0.5
-    cols = (np.arange(hw[1]) + 0.5) / hw[1] - 0.5
-    distance = np.hypot(rows[:, None] / 0.5, cols[None, :] / 0.5)
-    return np.round(np.clip(1.6 - 1.5 * distance, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
 def golden_images() -> List[GoldenImage]:
     """The four images of the module docstring (needs scikit-image; no downloads)."""
     astronaut = cv2.resize(sample_photo("astronaut"), (256, 256), interpolation=cv2.INTER_AREA)
@@ -137,7 +130,7 @@ def golden_images() -> List[GoldenImage]:
         GoldenImage("tiny", "skimage.data.coffee()[180:187, 290:295] (7x5)",
                     np.ascontiguousarray(sample_photo("coffee")[180:187, 290:295])),
         GoldenImage("rgba", "skimage.data.rocket() 427x640, INTER_AREA to 107x160, synthetic soft alpha",
-                    rocket, _soft_alpha(rocket.shape[:2])),
+                    rocket, soft_alpha(rocket.shape[:2])),
     ]
 
 
@@ -271,43 +264,14 @@ def _quant_spec(entry: dict) -> TensorSpec:
     return TensorSpec("vector", (), entry["dtype"], (entry["scale"], entry["zero_point"]))
 
 
-class _CaseWriter:
-    def __init__(self, root: Path, case_dir: str):
-        self.root, self.case_dir, self.arrays = root, case_dir, {}
-
-    def add(self, name: str, array: np.ndarray) -> None:
-        array = np.ascontiguousarray(array)
-        relative = f"{self.case_dir}/{name}.npy"
-        (self.root / relative).parent.mkdir(parents=True, exist_ok=True)
-        np.save(self.root / relative, array, allow_pickle=False)
-        self.arrays[name] = {"file": relative, "shape": list(array.shape), "dtype": array.dtype.name}
-
-
-def _add_steps(writer: _CaseWriter, prefix: str, steps: dict, skip=("state", "tensor")) -> None:
+def _add_steps(writer: CaseWriter, prefix: str, steps: dict, skip=("state", "tensor")) -> None:
     for name, value in steps.items():
         if name not in skip and isinstance(value, np.ndarray):
             writer.add(f"{prefix}_{name}", value)
 
 
-@dataclass(frozen=True)
-class _ProfileCase:
-    """One profile the vectors are written for: ``key`` names its cases ("android", "android@unit")."""
-
-    key: str
-    profile: Profile
-    variant: Optional[str] = None
-    transforms: Optional[list] = None
-
-    def facts(self) -> dict:
-        """What a case records beyond the profile name so the Java twin can build the same profile."""
-        facts = {} if self.variant is None else {"variant": self.variant}
-        if self.transforms is not None:
-            facts["transforms"] = self.transforms
-        return facts
-
-
 def _profile_cases(names: Sequence[str], transforms: Optional[Sequence[dict]],
-                   variants: Sequence[str]) -> List[_ProfileCase]:
+                   variants: Sequence[str]) -> List[ProfileCase]:
     """Each profile with ``transforms``, then each fixed-step one again per normalization variant (after
     all the others, so the cases of a run without variants keep their places in the index)."""
     unknown = [v for v in variants if v not in NORMALIZATION_VARIANTS]
@@ -315,17 +279,17 @@ def _profile_cases(names: Sequence[str], transforms: Optional[Sequence[dict]],
         raise EdgematteError(f"unknown normalization variant(s) {unknown}; choose from "
                              f"{', '.join(NORMALIZATION_VARIANTS)}")
     used = list(transforms) if transforms else None  # profile_for_model takes [] as None too
-    cases = [_ProfileCase(name, profile_for_model(name, used), None, used) for name in names]
+    cases = [ProfileCase(name, profile_for_model(name, used), None, used) for name in names]
     for name in (n for n in names if not reads_transforms(n)):
-        cases.extend(_ProfileCase(f"{name}@{v}", profile_for_model(name, NORMALIZATION_VARIANTS[v]), v,
+        cases.extend(ProfileCase(f"{name}@{v}", profile_for_model(name, NORMALIZATION_VARIANTS[v]), v,
                                   NORMALIZATION_VARIANTS[v]) for v in variants)
     return cases
 
 
-def _write_case(root: Path, chosen: _ProfileCase, image: GoldenImage, model: _Model, quant: dict,
+def _write_case(root: Path, chosen: ProfileCase, image: GoldenImage, model: _Model, quant: dict,
                 background: np.ndarray) -> dict:
     profile, profile_name = chosen.profile, chosen.profile.name
-    writer = _CaseWriter(root, f"{chosen.key}/{image.name}")
+    writer = CaseWriter(root, f"{chosen.key}/{image.name}")
     writer.add("input_rgb", image.rgb)
     if image.alpha is not None:
         writer.add("input_alpha", image.alpha)
@@ -412,164 +376,11 @@ def write_golden_vectors(out_dir, profiles: Sequence[str] = DEFAULT_PROFILES, mo
                                  "dtype": "uint8"},
             "profiles": {c.key: c.profile.describe() for c in chosen},
             "cases": [_write_case(tmp, c, image, resolved, quant, background) for c in chosen for image in images],
-            "trimaps": _write_trimaps(tmp, chosen, resolved.input_hw or DEFAULT_INPUT_HW),
-            "recurrent": _write_recurrent(tmp),
+            "trimaps": write_trimaps(tmp, chosen, resolved.input_hw or DEFAULT_INPUT_HW),
+            "recurrent": write_recurrent(tmp),
         }
         (tmp / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
     return out_dir / INDEX_NAME
-
-
-# ----------------------------------------------------------------------------------------------
-# Models with several inputs: trimaps and recurrent state
-# ----------------------------------------------------------------------------------------------
-
-SYNTHETIC_TRIMAP_HW: Tuple[HW, ...] = ((96, 128), (33, 20), (7, 5), (1, 1))
-
-
-@dataclass(frozen=True)
-class GoldenTrimap:
-    """One test trimap: ``trimap`` uint8 H x W (values 0/128/255), or H x W x 3 whose first channel is it."""
-
-    name: str
-    source: str
-    trimap: np.ndarray
-
-
-def golden_trimaps() -> List[GoldenTrimap]:
-    """Trimaps where the profiles' resizes make values between the levels, so snapping matters."""
-    columns = np.tile(np.array([0, 255], np.uint8), (192, 128))
-    soft = _soft_alpha((107, 160))
-    banded = np.full(soft.shape, 128, np.uint8)
-    banded[soft < 64] = 0
-    banded[soft > 191] = 255
-    tiny = np.asarray(LEVELS, np.float32)[(np.arange(35).reshape(7, 5) * 7) % 3].astype(np.uint8)
-    return [
-        GoldenTrimap("columns", "192x256, columns alternating 0/255: halved to 96x128 every pixel is 127.5 -> 128",
-                     columns),
-        GoldenTrimap("banded", "107x160, the rgba image's soft alpha cut at 64/191 (letterboxed: edges between "
-                               "levels)", banded),
-        GoldenTrimap("tiny", "7x5, levels (7 i) mod 3 in C order (upscaled: ramps between levels)", tiny),
-        GoldenTrimap("channels", "the banded trimap as 107x160x3 with other channels 255 - t and t // 2 (only "
-                                 "the first is the trimap)", np.dstack([banded, 255 - banded, banded // 2])),
-    ]
-
-
-def _write_trimaps(root: Path, chosen: Sequence[_ProfileCase], input_hw: HW) -> dict:
-    """Each golden trimap through ``trimap_tensor`` for each profile without a variant, and the synthetic ones."""
-    cases = []
-    for chosen_case in (c for c in chosen if c.variant is None):
-        profile = chosen_case.profile
-        for item in golden_trimaps():
-            writer = _CaseWriter(root, f"trimap/{chosen_case.key}/{item.name}")
-            grey = item.trimap if item.trimap.ndim == 2 else item.trimap[..., 0]
-            steps = profile.preprocess_steps(np.repeat(grey[..., None], 3, axis=2), input_hw)
-            writer.add("input_trimap", item.trimap)
-            writer.add("pre_resized", steps["resized"][..., 0])
-            writer.add("trimap_tensor", trimap_tensor(profile, item.trimap, grey.shape, input_hw))
-            cases.append({"id": f"trimap/{chosen_case.key}/{item.name}", "profile": profile.name,
-                          "trimap": item.name, "source": item.source, "original_hw": list(grey.shape),
-                          "model_hw": list(input_hw), "arrays": writer.arrays, **chosen_case.facts()})
-    synthetic = []
-    for hw in SYNTHETIC_TRIMAP_HW:
-        writer = _CaseWriter(root, f"trimap/synthetic/{hw[0]}x{hw[1]}")
-        writer.add("synthetic_trimap", synthetic_trimap(hw))
-        synthetic.append({"id": f"trimap/synthetic/{hw[0]}x{hw[1]}", "hw": list(hw), "arrays": writer.arrays})
-    return {"levels": list(LEVELS), "cases": cases, "synthetic": synthetic}
-
-
-# The recurrent stand-in's roles, as a schema 1.2 manifest records them (RVM's names, tiny shapes).
-RECURRENT_STEPS = 3
-RECURRENT_INPUTS = [
-    {"name": "src", "role": "image", "shape": [1, 3, 8, 12], "dtype": "float32"},
-    {"name": "r1i", "role": "state", "shape": [1, 4, 4, 6], "dtype": "float32", "pair": "r1o"},
-    {"name": "r2i", "role": "state", "shape": [1, 2, 2, 3], "dtype": "float32", "pair": "r2o"},
-    {"name": "downsample_ratio", "role": "constant", "shape": [1], "dtype": "float32", "value": [0.25]},
-]
-RECURRENT_OUTPUTS = [
-    {"name": "fgr", "role": "foreground"},
-    {"name": "pha", "role": "alpha"},
-    {"name": "r1o", "role": "state", "pair": "r1i"},
-    {"name": "r2o", "role": "state", "pair": "r2i"},
-]
-# How artefacts may name, order and lay out the same tensors: as converted (ONNX); as onnx2tf leaves them
-# (":0" suffixes, other case, reordered, channels-last but r1o kept channels-first); names that match nothing
-# (fed by position, all channels-last).
-RECURRENT_ARTEFACTS = {
-    "nchw": {"inputs": ["src", "r1i", "r2i"], "outputs": ["fgr", "pha", "r1o", "r2o"], "layout": "nchw",
-             "input_layouts": None, "output_layouts": None},
-    "nhwc": {"inputs": ["r2i:0", "src", "R1I"], "outputs": ["r1o:0", "pha", "r2o", "fgr"], "layout": "nhwc",
-             "input_layouts": ["nhwc", "nhwc", "nhwc"], "output_layouts": ["nchw", "nhwc", "nhwc", "nhwc"]},
-    "positional": {"inputs": ["input_1", "input_2", "input_3"],
-                   "outputs": ["Identity", "Identity_1", "Identity_2", "Identity_3"], "layout": "nhwc",
-                   "input_layouts": None, "output_layouts": None},
-}
-
-
-def recurrent_stand_in(src: np.ndarray, r1: np.ndarray, r2: np.ndarray) -> Tuple[np.ndarray, ...]:
-    """The recurrent stand-in "model", all float32 NCHW, every operation one float32 rounding (left to right):
-    src [1,3,8,12], r1 [1,4,4,6], r2 [1,2,2,3] -> (fgr, pha, r1o, r2o) of shapes src, [1,1,8,12], r1, r2:
-
-    - ``fgr = src * 0.75 + 0.125``
-    - ``pha = src[0] * 0.25 + src[1] * 0.5 + up2(r1[0]) * 0.125 + up4(r2[1]) * 0.0625`` (upN: nearest, N times)
-    - ``r1o[c] = r1[c] * float32(0.3) + src[(0, 1, 2, 0)[c]][::2, ::2] * 0.25 + (c + 1) * 0.125``
-    - ``r2o[c] = r2[c] * 0.75 - r1[c][::2, ::2] * 0.5 + 0.0625``
-    """
-    f32 = np.float32
-    fgr = src * f32(0.75) + f32(0.125)
-    up1 = r1[:, :1].repeat(2, axis=2).repeat(2, axis=3)
-    up2 = r2[:, 1:2].repeat(4, axis=2).repeat(4, axis=3)
-    pha = src[:, :1] * f32(0.25) + src[:, 1:2] * f32(0.5) + up1 * f32(0.125) + up2 * f32(0.0625)
-    bias = np.arange(1, 5, dtype=np.float32).reshape(1, 4, 1, 1) * f32(0.125)
-    r1o = r1 * f32(0.3) + src[:, [0, 1, 2, 0], ::2, ::2] * f32(0.25) + bias
-    r2o = r2 * f32(0.75) - r1[:, :2, ::2, ::2] * f32(0.5) + f32(0.0625)
-    return fgr, pha, r1o, r2o
-
-
-def recurrent_frame(step: int) -> np.ndarray:
-    """float32 [1, 3, 8, 12]: step ``step``'s image, ``((7 i + 13 step) mod 31) / 15 - 1`` over the flat index i."""
-    index = np.arange(3 * 8 * 12).reshape(1, 3, 8, 12)
-    return ((index * 7 + 13 * step) % 31).astype(np.float32) / np.float32(15) - np.float32(1)
-
-
-def _recurrent_runner(plan: FeedPlan) -> Callable[[List[np.ndarray]], List[np.ndarray]]:
-    """The stand-in as an artefact named and laid out as ``plan`` says: feeds and outputs in its order/layouts."""
-
-    def run(feeds: List[np.ndarray]) -> List[np.ndarray]:
-        by_name = {r["name"]: layout_to_onnx(x, plan.input_layout(i))
-                   for i, (r, x) in enumerate(zip(plan.inputs, feeds))}
-        out: Dict[str, np.ndarray] = dict(zip(("fgr", "pha", "r1o", "r2o"),
-                                              recurrent_stand_in(by_name["src"], by_name["r1i"], by_name["r2i"])))
-        return [onnx_to_layout(out[r["name"]], plan.output_layout(j)) for j, r in enumerate(plan.outputs)]
-
-    return run
-
-
-def _write_recurrent(root: Path) -> dict:
-    cases = []
-    for key, artefact in RECURRENT_ARTEFACTS.items():
-        plan = FeedPlan.of(RECURRENT_INPUTS, RECURRENT_OUTPUTS, artefact["inputs"], artefact["outputs"],
-                           artefact["layout"], f"recurrent/{key}", artefact["input_layouts"],
-                           artefact["output_layouts"])
-        run, fed = _recurrent_runner(plan), []
-
-        def recording(feeds, run=run, fed=fed):
-            fed.append(feeds)
-            return run(feeds)
-
-        steps = [{"src": recurrent_frame(k)} for k in range(RECURRENT_STEPS)]
-        results = run_case(recording, plan, steps)
-        writer = _CaseWriter(root, f"recurrent/{key}")
-        for k, (step, feeds, outputs) in enumerate(zip(steps, fed, results)):
-            writer.add(f"step{k}_src", step["src"])
-            for i, array in enumerate(feeds):
-                writer.add(f"step{k}_feed{i}", array)
-            for j, array in enumerate(outputs):
-                writer.add(f"step{k}_output{j}", array)
-        cases.append({"id": f"recurrent/{key}", **artefact, "steps": RECURRENT_STEPS,
-                      "fed": [r["name"] for r in plan.inputs], "fetched": [r["name"] for r in plan.outputs],
-                      "arrays": writer.arrays})
-    return {"function": "edgematte.runtime.vectors.recurrent_stand_in", "inputs": RECURRENT_INPUTS,
-            "outputs": RECURRENT_OUTPUTS, "cases": cases}
 
 
 @dataclass

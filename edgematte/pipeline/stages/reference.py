@@ -33,7 +33,7 @@ _CHECK_DECISION_KEYS = ("max_abs_kept", "excused_pixels", "excused_share", "over
 DECISION_RULE = ("an alpha pixel whose decision margin (top-1 minus top-2 class score of every argmax it depends "
                  "on, carried along the program's route to the alpha) is <= margin_tolerance = max(2 x 2 x "
                  "score_noise, 1e-6) is excused; every other pixel must be within the bound, and at most "
-                 "max_excused_share of the pixels may be excused")
+                 "max_excused_share of the pixels may be beyond the bound by an excuse")
 
 
 def applies(ctx: Context) -> bool:

@@ -19,7 +19,7 @@ import org.junit.Test;
 
 /**
  * {@link FeedPlan} against the Python runtime's recurrent vectors ({@code index["recurrent"]}: model_io's
- * FeedPlan and run_case driving vectors.py's recurrent_stand_in for three steps, for artefacts that name,
+ * FeedPlan and run_case driving golden_roles.py's recurrent_stand_in for three steps, for artefacts that name,
  * order and lay out the tensors differently). Every fed array, states included, bit for bit.
  */
 public class FeedPlanParityTest {
@@ -147,7 +147,7 @@ public class FeedPlanParityTest {
     }
 
     /**
-     * vectors.py's recurrent_stand_in, one float32 rounding per operation in numpy's order: src [1,3,8,12],
+     * golden_roles.py's recurrent_stand_in, one float32 rounding per operation in numpy's order: src [1,3,8,12],
      * r1 [1,4,4,6], r2 [1,2,2,3] (NCHW) -> {fgr, pha [1,1,8,12], r1o, r2o}.
      */
     static NdArray[] standIn(NdArray srcArray, NdArray r1Array, NdArray r2Array) {
