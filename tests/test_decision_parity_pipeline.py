@@ -118,7 +118,7 @@ def test_an_unroutable_decision_keeps_the_zoo_rule(tmp_path, monkeypatch):
     ctx.bounds["fp32"] = 1e-3
     ctx.frozen = SimpleNamespace(info=SimpleNamespace(program_bytes=b""), files=SimpleNamespace(model="m"),
                                  io=SimpleNamespace(recurrent=False))
-    reference._wire_decisions(ctx)
+    assert reference._routed_decision_points(ctx) == []
     assert ctx.decisions is None and ctx.boundary_pixel_share == 1e-3 and ctx.bounds["fp32"] == 1e-3
     found = ctx.manifest.reference.extra["decisions"]
     assert found["wired"] is False and "roi_align" in found["why"] and "0.001" in found["rule"]
@@ -139,7 +139,11 @@ def test_official_humanmatting_converts_with_the_decision_rule(tmp_path):
     assert decisions["wired"] is True and [p["logits"] for p in decisions["points"]] == ["softmax_0.tmp_0"]
     assert decisions["points"][0]["route"][0] == "bilinear_interp_v2"
     assert 0 <= decisions["score_noise"] < 1e-3 and decisions["margin_tolerance"] >= dp.FLOOR
-    assert decisions["with_logits_alpha_max_abs"] == 0.0  # the copy only adds a fetch
+    # the reference is the program with its scores fetched, shipped for verify (it reads the reference's params)
+    assert ref["scores_program"]["path"] == "scores/model.pdmodel" and ref["scores_program"]["params"] in ref["files"]
+    assert (out / "reference" / "scores" / "model.pdmodel").is_file()
+    assert not (out / "reference" / "scores" / "model.pdiparams").exists()
+    assert decisions["points"][0]["steps"][0]["op"] == "source"
     # the zoo's 1e-3 bound and 0.1% share are replaced, not applied on top: the bound is the float noise's
     assert decisions["replaces"]["boundary_pixel_share"] == 1e-3 and "bound_note" not in ref
     noise = ref["float_noise"]
@@ -150,3 +154,12 @@ def test_official_humanmatting_converts_with_the_decision_rule(tmp_path):
     assert parity["within_bound"] is True and parity["bound"] == noise["fp32_bound"]
     assert {"excused_pixels", "excused_share", "max_abs_kept", "margin_tolerance"} <= set(parity["decisions"])
     assert parity["decisions"]["max_abs_kept"] <= parity["bound"]
+
+    # verify applies the same rule on the photos, at their size, through the profile
+    r = run_cli("verify", out, "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = json.loads(r.stdout)
+    assert report["reference"]["decision_aware"] is True and report["passed"] is True
+    (checked,) = report["artefacts"]
+    assert checked["status"] == "pass" and checked["decisions"]["max_abs_kept"] <= parity["bound"]
+    assert checked["decisions"]["excused_share"] <= decisions["max_excused_share"]

@@ -17,7 +17,6 @@ A route needs static shapes (the sizes of interpolations): build it from a progr
 known here leaves the point with ``route=None`` and a ``route_problem`` naming it.
 """
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -304,11 +303,12 @@ def with_logits(model_files, dst_dir) -> Tuple[ModelFiles, Tuple[str, ...]]:
     ``model_files`` is a :class:`ModelFiles` or anything
     :func:`~edgematte.converter.program.locate_model_files` takes. The copy's
     fetch list is the original's, unchanged and first, then the scores variables of
-    :func:`decision_points` (each once, in op order, unless already fetched) with the next ``col`` values;
-    the params are a byte copy. Returns the copy's files and the scores' fetch names, in op order (empty
-    for a model without decisions; the copy is still written). Fetch them by name: Paddle Inference's
-    ``get_output_names()`` lists the fetches in ``col`` order. ``dst_dir`` is (re)created atomically and
-    must not be the model's folder.
+    :func:`decision_points` (each once, in op order, unless already fetched) with the next ``col`` values.
+    Only the program is written (a few hundred KB): the copy reads the original's params file, so it computes
+    with the very same weights. Returns the copy's files (its program, the original params) and the scores'
+    fetch names, in op order (empty for a model without decisions; the copy is still written). Fetch them by
+    name: Paddle Inference's ``get_output_names()`` lists the fetches in ``col`` order. ``dst_dir`` is
+    (re)created atomically and must not be the model's folder.
     """
     if isinstance(model_files, ModelFiles):
         model_files = (model_files.model, model_files.params)
@@ -323,5 +323,4 @@ def with_logits(model_files, dst_dir) -> Tuple[ModelFiles, Tuple[str, ...]]:
     program_info(data, dst_dir / files.model.name)  # the copy still reads as an inference model
     with atomic_dir(dst_dir) as work:
         (work / files.model.name).write_bytes(data)
-        shutil.copyfile(files.params, work / files.params.name)
-    return ModelFiles(dst_dir / files.model.name, dst_dir / files.params.name), names
+    return ModelFiles(dst_dir / files.model.name, files.params), names

@@ -273,21 +273,35 @@ def decision_aware_compare(outputs: Sequence[np.ndarray], references: Sequence[n
     ``noise``: :func:`score_noise` of the reference's scores under two kernel sets; ``bound``: the max abs
     difference allowed on the pixels not excused.
     """
-    if not (len(outputs) == len(references) == len(margins)) or not outputs:
+    if len(margins) != len(references):
         raise EdgematteError("decision_aware_compare: expected one output, reference and margin map per image")
     tolerance = margin_tolerance(noise, safety)
-    diffs, excused, lowest = [], [], np.inf
-    for out, ref, margin in zip(outputs, references, margins):
+    maps = [np.asarray(m, dtype=np.float64) for m in margins]
+    maps = [m[None] if m.ndim == 2 else m for m in maps]
+    lowest = min((float(m.min()) for m in maps), default=np.inf)
+    return compare_excused(outputs, references, [m <= tolerance for m in maps], noise, tolerance, bound,
+                           min_margin=lowest, compared_to=compared_to)
+
+
+def compare_excused(outputs: Sequence[np.ndarray], references: Sequence[np.ndarray], excused: Sequence[np.ndarray],
+                    noise: float, tolerance: float, bound: float, min_margin: float = np.inf,
+                    compared_to: str = "reference") -> DecisionParity:
+    """:func:`decision_aware_compare` once the excused pixels are known: ``excused`` is one boolean (N, H, W) map
+    per image (e.g. margins carried through a deployment's post-processing to the photo's size); ``tolerance``
+    is the margin they were excused at, ``min_margin`` the smallest margin seen (both only reported)."""
+    if not (len(outputs) == len(references) == len(excused)) or not outputs:
+        raise EdgematteError("decision_aware_compare: expected one output, reference and margin map per image")
+    diffs, masks = [], []
+    for out, ref, mask in zip(outputs, references, excused):
         o, r = _nchw_alpha(out), _nchw_alpha(ref)
-        m = np.asarray(margin, dtype=np.float64)
-        m = m[None] if m.ndim == 2 else m
-        if o.shape != r.shape or m.shape != (r.shape[0], *r.shape[2:]):
+        e = np.asarray(mask, dtype=bool)
+        e = e[None] if e.ndim == 2 else e
+        if o.shape != r.shape or e.shape != (r.shape[0], *r.shape[2:]):
             raise EdgematteError(f"decision_aware_compare: output {list(o.shape)}, reference {list(r.shape)} and "
-                                 f"margins {list(m.shape)} do not match")
+                                 f"margins {list(e.shape)} do not match")
         diffs.append(np.abs(o - r)[:, 0].ravel())
-        excused.append((m <= tolerance).ravel())
-        lowest = min(lowest, float(m.min()))
-    d, e = np.concatenate(diffs), np.concatenate(excused)
+        masks.append(e.ravel())
+    d, e = np.concatenate(diffs), np.concatenate(masks)
     kept = d[~e]
     return DecisionParity(
         max_abs_kept=float(kept.max()) if kept.size else 0.0,
@@ -300,8 +314,8 @@ def decision_aware_compare(outputs: Sequence[np.ndarray], references: Sequence[n
         pixels=int(d.size),
         bound=float(bound),
         noise=float(noise),
-        margin_tolerance=tolerance,
-        min_margin=lowest,
+        margin_tolerance=float(tolerance),
+        min_margin=float(min_margin),
         compared_to=compared_to,
         images=len(outputs),
     )

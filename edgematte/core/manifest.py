@@ -488,6 +488,23 @@ class Manifest:
         return folder
 
 
+    def reference_scores_program(self) -> Optional[Tuple[Path, Path]]:
+        """``(program, params)`` of the reference with its decision scores fetched (``reference.scores_program``,
+        written for models with hard decisions), each inside the reference folder and with the sha256 the
+        manifest records; ``None`` when the conversion wrote none."""
+        record = self.reference.extra.get("scores_program")
+        folder = self.reference_dir() if record is not None else None
+        if folder is None:
+            return None
+        if not (isinstance(record, dict) and isinstance(record.get("path"), str)
+                and record.get("params") in self.reference.files):
+            raise EdgematteError(f"{self.origin}: reference.scores_program: expected {{path, params, sha256}} with "
+                                 f"params one of the reference's files")
+        program = _verified(_inside(folder, record["path"], "reference.scores_program.path"), record.get("sha256"),
+                            "reference scores program")
+        return program, _inside(folder, record["params"], "reference.scores_program.params")
+
+
 def is_conversion_folder(folder) -> bool:
     """Whether ``folder`` holds a manifest of ours: how a conversion folder written before outputs were marked
     (edgematte 0.1) is recognised, so converting into it again may replace it."""

@@ -15,7 +15,7 @@ one that takes a trimap (DIM) gets it per call (``matter(rgb, trimap=...)``, see
 """
 
 import time
-from typing import Optional
+from typing import List, Optional
 
 import numpy as np
 
@@ -115,13 +115,27 @@ class Matter:
             if self.output_spec.quant is not None:
                 output = dequantize(output, self.output_spec)
             return output
+        return self.run_outputs(tensor, trimap)[self.plan.alpha_index]
+
+    def run_outputs(self, tensor: np.ndarray, trimap: Optional[np.ndarray] = None) -> List[np.ndarray]:
+        """Every output of one call, in the backend's order (float I/O models only): what :meth:`run_tensor`
+        takes the alpha from (:attr:`alpha_index`), with states carried the same way."""
+        if self.plan is None:
+            if self.input_spec.quant is not None or self.output_spec.quant is not None:
+                raise EdgematteError(f"{self.backend.path}: every output of an integer-I/O model is not available")
+            return self.backend.run_feeds([tensor])
         if self.plan.takes_trimap and trimap is None:
             raise EdgematteError(f"{self.backend.path}: this model takes a trimap with the image (matte --trimap)")
         step = {r["name"]: trimap for r in self.plan.inputs if r["role"] == "trimap"}
         ready = {r["name"]: tensor for r in self.plan.inputs if r["role"] == "image"}
         outputs = self.backend.run_feeds(self.plan.feeds(step, self.states, ready))
         self.states.update(self.plan.next_states(outputs))
-        return outputs[self.plan.alpha_index]
+        return outputs
+
+    @property
+    def alpha_index(self) -> int:
+        """The alpha's position among the backend's outputs."""
+        return self.plan.alpha_index if self.plan is not None else 0
 
     def run_model(self, rgb: np.ndarray, trimap: Optional[np.ndarray] = None):
         """(float model output, preprocess state) for one RGB uint8 image (and its uint8 trimap, if the model

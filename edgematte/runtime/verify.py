@@ -23,6 +23,10 @@ still has the manifest's sha256 and its figures are within its :class:`Threshold
   most that share of pixels beyond the bound with a float-exact mean. With a stand-in reference the
   bound grows by the stand-in's own recorded ``parity.max_abs`` (both are within their bounds of the
   same Paddle reference, so they may differ by the sum);
+- a float artefact of a model whose hard decisions the converter wired (``reference.decisions``, with the
+  reference program fetching the class scores): the decision-aware rule of :mod:`.verify_decisions`, the
+  near-tie pixels carried through the profile's post-processing to the photo excused and every other pixel
+  held to the bound;
 - an int8 artefact: ``mean_abs <=`` its recorded ``numerics.budget_mad`` (the ``--budget-mad`` it was
   built under; measured there on held-out photos, here on the verify photos);
 - anything else: :data:`DEFAULT_UNBOUNDED_THRESHOLD`.
@@ -47,6 +51,7 @@ from .matter import Matter
 from .model_io import FeedPlan
 from .profiles import profile_for_model
 from .trimap import synthetic_trimap
+from .verify_decisions import RecordedDecisions, reference_run
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,7 @@ class ArtefactVerification:
     mean_abs: Optional[float] = None
     frac_over_bound: Optional[float] = None
     sad_mean: Optional[float] = None
+    decisions: Optional[dict] = None  # the decision-aware figures (excused pixels...), when the rule applies
     seconds: float = 0.0
     images: List[ImageComparison] = field(default_factory=list)
 
@@ -150,6 +156,8 @@ class VerifyReport:
             if a.status in ("pass", "fail"):
                 figures = f"max abs {a.max_abs:.2e}  mean abs {a.mean_abs:.2e}  SAD {a.sad_mean:.3g}" \
                     if a.max_abs is not None else ""
+                if a.decisions:  # max abs is over every pixel, near-ties included; the verdict is on the rest
+                    figures += f"  max abs off near-ties {a.decisions['max_abs_kept']:.2e}"
                 limit = f"  (limit: {a.threshold_source})" if a.threshold_source else ""
                 lines.append(f"  {a.status.upper():<4} {a.path:<24} {figures}{limit}"
                              + (f"  -- {a.reason}" if a.reason else ""))
@@ -217,6 +225,8 @@ class Reference:
         self.stand_in: Optional[Artefact] = None  # the artefact used as reference, if any
         self.slack = 0.0                      # its recorded error against the Paddle reference
         self._alphas: Dict[str, List[np.ndarray]] = {}
+        self._excused: Dict[str, List[np.ndarray]] = {}
+        self.decisions: Optional[RecordedDecisions] = None  # the decision-aware rule, with a Paddle reference
         self._open = None
         note = None
         recorded = manifest.reference.model_dir
@@ -225,7 +235,8 @@ class Reference:
         if self._open is None:
             self._use_stand_in(note)
         else:
-            self.description = f"Paddle Inference on {recorded} (the frozen reference model)"
+            self.description = f"Paddle Inference on {recorded} (the frozen reference model" + \
+                (", its class scores fetched for the near-tie rule)" if self.decisions is not None else ")")
             self.note = note
 
     def _try_paddle(self, model_dir: Path) -> Optional[str]:
@@ -237,9 +248,15 @@ class Reference:
         self.manifest.reference_dir()  # each file the manifest hashes is unchanged, or the changed one is named
         from .backends.paddle_inference import PaddleInferenceBackend
 
-        backend = PaddleInferenceBackend(model_dir, threads=self.threads)
         model = self.manifest.model
-        plan = FeedPlan.for_artefact(model, backend, "nchw")
+        decisions = RecordedDecisions.of(self.manifest)
+        scores = self.manifest.reference_scores_program() if decisions is not None else None
+        backend = PaddleInferenceBackend(scores or model_dir, threads=self.threads)
+        # The scores program fetches the model's outputs first, then the scores (not part of the roles).
+        roles = model.output_roles()
+        plan = FeedPlan.of(model.input_roles(), roles, [s.name for s in backend.inputs],
+                           [s.name for s in backend.outputs][:len(roles)], "nchw", str(backend.path))
+        self.decisions = decisions if scores is not None else None
         self._open = lambda profile: Matter(backend, profile_for_model(profile, model.transforms), layout="nchw",
                                             input_hw=model.input_hw, plan=plan)
         self.kind = "paddle_inference"
@@ -262,6 +279,9 @@ class Reference:
         self.description = (f"{entry.path} as a stand-in for Paddle Inference (recorded max abs "
                             f"{self.slack:.2e} from it)")
         self.note = note or "the manifest records no reference.model_dir, so the fp32 artefact stands in"
+        if RecordedDecisions.of(self.manifest) is not None:  # the scores need the Paddle reference
+            self.note += ("; the model's near-tie decisions cannot be told without Paddle's reference, so every "
+                          "pixel is held to the bound")
         self._open = lambda profile: Matter.from_manifest(self.manifest, artefact=entry.path,
                                                           threads=self.threads, profile=profile)
 
@@ -274,15 +294,30 @@ class Reference:
         if profile not in self._alphas:
             try:
                 matter = self._open(profile)
-                self._alphas[profile] = [matte_one(matter, rgb) for rgb in self.images.values()]
+                if self.decisions is None:
+                    self._alphas[profile] = [matte_one(matter, rgb) for rgb in self.images.values()]
+                else:
+                    runs = []
+                    for rgb in self.images.values():
+                        matter.reset()
+                        runs.append(reference_run(matter, rgb, verification_trimap(matter, rgb), self.decisions))
+                    self._alphas[profile] = [alpha for alpha, _ in runs]
+                    self._excused[profile] = [excused for _, excused in runs]
             except (EdgematteError, RuntimeError, ValueError) as error:
                 raise EdgematteError(f"reference {self.path}: cannot run it, so nothing can be verified ({error})") \
                     from None
         return self._alphas[profile]
 
+    def excused(self, profile: str) -> Optional[List[np.ndarray]]:
+        """Per image, the (H, W) bool mask of photo pixels a near-tie decision of the reference reaches through
+        ``profile`` (:mod:`.verify_decisions`); ``None`` without the decision-aware rule."""
+        self.alphas(profile)
+        return self._excused.get(profile)
+
     def as_dict(self) -> dict:
         return {"kind": self.kind, "path": self.path, "description": self.description, "note": self.note,
-                "recorded_max_abs": self.slack if self.stand_in is not None else None}
+                "recorded_max_abs": self.slack if self.stand_in is not None else None,
+                "decision_aware": self.decisions is not None}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -290,12 +325,16 @@ class Reference:
 # ----------------------------------------------------------------------------------------------
 
 
+def verification_trimap(matter: Matter, rgb: np.ndarray) -> Optional[np.ndarray]:
+    """The trimap verification feeds a model that takes one: the synthetic one at the photo's size."""
+    return synthetic_trimap(rgb.shape[:2])[0, 0].astype(np.uint8) if matter.takes_trimap else None
+
+
 def matte_one(matter: Matter, rgb: np.ndarray) -> np.ndarray:
     """One photo as verification runs it, the same for the reference and every artefact: a recurrent model's
     first frame (zero states), a model that takes a trimap the synthetic one at the photo's size."""
     matter.reset()
-    trimap = synthetic_trimap(rgb.shape[:2])[0, 0].astype(np.uint8) if matter.takes_trimap else None
-    return matter(rgb, trimap=trimap)
+    return matter(rgb, trimap=verification_trimap(matter, rgb))
 
 
 def boundary_pixel_share(manifest: Manifest, default: float = 0.0) -> float:
@@ -373,10 +412,36 @@ def _verify_artefact(manifest: Manifest, entry: Artefact, reference: Reference, 
     pooled = parity_lib.compare(alphas, references, reference.path, bound=result.threshold.max_abs)
     result.max_abs, result.mean_abs, result.frac_over_bound = pooled.max_abs, pooled.mean_abs, pooled.frac_over_bound
     result.sad_mean = float(np.mean([c.sad for c in result.images]))
-    over = result.threshold.exceeded(pooled)
+    excused = reference.excused(entry.profile or "android")
+    if excused is not None and result.threshold.max_abs is not None:
+        over = _decision_verdict(result, reference.decisions, alphas, references, excused, reference.path)
+    else:
+        over = result.threshold.exceeded(pooled)
     result.status = "fail" if over else "pass"
     result.reason = over or None
     return result
+
+
+def _decision_verdict(result: ArtefactVerification, rule: RecordedDecisions, alphas, references, excused,
+                      compared_to: str) -> Optional[str]:
+    """The decision-aware verdict (a one-line reason when it fails): every pixel no near-tie reaches within the
+    threshold's max abs, at most the recorded share beyond it by an excuse, and the mean within its limit."""
+    bound = result.threshold.max_abs
+    figures = rule.compare(alphas, references, excused, bound, compared_to)
+    result.decisions = {k: v for k, v in figures.to_dict().items()
+                        if k in ("max_abs_kept", "excused_pixels", "excused_share", "over_bound",
+                                 "over_bound_excused", "margin_tolerance")}
+    result.threshold_source += (f", {figures.excused_pixels} near-tie pixel(s) excused "
+                                f"({figures.excused_share:.3%}, cap {rule.max_excused_share:.0%})")
+    if not rule.within(figures, bound):
+        return (f"max abs {figures.max_abs_kept:.3g} > {bound:.3g} on the pixels whose decision is no near-tie"
+                if figures.max_abs_kept > bound else
+                f"{figures.over_bound_excused} pixels beyond the bound by an excuse, more than "
+                f"{rule.max_excused_share:.0%} of {figures.pixels}")
+    mean_limit = result.threshold.mean_abs
+    if mean_limit is not None and figures.mean_abs > mean_limit:
+        return f"mean abs {figures.mean_abs:.3g} > {mean_limit:.3g}"
+    return None
 
 
 def verify_manifest(manifest_path, images_dir=None, thresholds: Optional[Mapping[str, Threshold]] = None,

@@ -5,28 +5,32 @@ The reference is Paddle Inference on the fixed-shape program with oneDNN's fault
 kernels on the parity photos, and a conversion whose reference disagrees beyond the model's bound stops.
 
 A model with hard decisions (``arg_max`` reaching the alpha: PP-Matting, PP-HumanMatting) gets the
-decision-aware rule (:func:`_wire_decisions`): the reference's class scores are fetched under both kernel
-sets, their difference is the score noise, and every alpha pixel whose decision margin is within a few times
-that noise is excused from the bound (in the reference check, the float-noise measurement and every float
-artefact's parity). Where a decision point cannot be routed to the alpha, the zoo's boundary-pixel rule
+decision-aware rule (:func:`_wire_decisions`): the reference is then the program with its class scores as extra
+fetches (``reference/scores/``, shipped for ``verify``), run once under each kernel set; the scores' difference
+is the score noise, and every alpha pixel whose decision margin is within a few times that noise is excused from
+the bound (in the reference check, the float-noise measurement and every float artefact's parity).
+Where a decision point cannot be routed to the alpha, the zoo's boundary-pixel rule
 (``ModelSpec.boundary_pixel_share``) stays the fallback.
 """
 
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import numpy as np
 
 from ...core import decision_parity
 from ...core import parity as parity_lib
 from ...core.errors import EdgematteError
+from ...core.fsutil import sha256_file
 from ...core.manifest import Artefact
 from ...runtime.model_io import FeedPlan
 from ..context import PARITY_BOUNDS, Context, Decisions
 from ..parity_cases import parity_cases
 
 NAME = "reference"
+# Where the reference program with its decision scores fetched goes, inside OUT/reference.
+SCORES_DIR = "scores"
 # The decision figures the reference check records (the rest are in its entry already or in reference.decisions).
 _CHECK_DECISION_KEYS = ("max_abs_kept", "excused_pixels", "excused_share", "over_bound", "over_bound_excused",
                         "min_margin")
@@ -62,73 +66,118 @@ def run(ctx: Context) -> List[Artefact]:
             manifest.model.inputs, manifest.model.outputs = io.manifest_entries()
 
     ctx.cases = parity_cases(ctx.profile, ctx.photos, manifest.model.input_roles(), ctx.input_hw)
+    points = _routed_decision_points(ctx)
+    files, scores = ctx.frozen.files, ()
+    if points:  # the reference itself fetches the scores: one run gives the alpha and the margins
+        files, scores = _scores_program(ctx)
 
-    with ctx.step("reference: Paddle Inference, checked against its plain CPU kernels"):
-        reference = PaddleInferenceBackend(ctx.frozen.files.model, threads=ctx.options.threads)
-        ctx.reference = ctx.run_cases(reference, "nchw", "the reference")
-    _wire_decisions(ctx)
+    with ctx.step("reference: Paddle Inference, and Paddle's plain CPU kernels to check it"
+                  + (" (with the class scores)" if points else "")):
+        start = time.perf_counter()
+        reference = PaddleInferenceBackend((files.model, files.params), threads=ctx.options.threads)
+        plain = PaddleInferenceBackend((files.model, files.params), threads=ctx.options.threads, use_onednn=False)
+        if points:
+            runs = {onednn: _run_named(backend, ctx.cases) for onednn, backend in ((True, reference), (False, plain))}
+            alpha = manifest.model.output_name
+            ctx.reference, checked = [r[alpha] for r in runs[True]], [r[alpha] for r in runs[False]]
+        else:
+            ctx.reference = ctx.run_cases(reference, "nchw", "the reference")
+            checked = ctx.run_cases(plain, "nchw", "the reference")
+        del plain
+    if points:
+        _wire_decisions(ctx, points, runs, scores, time.perf_counter() - start)
     with ctx.step("float noise: the reference against a float64 evaluation of the same program"):
         _measure_float_noise(ctx)
-    bound = ctx.bounds["fp32"]
-    with ctx.step("reference check: Paddle's plain CPU kernels"):
-        plain = PaddleInferenceBackend(ctx.frozen.files.model, threads=ctx.options.threads, use_onednn=False)
-        check = ctx.compare(ctx.run_cases(plain, "nchw", "the reference"), "fp32", "Paddle Inference without oneDNN")
-        entry = {"against": "Paddle Inference with oneDNN disabled (independent CPU kernels)",
-                 "max_abs": check.max_abs, "mean_abs": check.mean_abs, "frac_over_bound": check.frac_over_bound,
-                 "images": check.images}
-        decision = getattr(check, "decision", None)
-        if decision is not None:
-            entry["decisions"] = {k: v for k, v in decision.to_dict().items() if k in _CHECK_DECISION_KEYS}
-        manifest.reference.checks.append(entry)
-        if not ctx.within(check, bound):
-            kept = (f"; {decision.max_abs_kept:.2e} on the pixels whose decision is no near-tie, "
-                    f"{decision.excused_share:.2%} excused" if decision else "")
-            raise EdgematteError(
-                f"{ctx.source.origin}: the reference disagrees with Paddle's plain CPU kernels (max abs "
-                f"{check.max_abs:.2e}{kept} > {bound} on {check.frac_over_bound:.3%} of pixels); refusing to "
-                "certify artefacts against it"
-            )
-        del plain
+    _check_reference(ctx, checked)
     ctx.reference_backend = reference
     return []
 
 
-def _wire_decisions(ctx: Context) -> None:
-    """Find the frozen program's hard decisions and, when every one routes to the alpha (and the model has no
-    recurrent state), set ``ctx.decisions``: the decision-aware rule then replaces the zoo's bound and
-    boundary-pixel share. What was found is recorded in ``reference.decisions`` either way."""
+def _check_reference(ctx: Context, checked: List[np.ndarray]) -> None:
+    """Hold the reference to the fp32 bound against Paddle's plain CPU kernels (``checked``: their alphas on the
+    parity cases); a reference that misses it certifies nothing and the conversion stops."""
+    bound = ctx.bounds["fp32"]
+    check = ctx.compare(checked, "fp32", "Paddle Inference without oneDNN")
+    entry = {"against": "Paddle Inference with oneDNN disabled (independent CPU kernels)",
+             "max_abs": check.max_abs, "mean_abs": check.mean_abs, "frac_over_bound": check.frac_over_bound,
+             "images": check.images}
+    decision = getattr(check, "decision", None)
+    if decision is not None:
+        entry["decisions"] = {k: v for k, v in decision.to_dict().items() if k in _CHECK_DECISION_KEYS}
+    ctx.manifest.reference.checks.append(entry)
+    if not ctx.within(check, bound):
+        kept = (f"; {decision.max_abs_kept:.2e} on the pixels whose decision is no near-tie, "
+                f"{decision.excused_share:.2%} excused" if decision else "")
+        raise EdgematteError(
+            f"{ctx.source.origin}: the reference disagrees with Paddle's plain CPU kernels (max abs "
+            f"{check.max_abs:.2e}{kept} > {bound} on {check.frac_over_bound:.3%} of pixels); refusing to "
+            "certify artefacts against it"
+        )
+
+
+def _routed_decision_points(ctx: Context) -> list:
+    """The frozen program's hard decisions (argmax reaching the alpha) when every one routes to the alpha and the
+    model has no recurrent state: the decision-aware rule applies. Otherwise ``[]``, and what was found (if
+    anything) is recorded in ``reference.decisions`` with the fallback rule."""
     from ...converter.decision_logits import decision_points
     from ...converter.program import parse_program
 
     points = decision_points(parse_program(ctx.frozen.info.program_bytes, str(ctx.frozen.files.model)))
     if not points:
-        return
-    summary = [_point_summary(p) for p in points]
+        return []
     unrouted = [p.route_problem for p in points if p.route is None]
     if unrouted or ctx.frozen.io.recurrent:
         why = "; ".join(unrouted) or "the model carries recurrent state (the scores are fetched for one-frame models)"
         fallback = (f"the zoo's boundary-pixel share {ctx.boundary_pixel_share:g}" if ctx.boundary_pixel_share
                     else "none: max abs within the bound on every pixel")
-        ctx.manifest.reference.extra["decisions"] = {"points": summary, "wired": False, "why": why,
-                                                     "rule": f"fallback: {fallback}"}
-        return
-    with ctx.step(f"decisions: {len(points)} argmax point(s), scores under oneDNN and plain CPU kernels"):
-        start = time.perf_counter()
-        ctx.decisions, copy_drift = _measure_decisions(ctx, points, summary)
-        replaced = None
-        if ctx.boundary_pixel_share or ctx.bounds["fp32"] != PARITY_BOUNDS["fp32"]:
-            # The zoo's stated bound and share were its blunt answer to the same flips: not applied on top.
-            replaced = {"fp32_parity_bound": ctx.bounds["fp32"], "boundary_pixel_share": ctx.boundary_pixel_share,
-                        "bound_note": ctx.manifest.reference.extra.pop("bound_note", None)}
-            ctx.bounds["fp32"], ctx.boundary_pixel_share = PARITY_BOUNDS["fp32"], 0.0
-        d = ctx.decisions
-        ctx.manifest.reference.extra["decisions"] = {
-            "points": summary, "wired": True, "score_noise": d.noise, "margin_tolerance": d.tolerance,
-            "safety": decision_parity.SAFETY, "max_excused_share": d.max_excused_share,
-            "reference_excused_share": float(np.mean([(m <= d.tolerance).mean() for m in d.margins])),
-            "min_margin": _finite(min(m.min() for m in d.margins)), "with_logits_alpha_max_abs": copy_drift,
-            "against": "the reference's class scores under Paddle Inference oneDNN and plain CPU kernels",
-            "rule": DECISION_RULE, "replaces": replaced, "seconds": round(time.perf_counter() - start, 3)}
+        ctx.manifest.reference.extra["decisions"] = {"points": [_point_summary(p) for p in points], "wired": False,
+                                                     "why": why, "rule": f"fallback: {fallback}"}
+        return []
+    return points
+
+
+def _scores_program(ctx: Context):
+    """Write the reference program with the decision points' scores as extra fetches next to it (``reference/
+    scores/``; it reads the reference's params file) and return its files and the scores' names. The conversion
+    and ``verify`` run it as the reference: the extra fetches change no arithmetic (checked against the float64
+    copy and the plain kernels like any reference)."""
+    from ...converter.decision_logits import with_logits
+
+    files, names = with_logits(ctx.frozen.files, ctx.out / "reference" / SCORES_DIR)
+    ctx.manifest.reference.extra["scores_program"] = {
+        "path": files.model.relative_to(ctx.out / "reference").as_posix(), "sha256": sha256_file(files.model),
+        "params": files.params.name, "fetches": list(names)}
+    return files, names
+
+
+def _wire_decisions(ctx: Context, points, runs: Dict[bool, List[Dict[str, np.ndarray]]], names, seconds: float) -> None:
+    """Set ``ctx.decisions`` from the reference's scores under oneDNN and plain CPU kernels (``runs``: every output
+    by name per parity step): the score noise is their max abs difference; each parity step's margins are the
+    oneDNN scores' margins, carried to the alpha along each point's route. The decision-aware rule then replaces
+    the zoo's bound and boundary-pixel share; ``reference.decisions`` records it."""
+    noise = decision_parity.score_noise([r[n] for r in runs[True] for n in names],
+                                        [r[n] for r in runs[False] for n in names])
+    margins = []
+    for run, reference in zip(runs[True], ctx.reference):
+        alpha_hw = parity_lib.as_nchw_alpha(reference).shape[-2:]
+        margins.append(decision_parity.combined_margins(
+            [decision_parity.decision_margins(run[p.logits], alpha_hw, p.route, p.axis) for p in points]))
+    ctx.decisions = Decisions(margins=margins, noise=noise, tolerance=decision_parity.margin_tolerance(noise),
+                              points=[_point_summary(p) for p in points])
+    replaced = None
+    if ctx.boundary_pixel_share or ctx.bounds["fp32"] != PARITY_BOUNDS["fp32"]:
+        # The zoo's stated bound and share were its blunt answer to the same flips: not applied on top.
+        replaced = {"fp32_parity_bound": ctx.bounds["fp32"], "boundary_pixel_share": ctx.boundary_pixel_share,
+                    "bound_note": ctx.manifest.reference.extra.pop("bound_note", None)}
+        ctx.bounds["fp32"], ctx.boundary_pixel_share = PARITY_BOUNDS["fp32"], 0.0
+    d = ctx.decisions
+    ctx.manifest.reference.extra["decisions"] = {
+        "points": d.points, "wired": True, "score_noise": d.noise, "margin_tolerance": d.tolerance,
+        "safety": decision_parity.SAFETY, "max_excused_share": d.max_excused_share,
+        "reference_excused_share": float(np.mean([(m <= d.tolerance).mean() for m in d.margins])),
+        "min_margin": _finite(min(m.min() for m in d.margins)),
+        "against": "the reference's class scores under Paddle Inference oneDNN and plain CPU kernels",
+        "rule": DECISION_RULE, "replaces": replaced, "seconds": round(seconds, 3)}
 
 
 def _finite(value) -> Optional[float]:
@@ -136,10 +185,13 @@ def _finite(value) -> Optional[float]:
 
 
 def _point_summary(point) -> dict:
-    """A decision point for the manifest: its scores, and the spatial ops of its route (not the full route)."""
+    """A decision point for the manifest: its scores and class axis, the spatial ops of its route (``route``, to
+    read) and the route itself (``steps``, what ``verify`` carries the margins along)."""
     return {"logits": point.logits, "logits_shape": list(point.logits_shape), "op_index": point.op_index,
+            "axis": point.axis,
             "route": None if point.route is None else [s.get("type", s["op"]) for s in point.route[1:]
                                                         if s["op"] != "pointwise"],
+            "steps": None if point.route is None else [dict(s) for s in point.route],
             "route_problem": point.route_problem}
 
 
@@ -147,34 +199,6 @@ def _run_named(backend, cases) -> List[Dict[str, np.ndarray]]:
     """Every output of ``backend`` by name, per step of every case (a one-frame model: inputs fed by name)."""
     inputs, outputs = [s.name for s in backend.inputs], [s.name for s in backend.outputs]
     return [dict(zip(outputs, backend.run_feeds([step[n] for n in inputs]))) for steps in cases for step in steps]
-
-
-def _measure_decisions(ctx: Context, points, summary: List[dict]) -> Tuple[Decisions, float]:
-    """Run the model with its scores fetched (:func:`~edgematte.converter.decision_logits.with_logits`) under
-    the reference's kernels (oneDNN) and plain CPU kernels: the score noise is their max abs difference; each
-    parity step's margins are the oneDNN scores' margins, carried to the alpha along each point's route. Also
-    returns the max abs difference of the copy's alpha from the reference's (0 expected: it only adds fetches)."""
-    from ...converter.decision_logits import with_logits
-    from ...runtime.backends.paddle_inference import PaddleInferenceBackend
-
-    files, names = with_logits(ctx.frozen.files, ctx.work / "with_logits")
-    runs = {onednn: _run_named(PaddleInferenceBackend(files.model, threads=ctx.options.threads,
-                                                      use_onednn=onednn), ctx.cases)
-            for onednn in (True, False)}
-    noise = decision_parity.score_noise([r[n] for r in runs[True] for n in names],
-                                        [r[n] for r in runs[False] for n in names])
-    alpha_name = ctx.manifest.model.output_name
-    margins = []
-    for run, reference in zip(runs[True], ctx.reference):
-        alpha_hw = parity_lib.as_nchw_alpha(reference).shape[-2:]
-        margins.append(decision_parity.combined_margins(
-            [decision_parity.decision_margins(run[p.logits], alpha_hw, p.route, p.axis) for p in points]))
-    # The copy only adds fetches; its alpha should be the reference's (a fetch may keep a pass from fusing).
-    copy_drift = max(float(np.abs(run[alpha_name] - reference).max()) for run, reference in zip(runs[True],
-                                                                                                  ctx.reference))
-    decisions = Decisions(margins=margins, noise=noise, tolerance=decision_parity.margin_tolerance(noise),
-                          points=summary)
-    return decisions, copy_drift
 
 
 def _measure_float_noise(ctx: Context) -> None:

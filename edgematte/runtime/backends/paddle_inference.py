@@ -23,18 +23,22 @@ BROKEN_ONEDNN_PASSES = ("reshape_transpose_matmul_mkldnn_fuse_pass",)
 
 
 def _model_files(path):
-    """``(pdmodel, pdiparams)`` from a model file, a prefix, or a folder holding one model."""
-    path = Path(path)
-    if path.is_dir():
-        candidates = sorted(path.glob("*.pdmodel"))
-        if len(candidates) != 1:
-            raise EdgematteError(f"{path}: expected one .pdmodel in the folder, found {len(candidates)}")
-        model = candidates[0]
-    elif path.suffix == ".pdmodel":
-        model = path
+    """``(pdmodel, pdiparams)`` from a model file, a prefix, a folder holding one model, or a ``(pdmodel,
+    pdiparams)`` pair (a program that reads another program's params file: the reference with its scores)."""
+    if isinstance(path, (tuple, list)):
+        model, params = Path(path[0]), Path(path[1])
     else:
-        model = path.with_name(path.name + ".pdmodel")
-    params = model.with_suffix(".pdiparams")
+        path = Path(path)
+        if path.is_dir():
+            candidates = sorted(path.glob("*.pdmodel"))
+            if len(candidates) != 1:
+                raise EdgematteError(f"{path}: expected one .pdmodel in the folder, found {len(candidates)}")
+            model = candidates[0]
+        elif path.suffix == ".pdmodel":
+            model = path
+        else:
+            model = path.with_name(path.name + ".pdmodel")
+        params = model.with_suffix(".pdiparams")
     for f in (model, params):
         if not f.is_file():
             raise EdgematteError(f"{f}: missing (a Paddle inference model needs .pdmodel and .pdiparams)")
@@ -60,6 +64,7 @@ class PaddleInferenceBackend(Backend):
                 "the Paddle Inference backend needs paddlepaddle (pip install 'edgematte[convert]')") from e
         self._inference = inference
         self._files = _model_files(path)
+        self.path = self._files[0]  # errors name the program (a pair shares another program's params)
         self._use_onednn = use_onednn
         self._paddle_defaults = paddle_defaults
         self._predictors = {}
