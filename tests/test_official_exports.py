@@ -55,7 +55,7 @@ def test_paddleseg_export_at_64x64_onnx_is_exact_too(official_ppmattingv2, tmp_p
 def test_a_real_conversion_error_still_fails_the_noise_derived_bound(official_ppmattingv2, tmp_path, monkeypatch):
     """The uneven adaptive pool plain paddle2onnx writes (the repair turned off) is 0.138 off at 512x512: far beyond
     any bound float noise gives (at most 2.5e-3), so the conversion fails and writes nothing. (At 256x256 the
-    unrepaired graph crashes ONNX's own shape inference with SIGFPE, so that size cannot run in-process.)"""
+    unrepaired graph has a stride-0 pool, which the converter refuses in one line before native code sees it.)"""
     from edgematte.converter.repairs import registry
     from edgematte.core.errors import EdgematteError
     from edgematte.pipeline import ConvertOptions, convert

@@ -10,6 +10,12 @@ Steps (:func:`export_onnx`): paddle2onnx, then the ONNX repairs of the registry
   cannot convert (``unsqueezed_pad_fold``: Unsqueeze -> 5-D Pad -> Squeeze becomes one 4-D Pad); ONNX
   Runtime must reproduce the corrected graph's outputs on the rewritten one (:func:`_normalize_checked`).
 
+Native code on graphs nobody has verified yet (ONNX shape inference, the full ONNX checker, ONNX Runtime) runs in
+one child process per export (:class:`~edgematte.core.native_child.NativeChild`, started while paddle2onnx runs),
+after a static scan for attribute values known to crash it (:func:`.repairs.onnx.graph.refuse_native_hazards`):
+a graph that still kills it costs one line, ``"<model.onnx>: ONNX Runtime died with SIGFPE (signal 8)"``, not
+the process. onnxsim runs as its own subprocess.
+
 Layout: NCHW only (PaddleSeg's matting models). Shapes must be static; freeze the input first.
 """
 
@@ -22,12 +28,13 @@ import numpy as np
 
 from ..core.errors import EdgematteError
 from ..core.fsutil import atomic_path
-from ..core.tools import python_tool_env, run_tool
+from ..core.native_child import NativeChild, NativeCrash, death_line, run_native
+from ..core.tools import python_tool_env, run_tool, signal_name
 from ..core.versions import installed_versions
 from .program import locate_model_files, parse_program, read_program
 from .repairs import registry
 from .repairs.base import ONNX, RepairContext
-from .repairs.onnx.graph import opset_version
+from .repairs.onnx.graph import native_hazards, opset_version, refuse_native_hazards
 
 PADDLE2ONNX_TIMEOUT_S = 900
 ONNXSIM_TIMEOUT_S = 900
@@ -39,6 +46,8 @@ SIMPLIFY_TOLERANCE = 1e-5
 NORMALIZATION_TOLERANCE = 1e-7
 # The packages whose versions an export records.
 TOOLS = ("paddle2onnx", "paddlepaddle", "onnx", "onnxsim", "onnxruntime")
+# What the export's native child imports at start (while paddle2onnx runs), before its first call.
+NATIVE_PRELOAD = ("onnx", "onnxruntime", __name__)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -48,11 +57,12 @@ TOOLS = ("paddle2onnx", "paddlepaddle", "onnx", "onnxsim", "onnxruntime")
 def _correct(model, context: RepairContext) -> List[dict]:
     """The correcting ONNX repairs on ``model`` in place (:func:`registry.apply_all` records); the result must
     pass the ONNX checker."""
-    import onnx
-
     applied = registry.apply_all(ONNX, model, context, preserves_outputs=False)
+    refuse_native_hazards(model, context.where)
     try:
-        onnx.checker.check_model(model, full_check=True)
+        _check(model)
+    except EdgematteError:
+        raise
     except Exception as e:
         raise AssertionError(f"repaired graph fails the ONNX checker: {e}") from e
     return applied
@@ -65,13 +75,14 @@ def _normalize_checked(model, context: RepairContext, feed, reference_outputs) -
     Returns ``(registry.apply_all records, {"max_abs", "tolerance"})``; the check is ``None`` when nothing
     was changed.
     """
-    import onnx
-
     applied = registry.apply_all(ONNX, model, context, preserves_outputs=True)
     if not registry.changed(applied):
         return applied, None
+    refuse_native_hazards(model, context.where)
     try:
-        onnx.checker.check_model(model, full_check=True)
+        _check(model)
+    except EdgematteError:
+        raise
     except Exception as e:
         raise AssertionError(f"normalized graph fails the ONNX checker: {e}") from e
     outputs = _run_onnx(model, feed)
@@ -108,6 +119,8 @@ def run_paddle2onnx(model_dir, out_path, opset: int = 11) -> str:
         what=f"{model}: paddle2onnx", timeout_s=PADDLE2ONNX_TIMEOUT_S, env=python_tool_env())
     if done.timed_out:
         raise EdgematteError(f"{model}: paddle2onnx did not finish within {PADDLE2ONNX_TIMEOUT_S} s")
+    if signal_name(done.returncode):
+        raise EdgematteError(death_line(model, "paddle2onnx", done.returncode, done.output))
     if done.returncode != 0 or not out_path.is_file() or out_path.stat().st_size == 0:
         raise EdgematteError(f"{model}: paddle2onnx failed: {done.error_line()}")
     return done.output.strip()
@@ -129,12 +142,29 @@ def _random_feed(model, seed: int = 0) -> Dict[str, np.ndarray]:
     return feed
 
 
+# The native steps take the serialized graph: both need it serialized anyway, and it crosses to the child as is.
+def _check(model) -> None:
+    """The full ONNX checker (it runs shape inference) on ``model``, in the export's native child when one is open."""
+    run_native("the ONNX checker", _full_check, model.SerializeToString())
+
+
+def _full_check(model_bytes: bytes) -> None:
+    import onnx
+
+    onnx.checker.check_model(model_bytes, full_check=True)
+
+
 def _run_onnx(model, feed) -> List[np.ndarray]:
+    """``model``'s outputs on ``feed`` in ONNX Runtime (one thread), in the export's native child when one is open."""
+    return run_native("ONNX Runtime", _ort_outputs, model.SerializeToString(), feed)
+
+
+def _ort_outputs(model_bytes: bytes, feed) -> List[np.ndarray]:
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
-    session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
     return session.run(None, feed)
 
 
@@ -154,11 +184,18 @@ def _simplify(model, workdir: Path, reference_outputs, feed) -> Tuple[object, di
         raise EdgematteError(f"onnxsim: did not finish within {ONNXSIM_TIMEOUT_S} s")
     note = {"log_tail": done.output.strip()[-2000:]}
     if done.returncode != 0 or not dst.is_file():
-        return model, {**note, "kept": False, "reason": f"onnxsim exited with {done.returncode}"}
+        died = signal_name(done.returncode)
+        how = f"died with {died}" if died else f"exited with {done.returncode}"
+        return model, {**note, "kept": False, "reason": f"onnxsim {how}"}
     try:
         simplified = onnx.load(str(dst))
-        onnx.checker.check_model(simplified, full_check=True)
+        hazards = native_hazards(simplified)
+        if hazards:
+            return model, {**note, "kept": False, "reason": f"simplified graph invalid: {hazards[0]}"}
+        _check(simplified)
         outputs = _run_onnx(simplified, feed)
+    except NativeCrash as e:  # the simplified graph killed the checker or ONNX Runtime: keep the one that did not
+        return model, {**note, "kept": False, "reason": f"simplified graph crashed: {e}"}
     except Exception as e:
         return model, {**note, "kept": False, "reason": f"simplified graph invalid: {str(e).splitlines()[0][:300]}"}
     diff = max(float(np.abs(a - b).max()) if a.shape == b.shape else float("inf")
@@ -207,7 +244,8 @@ def export_onnx(model_dir, out_path, opset: int = 11) -> dict:
                                  f"fixed input shape (freeze it first)")
     context = RepairContext(where=str(model_file),
                             paddle_program=parse_program(program_info.program_bytes, str(model_file)))
-    with tempfile.TemporaryDirectory(prefix="edgematte-onnx-") as tmp:
+    # The native child starts first: its imports overlap paddle2onnx. Leaving the block ends it and removes tmp.
+    with NativeChild(out_path, preload=NATIVE_PRELOAD), tempfile.TemporaryDirectory(prefix="edgematte-onnx-") as tmp:
         tmp = Path(tmp)
         raw_path = tmp / "paddle2onnx.onnx"
         log = run_paddle2onnx(model_dir, raw_path, opset)

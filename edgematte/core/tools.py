@@ -8,6 +8,7 @@ log file, and its failure becomes one line: what ran, and the most telling line 
 import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -42,11 +43,26 @@ class ToolResult:
         return self.returncode == 0 and not self.timed_out
 
     def error_line(self) -> str:
-        """The most telling line of the output (see :func:`last_error_line`)."""
+        """The most telling line of the output (see :func:`last_error_line`), after the signal that killed the
+        tool if one did (a native abort or crash: ``"died with SIGABRT (signal 6): <last words>"``)."""
         if self.timed_out:
             return "timed out"
         line = last_error_line(self.output)
+        died = signal_name(self.returncode)
+        if died:
+            return f"died with {died} (signal {-self.returncode})" + ("" if line == "no output" else f": {line}")
         return line if line != "no output" else f"exit code {self.returncode}"
+
+
+def signal_name(returncode: Optional[int]) -> Optional[str]:
+    """``"SIGFPE"`` when ``returncode`` (subprocess's, ``-N`` for signal N) says a signal killed the child, else
+    ``None``."""
+    if returncode is None or returncode >= 0:
+        return None
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
 
 
 def python_tool_env(extra_pythonpath: Optional[Path] = None,

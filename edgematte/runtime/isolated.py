@@ -12,7 +12,6 @@ the inputs file carries the cases and the roles to feed them by (:mod:`edgematte
 """
 
 import json
-import signal
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from ..core.errors import EdgematteError
-from ..core.tools import python_tool_env, run_tool
+from ..core.tools import python_tool_env, run_tool, signal_name
 
 TIMEOUT_SECONDS = 1800  # PP-HumanMatting at 2048x2048 on 4 photos takes minutes on a 2-core host
 _SPECS_KEY = "__tensor_specs__"
@@ -63,8 +62,8 @@ def run_isolated_cases(backend: str, model, cases, input_roles: Optional[List[di
                        env=python_tool_env())
         if run.timed_out:
             raise EdgematteError(f"{model}: {backend} did not finish within {TIMEOUT_SECONDS} s")
-        if run.returncode < 0:
-            name = signal.Signals(-run.returncode).name
+        name = signal_name(run.returncode)
+        if name:
             raise EdgematteError(f"{model}: {backend} crashed ({name}) while running it: {run.error_line()}")
         if run.returncode != 0 or not outputs.is_file():
             raise EdgematteError(f"{model}: {backend} failed: {run.error_line()}")

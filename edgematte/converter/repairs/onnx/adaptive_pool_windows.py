@@ -23,7 +23,7 @@ import numpy as np
 
 from ....core.errors import EdgematteError
 from ..base import ONNX, Match, Repair, RepairContext
-from .graph import attr, opset_version
+from .graph import attr, infer_shapes, opset_version
 
 # [start, end) of one pooling window along one axis.
 Window = Tuple[int, int]
@@ -256,11 +256,12 @@ def _self_check(in_hw, output_hw, kind, opset) -> float:
     return float(np.abs(got - adaptive_pool_reference(x, output_hw, kind)).max())
 
 
-def _static_shapes(model, leave_out: Sequence[str]) -> Dict[str, Tuple[int, ...]]:
+def _static_shapes(model, leave_out: Sequence[str], where: str) -> Dict[str, Tuple[int, ...]]:
     """Tensor name -> static shape by ONNX shape inference, without the nodes whose output is in ``leave_out``.
 
     Unrepaired adaptive pools must be left out: a zero stride makes ONNX's shape inference divide by
-    zero and kill the whole process (SIGFPE), and their wrong output sizes must not propagate.
+    zero and kill the whole process (SIGFPE), and their wrong output sizes must not propagate. The rest goes
+    through :func:`.graph.infer_shapes` (refused if it has such attributes too; in the export's native child).
     """
     import onnx
 
@@ -271,9 +272,11 @@ def _static_shapes(model, leave_out: Sequence[str]) -> Dict[str, Tuple[int, ...]
     del probe.graph.node[:]
     probe.graph.node.extend(kept)
     try:
-        inferred = onnx.shape_inference.infer_shapes(probe, data_prop=True)
+        inferred = infer_shapes(probe, where, data_prop=True)
+    except EdgematteError:  # a refused graph or a crash: plain inference would not fare better
+        raise
     except Exception:  # data propagation is an extra; plain inference still gives most shapes
-        inferred = onnx.shape_inference.infer_shapes(probe)
+        inferred = infer_shapes(probe, where)
     shapes = {}
     for v in list(inferred.graph.input) + list(inferred.graph.value_info) + list(inferred.graph.output):
         dims = v.type.tensor_type.shape.dim
@@ -335,7 +338,7 @@ def repair_adaptive_pools(model, ops: Sequence[AdaptivePoolOp], where: str = "mo
     # Shapes come in waves: a pool downstream of another unrepaired pool has no known input shape yet. Where
     # ONNX shape inference cannot tell (a Resize whose sizes it does not fold), the frozen program's shape does.
     while pending:
-        shapes = _static_shapes(model, [name for _, name in pending])
+        shapes = _static_shapes(model, [name for _, name in pending], where)
         producers = {n.output[0]: n for n in model.graph.node}
 
         def input_shape(op, name):

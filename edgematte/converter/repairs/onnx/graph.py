@@ -2,11 +2,20 @@
 
 Constants are read where paddle2onnx puts them: initializers or ``Constant`` nodes; operands that moved
 from attributes to inputs across opsets (Unsqueeze/Squeeze ``axes``, Pad ``pads``) are read either way.
+Shape inference (:func:`infer_shapes`) refuses attribute values that kill the process natively
+(:func:`native_hazards`) and runs in the export's native child when one is open (:mod:`edgematte.core.native_child`).
 """
 
 from typing import List, Optional
 
 import numpy as np
+
+from ....core.errors import EdgematteError
+from ....core.native_child import run_native
+
+# Window attributes that must be >= 1 (ONNX: positive). A stride of 0 on AveragePool/MaxPool/Conv makes ONNX shape
+# inference and ONNX Runtime's session divide by zero (SIGFPE, onnx 1.19 / ORT 1.23; ConvTranspose: at run time).
+WINDOW_ATTRIBUTES = ("strides", "kernel_shape", "dilations")
 
 
 def attr(node, name, default=None):
@@ -70,3 +79,48 @@ def drop_unread_constants(model, names) -> None:
     if len(kept) != len(model.graph.node):
         del model.graph.node[:]
         model.graph.node.extend(kept)
+
+
+def native_hazards(model) -> List[str]:
+    """Every node attribute of ``model`` (subgraphs of If/Loop included) known to crash ONNX's or ONNX Runtime's
+    native code: a window attribute (:data:`WINDOW_ATTRIBUTES`) with a value below 1. One description per
+    attribute, in graph order."""
+    found, graphs = [], [model.graph]
+    while graphs:
+        for node in graphs.pop(0).node:
+            for a in node.attribute:
+                if a.name in WINDOW_ATTRIBUTES and any(v < 1 for v in a.ints):
+                    found.append(f"ONNX node {node.name or node.output[0]!r} ({node.op_type}) has "
+                                 f"{a.name}={list(a.ints)}")
+                graphs.extend([a.g] if a.HasField("g") else [])
+                graphs.extend(a.graphs)
+    return found
+
+
+def refuse_native_hazards(model, where: str) -> None:
+    """Raise :class:`EdgematteError` naming ``where``, the node and the attribute when :func:`native_hazards` finds
+    any: ONNX shape inference and ONNX Runtime would die on the graph with SIGFPE, killing the process."""
+    hazards = native_hazards(model)
+    if hazards:
+        more = f" (and {len(hazards) - 1} more)" if len(hazards) > 1 else ""
+        raise EdgematteError(f"{where}: {hazards[0]}{more}; not valid ONNX (must be >= 1), and a stride of 0 kills "
+                             f"ONNX shape inference and ONNX Runtime (SIGFPE)")
+
+
+def infer_shapes(model, where: str, data_prop: bool = False):
+    """ONNX shape inference of ``model``: a ModelProto with only the inferred ``graph.input``, ``graph.value_info``
+    and ``graph.output`` (no nodes or initializers). The graph must pass :func:`refuse_native_hazards` first; then
+    it runs in the export's native child when one is open, where a crash is one line naming the step."""
+    refuse_native_hazards(model, where)
+    return run_native("ONNX shape inference", _inferred_value_infos, model.SerializeToString(), data_prop)
+
+
+def _inferred_value_infos(model_bytes: bytes, data_prop: bool):
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(model_bytes, data_prop=data_prop)
+    infos = onnx.ModelProto()
+    infos.graph.input.extend(inferred.graph.input)
+    infos.graph.value_info.extend(inferred.graph.value_info)
+    infos.graph.output.extend(inferred.graph.output)
+    return infos

@@ -20,18 +20,17 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from ..base import ONNX, Match, Repair, RepairContext
-from .graph import attr, constant_value, drop_unread_constants
+from .graph import attr, constant_value, drop_unread_constants, infer_shapes
 
 # ONNX Resize modes this applies to, and the coordinate modes that already read index 0 for a length-1 output.
 MODES = (b"linear", b"nearest")
 ALREADY_INDEX_0 = (b"asymmetric", b"align_corners", b"pytorch_half_pixel")
 
 
-def _static_shapes(model) -> Dict[str, List[int]]:
-    """Every tensor's static shape that ONNX shape inference (or the graph itself) knows."""
-    import onnx
-
-    inferred = onnx.shape_inference.infer_shapes(model)
+def _static_shapes(model, where: str) -> Dict[str, List[int]]:
+    """Every tensor's static shape that ONNX shape inference (:func:`.graph.infer_shapes`: refused on attributes
+    that crash it, in the export's native child) or the graph itself knows."""
+    inferred = infer_shapes(model, where)
     shapes = {}
     for info in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output):
         dims = info.type.tensor_type.shape.dim
@@ -73,13 +72,14 @@ def _one_pixel_axes(node, shapes) -> Optional[List[int]]:
     return [axis for axis in range(2, len(source)) if target[axis] == 1 and source[axis] > 1]
 
 
-def take_index_zero(model, paddle_program=None) -> List[dict]:
+def take_index_zero(model, paddle_program=None, where: str = "model") -> List[dict]:
     """Put a Slice of index 0 before every linear/nearest Resize that brings an axis to length 1 (see the module
     docstring), in place. Returns one record per such Resize: ``action`` ``"sliced"``, ``"replaced"`` (the
-    Resize had nothing else to do and is gone) or ``"left"``, with the ``reason``."""
+    Resize had nothing else to do and is gone) or ``"left"``, with the ``reason``. ``where`` names the model in
+    errors."""
     import onnx
 
-    shapes = {**_static_shapes(model), **_paddle_shapes(paddle_program)}
+    shapes = {**_static_shapes(model, where), **_paddle_shapes(paddle_program)}
     records, stale = [], set()
     for resize_output in [n.output[0] for n in model.graph.node if n.op_type == "Resize"]:
         node = next(n for n in model.graph.node if n.op_type == "Resize" and n.output[0] == resize_output)
@@ -150,7 +150,7 @@ def _rewire_resize(model, node, sliced: str, axes: List[int], stale: set) -> Non
 
 def apply(model, context: RepairContext) -> List[Match]:
     """:func:`take_index_zero` as a repair: one match per Resize to one pixel, changed unless ``"left"``."""
-    return [Match(r["action"] != "left", r) for r in take_index_zero(model, context.paddle_program)]
+    return [Match(r["action"] != "left", r) for r in take_index_zero(model, context.paddle_program, context.where)]
 
 
 REPAIR = Repair(
