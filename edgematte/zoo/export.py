@@ -94,7 +94,7 @@ def build_with_weights(spec: ModelSpec, weights=None, seed: Optional[int] = None
     if (weights is None) == (seed is None):
         raise EdgematteError(f"{spec.name}: give exactly one of --weights FILE.pdparams or --seed N")
     model = spec.build(width=width)
-    layout = spec.definition().layout(width=width)
+    layout = spec.layout(width=width)
     if weights is not None:
         state = read_pdparams(weights)
         check = check_layout(layout, state)

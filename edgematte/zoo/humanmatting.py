@@ -22,18 +22,20 @@ here every upsampling targets the size of the feature it is joined with. At mult
 the same computation (the same power-of-two ratios); it also makes any multiple of 32 work.
 """
 
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from .backbones.layers import ConvBN
+from .backbones.resnet_vd import ResNetVd
+from .registry import state_dict_layout
+
 LAYOUT_NAME = "humanmatting"
 
 BACKBONE_SCALE = 0.25
-# ResNet34_vd: stem channels, then (channels, blocks) per stage.
-STEM_CHANNELS = (32, 32, 64)
-STAGES = ((64, 3), (128, 4), (256, 6), (512, 3))
+BACKBONE_DEPTH = 34  # ResNet34_vd
 PYRAMID_BINS = (1, 3, 5)
 PYRAMID_CHANNELS = 512
 GLANCE_CLASSES = 3
@@ -42,107 +44,6 @@ GLANCE_CLASSES = 3
 GLANCE_FOREGROUND, GLANCE_UNKNOWN = 0, 1
 HIDDEN_CHANNELS = 32  # focus output = alpha + error map + hidden features
 REFINER_CHANNELS = (24, 16, 12)  # fixed: the refiner is tiny at any width
-
-
-class ConvBN(nn.Layer):
-    """Conv2D + BatchNorm2D (+ ReLU) with PaddleSeg's parameter names ``_conv`` / ``_batch_norm``.
-
-    Covers PaddleSeg's ``ConvBNLayer`` (ResNet_vd: no conv bias, optional 2x2 average pool before the
-    conv for "vd" shortcuts) and ``ConvBNReLU`` (decoders: conv bias). BatchNorm epsilon 1e-5.
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        stride: int = 1,
-        padding: Optional[int] = None,
-        dilation: int = 1,
-        conv_bias: bool = False,
-        relu: bool = True,
-        avg_pool_first: bool = False,
-    ):
-        super().__init__()
-        if padding is None:
-            padding = dilation * (kernel_size - 1) // 2
-        # ceil_mode: an odd-sized input keeps its last row/column (averaged alone: exclusive pooling)
-        self._pool2d_avg = nn.AvgPool2D(kernel_size=2, stride=2, ceil_mode=True) if avg_pool_first else None
-        self._conv = nn.Conv2D(
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            bias_attr=None if conv_bias else False,
-        )
-        self._batch_norm = nn.BatchNorm2D(out_channels)
-        self.relu = relu
-
-    def forward(self, x):
-        if self._pool2d_avg is not None:
-            x = self._pool2d_avg(x)
-        x = self._batch_norm(self._conv(x))
-        return F.relu(x) if self.relu else x
-
-
-class BasicBlock(nn.Layer):
-    """ResNet basic block: two 3x3 ConvBN, residual add, ReLU. ``short`` projects when shapes change."""
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int, project: bool, vd_shortcut: bool):
-        super().__init__()
-        self.conv0 = ConvBN(in_channels, out_channels, 3, stride=stride)
-        self.conv1 = ConvBN(out_channels, out_channels, 3, relu=False)
-        # "vd": the projection average-pools first (instead of a strided 1x1 conv) when it downsamples
-        self.short = ConvBN(in_channels, out_channels, 1, relu=False, avg_pool_first=vd_shortcut) if project else None
-
-    def forward(self, x):
-        shortcut = x if self.short is None else self.short(x)
-        return F.relu(shortcut + self.conv1(self.conv0(x)))
-
-
-class ResNet34Vd(nn.Layer):
-    """ResNet34_vd backbone (output stride 32): returns 5 features at strides 2, 4, 8, 16, 32.
-
-    Channels at width 1: [64, 64, 128, 256, 512]; the first is the stem output (before max pooling).
-    """
-
-    def __init__(self, channel):
-        super().__init__()
-        stem = [channel(c) for c in STEM_CHANNELS]
-        self.conv1_1 = ConvBN(3, stem[0], 3, stride=2)
-        self.conv1_2 = ConvBN(stem[0], stem[1], 3)
-        self.conv1_3 = ConvBN(stem[1], stem[2], 3)
-        self.pool2d_max = nn.MaxPool2D(kernel_size=3, stride=2, padding=1)
-        self.stages: List[List[BasicBlock]] = []
-        in_channels = stem[2]
-        for stage, (width_one_channels, blocks) in enumerate(STAGES):
-            out_channels = channel(width_one_channels)
-            stage_blocks = []
-            for index in range(blocks):
-                first = index == 0
-                block = BasicBlock(
-                    in_channels if first else out_channels,
-                    out_channels,
-                    stride=2 if first and stage > 0 else 1,
-                    project=first,
-                    vd_shortcut=first and stage > 0,
-                )
-                stage_blocks.append(self.add_sublayer(f"bb_{stage}_{index}", block))
-            self.stages.append(stage_blocks)
-            in_channels = out_channels
-        self.feature_channels = [stem[2]] + [channel(c) for c, _ in STAGES]
-
-    def forward(self, x) -> List[paddle.Tensor]:
-        x = self.conv1_3(self.conv1_2(self.conv1_1(x)))
-        features = [x]
-        x = self.pool2d_max(x)
-        for stage_blocks in self.stages:
-            for block in stage_blocks:
-                x = block(x)
-            features.append(x)
-        return features
 
 
 class PyramidPooling(nn.Layer):
@@ -239,7 +140,7 @@ class HumanMatting(nn.Layer):
         def channel(c: int) -> int:
             return max(1, int(round(c * width)))
 
-        self.backbone = ResNet34Vd(channel)
+        self.backbone = ResNetVd(BACKBONE_DEPTH, channel)
         self.refiner = Refiner()
         f0, f1, f2, f3, f4 = self.backbone.feature_channels
         c64, c128, c256, c512 = channel(64), channel(128), channel(256), channel(512)
@@ -321,8 +222,5 @@ def build(width: float = 1.0) -> HumanMatting:
 
 
 def layout(width: float = 1.0) -> List[Tuple[str, Tuple[int, ...], str]]:
-    """``[(key, shape, dtype)]`` of the built model's state_dict, in checkpoint order."""
-    return [
-        (key, tuple(int(d) for d in value.shape), str(value.dtype).replace("paddle.", ""))
-        for key, value in build(width).state_dict().items()
-    ]
+    """``[(key, shape, dtype)]`` of ``build(width)``'s state_dict, in checkpoint order."""
+    return state_dict_layout(build(width))

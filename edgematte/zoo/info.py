@@ -10,7 +10,7 @@ from .weights import LayoutEntry, count_parameters
 
 def model_layout(spec: ModelSpec, width: float = 1.0) -> List[LayoutEntry]:
     """The state_dict layout ``[(key, shape, dtype)]`` of the built model, in checkpoint order."""
-    return spec.definition().layout(width=width)
+    return spec.layout(width=width)
 
 
 def count_flops(spec: ModelSpec, input_hw: Tuple[int, int], width: float = 1.0) -> int:

@@ -26,6 +26,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from .registry import state_dict_layout
 from .weights import LayoutEntry
 
 LAYOUT_NAME = "ppmattingv2"
@@ -432,9 +433,5 @@ def build(width: float = 1.0) -> PPMattingV2:
 
 
 def layout(width: float = 1.0) -> List[LayoutEntry]:
-    """``[(key, shape, dtype)]`` of ``build(width).state_dict()``, in state_dict order."""
-    model = build(width)
-    return [
-        (key, tuple(int(d) for d in value.shape), str(value.dtype).replace("paddle.", ""))
-        for key, value in model.state_dict().items()
-    ]
+    """``[(key, shape, dtype)]`` of ``build(width)``'s state_dict, in checkpoint order."""
+    return state_dict_layout(build(width))

@@ -39,14 +39,48 @@ class ModelSpec:
     # survive rounding to fp16 gets no fp16 artefact by default, and the reason is recorded).
     default_fp16: bool = True
     fp16_note: str = ""
+    # One module may define several models (MODNet on three backbones): the one ``build`` is asked for.
+    variant: str = ""
 
     def definition(self):
-        """The module with ``build(width)``, ``layout(width)`` and the model class (needs paddle)."""
+        """The module with ``build(width)`` (``build(width, variant)`` for a ``variant``) and the model class
+        (needs paddle)."""
         return importlib.import_module(self.module)
 
     def build(self, width: float = 1.0):
         """A fresh ``paddle.nn.Layer`` of this architecture (random init, train mode)."""
+        if self.variant:
+            return self.definition().build(width=width, variant=self.variant)
         return self.definition().build(width=width)
+
+    def layout(self, width: float = 1.0) -> List[Tuple[str, Tuple[int, ...], str]]:
+        """``[(key, shape, dtype)]`` of the built model's state_dict, in checkpoint order."""
+        return state_dict_layout(self.build(width))
+
+
+def state_dict_layout(model) -> List[Tuple[str, Tuple[int, ...], str]]:
+    """``[(key, shape, dtype)]`` of a ``paddle.nn.Layer``'s state_dict, in checkpoint order (dtype as
+    ``"float32"``)."""
+    return [(key, tuple(int(d) for d in value.shape), str(value.dtype).replace("paddle.", ""))
+            for key, value in model.state_dict().items()]
+
+
+
+def _modnet_transforms() -> List[dict]:
+    """The deploy transforms of PaddleSeg's MODNet configs (``modnet/modnet-*.yml``, every backbone)."""
+    return [
+        {"type": "LoadImages"},
+        {"type": "ResizeByShort", "short_size": 512},
+        {"type": "ResizeToIntMult", "mult_int": 32},
+        {"type": "Normalize"},
+    ]
+
+
+def _modnet(backbone: str, description: str) -> ModelSpec:
+    """MODNet on ``backbone`` (PaddleSeg's ``modnet-<backbone>`` config): one definition, three backbones."""
+    return ModelSpec(name=f"modnet_{backbone}", config=f"modnet-{backbone}", paddleseg_class="MODNet",
+                     module="edgematte.zoo.modnet", variant=backbone, native_hw=(512, 512), size_multiple=32,
+                     transforms=_modnet_transforms(), aliases=(f"modnet-{backbone}",), description=description)
 
 
 MODELS: Dict[str, ModelSpec] = {
@@ -94,6 +128,9 @@ MODELS: Dict[str, ModelSpec] = {
             "plain kernels disagree by 2.7e-3 on 0.04% of pixels): a float artefact passes when its max abs is within "
             "the bound, or when at most 0.1% of pixels exceed it and the mean abs difference stays below 1e-5",
         ),
+        _modnet("mobilenetv2", "MODNet (MobileNetV2, 6.5 M params): light portrait matting at 512"),
+        _modnet("resnet50_vd", "MODNet (ResNet50_vd, 92.2 M params): portrait matting at 512, heavy backbone"),
+        _modnet("hrnet_w18", "MODNet (HRNet_W18, 10.2 M params): the most accurate MODNet, portrait matting at 512"),
     )
 }
 
