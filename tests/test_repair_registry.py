@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 from edgematte.converter.repairs import registry
-from edgematte.converter.repairs.base import KINDS, ONNX, PADDLE_PROGRAM, Repair, RepairContext
+from edgematte.converter.repairs.base import KINDS, ONNX, ONNX2TF_INPUT, PADDLE_PROGRAM, Repair, RepairContext
 
 REPAIRS_DIR = Path(registry.__file__).parent
 TESTS_DIR = Path(__file__).parent
 EXPECTED = {PADDLE_PROGRAM: ["relu6_threshold", "zero_d_fill_constant", "instance_norm_saved_stats",
                             "softmax_max_shift"],
-            ONNX: ["adaptive_pool_windows", "resize_to_one_pixel", "unsqueezed_pad_fold"]}
+            ONNX: ["adaptive_pool_windows", "resize_to_one_pixel", "unsqueezed_pad_fold"],
+            ONNX2TF_INPUT: ["full_rank_add"]}
 
 
 def test_each_repair_is_listed_once_and_says_what_why_and_how():
@@ -32,6 +33,8 @@ def test_each_repair_is_listed_once_and_says_what_why_and_how():
         names += [r.name for r in repairs]
     assert len(names) == len(set(names))
     assert registry.repairs_for(ONNX)[0].preserves_outputs is False  # corrections run before normalizations
+    # the copy onnx2tf reads must compute what the ONNX artefact computes
+    assert all(r.preserves_outputs for r in registry.repairs_for(ONNX2TF_INPUT))
     with pytest.raises(ValueError, match="no repairs"):
         registry.repairs_for("tflite")
 

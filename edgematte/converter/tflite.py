@@ -13,6 +13,9 @@ onnx2tf (1.29.24, docs/toolchain.md, onnx2tf) is run in a subprocess and never t
   (finite outputs) before anything is published.
 - Its output is very verbose: it goes to a log file (ANSI colours removed), shown only on failure as
   one line (the last meaningful error) plus the log's path.
+- It mistranslates some exact ONNX patterns (docs/toolchain.md, trap 16): the registry's ``onnx2tf_input``
+  repairs rewrite them in the private copy, and ONNX Runtime must compute the same outputs bit for bit on
+  the rewritten copy (:func:`repair_bridge`).
 
 Layouts: ``"nhwc"`` (default; what TFLite delegates want) transposes every 4-D input to NHWC;
 ``"nchw"`` keeps the inputs as in ONNX (onnx2tf ``-k``; it inserts one TRANSPOSE). onnx2tf writes
@@ -39,6 +42,8 @@ from ..core.errors import EdgematteError
 from ..core.fsutil import atomic_dir, atomic_path, sha256_file
 from ..core.tools import clean_log, last_error_line, python_tool_env, run_tool
 from ..runtime.model_io import channels_last_perm, layout_names, onnx_to_layout
+from .repairs import registry
+from .repairs.base import ONNX2TF_INPUT, RepairContext
 
 LAYOUTS = ("nhwc", "nchw")
 # Our precision name -> the suffix onnx2tf gives the file (``<onnx stem>_<suffix>.tflite``).
@@ -133,6 +138,55 @@ def _check_sample_images(images: np.ndarray) -> np.ndarray:
     if not np.isfinite(images).all() or images.min() < 0.0 or images.max() > 1.0:
         raise EdgematteError("sample images must be float32 in 0..1 (onnx2tf feeds them unnormalized)")
     return images
+
+
+# ---------------------------------------------------------------------------------------------
+# The copy onnx2tf reads: repaired, and proven to compute what the ONNX model computes
+
+
+def _run_unoptimized(onnx_bytes: bytes, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """ONNX Runtime's outputs by name, with every graph optimization off: each node runs as written, so that
+    a rewrite is judged by its own arithmetic (ONNX Runtime fuses Conv + Add, not Conv + Sub)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.intra_op_num_threads = 1
+    session = onnxruntime.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+    return dict(zip([o.name for o in session.get_outputs()], session.run(None, feed)))
+
+
+def repair_bridge(onnx_bytes: bytes, onnx_inputs: List[dict], where: str = "model",
+                  seed: int = 0) -> Tuple[bytes, List[dict], Optional[dict]]:
+    """Apply the ``onnx2tf_input`` repairs of the registry to a copy of ``onnx_bytes`` (the model onnx2tf is
+    about to read), and prove the copy exact: ONNX Runtime, optimizations off, must give the same outputs,
+    bit for bit, on a seeded feed in [-1, 1] (``onnx_inputs`` as :func:`read_onnx_interface` gives them).
+
+    Returns ``(bytes for onnx2tf, registry.apply_all records, {"max_abs", "outputs", "seed"} or None when
+    nothing was rewritten)``. A rewrite that changes an output raises ``AssertionError`` (a repair bug).
+    """
+    import onnx
+
+    model = onnx.load_from_string(onnx_bytes)
+    applied = registry.apply_all(ONNX2TF_INPUT, model, RepairContext(where=where))
+    if not registry.changed(applied):
+        return onnx_bytes, applied, None
+    try:
+        onnx.checker.check_model(model)
+    except Exception as e:
+        raise AssertionError(f"{where}: the repaired copy for onnx2tf fails the ONNX checker: {e}") from e
+    repaired = model.SerializeToString()
+    rng = np.random.default_rng(seed)
+    feed = {s["name"]: rng.uniform(-1, 1, s["shape"]).astype(s["dtype"]) for s in onnx_inputs}
+    before, after = _run_unoptimized(onnx_bytes, feed), _run_unoptimized(repaired, feed)
+    differ = [name for name, value in before.items()
+              if after[name].shape != value.shape or not np.array_equal(after[name], value, equal_nan=True)]
+    max_abs = max((float(np.abs(after[n].astype(np.float64) - v).max()) if after[n].shape == v.shape
+                   else float("inf") for n, v in before.items()), default=0.0)
+    if differ:
+        raise AssertionError(f"{where}: the repaired copy for onnx2tf changes outputs {differ} "
+                             f"(max abs {max_abs:g}); its repairs must be exact")
+    return repaired, applied, {"max_abs": max_abs, "outputs": len(before), "seed": seed}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,14 +328,19 @@ def convert_to_tflite(onnx_path, out_dir, layout: str = "nhwc", fp16: bool = Tru
     ``sample_images``: float32 ``[K, H, W, 3]`` in 0..1 that onnx2tf uses for its internal checks;
     default :func:`synthetic_sample_images`.
 
-    The ONNX file is never modified; nothing is written to the current directory; nothing is
+    The ONNX file is never modified (onnx2tf reads a copy with the ``onnx2tf_input`` repairs,
+    :func:`repair_bridge`); nothing is written to the current directory; nothing is
     downloaded. Files appear in ``out_dir`` only after every one of them loaded and ran in LiteRT,
     each written atomically. Raises :class:`EdgematteError` with one line on any failure.
 
     Returns ``{"onnx", "onnx_sha256", "layout", "files": {precision: {"path", "precision", "bytes",
     "sha256", "inputs", "outputs"}}, "saved_model_dir", "log_path", "onnx2tf_version",
-    "tensorflow_version", "wall_time_s"}``; each input/output is ``{"name", "shape", "dtype",
-    "layout", "onnx_name", "onnx_shape"}`` with ``layout`` as :func:`tensor_layout` reports it.
+    "tensorflow_version", "wall_time_s", "applied_repairs", "repairs", "repair_check"}``; each
+    input/output is ``{"name", "shape", "dtype", "layout", "onnx_name", "onnx_shape"}`` with ``layout``
+    as :func:`tensor_layout` reports it. ``applied_repairs``: the repairs of the copy onnx2tf read
+    (:func:`registry.summary`: ``{"name", "kind": "onnx2tf_input", "matched", "changed", "why"}``),
+    ``repairs`` their per-match records, ``repair_check`` :func:`repair_bridge`'s proof (``None``: nothing
+    rewritten).
     """
     started = time.perf_counter()
     if layout not in LAYOUTS:
@@ -292,6 +351,7 @@ def convert_to_tflite(onnx_path, out_dir, layout: str = "nhwc", fp16: bool = Tru
     names.update(file_names or {})
     precisions = ["fp32"] + (["fp16"] if fp16 else [])
     onnx_bytes, onnx_inputs, onnx_outputs = read_onnx_interface(onnx_path)
+    bridge_bytes, applied, repair_check = repair_bridge(onnx_bytes, onnx_inputs, where=str(onnx_path))
     images = _check_sample_images(synthetic_sample_images() if sample_images is None else sample_images)
     env_path = python_tool_env()["PATH"]
     if shutil.which("onnxsim", path=env_path) is None:
@@ -299,8 +359,8 @@ def convert_to_tflite(onnx_path, out_dir, layout: str = "nhwc", fp16: bool = Tru
 
     with tempfile.TemporaryDirectory(prefix="edgematte-onnx2tf-") as workdir:
         workdir = Path(workdir)
-        # a private copy: onnx2tf rewrites the file it is given
-        (workdir / "model.onnx").write_bytes(onnx_bytes)
+        # a private copy (repaired): onnx2tf rewrites the file it is given
+        (workdir / "model.onnx").write_bytes(bridge_bytes)
         np.save(workdir / ONNX2TF_SAMPLE_IMAGES_NAME, images)
         argv = [sys.executable, "-c", "import sys; from onnx2tf import main; sys.exit(main())",
                 "-i", "model.onnx", "-o", "saved_model"]
@@ -355,4 +415,7 @@ def convert_to_tflite(onnx_path, out_dir, layout: str = "nhwc", fp16: bool = Tru
         "onnx2tf_version": versions.describe(versions.installed_version("onnx2tf")),
         "tensorflow_version": versions.describe(versions.installed_version("tensorflow")),
         "wall_time_s": round(time.perf_counter() - started, 2),
+        "applied_repairs": registry.summary(applied),
+        "repairs": [record for repair in applied for record in repair["records"]],
+        "repair_check": repair_check,
     }

@@ -7,7 +7,7 @@ Adding a repair: one module under ``repairs/<kind>/`` defining ``REPAIR`` (a :cl
 import importlib
 from typing import Any, Dict, List, Optional, Tuple
 
-from .base import KINDS, ONNX, PADDLE_PROGRAM, Repair, RepairContext
+from .base import KINDS, ONNX, ONNX2TF_INPUT, PADDLE_PROGRAM, Repair, RepairContext
 
 # Per kind, the repair modules (relative to this package) in the order they run.
 ORDER: Dict[str, Tuple[str, ...]] = {
@@ -22,13 +22,16 @@ ORDER: Dict[str, Tuple[str, ...]] = {
         "onnx.resize_to_one_pixel",
         "onnx.unsqueezed_pad_fold",
     ),
+    ONNX2TF_INPUT: (
+        "onnx2tf_input.full_rank_add",
+    ),
 }
 # What a manifest keeps of each applied repair (its per-match records are reported by the converter).
 SUMMARY_KEYS = ("name", "kind", "matched", "changed", "why")
 
 
 def repairs_for(kind: str) -> List[Repair]:
-    """The repairs that apply to ``kind`` (``"paddle_program"`` or ``"onnx"``), in the order they run."""
+    """The repairs that apply to ``kind`` (one of :data:`~.base.KINDS`), in the order they run."""
     if kind not in KINDS:
         raise ValueError(f"no repairs for {kind!r}: the kinds are {KINDS}")
     repairs = []

@@ -10,7 +10,8 @@ from ...core.manifest import Artefact
 from ..context import Context, tensor_entries
 
 NAME = "tflite"
-ONNX2TF_SUMMARY_KEYS = ("onnx_sha256", "onnx2tf_version", "tensorflow_version", "wall_time_s")
+ONNX2TF_SUMMARY_KEYS = ("onnx_sha256", "onnx2tf_version", "tensorflow_version", "wall_time_s", "repairs",
+                        "repair_check")
 
 
 def applies(ctx: Context) -> bool:
@@ -41,6 +42,7 @@ def run(ctx: Context) -> List[Artefact]:
             # fp16 by default only where it is measured to hold; asked for (--fp16), a miss fails the conversion
             _drop_fp16(ctx, path, parity)
             continue
+        ctx.add_repairs(info.get("applied_repairs"), path.name)  # those of the ONNX copy onnx2tf read
         recorded.append(ctx.record(
             path, outputs, parity, bound=ctx.bounds.get(precision), format="tflite", target="any",
             precision=precision, runtime="litert", layout=layout,
