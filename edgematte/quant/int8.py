@@ -7,13 +7,13 @@ after the deployment profile's own post-processing: the numbers a user of the ar
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..core import console
 from ..core.errors import EdgematteError
-from ..core.metrics import matting_numerics
+from ..core.metrics import alpha_difference_stats, matting_numerics
 from .calibration import calibration_tensors, split_calibration_evaluation
 
 DEFAULT_BUDGET_MAD = 0.02
@@ -33,7 +33,15 @@ class Int8Options:
 
 @dataclass
 class EvaluationSet:
-    """Held-out images with their fp32 reference alphas (original size) and model inputs per layout."""
+    """Held-out images with their fp32 reference alphas (original size) and model inputs per layout.
+
+    A recurrent model (RVM) is evaluated on clips instead (:func:`prepare_clips`): ``cases`` holds one clip per
+    held-out photo (its steps' non-state inputs, NCHW), and every per-image list (``states``,
+    ``fp32_alphas``, ``fp32_outputs``) has one entry per frame of every clip, clip after clip. An artefact runs
+    each clip from zero states with its own states fed back (:meth:`run`), as a deployed app would.
+    ``calibration["nchw"]`` then holds one dict per calibration step: every fed input, the image with the
+    states the fp32 reference produced at that step of its calibration clip.
+    """
 
     names: List[str]
     inputs: dict  # layout -> list of tensors
@@ -41,11 +49,62 @@ class EvaluationSet:
     fp32_alphas: List[np.ndarray]
     profile: object = None
     calibration: dict = field(default_factory=dict)  # layout -> [K, ...] tensors
+    cases: Optional[List[List[Dict[str, np.ndarray]]]] = None  # recurrent: held-out clips (non-state inputs)
+    input_roles: List[dict] = field(default_factory=list)
+    output_roles: List[dict] = field(default_factory=list)
+    fp32_outputs: List[np.ndarray] = field(default_factory=list)  # recurrent: the reference's raw alpha per frame
+
+    @property
+    def recurrent(self) -> bool:
+        return self.cases is not None
 
     def numerics(self, outputs: Sequence[np.ndarray]) -> dict:
-        """Matting numerics of a quantized artefact's raw outputs against the fp32 reference."""
+        """Matting numerics of a quantized artefact's raw outputs against the fp32 reference; for clips also
+        ``eval_clips``, ``clip_frames`` and ``frames`` (per frame: clip, frame index, ``mad``, ``max_abs``)."""
         alphas = [self.profile.postprocess(o, s) for o, s in zip(outputs, self.states)]
-        return matting_numerics(zip(alphas, self.fp32_alphas))
+        numerics = matting_numerics(zip(alphas, self.fp32_alphas))
+        if self.recurrent:
+            labels = [(name, index) for name, steps in zip(self.names, self.cases) for index in range(len(steps))]
+            frames = []
+            for (name, index), alpha, reference in zip(labels, alphas, self.fp32_alphas):
+                stats = alpha_difference_stats(alpha, reference)
+                frames.append({"clip": name, "frame": index, "mad": stats["mad"], "max_abs": stats["max_abs"]})
+            numerics.update(eval_clips=len(self.cases), clip_frames=[len(steps) for steps in self.cases],
+                            frames=frames)
+        return numerics
+
+    def plan(self, backend, layout: str = "nchw", layouts: Optional[Tuple[List[str], List[str]]] = None):
+        """How ``backend`` is fed by the model's roles (:class:`~edgematte.runtime.model_io.FeedPlan`);
+        ``layouts``: its (input, output) layouts per tensor, in its order, where they differ from ``layout``."""
+        from ..runtime.model_io import FeedPlan
+
+        return FeedPlan.of(self.input_roles, self.output_roles, [s.name for s in backend.inputs],
+                           [s.name for s in backend.outputs], layout, str(getattr(backend, "path", "the model")),
+                           *(layouts or (None, None)))
+
+    def run(self, backend, layout: str = "nchw", layouts: Optional[Tuple[List[str], List[str]]] = None
+            ) -> List[np.ndarray]:
+        """``backend``'s raw alpha on every evaluation image, or on every frame of every clip (each clip from zero
+        states, the artefact's own states fed back)."""
+        if not self.recurrent:
+            return [backend.run(x) for x in self.inputs[layout]]
+        from ..runtime.model_io import alphas
+
+        return alphas(self.plan(backend, layout, layouts), backend.run_feeds, self.cases)
+
+    def latency_ms(self, backend, layout: str = "nchw", runs: int = 10,
+                   layouts: Optional[Tuple[List[str], List[str]]] = None) -> float:
+        """Median ms of one call of ``backend`` on the first evaluation image (a recurrent model: its first clip's
+        first frame with zero states)."""
+        from ..core.timing import median_latency_ms
+
+        if not self.recurrent:
+            return median_latency_ms(backend, self.inputs[layout][0], runs=runs)
+        from .tflite_int8 import FixedFeeds
+
+        plan = self.plan(backend, layout, layouts)
+        feeds = plan.feeds(self.cases[0][0], plan.zero_states())
+        return median_latency_ms(FixedFeeds(backend, feeds), np.zeros(1, np.float32), runs=runs)
 
 
 def prepare(profile, input_hw, reference_backend, options: Int8Options) -> tuple:
@@ -66,6 +125,46 @@ def prepare(profile, input_hw, reference_backend, options: Int8Options) -> tuple
         reference = reference_backend.run(evaluation.inputs["nchw"][-1])
         evaluation.fp32_alphas.append(profile.postprocess(reference, state))
     return evaluation, split.as_dict()
+
+
+def prepare_clips(profile, input_hw, reference_backend, reference_plan, options: Int8Options, make_cases,
+                  input_roles: Sequence[dict], output_roles: Sequence[dict]) -> tuple:
+    """(EvaluationSet, split summary) for a recurrent model: calibration and evaluation on short clips.
+
+    ``make_cases(photos: {name: RGB}) -> clips`` builds one clip per photo (the conversion's own parity clips,
+    :func:`edgematte.pipeline.parity_cases.parity_cases`). The fp32 reference (``reference_backend`` fed by
+    ``reference_plan``, NCHW) runs every clip from zero states, its states fed back: each step of a calibration
+    clip gives one calibration sample (the frame with the states the reference had at that step), each frame of
+    an evaluation clip its reference alpha. The held-out clips are made from photos disjoint from the
+    calibration ones, as for one-frame models."""
+    split = split_calibration_evaluation(folder=options.calib, calib_count=options.calib_count)
+    hw = tuple(input_hw)
+    image = next(r["name"] for r in input_roles if r["role"] == "image")
+
+    def reference_steps(clip):
+        states = reference_plan.zero_states()
+        for step in clip:
+            feeds = {**step, **states}
+            outputs = reference_backend.run_feeds(reference_plan.feeds(step, states))
+            states = {**states, **reference_plan.next_states(outputs)}
+            yield feeds, outputs[reference_plan.alpha_index]
+
+    calibration_clips = make_cases(dict(zip(split.calibration_names, split.calibration)))
+    samples = [feeds for clip in calibration_clips for feeds, _ in reference_steps(clip)]
+    evaluation = EvaluationSet(names=list(split.evaluation_names), inputs={"nchw": []}, states=[], fp32_alphas=[],
+                               profile=profile, calibration={"nchw": samples},
+                               cases=make_cases(dict(zip(split.evaluation_names, split.evaluation))),
+                               input_roles=list(input_roles), output_roles=list(output_roles))
+    for rgb, clip in zip(split.evaluation, evaluation.cases):
+        state = profile.preprocess(rgb, hw, layout="nchw")[1]  # every frame of a clip has the photo's geometry
+        for feeds, alpha in reference_steps(clip):
+            evaluation.inputs["nchw"].append(feeds[image])
+            evaluation.states.append(state)
+            evaluation.fp32_outputs.append(alpha)
+            evaluation.fp32_alphas.append(profile.postprocess(alpha, state))
+    summary = dict(split.as_dict(), clip_frames=len(calibration_clips[0]), calibration_samples=len(samples),
+                   evaluation_frames=len(evaluation.fp32_alphas))
+    return evaluation, summary
 
 
 def lite_fallback_ladder(frozen_dir, keep_float: Sequence[str]) -> List[dict]:
@@ -97,7 +196,6 @@ def paddle_lite_int8(frozen_dir, work: Path, out: Path, targets: Sequence[str], 
     of the tries: MAD, size and, with ``options.latency_runs``, the x86 .nb's median latency in ms on ``threads``
     threads)."""
     from ..converter.paddle_lite import optimize
-    from ..core.timing import median_latency_ms
     from ..runtime.backends.paddle_lite import PaddleLiteBackend, nb_kernel_census
     from .paddle_ptq import quantize_paddle_model
 
@@ -105,17 +203,18 @@ def paddle_lite_int8(frozen_dir, work: Path, out: Path, targets: Sequence[str], 
     for index, rung in enumerate(lite_fallback_ladder(frozen_dir, options.keep_float)):
         if history and rung["skip"] == history[-1]["requested_float"]:
             continue  # nothing new to keep float on this model
-        with step(f"Paddle PTQ ({options.algo}, per-channel, {len(evaluation.calibration['nchw'])} images; "
-                  f"float: {rung['label']})"):
+        with step(f"Paddle PTQ ({options.algo}, per-channel, {len(evaluation.calibration['nchw'])} "
+                  f"{'clip steps' if evaluation.recurrent else 'images'}; float: {rung['label']})"):
             ptq = quantize_paddle_model(frozen_dir, work / f"ptq{index}", evaluation.calibration["nchw"],
                                         algo=options.algo, skip_tensors=tuple(rung["skip"]))
         probe = work / f"ptq{index}_x86_int8.nb"
-        with step("Paddle Lite opt x86 int8 + evaluate on the held-out images"):
+        with step("Paddle Lite opt x86 int8 + evaluate on the held-out " +
+                  ("clips (own states fed back)" if evaluation.recurrent else "images")):
             opt_info = optimize(ptq.model.model.parent, probe, "x86")
             backend = PaddleLiteBackend(probe, threads=threads)
-            outputs = [backend.run(x) for x in evaluation.inputs["nchw"]]
+            outputs = evaluation.run(backend, "nchw")
             numerics = evaluation.numerics(outputs)
-            latency = (median_latency_ms(backend, evaluation.inputs["nchw"][0], runs=options.latency_runs)
+            latency = (evaluation.latency_ms(backend, "nchw", runs=options.latency_runs)
                        if options.latency_runs > 0 else None)
             specs = (list(backend.inputs), list(backend.outputs))  # Lite declares shapes once it has run
             del backend

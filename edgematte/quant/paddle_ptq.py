@@ -281,27 +281,49 @@ class PaddlePTQInfo:
 
 
 # ----------------------------------------------------------------------------- running Paddle's PTQ
-def _tensor_loader(feed_name: str, tensors: Sequence[np.ndarray]):
-    """A ``paddle.io.DataLoader`` that feeds ``{feed_name: tensor}``, one tensor per batch."""
+def _tensor_loader(samples: Sequence[Dict[str, np.ndarray]]):
+    """A ``paddle.io.DataLoader`` that feeds each sample ``{feed name: tensor}`` as one batch."""
     import paddle
 
     class TensorLoader(paddle.io.DataLoader):
         # DataLoader.__init__ wants a Dataset and worker settings this loader has no use for; PTQ only
         # checks the type, calls the loader and takes its len().
         def __init__(self):  # pylint: disable=super-init-not-called
-            self.tensors = tensors
+            self.samples = samples
 
         def __call__(self):
-            for tensor in self.tensors:
-                yield {feed_name: tensor}
+            for sample in self.samples:
+                yield dict(sample)
 
         def __iter__(self):
             return self()
 
         def __len__(self):
-            return len(self.tensors)
+            return len(self.samples)
 
     return TensorLoader()
+
+
+def _calibration_samples(calib_tensors, feeds, model) -> List[Dict[str, np.ndarray]]:
+    """Checked calibration samples ``{feed name: tensor}``: from tensors of a one-input model, or from samples
+    (dicts) feeding every input of a model with several (a recurrent one: the image and its states)."""
+    named = isinstance(calib_tensors, (list, tuple)) and calib_tensors and isinstance(calib_tensors[0], dict)
+    if not named:
+        if len(feeds) != 1:
+            raise EdgematteError(f"{model}: quantization of a model with several inputs {[f.name for f in feeds]} "
+                                 "needs calibration samples feeding each by name")
+        feed = feeds[0]
+        tensors = check_calibration_tensors(calib_tensors, feed.shape, source=f"calibration data for {model}")
+        return [{feed.name: t} for t in tensors]
+    names = [f.name for f in feeds]
+    for index, sample in enumerate(calib_tensors):
+        if sorted(sample) != sorted(names):
+            raise EdgematteError(f"calibration sample {index} for {model} feeds {sorted(sample)}; the model's "
+                                 f"inputs are {sorted(names)}")
+    checked = {f.name: check_calibration_tensors([s[f.name] for s in calib_tensors], f.shape,
+                                                 source=f"calibration data for {model} input {f.name!r}")
+               for f in feeds}
+    return [{name: checked[name][k] for name in names} for k in range(len(calib_tensors))]
 
 
 def _observing_float_tensors_only(ptq_class):
@@ -380,12 +402,14 @@ def quantize_paddle_model(model_dir, out_dir, calib_tensors, algo: str = "avg", 
                           keep_float_depthwise_without_bias: bool = True) -> PaddlePTQInfo:
     """Post-training INT8 quantization of a legacy Paddle inference model; writes ``out_dir`` atomically.
 
-    ``model_dir``: anything :func:`~edgematte.converter.program.locate_model_files` takes; one
-    input. ``calib_tensors``: float32 ``[K, *input_shape]`` or K arrays of the input shape,
+    ``model_dir``: anything :func:`~edgematte.converter.program.locate_model_files` takes.
+    ``calib_tensors``: float32 ``[K, *input_shape]`` or K arrays of the input shape,
     pre-processed exactly as deployed (:func:`edgematte.quant.calibration.calibration_tensors`);
-    each is one calibration batch. ``algo``: one of :data:`ALGORITHMS`. ``per_channel``: int8
-    weights with one scale per output channel (else one per tensor). ``skip_tensors``: tensor names
-    (weights such as ``conv2d_3.w_0`` or activations) whose consuming ops stay float.
+    each is one calibration batch. A model with several inputs (a recurrent one: the image and its
+    states) takes K dicts ``{feed name: tensor}`` instead, each feeding every input. ``algo``: one
+    of :data:`ALGORITHMS`. ``per_channel``: int8 weights with one scale per output channel (else
+    one per tensor). ``skip_tensors``: tensor names (weights such as ``conv2d_3.w_0`` or
+    activations) whose consuming ops stay float.
     ``onnx_format``: write ``quantize_linear``/``dequantize_linear`` pairs with int8 weights instead
     of Paddle's fake-quant ops; both convert to int8 ``.nb``. ``keep_float_depthwise_without_bias``:
     the Paddle Lite x86 workaround (module doc).
@@ -399,11 +423,7 @@ def quantize_paddle_model(model_dir, out_dir, calib_tensors, algo: str = "avg", 
     out_dir = Path(out_dir)
     if out_dir.resolve() in (files.model.parent.resolve(), *files.model.resolve().parents):
         raise EdgematteError(f"{out_dir}: the quantized model must go to a new folder, not the model's own folder")
-    if len(info.feeds) != 1:
-        raise EdgematteError(f"{files.model}: quantization needs a single-input model, this one has "
-                             f"{list(info.feed_names)}")
-    feed = info.feeds[0]
-    tensors = check_calibration_tensors(calib_tensors, feed.shape, source=f"calibration data for {files.model}")
+    samples = _calibration_samples(calib_tensors, info.feeds, files.model)
 
     unknown = [name for name in skip_tensors if name not in info.variables]
     if unknown:
@@ -430,9 +450,9 @@ def quantize_paddle_model(model_dir, out_dir, calib_tensors, algo: str = "avg", 
                 model_dir=str(files.model.parent),
                 model_filename=files.model.name,
                 params_filename=files.params.name,
-                data_loader=_tensor_loader(feed.name, tensors),
+                data_loader=_tensor_loader(samples),
                 batch_size=1,
-                batch_nums=len(tensors),
+                batch_nums=len(samples),
                 algo=algo,
                 quantizable_op_type=list(QUANTIZABLE_OP_TYPES),
                 weight_quantize_type="channel_wise_abs_max" if per_channel else "abs_max",
@@ -460,8 +480,8 @@ def quantize_paddle_model(model_dir, out_dir, calib_tensors, algo: str = "avg", 
         algo=algo,
         per_channel=per_channel,
         onnx_format=onnx_format,
-        calibration_count=len(tensors),
-        input_shape=tuple(feed.shape),
+        calibration_count=len(samples),
+        input_shape=tuple(info.feeds[0].shape),
         skip_tensors=tuple(skip),
         ops=tuple(ops),
         seconds=seconds,

@@ -38,6 +38,7 @@ from ..core.errors import EdgematteError
 from ..core.fsutil import atomic_path, sha256_file
 from ..core.metrics import alpha_difference_stats
 from . import budget as budget_search
+from .tflite.calibration import calibration_count, calibration_head, calibration_samples, stack_calibration
 from .tflite.jobs import INT8_IO_DTYPES, DynamicRangeJob, FullIntegerJob, Int8Job, LayerErrorsJob
 from .tflite.ops import tflite_ops
 from .tflite.ranges import DEFAULT_ACTIVATION_RANGES
@@ -89,28 +90,60 @@ def litert_latency_ms(path, runs: int = 10, threads: int = DEFAULT_THREADS, warm
     from ..core.timing import median_latency_ms
     from ..runtime.backends.litert import LiteRTBackend
 
-    return median_latency_ms(LiteRTBackend(path, threads=threads), runs=runs, warmup=warmup)
+    backend = LiteRTBackend(path, threads=threads)
+    if len(backend.inputs) > 1:  # zeros for every input (content does not change the timing)
+        feeds = [np.zeros([int(d) for d in s.shape], dtype=s.dtype) for s in backend.inputs]
+        return median_latency_ms(FixedFeeds(backend, feeds), np.zeros(1, np.float32), runs=runs, warmup=warmup)
+    return median_latency_ms(backend, runs=runs, warmup=warmup)
 
 
-def run_float_io(path, batches: Sequence[np.ndarray], threads: int = DEFAULT_THREADS) -> List[np.ndarray]:
-    """The first output of ``path`` for each float batch, as float32 (int8 I/O quantized/dequantized)."""
+class FixedFeeds:
+    """A backend whose ``run(x)`` ignores ``x`` and runs fixed ``feeds`` (one per input), so that
+    :func:`~edgematte.core.timing.median_latency_ms` times a model with several inputs."""
+
+    def __init__(self, backend, feeds: Sequence[np.ndarray]):
+        self.backend, self.feeds = backend, list(feeds)
+
+    def run(self, _x):
+        return self.backend.run_feeds(self.feeds)
+
+
+def run_float_io(path, batches: Sequence, threads: int = DEFAULT_THREADS,
+                 output: Optional[str] = None) -> List[np.ndarray]:
+    """The first output of ``path`` (or the one named ``output``) for each float batch, as float32 (int8 I/O
+    quantized/dequantized). A batch is an array, or for a model with several inputs a dict ``{input name:
+    array}`` (LiteRT's signature names) fed by name."""
     from ..runtime.backends.litert import LiteRTBackend, dequantize, quantize
 
     backend = LiteRTBackend(path, threads=threads)
-    spec_in, spec_out = backend.inputs[0], backend.outputs[0]
+    specs_in = backend.inputs
+    index_out = _output_index([s.name for s in backend.outputs], output)
+    spec_out = backend.outputs[index_out]
     outputs = []
     for batch in batches:
-        x = quantize(batch, spec_in) if spec_in.quant is not None else np.asarray(batch, dtype=spec_in.dtype)
-        y = backend.run(x)
+        values = [batch[s.name] for s in specs_in] if isinstance(batch, dict) else [batch]
+        feeds = [quantize(x, s) if s.quant is not None else np.asarray(x, dtype=s.dtype)
+                 for x, s in zip(values, specs_in)]
+        y = backend.run_feeds(feeds)[index_out] if isinstance(batch, dict) else backend.run(feeds[0])
         outputs.append(dequantize(y, spec_out) if spec_out.quant is not None else y.astype(np.float32))
     return outputs
 
 
+def _output_index(names: Sequence[str], output: Optional[str]) -> int:
+    """The position of the output named ``output`` among a model's output ``names``; 0 when ``output`` is None."""
+    if output is None:
+        return 0
+    if output not in names:
+        raise EdgematteError(f"the model has no output named {output!r} (outputs: {list(names)})")
+    return list(names).index(output)
+
+
 def output_mad(outputs: Sequence[np.ndarray], references: Sequence[np.ndarray]) -> float:
-    """MAD (mean absolute alpha difference, every pixel of every image pooled) of alpha outputs."""
+    """MAD (mean absolute alpha difference, every pixel of every image pooled) of alpha outputs, each clipped to
+    [0, 1] first as every deployment profile's post-processing does (a dequantized int8 alpha may reach 1.012)."""
     total, pixels = 0.0, 0
     for output, reference in zip(outputs, references):
-        stats = alpha_difference_stats(np.squeeze(output), np.squeeze(reference))
+        stats = alpha_difference_stats(np.clip(np.squeeze(output), 0, 1), np.clip(np.squeeze(reference), 0, 1))
         total += stats["mad"] * np.size(reference)
         pixels += np.size(reference)
     return total / pixels
@@ -147,12 +180,18 @@ def build_tflite_int8(saved_model_dir, calib_nhwc, out_dir, evaluate: Evaluate,
                       sensitivity_images: int = DEFAULT_SENSITIVITY_IMAGES,
                       max_steps: int = budget_search.DEFAULT_MAX_STEPS,
                       max_group_fraction: float = budget_search.MAX_GROUP_MACS_FRACTION, latency_runs: int = 0,
-                      threads: int = DEFAULT_THREADS, work_dir=None, log_path=None) -> List[dict]:
+                      threads: int = DEFAULT_THREADS, work_dir=None, log_path=None,
+                      alpha_output: Optional[str] = None, output_names: Sequence[str] = ()) -> List[dict]:
     """Write the INT8 TFLite artefacts into ``out_dir``; returns one record per file written.
 
     ``saved_model_dir``: onnx2tf's SavedModel (``convert_to_tflite(..., saved_model_dir=)``).
     ``calib_nhwc``: calibration tensors as the deployed model sees them, float32 ``[K, 1, H, W, 3]``
-    (or K arrays ``[1, H, W, 3]``), already pre-processed by the deployment profile.
+    (or K arrays ``[1, H, W, 3]``), already pre-processed by the deployment profile. A model with several
+    inputs (a recurrent one: image and states) takes K dicts ``{input name: array}`` (LiteRT's signature names,
+    each array in that input's layout), or one dict ``{input name: [K, *shape]}``; ``alpha_output`` then names
+    the output the fallback ranking compares (default: the first), and ``output_names`` (the SavedModel's
+    outputs in order, as onnx2tf's own TFLite names them) the outputs of every file written (TensorFlow would
+    name them ``output_0``...; the runtime feeds a recurrent model's states back by name).
     ``evaluate(path) -> dict``: runs an artefact on the evaluation images (disjoint from the
     calibration set) and returns at least ``{"mad": float}`` against fp32.
     ``budget_mad``: the MAD the full-integer models must meet; ``None`` disables the search.
@@ -188,6 +227,7 @@ def build_tflite_int8(saved_model_dir, calib_nhwc, out_dir, evaluate: Evaluate,
     with _work_folder(work_dir) as work:
         calibrated = work / "calibrated.tflite"
         runner = _JobRunner(saved_model_dir, calibration, calibrated, untie_ratio, activation_ranges, log_path)
+        runner.alpha_output, runner.output_names = alpha_output, tuple(output_names)
 
         def evaluate_file(path: Path) -> dict:
             numerics = dict(evaluate(path))
@@ -222,7 +262,7 @@ def build_tflite_int8(saved_model_dir, calib_nhwc, out_dir, evaluate: Evaluate,
             records.append(_record(target, "int8", io_dtype, [n for n in kept_nodes if n in floating], base_ops,
                                    evaluation, budget_mad, untied=runner.untied, fallback=fallback,
                                    settings={"activation_ranges": activation_ranges, "untie_ratio": untie_ratio,
-                                             "calibration_count": len(calibration)}))
+                                             "calibration_count": calibration_count(calibration)}))
         if dynamic_target is not None:
             records.append(_record(dynamic_target, "dynamic", "float32", [], [], evaluate_file(dynamic_target),
                                    budget_mad))
@@ -233,7 +273,10 @@ def build_tflite_int8(saved_model_dir, calib_nhwc, out_dir, evaluate: Evaluate,
 # Helpers
 
 
-def _as_batches(calib_nhwc) -> np.ndarray:
+def _as_batches(calib_nhwc):
+    if isinstance(calib_nhwc, dict) or (isinstance(calib_nhwc, (list, tuple)) and calib_nhwc
+                                        and isinstance(calib_nhwc[0], dict)):
+        return stack_calibration(calib_nhwc)  # several inputs: {name: [K, *shape]}
     batches = np.stack([np.asarray(b, dtype=np.float32) for b in calib_nhwc])
     if batches.ndim < 2 or batches.shape[0] < 1 or not np.isfinite(batches).all():
         raise EdgematteError(f"calibration tensors must be finite float32 [K, *input_shape], got shape {batches.shape}")
@@ -254,7 +297,7 @@ def _work_folder(work_dir):
 class _JobRunner:
     """TensorFlow quantization jobs sharing one cached calibration."""
 
-    def __init__(self, saved_model_dir, calibration: np.ndarray, calibrated: Path,
+    def __init__(self, saved_model_dir, calibration, calibrated: Path,
                  untie_ratio: Optional[float], activation_ranges: str, log_path):
         self.saved_model_dir = saved_model_dir
         self.calibration = calibration
@@ -263,6 +306,8 @@ class _JobRunner:
         self.activation_ranges = activation_ranges
         self.log_path = log_path
         self.untied: List[dict] = []
+        self.alpha_output: Optional[str] = None  # the output the fallback ranking compares (None: the first)
+        self.output_names: Tuple[str, ...] = ()  # the outputs' names in every file written (empty: TensorFlow's)
 
     def _run(self, jobs: List[Int8Job], fail_soft: bool = False) -> list:
         results, info = run_int8_jobs(self.saved_model_dir, self.calibration, jobs, calibrated_model=self.calibrated,
@@ -274,11 +319,11 @@ class _JobRunner:
             warn(f"int8: {jobs[index].out.name} not written: {message}")
         return results
 
-    @staticmethod
-    def _full_integer_job(path: Path, io_dtype: str, nodes: Sequence[str], keep_float_ops: Sequence[str],
+    def _full_integer_job(self, path: Path, io_dtype: str, nodes: Sequence[str], keep_float_ops: Sequence[str],
                           must_be_float: Sequence[str]) -> FullIntegerJob:
         return FullIntegerJob(out=path, io_dtype=io_dtype, keep_float_nodes=tuple(nodes),
-                              keep_float_ops=tuple(keep_float_ops), check_float_nodes=tuple(must_be_float))
+                              keep_float_ops=tuple(keep_float_ops), check_float_nodes=tuple(must_be_float),
+                              output_names=self.output_names)
 
     def full_integer(self, targets: Sequence[Tuple[Path, str, Sequence[str]]], keep_float_ops: Sequence[str],
                      must_be_float: Sequence[str] = (), fail_soft: bool = False) -> list:
@@ -298,7 +343,7 @@ class _JobRunner:
         if int8_io_target is not None:
             jobs.append(self._full_integer_job(int8_io_target, "int8", nodes, keep_float_ops, must_be_float))
         if dynamic_target is not None:
-            jobs.append(DynamicRangeJob(out=dynamic_target))
+            jobs.append(DynamicRangeJob(out=dynamic_target, output_names=self.output_names))
         if jobs:
             self._run(jobs)
 
@@ -317,7 +362,7 @@ class _SearchOutcome:
         self.chosen_evaluation = {k: chosen[k] for k in ("mad", "size_bytes", "numerics", "latency_ms") if k in chosen}
 
 
-def _search(runner: _JobRunner, calibrated: Path, calibration: np.ndarray, start_path: Path, start: dict,
+def _search(runner: _JobRunner, calibrated: Path, calibration, start_path: Path, start: dict,
             budget_mad: Optional[float], base_nodes: List[str], base_ops: List[str], sensitivity_images: int,
             max_steps: int, max_group_fraction: float, evaluate_file: Callable[[Path], dict], work: Path,
             threads: int) -> _SearchOutcome:
@@ -325,9 +370,12 @@ def _search(runner: _JobRunner, calibrated: Path, calibration: np.ndarray, start
     if budget_mad is None or start["mad"] <= budget_mad or max_steps == 0:
         return _SearchOutcome(None, start, work)
     # the raw calibrated model is the float network itself (ranges recorded, nothing quantized)
-    images = list(calibration[:max(1, sensitivity_images)])
-    references = run_float_io(calibrated, images, threads)
-    base_mad = output_mad(run_float_io(start_path, images, threads), references)
+    images = calibration_samples(calibration_head(calibration, max(1, sensitivity_images)))
+    alpha = runner.alpha_output
+    # the calibrated model keeps TensorFlow's output names (output_K), the files written carry output_names
+    in_calibrated = (f"output_{runner.output_names.index(alpha)}" if alpha in runner.output_names else alpha)
+    references = run_float_io(calibrated, images, threads, in_calibrated)
+    base_mad = output_mad(run_float_io(start_path, images, threads, alpha), references)
     # node names as the quantizer knows them: the calibrated model's (the int8 model renames its output)
     groups = [g for g in budget_search.candidate_groups(model_ops(calibrated), max_group_fraction)
               if not set(g.nodes) <= set(base_nodes) and g.anchor_op not in base_ops]
@@ -343,7 +391,7 @@ def _search(runner: _JobRunner, calibrated: Path, calibration: np.ndarray, start
                 if written is None:
                     mads.append(float("inf"))
                     continue
-                mads.append(output_mad(run_float_io(written, images, threads), references))
+                mads.append(output_mad(run_float_io(written, images, threads, alpha), references))
                 written.unlink()
         return mads
 

@@ -1,12 +1,16 @@
 """Stage 5: Paddle Lite INT8 ``.nb`` per target (Paddle PTQ, per-channel weights), with the float fallback
-ladder when the budget is missed (:func:`edgematte.quant.int8.paddle_lite_int8`)."""
+ladder when the budget is missed (:func:`edgematte.quant.int8.paddle_lite_int8`).
+
+A recurrent model (RVM) is calibrated on clip steps (every input fed by name, the states the fp32 reference
+carried) and evaluated on held-out clips with the .nb's own states fed back; should Paddle's tools refuse it,
+the manifest and console say so in one line and the conversion goes on."""
 
 from typing import List
 
 from ...core import parity as parity_lib
 from ...core.manifest import Artefact
 from ..context import Context, tensor_entries
-from ..int8_setup import HELD_OUT, int8_state, record_int8
+from ..int8_setup import HELD_OUT, int8_state, record_int8, skip_target
 
 NAME = "int8_lite"
 
@@ -16,9 +20,23 @@ def applies(ctx: Context) -> bool:
 
 
 def run(ctx: Context) -> List[Artefact]:
+    state = int8_state(ctx)
+    if not state.evaluation.recurrent:
+        return _build(ctx, state)
+    try:
+        return _build(ctx, state)
+    except Exception as error:  # noqa: BLE001 - a tool's limit on a recurrent model must not fail the conversion
+        for target in ctx.options.lite_targets:
+            path = ctx.out / f"model_{target}_int8.nb"
+            if path.exists() and not any(a.path == path.name for a in ctx.manifest.artefacts):
+                path.unlink()
+        skip_target(ctx, "Paddle Lite", error)
+        return []
+
+
+def _build(ctx: Context, state) -> List[Artefact]:
     from ...quant.int8 import paddle_lite_int8
 
-    state = int8_state(ctx)
     records, x86_outputs = paddle_lite_int8(ctx.frozen.files.model.parent, ctx.work, ctx.out, ctx.options.lite_targets,
                                             state.evaluation, ctx.options.int8, ctx.step, threads=ctx.options.threads)
     state.x86_parity = parity_lib.compare(x86_outputs, state.reference, HELD_OUT)

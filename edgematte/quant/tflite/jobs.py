@@ -27,7 +27,10 @@ class FullIntegerJob:
     ``keep_float_nodes`` / ``keep_float_ops``: ops left in float, by output tensor name or builtin
     op type (see :func:`edgematte.quant.tflite.quantize_int8`). ``check_float_nodes``: the kept nodes
     that must come out float (``None``: all of them; MLIR may still quantize a denylisted
-    scale-preserving op such as an AVERAGE_POOL_2D fed by the model input). The result is ``out``.
+    scale-preserving op such as an AVERAGE_POOL_2D fed by the model input). ``output_names``: the names the
+    written model's signature gives its outputs, in the SavedModel's output order (TensorFlow names them
+    ``output_0``, ``output_1``...; onnx2tf's own TFLite keeps the ONNX names, and a model with several outputs,
+    a recurrent one, is fed by them); empty keeps TensorFlow's. The result is ``out``.
     """
 
     out: Path
@@ -35,6 +38,7 @@ class FullIntegerJob:
     keep_float_nodes: Tuple[str, ...] = ()
     keep_float_ops: Tuple[str, ...] = ()
     check_float_nodes: Optional[Tuple[str, ...]] = None
+    output_names: Tuple[str, ...] = ()
 
     kind: ClassVar[str] = "full_integer"
     needs_calibrated: ClassVar[bool] = True
@@ -47,6 +51,7 @@ class FullIntegerJob:
         object.__setattr__(self, "keep_float_ops", tuple(self.keep_float_ops))
         if self.check_float_nodes is not None:
             object.__setattr__(self, "check_float_nodes", tuple(self.check_float_nodes))
+        object.__setattr__(self, "output_names", tuple(self.output_names))
 
     @property
     def must_be_float(self) -> Tuple[str, ...]:
@@ -54,23 +59,27 @@ class FullIntegerJob:
 
     def planned(self, index: int, workdir: Path) -> "PlannedJob":
         return PlannedJob(self.kind, f"job{index}.tflite", f"job{index}.error", io_dtype=self.io_dtype,
-                          keep_float_nodes=list(self.keep_float_nodes), keep_float_ops=list(self.keep_float_ops))
+                          keep_float_nodes=list(self.keep_float_nodes), keep_float_ops=list(self.keep_float_ops),
+                          output_names=list(self.output_names))
 
 
 @dataclass(frozen=True)
 class DynamicRangeJob:
-    """A dynamic-range model (int8 weights, float activations, from the SavedModel itself) written to ``out``."""
+    """A dynamic-range model (int8 weights, float activations, from the SavedModel itself) written to ``out``;
+    ``output_names`` as for :class:`FullIntegerJob`."""
 
     out: Path
+    output_names: Tuple[str, ...] = ()
 
     kind: ClassVar[str] = "dynamic_range"
     needs_calibrated: ClassVar[bool] = False
 
     def __post_init__(self):
         object.__setattr__(self, "out", Path(self.out))
+        object.__setattr__(self, "output_names", tuple(self.output_names))
 
     def planned(self, index: int, workdir: Path) -> "PlannedJob":
-        return PlannedJob(self.kind, f"job{index}.tflite", f"job{index}.error")
+        return PlannedJob(self.kind, f"job{index}.tflite", f"job{index}.error", output_names=list(self.output_names))
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,6 +128,7 @@ class PlannedJob:
     keep_float_nodes: List[str] = field(default_factory=list)
     keep_float_ops: List[str] = field(default_factory=list)
     batches_npy: Optional[str] = None
+    output_names: List[str] = field(default_factory=list)
 
 
 @dataclass
@@ -126,8 +136,9 @@ class WorkerPlan:
     """``plan.json``: the worker's whole task; paths relative to the work folder (its cwd) unless absolute.
 
     The calibrated model comes from ``calibrated_in`` (a cached one), or is made from
-    ``calibration_npy`` with ``activation_ranges`` and written to ``calibrated_out``, or is not
-    needed (dynamic range only). With ``untie_ratio`` the untied inputs are listed in ``untied_out``.
+    ``calibration_npy`` (``.npy``; ``.npz`` by input name for a model with several inputs) with
+    ``activation_ranges`` and written to ``calibrated_out``, or is not needed (dynamic range only). With
+    ``untie_ratio`` the untied inputs are listed in ``untied_out``.
     """
 
     saved_model_dir: str

@@ -8,7 +8,7 @@ step**2 / 12) over the activation histogram of the calibration tensors: on PP-Ma
 only, not the graph.
 """
 
-from typing import Tuple
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
@@ -19,10 +19,11 @@ RANGE_HISTOGRAM_IMAGES = 16
 """Calibration tensors whose activation histograms choose the ``"mse"`` ranges (the first ones)."""
 
 
-def mse_ranges(calibrated: bytes, batches: np.ndarray) -> bytes:
+def mse_ranges(calibrated: bytes, batches) -> bytes:
     """The calibrated model with each recorded activation range replaced by its MSE-optimal sub-range.
 
-    The float model runs on ``batches`` with every tensor kept (builtin kernels: a delegate would
+    The float model runs on ``batches`` (``[K, *input_shape]``, or ``{input name: [K, *shape]}`` for several
+    inputs) with every tensor kept (builtin kernels: a delegate would
     hide its intermediate tensors); each ranged tensor's values are histogrammed over its recorded
     ``[min, max]`` (:data:`RANGE_HISTOGRAM_BINS` bins) and :func:`mse_optimal_range` picks the range.
     """
@@ -43,10 +44,16 @@ def mse_ranges(calibrated: bytes, batches: np.ndarray) -> bytes:
     interpreter = interpreter_class(model_content=bytes(calibrated), experimental_preserve_all_tensors=True,
                                     experimental_op_resolver_type=resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     interpreter.allocate_tensors()
-    input_index = interpreter.get_input_details()[0]["index"]
+    if isinstance(batches, dict):  # several inputs, by signature name: sample k feeds each its k-th array
+        indices = input_indices(interpreter, list(batches))
+        samples = [{indices[n]: a[k] for n, a in batches.items()} for k in range(len(next(iter(batches.values()))))]
+    else:
+        input_index = interpreter.get_input_details()[0]["index"]
+        samples = [{input_index: batch} for batch in batches]
     histograms = {index: np.zeros(RANGE_HISTOGRAM_BINS, np.int64) for index in ranged}
-    for batch in batches:
-        interpreter.set_tensor(input_index, np.ascontiguousarray(batch, dtype=np.float32))
+    for sample in samples:
+        for input_index, batch in sample.items():
+            interpreter.set_tensor(input_index, np.ascontiguousarray(batch, dtype=np.float32))
         interpreter.invoke()
         for index, (low, high) in ranged.items():
             histograms[index] += np.histogram(interpreter.get_tensor(index), RANGE_HISTOGRAM_BINS, (low, high))[0]
@@ -55,6 +62,25 @@ def mse_ranges(calibrated: bytes, batches: np.ndarray) -> bytes:
         graph.tensors[index].quantization.min = [new_low]
         graph.tensors[index].quantization.max = [new_high]
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def input_indices(interpreter, names: Sequence[str]) -> Dict[str, int]:
+    """The tensor index of each input in ``names``: signature input names (the model's one signature), else raw
+    tensor names with or without TF's ``serving_default_`` prefix and ``:0`` suffix."""
+    try:
+        signatures = interpreter._get_full_signature_list()  # the only index-level view of the signature
+    except AttributeError:
+        signatures = {}
+    by_name = dict(next(iter(signatures.values())).get("inputs", {})) if len(signatures) == 1 else {}
+    for detail in interpreter.get_input_details():
+        raw = detail["name"]
+        short = raw.split(":")[0]
+        for name in (raw, short, short[len("serving_default_"):] if short.startswith("serving_default_") else short):
+            by_name.setdefault(name, detail["index"])
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise ValueError(f"calibration data names inputs {missing} the model does not have ({sorted(by_name)})")
+    return {n: int(by_name[n]) for n in names}
 
 
 def mse_optimal_range(histogram: np.ndarray, low: float, high: float, levels: int = 255,

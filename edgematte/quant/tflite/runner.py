@@ -16,7 +16,7 @@ from ...core.errors import EdgematteError
 from ...core.fsutil import atomic_path
 from ...core.tools import clean_log, last_error_line, python_tool_env, run_tool
 from . import calibration as calibration_cache
-from .calibration import stack_calibration
+from .calibration import save_calibration, stack_calibration
 from .jobs import JOB_TYPES, FullIntegerJob, Int8Job, LayerErrorsJob, PlannedJob, WorkerPlan
 from .ops import check_kept_float
 from .ranges import ACTIVATION_RANGES, DEFAULT_ACTIVATION_RANGES
@@ -144,7 +144,7 @@ def _checked_jobs(jobs: Sequence[Int8Job], activation_ranges: str) -> List[Int8J
 
 
 def _write_plan(workdir: Path, saved_model_dir: Path, jobs: Sequence[Int8Job], untie_ratio: Optional[float],
-                calibration: Optional[np.ndarray], activation_ranges: str, calibrated_in) -> WorkerPlan:
+                calibration, activation_ranges: str, calibrated_in) -> WorkerPlan:
     """``plan.json`` and the arrays it names, in ``workdir``.
 
     ``calibration``: given when the worker must calibrate; ``calibrated_in``: the cached calibrated
@@ -152,8 +152,7 @@ def _write_plan(workdir: Path, saved_model_dir: Path, jobs: Sequence[Int8Job], u
     """
     plan = WorkerPlan(saved_model_dir=str(saved_model_dir.resolve()), untie_ratio=untie_ratio)
     if calibration is not None:
-        np.save(workdir / "calibration.npy", calibration)
-        plan.calibration_npy = "calibration.npy"
+        plan.calibration_npy = save_calibration(calibration, workdir)
         plan.calibrated_out = "calibrated.tflite"
         plan.activation_ranges = activation_ranges
     elif calibrated_in is not None:

@@ -14,10 +14,10 @@ from typing import Optional
 
 import numpy as np
 
-from .calibration import calibrate
+from .calibration import calibrate, calibration_head, load_calibration
 from .jobs import DynamicRangeJob, FullIntegerJob, LayerErrorsJob, PlannedJob, WorkerPlan
 from .layer_errors import layer_errors
-from .quantize import dynamic_range_model, mlir_quantize
+from .quantize import dynamic_range_model, mlir_quantize, rename_outputs
 from .ranges import RANGE_HISTOGRAM_IMAGES, mse_ranges
 from .untie import untie_concatenation_scales
 
@@ -45,10 +45,10 @@ def _calibrated_model(plan: WorkerPlan) -> Optional[bytes]:
         return Path(plan.calibrated_in).read_bytes()
     if plan.calibration_npy is None:
         return None
-    calibration = np.load(plan.calibration_npy)
+    calibration = load_calibration(plan.calibration_npy)
     calibrated = calibrate(plan.saved_model_dir, calibration)
     if plan.activation_ranges == "mse":
-        calibrated = mse_ranges(calibrated, calibration[:RANGE_HISTOGRAM_IMAGES])
+        calibrated = mse_ranges(calibrated, calibration_head(calibration, RANGE_HISTOGRAM_IMAGES))
     Path(plan.calibrated_out).write_bytes(calibrated)
     return calibrated
 
@@ -56,9 +56,9 @@ def _calibrated_model(plan: WorkerPlan) -> Optional[bytes]:
 def _run_job(plan: WorkerPlan, job: PlannedJob, calibrated: Optional[bytes]) -> None:
     if job.kind == FullIntegerJob.kind:
         result = mlir_quantize(calibrated, job.io_dtype, job.keep_float_nodes, job.keep_float_ops)
-        Path(job.produced).write_bytes(result)
+        Path(job.produced).write_bytes(rename_outputs(result, job.output_names))
     elif job.kind == DynamicRangeJob.kind:
-        Path(job.produced).write_bytes(dynamic_range_model(plan.saved_model_dir))
+        Path(job.produced).write_bytes(rename_outputs(dynamic_range_model(plan.saved_model_dir), job.output_names))
     elif job.kind == LayerErrorsJob.kind:
         errors = layer_errors(calibrated, np.load(job.batches_npy), job.keep_float_nodes, job.keep_float_ops)
         Path(job.produced).write_text(json.dumps(errors), encoding="utf-8")
