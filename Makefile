@@ -8,8 +8,9 @@ PY     := $(VENV)/bin/python
 LOCK   := requirements/lock.txt
 STAMP  := $(VENV)/.installed
 OUT    ?= out/demo
-# Tests use both cores; override with `make test PYTEST_ARGS="-k zoo"`.
-PYTEST_ARGS ?=
+# Tests run in two pytest-xdist workers (the machines have 2 cores), one test file per worker at a time so a
+# file's module fixtures (a conversion) are built once; override with `make test PYTEST_ARGS="-k zoo"`.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .PHONY: help demo test test-python test-java venv clean
 

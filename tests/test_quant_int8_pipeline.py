@@ -47,6 +47,15 @@ def test_int8_artefacts_carry_numerics(int8_conversion):
     relu6 = {r["artefact"]: (r["matched"], r["changed"]) for r in m["repairs"] if r["name"] == "relu6_threshold"}
     assert relu6 == {"model_x86.nb": (6, 6), "model_arm.nb": (6, 6), "model_x86_int8.nb": (6, 0),
                      "model_arm_int8.nb": (6, 0)}
+    # The TFLite INT8 models come from the SavedModel onnx2tf wrote from the repaired copy: the same repairs.
+    tflite_repairs = {}
+    for r in m["repairs"]:
+        if r["kind"] == "onnx2tf_input":
+            tflite_repairs.setdefault(r["artefact"], []).append((r["name"], r["changed"]))
+    assert set(tflite_repairs) == {"model_fp32.tflite", "model_int8.tflite", "model_int8_io.tflite",
+                                   "model_dynamic.tflite"}
+    assert len({tuple(v) for v in tflite_repairs.values()}) == 1
+    assert dict(tflite_repairs["model_int8.tflite"])["full_rank_add"] > 0
 
 
 def test_every_fallback_choice_reports_latency_against_fp32(int8_conversion):

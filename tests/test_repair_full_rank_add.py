@@ -8,7 +8,6 @@ The real case (PaddleSeg's RVM at 256x256: TFLite fp32 parity 1.0 -> 1.6e-5) is 
 trap 16, not tested here: one conversion takes about 3 minutes of CPU.
 """
 
-import hashlib
 import json
 
 import numpy as np
@@ -21,6 +20,7 @@ from edgematte.converter.repairs import registry  # noqa: E402
 from edgematte.converter.repairs.base import ONNX2TF_INPUT, RepairContext  # noqa: E402
 from edgematte.converter.repairs.onnx2tf_input.full_rank_add import guard_fires  # noqa: E402
 from edgematte.converter.tflite import read_onnx_interface, repair_bridge  # noqa: E402
+from tests.onnx2tf_runs import plain_and_repaired  # noqa: E402
 
 helper, numpy_helper = onnx.helper, onnx.numpy_helper
 FP32_TOLERANCE = 1e-5
@@ -60,7 +60,10 @@ def concat_resize_model(c=16, h=32):
 
 
 def _apply(model):
-    return registry.apply_all(ONNX2TF_INPUT, model, RepairContext(where="test"))
+    """This repair alone (the kind's others, e.g. ambiguous_input_identity, have their own tests)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(registry.ORDER, ONNX2TF_INPUT, ("onnx2tf_input.full_rank_add",))
+        return registry.apply_all(ONNX2TF_INPUT, model, RepairContext(where="test"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,7 +105,10 @@ def test_adds_the_guard_does_not_take_are_left_alone():
         ("full_rank_add", ONNX2TF_INPUT, 0, 0)]
     data = model.SerializeToString()
     inputs = [{"name": "x", "shape": [1, 8, 8, 8], "dtype": "float32"}]
-    assert repair_bridge(data, inputs) == (data, applied, None)
+    repaired, bridged, _ = repair_bridge(data, inputs)
+    assert [r for r in bridged if r["name"] == "full_rank_add"] == applied
+    # the ambiguous [1, 8, 8, 8] input itself is read through an identity (its own repair), no Add changed
+    assert [n.op_type for n in onnx.load_from_string(repaired).graph.node].count("Add") == 4
 
 
 def test_the_rewrite_is_bit_exact_and_negates_constants_in_place(tmp_path):
@@ -121,8 +127,9 @@ def test_the_rewrite_is_bit_exact_and_negates_constants_in_place(tmp_path):
 
     assert check == {"max_abs": 0.0, "outputs": 1, "seed": 0}
     assert path.read_bytes() == data  # the ONNX file itself is not touched
-    assert registry.summary(applied) == [{"name": "full_rank_add", "kind": ONNX2TF_INPUT, "matched": 2, "changed": 2,
-                                          "why": registry.repairs_for(ONNX2TF_INPUT)[0].why}]
+    assert registry.summary(applied)[0] == {"name": "full_rank_add", "kind": ONNX2TF_INPUT, "matched": 2,
+                                            "changed": 2, "why": registry.repairs_for(ONNX2TF_INPUT)[0].why}
+    assert registry.changed(applied) == 2  # nothing else in this graph for the kind's other repairs
     records = applied[0]["records"]
     assert [(r["onnx_node"], r["action"], r["output_shape"]) for r in records] == [
         ("constant_first", "rewritten", [1, 8, 16, 16]), ("residual", "rewritten", [1, 8, 16, 16])]
@@ -157,36 +164,12 @@ def test_a_shape_that_is_not_static_is_reported_and_left():
 # Through onnx2tf: the misread without the repair, the right sum with it
 
 
-def _tflite_against_onnx(model, tmp_path, name):
-    from edgematte.converter.tflite import convert_to_tflite
-    from edgematte.runtime.backends.litert import LiteRTBackend
-    from edgematte.runtime.model_io import layout_to_onnx, onnx_to_layout
-
-    path = tmp_path / f"{name}.onnx"
-    onnx.save(model, path)
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    info = convert_to_tflite(path, tmp_path / name, fp16=False)
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == sha == info["onnx_sha256"]
-    x = np.random.default_rng(4).uniform(-1, 1, [1, 3, 32, 32]).astype(np.float32)
-    import onnxruntime
-
-    expected = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-    entry = info["files"]["fp32"]
-    got = LiteRTBackend(entry["path"], threads=1).run(onnx_to_layout(x, entry["inputs"][0]["layout"]))
-    got = layout_to_onnx(got, entry["outputs"][0]["layout"])
-    return info, float(np.abs(got - expected).max()), float(np.abs(expected).max())
-
-
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
     """The concat-resize graph through onnx2tf twice: without the onnx2tf_input repairs, and with them."""
-    tmp = tmp_path_factory.mktemp("full_rank_add")
-    model = concat_resize_model()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(registry.ORDER, ONNX2TF_INPUT, ())
-        plain = _tflite_against_onnx(model, tmp, "plain")
-    repaired = _tflite_against_onnx(model, tmp, "repaired")
-    return plain, repaired
+    feed = {"x": np.random.default_rng(4).uniform(-1, 1, [1, 3, 32, 32]).astype(np.float32)}
+    runs = plain_and_repaired(concat_resize_model(), tmp_path_factory.mktemp("full_rank_add"), feed)
+    return [(info, errors["y"], scale) for info, errors, scale in runs]
 
 
 def test_plain_onnx2tf_misreads_the_layout_after_a_full_rank_add(converted):
@@ -202,7 +185,8 @@ def test_with_the_repair_tflite_computes_what_onnx_runtime_computes(converted):
     _, (info, error, scale) = converted
     print(f"TFLite fp32 vs ONNX Runtime: max abs {error:.3g} (outputs up to {scale:.3g})")
     assert error <= FP32_TOLERANCE * max(1.0, scale)
-    assert [(a["name"], a["matched"], a["changed"]) for a in info["applied_repairs"]] == [("full_rank_add", 1, 1)]
+    assert [(a["name"], a["matched"], a["changed"]) for a in info["applied_repairs"]] == [
+        ("full_rank_add", 1, 1), ("ambiguous_input_identity", 0, 0)]
     assert [r["onnx_node"] for r in info["repairs"]] == ["add"]
     assert info["repair_check"]["max_abs"] == 0.0
     json.dumps(info)  # recordable as it is

@@ -15,7 +15,7 @@ TESTS_DIR = Path(__file__).parent
 EXPECTED = {PADDLE_PROGRAM: ["relu6_threshold", "zero_d_fill_constant", "instance_norm_saved_stats",
                             "softmax_max_shift"],
             ONNX: ["adaptive_pool_windows", "resize_to_one_pixel", "unsqueezed_pad_fold"],
-            ONNX2TF_INPUT: ["full_rank_add"]}
+            ONNX2TF_INPUT: ["full_rank_add", "ambiguous_input_identity"]}
 
 
 def test_each_repair_is_listed_once_and_says_what_why_and_how():

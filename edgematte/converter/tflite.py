@@ -13,7 +13,7 @@ onnx2tf (1.29.24, docs/toolchain.md, onnx2tf) is run in a subprocess and never t
   (finite outputs) before anything is published.
 - Its output is very verbose: it goes to a log file (ANSI colours removed), shown only on failure as
   one line (the last meaningful error) plus the log's path.
-- It mistranslates some exact ONNX patterns (docs/toolchain.md, trap 16): the registry's ``onnx2tf_input``
+- It mistranslates some exact ONNX patterns (docs/toolchain.md, traps 16 and 17): the registry's ``onnx2tf_input``
   repairs rewrite them in the private copy, and ONNX Runtime must compute the same outputs bit for bit on
   the rewritten copy (:func:`repair_bridge`).
 
@@ -275,13 +275,31 @@ def _match_onnx(tflite_specs, onnx_specs: List[dict]) -> List[dict]:
     return [None] * len(tflite_specs)
 
 
-def _describe(tflite_specs, onnx_specs: List[dict]) -> List[dict]:
+def input_layout(onnx_shape: Sequence[int], tflite_shape: Sequence[int], layout: str) -> str:
+    """An input's layout in onnx2tf's TFLite model, converted with ``layout``: :func:`tensor_layout`, and where
+    the shape cannot tell (``[1, 16, 16, 16]``) onnx2tf's own rule (``ops/Input.py``): every rank 3-5 input
+    is moved channels-last, except the inputs ``-k`` keeps (all of them under ``"nchw"``)."""
+    found = tensor_layout(onnx_shape, tflite_shape)
+    if found != "ambiguous":
+        return found
+    first, last = layout_names(len(onnx_shape))
+    return last if layout == "nhwc" else first
+
+
+def _describe(tflite_specs, onnx_specs: List[dict], layout: Optional[str] = None) -> List[dict]:
+    """Name, shape, dtype and layout of each TFLite tensor beside its ONNX twin; ``layout``: the conversion's,
+    given for inputs only (an output's ambiguous layout is settled by running, :func:`_settle_ambiguous_layouts`)."""
     described = []
     for spec, onnx_spec in zip(tflite_specs, _match_onnx(tflite_specs, onnx_specs)):
+        if onnx_spec is None:
+            found = "unknown"
+        elif layout is None:
+            found = tensor_layout(onnx_spec["shape"], spec.shape)
+        else:
+            found = input_layout(onnx_spec["shape"], spec.shape, layout)
         entry = {"name": spec.name, "shape": list(spec.shape), "dtype": spec.dtype,
                  "onnx_name": onnx_spec["name"] if onnx_spec else None,
-                 "onnx_shape": onnx_spec["shape"] if onnx_spec else None,
-                 "layout": tensor_layout(onnx_spec["shape"], spec.shape) if onnx_spec else "unknown"}
+                 "onnx_shape": onnx_spec["shape"] if onnx_spec else None, "layout": found}
         if spec.quant is not None:
             entry["quant"] = {"scale": spec.quant[0], "zero_point": spec.quant[1]}
         described.append(entry)
@@ -383,7 +401,7 @@ def convert_to_tflite(onnx_path, out_dir, layout: str = "nhwc", fp16: bool = Tru
             files = {}
             for precision, path in produced.items():
                 tflite_inputs, tflite_outputs = probe_tflite(path)
-                files[precision] = {"precision": precision, "inputs": _describe(tflite_inputs, onnx_inputs),
+                files[precision] = {"precision": precision, "inputs": _describe(tflite_inputs, onnx_inputs, layout),
                                     "outputs": _describe(tflite_outputs, onnx_outputs)}
                 _settle_ambiguous_layouts(onnx_bytes, path, files[precision])
         except EdgematteError as e:

@@ -24,6 +24,7 @@ ORDER: Dict[str, Tuple[str, ...]] = {
     ),
     ONNX2TF_INPUT: (
         "onnx2tf_input.full_rank_add",
+        "onnx2tf_input.ambiguous_input_identity",
     ),
 }
 # What a manifest keeps of each applied repair (its per-match records are reported by the converter).

@@ -10,6 +10,7 @@ model, the manifest and console say so in one line and the conversion goes on.""
 from pathlib import Path
 from typing import List
 
+from ...converter.tflite import DEFAULT_FILE_NAMES
 from ...core.manifest import Artefact
 from ..context import Context, tensor_entries
 from ..int8_setup import int8_state, record_int8, skip_target, tensor_layouts, tflite_layouts
@@ -24,14 +25,22 @@ def applies(ctx: Context) -> bool:
 
 
 def run(ctx: Context) -> List[Artefact]:
+    artefacts = _run_recurrent(ctx) if int8_state(ctx).evaluation.recurrent else _run_per_frame(ctx)
+    # the INT8 models come from the SavedModel onnx2tf wrote from the repaired copy: the fp32 model's repairs
+    fp32_repairs = [{k: v for k, v in r.items() if k != "artefact"} for r in ctx.manifest.repairs
+                    if r.get("artefact") == DEFAULT_FILE_NAMES["fp32"]]
+    for artefact in artefacts:
+        ctx.add_repairs(fp32_repairs, artefact.path)
+    return artefacts
+
+
+def _run_per_frame(ctx: Context) -> List[Artefact]:
     from ...quant.tflite_int8 import build_tflite_int8
     from ...runtime.backends.litert import LiteRTBackend
     from ...runtime.matter import Matter
 
     state, opts, layout = int8_state(ctx), ctx.options.int8, ctx.options.layout
     evaluation = state.evaluation
-    if evaluation.recurrent:
-        return _run_recurrent(ctx)
     measured = {}
 
     def evaluate(path):

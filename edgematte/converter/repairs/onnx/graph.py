@@ -69,6 +69,16 @@ def pads_operand(model, node) -> Optional[np.ndarray]:
     return None if pads is None else np.asarray(pads, dtype=np.int64).reshape(-1)
 
 
+def unique_name(name: str, taken: set) -> str:
+    """``name``, or ``name_2``, ``name_3``, ... : the first not in ``taken``, which it is added to."""
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{name}_{n}"
+    taken.add(candidate)
+    return candidate
+
+
 def drop_unread_constants(model, names) -> None:
     """Remove the initializers and Constant nodes among ``names`` that nothing reads any more."""
     read = {name for n in model.graph.node for name in n.input} | {o.name for o in model.graph.output}

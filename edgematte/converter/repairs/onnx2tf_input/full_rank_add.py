@@ -32,7 +32,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..base import ONNX2TF_INPUT, Match, Repair, RepairContext
-from ..onnx.graph import constant_value, infer_shapes
+from ..onnx.graph import constant_value, infer_shapes, unique_name
 
 RANKS = (3, 4, 5)
 # ONNX element types of the Adds taken (float; an integer Add of full rank is shape arithmetic nobody writes).
@@ -68,15 +68,6 @@ def guard_fires(input_shapes: List[List[int]], output_shape: List[int]) -> Optio
         return None
     return (f"both inputs have the output's rank {rank}, and onnx2tf's channels-last sum "
             f"{channels_last(output_shape)} differs from {output_shape}: its rescue guard would add channels-first")
-
-
-def _unique(name: str, taken: set) -> str:
-    candidate, n = name, 1
-    while candidate in taken:
-        n += 1
-        candidate = f"{name}_{n}"
-    taken.add(candidate)
-    return candidate
 
 
 def rewrite_full_rank_adds(model, where: str = "model") -> List[dict]:
@@ -124,11 +115,11 @@ def _as_sub_of_negated(model, node, taken: set) -> list:
         a, b, constant_b = b, a, constant_a
     nodes = []
     if constant_b is not None:
-        negated = _unique(f"{b}/negated", taken)
+        negated = unique_name(f"{b}/negated", taken)
         model.graph.initializer.append(onnx.numpy_helper.from_array(np.negative(constant_b), negated))
     else:
-        negated = _unique(f"{node.output[0]}/negated_operand", taken)
-        nodes.append(onnx.helper.make_node("Neg", [b], [negated], name=_unique(f"{node.name or node.output[0]}/neg",
+        negated = unique_name(f"{node.output[0]}/negated_operand", taken)
+        nodes.append(onnx.helper.make_node("Neg", [b], [negated], name=unique_name(f"{node.name or node.output[0]}/neg",
                                                                                  taken)))
     nodes.append(onnx.helper.make_node("Sub", [a, negated], list(node.output), name=node.name))
     return nodes
