@@ -29,6 +29,7 @@ import pytest
 import yaml
 
 from edgematte.runtime.backends.paddle_inference import PaddleInferenceBackend
+from edgematte.zoo.bn_calibration import calibrate_batchnorm, calibration_input
 from edgematte.zoo.registry import get_model_spec
 from edgematte.zoo.weights import count_parameters, format_layout, seeded_state_dict
 
@@ -172,12 +173,58 @@ def test_exported_tiny_model_matches_dygraph(tmp_path):
     from edgematte.zoo.export import export_deploy_folder
 
     folder = export_deploy_folder("modnet_mobilenetv2", tmp_path / "d", seed=0, width=TINY_WIDTH)
-    model = get_model_spec("modnet_mobilenetv2").build(TINY_WIDTH)
-    model.set_state_dict(seeded_state_dict(get_model_spec("modnet_mobilenetv2").layout(TINY_WIDTH), 0))
-    model.eval()
+    spec = get_model_spec("modnet_mobilenetv2")
+    model = spec.build(TINY_WIDTH)
+    model.set_state_dict(seeded_state_dict(spec.layout(TINY_WIDTH), 0))
+    calibrate_batchnorm(model, normalize(astronaut(512)))  # --seed calibrates at every width
     for height, width in [(128, 128), (96, 160)]:
         x = normalize(cv2.resize(astronaut(512), (width, height), interpolation=cv2.INTER_AREA))
         got = PaddleInferenceBackend(folder, threads=2).run(x)
         expected = run_dygraph(model, x)
         assert got.shape == (1, 1, height, width)
         assert float(np.abs(got - expected).max()) <= 1e-4
+
+
+# ----------------------------------------------------------------------------- --seed: calibrated statistics
+@functools.lru_cache(maxsize=1)
+def _astronaut_input() -> np.ndarray:
+    from edgematte.core.samples import sample_photo
+
+    x = calibration_input(sample_photo("astronaut"), (512, 512), get_model_spec("modnet_mobilenetv2").transforms)
+    reference = np.load(DATA / "ppmattingv2.seed0.512x512.npz")["image"]
+    assert np.array_equal(x, normalize(reference))  # the bundled photo is the references' photo, bit for bit
+    return x
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_seed_calibration_reproduces_the_official_statistics_bit_for_bit(name):
+    """The rule (one eval pass over the astronaut at 512x512, each BatchNorm set to its own input's statistics
+    just before it runs) recomputes every value of the references' ``bn_stats.npz`` exactly."""
+    spec = get_model_spec(name)
+    assert spec.seed_calibration_photo == "astronaut" and spec.native_hw == (512, 512)
+    model = spec.build()
+    model.set_state_dict(seeded_state_dict(spec.layout(), seed=0))
+    calibrated = calibrate_batchnorm(model, _astronaut_input())
+    with np.load(OFFICIAL / name / "bn_stats.npz") as official:
+        assert sorted(calibrated) == sorted(official.files)
+        differ = [key for key in official.files if not np.array_equal(calibrated[key], official[key])]
+    assert not differ, f"{len(differ)} statistics differ, first {differ[0]}"
+    # the model now carries them
+    state = model.state_dict()
+    key = sorted(calibrated)[0]
+    assert np.array_equal(state[key].numpy(), calibrated[key])
+
+
+def test_export_seed0_reproduces_paddleseg_at_512(tmp_path):
+    """``edgematte export modnet_mobilenetv2 --seed 0``: the deploy folder, in Paddle Inference with the oneDNN fix,
+    gives PaddleSeg's own alpha within the summed float noise (static kernels against PaddleSeg's dygraph)."""
+    out = tmp_path / "modnet"
+    r = run_cli("export", "modnet_mobilenetv2", "--seed", 0, "-o", out)
+    assert r.returncode == 0, r.stderr
+    ref = np.load(DATA / "modnet_mobilenetv2.seed0.512x512.alpha_stride4.npz")
+    alpha = PaddleInferenceBackend(out, threads=2).run(_astronaut_input())
+    bound = VARIANTS["modnet_mobilenetv2"].bound_512
+    max_diff = float(np.abs(alpha[:, :, ::4, ::4] - ref["alpha_stride4"]).max())
+    print(f"export --seed 0 at 512x512 against PaddleSeg: max abs {max_diff:.3g} (bound {bound:.3g})")
+    assert max_diff <= bound
+    assert abs(alpha.astype(np.float64).mean() - float(ref["full_mean"])) <= 1e-5

@@ -12,6 +12,8 @@ import yaml
 
 from ..core.errors import EdgematteError
 from ..core.fsutil import atomic_dir
+from ..core.samples import sample_photo
+from .bn_calibration import calibrate_batchnorm, calibration_input
 from .registry import ModelSpec, get_model_spec
 from .weights import check_layout, read_pdparams, seeded_state_dict
 
@@ -90,7 +92,9 @@ def validate_input_shape(spec: ModelSpec, shape: Sequence[int], option: str = "-
 
 
 def build_with_weights(spec: ModelSpec, weights=None, seed: Optional[int] = None, width: float = 1.0):
-    """Build ``spec`` in eval mode with an official checkpoint (read safely) or seeded weights."""
+    """Build ``spec`` in eval mode with an official checkpoint (read safely) or seeded weights (the formula, then,
+    for a spec with a ``seed_calibration_photo``, BatchNorm statistics calibrated on that photo at its native
+    size: seed 0 so reproduces the reference outputs these models were published with)."""
     if (weights is None) == (seed is None):
         raise EdgematteError(f"{spec.name}: give exactly one of --weights FILE.pdparams or --seed N")
     model = spec.build(width=width)
@@ -107,6 +111,9 @@ def build_with_weights(spec: ModelSpec, weights=None, seed: Optional[int] = None
         state = seeded_state_dict(layout, seed)
     model.set_state_dict(state)
     model.eval()
+    if seed is not None and spec.seed_calibration_photo:
+        calibrate_batchnorm(model, calibration_input(sample_photo(spec.seed_calibration_photo), spec.native_hw,
+                                                     spec.transforms))
     return model
 
 

@@ -41,6 +41,10 @@ class ModelSpec:
     fp16_note: str = ""
     # One module may define several models (MODNet on three backbones): the one ``build`` is asked for.
     variant: str = ""
+    # Seeded weights of a deep backbone saturate unless their BatchNorm statistics are calibrated
+    # (:mod:`edgematte.zoo.bn_calibration`): the bundled sample photo they are calibrated on, at ``native_hw``
+    # ("": the plain formula, for the models whose seeded outputs stay alive without it).
+    seed_calibration_photo: str = ""
 
     def definition(self):
         """The module with ``build(width)`` (``build(width, variant)`` for a ``variant``) and the model class
@@ -80,7 +84,8 @@ def _modnet(backbone: str, description: str) -> ModelSpec:
     """MODNet on ``backbone`` (PaddleSeg's ``modnet-<backbone>`` config): one definition, three backbones."""
     return ModelSpec(name=f"modnet_{backbone}", config=f"modnet-{backbone}", paddleseg_class="MODNet",
                      module="edgematte.zoo.modnet", variant=backbone, native_hw=(512, 512), size_multiple=32,
-                     transforms=_modnet_transforms(), aliases=(f"modnet-{backbone}",), description=description)
+                     transforms=_modnet_transforms(), aliases=(f"modnet-{backbone}",), description=description,
+                     seed_calibration_photo="astronaut")
 
 
 MODELS: Dict[str, ModelSpec] = {
