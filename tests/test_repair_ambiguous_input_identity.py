@@ -75,7 +75,7 @@ def test_every_consumer_reads_one_identity_and_the_copy_is_bit_exact(tmp_path):
 
     repaired, applied, check = repair_bridge(data, inputs, where="test")
 
-    assert check == {"max_abs": 0.0, "outputs": 2, "seed": 0}
+    assert check == {"max_abs": 0.0, "reassociated_max_abs": 0.0, "outputs": 2, "seed": 0}
     assert path.read_bytes() == data
     summary = {a["name"]: (a["matched"], a["changed"]) for a in applied}
     assert summary["ambiguous_input_identity"] == (1, 1)

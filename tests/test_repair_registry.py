@@ -15,7 +15,7 @@ TESTS_DIR = Path(__file__).parent
 EXPECTED = {PADDLE_PROGRAM: ["relu6_threshold", "zero_d_fill_constant", "instance_norm_saved_stats",
                             "softmax_max_shift"],
             ONNX: ["adaptive_pool_windows", "resize_to_one_pixel", "unsqueezed_pad_fold"],
-            ONNX2TF_INPUT: ["full_rank_add", "ambiguous_input_identity"]}
+            ONNX2TF_INPUT: ["instance_norm_split_mean", "full_rank_add", "ambiguous_input_identity"]}
 
 
 def test_each_repair_is_listed_once_and_says_what_why_and_how():
@@ -33,8 +33,10 @@ def test_each_repair_is_listed_once_and_says_what_why_and_how():
         names += [r.name for r in repairs]
     assert len(names) == len(set(names))
     assert registry.repairs_for(ONNX)[0].preserves_outputs is False  # corrections run before normalizations
-    # the copy onnx2tf reads must compute what the ONNX artefact computes
-    assert all(r.preserves_outputs for r in registry.repairs_for(ONNX2TF_INPUT))
+    # the copy onnx2tf reads computes what the ONNX artefact computes: bit for bit, except the repairs that only
+    # re-associate float sums (run first, proven within rounding by converter/tflite.py repair_bridge)
+    assert [r.name for r in registry.repairs_for(ONNX2TF_INPUT) if not r.preserves_outputs] == [
+        "instance_norm_split_mean"]
     with pytest.raises(ValueError, match="no repairs"):
         registry.repairs_for("tflite")
 

@@ -228,3 +228,28 @@ def test_export_seed0_reproduces_paddleseg_at_512(tmp_path):
     print(f"export --seed 0 at 512x512 against PaddleSeg: max abs {max_diff:.3g} (bound {bound:.3g})")
     assert max_diff <= bound
     assert abs(alpha.astype(np.float64).mean() - float(ref["full_mean"])) <= 1e-5
+
+
+def test_a_checkpoint_saved_by_paddle_checks_and_exports_like_the_seed(tmp_path):
+    """A fine-tuned user's file: ``paddle.save(model.state_dict())`` of the seed-0 model (calibrated statistics
+    included) passes ``zoo check-weights`` and exports, with ``--weights``, the program ``--seed 0`` exports."""
+    import paddle
+
+    spec = get_model_spec("modnet_mobilenetv2")
+    model = spec.build()
+    model.set_state_dict(seeded_state_dict(spec.layout(), seed=0))
+    calibrate_batchnorm(model, _astronaut_input())
+    checkpoint = tmp_path / "modnet.pdparams"
+    paddle.save(model.state_dict(), str(checkpoint))
+    r = run_cli("zoo", "check-weights", "modnet_mobilenetv2", checkpoint)
+    assert r.returncode == 0 and "weights match the model layout" in r.stdout + r.stderr, r.stdout + r.stderr
+    for option, value in (("--weights", checkpoint), ("--seed", 0)):
+        r = run_cli("export", "modnet_mobilenetv2", option, value, "--input-shape", 1, 3, 128, 128,
+                    "-o", tmp_path / option.strip("-"))
+        assert r.returncode == 0, r.stderr
+    x = normalize(astronaut(128))
+    from_file, from_seed = (PaddleInferenceBackend(tmp_path / name, threads=2).run(x) for name in ("weights", "seed"))
+    assert from_file.std() > 0.05 and np.array_equal(from_file, from_seed)
+    # the wrong model's checkpoint is refused by name
+    r = run_cli("zoo", "check-weights", "modnet_hrnet_w18", checkpoint)
+    assert r.returncode == 1 and "missing" in (r.stdout + r.stderr)

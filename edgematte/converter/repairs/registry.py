@@ -23,6 +23,7 @@ ORDER: Dict[str, Tuple[str, ...]] = {
         "onnx.unsqueezed_pad_fold",
     ),
     ONNX2TF_INPUT: (
+        "onnx2tf_input.instance_norm_split_mean",  # re-associates: proven within rounding before the exact ones
         "onnx2tf_input.full_rank_add",
         "onnx2tf_input.ambiguous_input_identity",
     ),

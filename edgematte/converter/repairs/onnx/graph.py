@@ -6,7 +6,7 @@ Shape inference (:func:`infer_shapes`) refuses attribute values that kill the pr
 (:func:`native_hazards`) and runs in the export's native child when one is open (:mod:`edgematte.core.native_child`).
 """
 
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -123,6 +123,21 @@ def infer_shapes(model, where: str, data_prop: bool = False):
     it runs in the export's native child when one is open, where a crash is one line naming the step."""
     refuse_native_hazards(model, where)
     return run_native("ONNX shape inference", _inferred_value_infos, model.SerializeToString(), data_prop)
+
+
+def tensor_facts(model, where: str) -> Tuple[Dict[str, List[Optional[int]]], Dict[str, int]]:
+    """Every tensor's shape as far as ONNX shape inference (or the graph itself) knows it (``None`` for a dimension
+    it does not know; tensors of unknown rank are missing), and its element type."""
+    inferred = infer_shapes(model, where)
+    shapes, types = {}, {}
+    for info in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output):
+        tensor_type = info.type.tensor_type
+        types[info.name] = tensor_type.elem_type
+        if tensor_type.HasField("shape"):
+            shapes[info.name] = [int(d.dim_value) if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
+    for tensor in model.graph.initializer:
+        shapes[tensor.name], types[tensor.name] = list(tensor.dims), tensor.data_type
+    return shapes, types
 
 
 def _inferred_value_infos(model_bytes: bytes, data_prop: bool):

@@ -27,31 +27,16 @@ input whose shape equals the ONNX one), but it is rewritten too: which later op 
 business, and the rewrite costs no op.
 """
 
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional
 
 import numpy as np
 
 from ..base import ONNX2TF_INPUT, Match, Repair, RepairContext
-from ..onnx.graph import constant_value, infer_shapes, unique_name
+from ..onnx.graph import constant_value, drop_unread_constants, tensor_facts, unique_name
 
 RANKS = (3, 4, 5)
 # ONNX element types of the Adds taken (float; an integer Add of full rank is shape arithmetic nobody writes).
 FLOAT_TYPES = (1, 10, 11, 16)  # FLOAT, FLOAT16, DOUBLE, BFLOAT16
-
-
-def _tensor_facts(model, where: str) -> Tuple[Dict[str, List[Optional[int]]], Dict[str, int]]:
-    """Every tensor's shape as far as ONNX shape inference (or the graph itself) knows it (``None`` for a dimension
-    it does not know; tensors of unknown rank are missing), and its element type."""
-    inferred = infer_shapes(model, where)
-    shapes, types = {}, {}
-    for info in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output):
-        tensor_type = info.type.tensor_type
-        types[info.name] = tensor_type.elem_type
-        if tensor_type.HasField("shape"):
-            shapes[info.name] = [int(d.dim_value) if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
-    for tensor in model.graph.initializer:
-        shapes[tensor.name], types[tensor.name] = list(tensor.dims), tensor.data_type
-    return shapes, types
 
 
 def channels_last(shape: List[int]) -> List[int]:
@@ -74,7 +59,7 @@ def rewrite_full_rank_adds(model, where: str = "model") -> List[dict]:
     """Write, in place, every Add onnx2tf's rescue guard would take as ``Sub(a, Neg(b))`` (see the module
     docstring). Returns one record per float Add of two inputs of the output's rank 3 to 5 that is taken:
     ``action`` ``"rewritten"``, or ``"left"`` when a shape is not static; the ``reason`` says why."""
-    shapes, types = _tensor_facts(model, where)
+    shapes, types = tensor_facts(model, where)
     taken = {name for n in model.graph.node for name in (*n.input, *n.output, n.name)}
     taken |= {t.name for t in model.graph.initializer} | {v.name for v in model.graph.input}
     records, kept = [], []
@@ -99,8 +84,10 @@ def rewrite_full_rank_adds(model, where: str = "model") -> List[dict]:
         kept.extend(_as_sub_of_negated(model, node, taken))
         records.append({**record, "action": "rewritten", "reason": reason})
     if any(r["action"] == "rewritten" for r in records):
+        operands = {name for node in model.graph.node if node.op_type == "Add" for name in node.input}
         del model.graph.node[:]
         model.graph.node.extend(kept)
+        drop_unread_constants(model, operands)  # constants now read negated only
     return records
 
 
