@@ -460,14 +460,20 @@ def artefact_row(record: dict, artefact: dict) -> str:
 
 def markdown(report: dict) -> str:
     host = report["host"]
+    runs = []
+    for r in report["models"]:
+        if r.get("run") and r["run"] not in runs:
+            runs.append(r["run"])
     lines = [f"# Official PaddleSeg Matting zoo: acceptance at {report['size']}", "",
-             f"`{report['command']}`", "",
-             f"Host: {host['cpu']}, {host['cores']} cores, {host['threads']} threads per run; {host['date']}; "
-             f"edgematte commit {host['edgematte_commit']}; Python {host['python']}. Seed-0 weights "
-             "(tests/official_models.py).", "",
-             "| model | size | result | convert (exit, s) | fp16 TFLite | reference vs PaddleSeg | verify | "
-             "time: build / convert / PaddleSeg / verify / matte / total (s) | error |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "Runs (the `run` column numbers them):", ""]
+    lines += [f"{i}. `{run['command']}` on {run['date']}, edgematte commit {run['commit']}"
+              for i, run in enumerate(runs or [{"command": report["command"], "date": host["date"],
+                                                "commit": host["edgematte_commit"]}], 1)]
+    lines += ["", f"Host: {host['cpu']}, {host['cores']} cores, {host['threads']} threads per run; Python "
+              f"{host['python']}. Seed-0 weights (tests/official_models.py).", "",
+              "| model | run | size | result | convert (exit, s) | fp16 TFLite | reference vs PaddleSeg | verify | "
+              "time: build / convert / PaddleSeg / verify / matte / total (s) | error |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["models"]:
         s = r["seconds"]
         convert = r.get("convert") or {}
@@ -475,7 +481,8 @@ def markdown(report: dict) -> str:
         error = r.get("error") or convert.get("error") or verify.get("error") or ""
         times = " / ".join(fmt(s.get(k), ".0f") for k in ("build", "convert", "paddleseg", "verify", "matte",
                                                            "total"))
-        lines.append(f"| {r['model']} | {r['size']} | {'ok' if r['ok'] else '**FAIL**'} | "
+        lines.append(f"| {r['model']} | {runs.index(r['run']) + 1 if r.get('run') in runs else 1} | {r['size']} | "
+                     f"{'ok' if r['ok'] else '**FAIL**'} | "
                      f"{fmt(convert.get('exit'), 'd')}, {fmt(convert.get('seconds'), '.0f')} | "
                      f"{(r.get('fp16') or '-').split(':')[0]} | "
                      f"{paddleseg_cell((r.get('paddleseg') or {}).get('reference'))} | "
@@ -495,6 +502,31 @@ def markdown(report: dict) -> str:
     if notes:
         lines += ["", "Notes:", ""] + [f"- {model}: {note}" for model, note in notes]
     return "\n".join(lines) + "\n"
+
+
+def merge_earlier(report: dict, earlier: Optional[dict]) -> dict:
+    """``report`` with the rows of an ``earlier`` report at the same size for the models this run did not run
+    (a run of a few models updates their rows and keeps the others), in :data:`MODELS` order. Each row says which
+    run made it (``"run"``: command, date, commit; rows of an earlier report without one get that report's)."""
+    if not earlier or earlier.get("size") != report["size"]:
+        return report
+    fallback = {"command": earlier.get("command"), "date": (earlier.get("host") or {}).get("date"),
+                "commit": (earlier.get("host") or {}).get("edgematte_commit")}
+    ran = {r["model"] for r in report["models"]}
+    kept = [dict(r, run=r.get("run") or fallback) for r in earlier.get("models", []) if r.get("model") not in ran]
+    order = {name: i for i, name in enumerate(MODELS)}
+    models = sorted(report["models"] + kept, key=lambda r: order.get(r["model"], len(order)))
+    return dict(report, models=models)
+
+
+def read_earlier(results_dir: Path, size: str) -> Optional[dict]:
+    """The results JSON of an earlier run at ``size`` in ``results_dir`` (None when there is none or it does not
+    parse: it is then replaced)."""
+    path = results_dir / f"official_acceptance_{size}.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
 
 
 def write_results(report: dict, results_dir: Path) -> Tuple[Path, Path]:
@@ -538,18 +570,21 @@ def main(argv=None) -> int:
     root.mkdir(parents=True, exist_ok=True)
     report = {"size": size, "command": shown_command(sys.argv[1:] if argv is None else argv),
               "host": host_facts(), "models": []}
+    run = {"command": report["command"], "date": report["host"]["date"], "commit": report["host"]["edgematte_commit"]}
+    earlier = read_earlier(Path(args.results), size)
     for index, name in enumerate(args.models, 1):
         hw = size_for(name, tuple(args.size))
         print(f"[{index}/{len(args.models)}] {name} at {hw[0]}x{hw[1]} (work {root / name})", flush=True)
-        record = run_model(name, hw, args, root)
+        record = dict(run_model(name, hw, args, root), run=run)
         report["models"].append(record)
         print(f"    -> {'ok' if record['ok'] else 'FAIL'} in {record['seconds']['total']:.0f} s", flush=True)
         if not args.keep:
             shutil.rmtree(root / name, ignore_errors=True)
-        write_results(report, Path(args.results))  # after each model, so an interrupted run keeps what it did
+        # after each model, so an interrupted run keeps what it did (and the earlier rows of the other models)
+        write_results(merge_earlier(report, earlier), Path(args.results))
     if not args.keep and not args.work:
         shutil.rmtree(root, ignore_errors=True)
-    json_path, md_path = write_results(report, Path(args.results))
+    json_path, md_path = write_results(merge_earlier(report, earlier), Path(args.results))
     print(f"wrote {json_path} and {md_path}", flush=True)
     return 0 if all(r["ok"] for r in report["models"]) else 1
 

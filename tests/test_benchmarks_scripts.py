@@ -37,3 +37,45 @@ def test_compare_runtimes_shows_the_plain_tools_faults_and_ours_correct(tiny_con
     plain = table["ONNX Runtime, plain paddle2onnx model"]
     assert plain[3].startswith("failed:") or float(plain[9]) > 1e-2, plain
     assert "GFLOP/s" in report.read_text() and "% of peak" in report.read_text()
+
+
+def _benchmark_module(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_an_acceptance_run_of_some_models_keeps_the_other_rows_of_the_earlier_run(tmp_path):
+    acceptance = _benchmark_module("official_acceptance")
+    host = {"cpu": "x", "cores": 2, "threads": 2, "python": "3.10", "date": "2026-12-01T10:00:00",
+            "edgematte_commit": "aaa"}
+
+    def row(model, ok, run=None):
+        record = {"model": model, "size": "512x512", "ok": ok, "seconds": {"total": 1.0}, "artefacts": []}
+        return dict(record, run=run) if run else record
+
+    earlier = {"size": "512x512", "command": "official_acceptance.py", "host": host,
+               "models": [row("modnet_mobilenetv2", False), row("rvm_mobilenetv3", True), row("ppmattingv2", True)]}
+    acceptance.write_results(earlier, tmp_path)
+    run = {"command": "official_acceptance.py --models modnet_mobilenetv2 humanmatting", "date": "2026-12-03",
+           "commit": "bbb"}
+    now = {"size": "512x512", "command": run["command"], "host": dict(host, edgematte_commit="bbb"),
+           "models": [row("modnet_mobilenetv2", True, run), row("humanmatting", True, run)]}
+
+    merged = acceptance.merge_earlier(now, acceptance.read_earlier(tmp_path, "512x512"))
+
+    assert [(r["model"], r["ok"], r["run"]["commit"]) for r in merged["models"]] == [
+        ("ppmattingv2", True, "aaa"), ("humanmatting", True, "bbb"), ("modnet_mobilenetv2", True, "bbb"),
+        ("rvm_mobilenetv3", True, "aaa")]  # the script's model order; the failed row replaced by the new one
+    text = acceptance.markdown(merged)
+    assert "1. `official_acceptance.py` on 2026-12-01T10:00:00, edgematte commit aaa" in text
+    assert "2. `official_acceptance.py --models modnet_mobilenetv2 humanmatting` on 2026-12-03" in text
+    assert "| modnet_mobilenetv2 | 2 | 512x512 | ok |" in text and "| rvm_mobilenetv3 | 1 | 512x512 | ok |" in text
+    # another size or no earlier file: the run stands alone
+    assert acceptance.merge_earlier(now, None) == now
+    assert acceptance.merge_earlier(now, dict(earlier, size="288x480")) == now
+    (tmp_path / "official_acceptance_512x512.json").write_text("{not json")
+    assert acceptance.read_earlier(tmp_path, "512x512") is None
