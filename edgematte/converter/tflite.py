@@ -13,9 +13,10 @@ onnx2tf (1.29.24, docs/toolchain.md, onnx2tf) is run in a subprocess and never t
   (finite outputs) before anything is published.
 - Its output is very verbose: it goes to a log file (ANSI colours removed), shown only on failure as
   one line (the last meaningful error) plus the log's path.
-- It mistranslates some exact ONNX patterns (docs/toolchain.md, traps 16 and 17): the registry's ``onnx2tf_input``
-  repairs rewrite them in the private copy, and ONNX Runtime must compute the same outputs bit for bit on
-  the rewritten copy (:func:`repair_bridge`).
+- It mistranslates some exact ONNX patterns (docs/toolchain.md, traps 16 and 17), and LiteRT sums some
+  reductions badly (trap 18): the registry's ``onnx2tf_input`` repairs rewrite them in the private copy, and
+  ONNX Runtime must compute the same outputs on the rewritten copy, bit for bit, or within rounding for a
+  rewrite that only re-associates sums (:func:`repair_bridge`).
 
 Layouts: ``"nhwc"`` (default; what TFLite delegates want) transposes every 4-D input to NHWC;
 ``"nchw"`` keeps the inputs as in ONNX (onnx2tf ``-k``; it inserts one TRANSPOSE). onnx2tf writes
@@ -193,9 +194,9 @@ def repair_bridge(onnx_bytes: bytes, onnx_inputs: List[dict], where: str = "mode
       move by rounding only, at most :data:`REASSOCIATION_TOLERANCE` of each output's range;
     - the exact ones then run on that: the outputs must stay the same bit for bit.
 
-    Returns ``(bytes for onnx2tf, registry.apply_all records, {"max_abs", "reassociated_max_abs", "outputs",
-    "seed"} or None when nothing was rewritten)``. A rewrite that fails its proof raises ``AssertionError``
-    (a repair bug).
+    Returns ``(bytes for onnx2tf, registry.apply_all records, {"max_abs" (the exact step's: 0),
+    "reassociated_max_abs", "outputs", "seed"} or None when nothing was rewritten)``. A rewrite that fails its
+    proof raises ``AssertionError`` (a repair bug).
     """
     import onnx
 

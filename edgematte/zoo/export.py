@@ -94,7 +94,7 @@ def validate_input_shape(spec: ModelSpec, shape: Sequence[int], option: str = "-
 def build_with_weights(spec: ModelSpec, weights=None, seed: Optional[int] = None, width: float = 1.0):
     """Build ``spec`` in eval mode with an official checkpoint (read safely) or seeded weights (the formula, then,
     for a spec with a ``seed_calibration_photo``, BatchNorm statistics calibrated on that photo at its native
-    size: seed 0 so reproduces the reference outputs these models were published with)."""
+    size: seed 0 so reproduces the seed-0 reference outputs PaddleSeg's own code gives)."""
     if (weights is None) == (seed is None):
         raise EdgematteError(f"{spec.name}: give exactly one of --weights FILE.pdparams or --seed N")
     model = spec.build(width=width)
