@@ -270,3 +270,49 @@ def test_sigterm_while_a_tool_runs_kills_the_tool(tmp_path):
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _child_running(parent: int, needle: str):
+    """The pid of a child process of ``parent`` whose command line holds ``needle`` (None: none now). Threads and
+    children come and go while this reads /proc: a vanished entry is skipped."""
+    try:
+        tasks = list(Path(f"/proc/{parent}/task").iterdir())
+    except OSError:
+        return None
+    for task in tasks:
+        try:
+            pids = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for pid in pids:
+            try:
+                if needle in Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
+                    return int(pid)
+            except OSError:
+                continue
+    return None
+
+
+def test_sigterm_while_onnx2tf_runs_stops_it_too(tmp_path):
+    """Importing paddle installs its own SIGTERM handler, which aborted convert on the spot and left onnx2tf
+    running without a parent: the policy is installed again before every tool and stage."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "edgematte.cli", "convert", *TINY, "--to", "tflite", "--no-fp16",
+                             "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline, child = time.monotonic() + 600, None
+    while child is None and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        child = _child_running(proc.pid, "onnx2tf")
+        time.sleep(0.1)
+    assert child is not None, "onnx2tf never started"
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert stderr.strip().splitlines()[-1] == "edgematte: stopped by SIGTERM; unfinished outputs were removed"
+    for _ in range(50):  # killed and reaped by convert before it exited
+        if not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"onnx2tf (pid {child}) outlived the convert that started it")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

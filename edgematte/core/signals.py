@@ -29,6 +29,7 @@ class Terminated(KeyboardInterrupt):
 
 
 _received: List[int] = []
+_installed: List[int] = []
 
 
 def _raise_terminated(signum, frame):
@@ -51,7 +52,22 @@ def install_signal_policy() -> bool:
     if threading.current_thread() is not threading.main_thread():
         return False
     _received.clear()  # a new command (the tests run several in one process) starts with none received
+    _installed.clear()
     for sig in HANDLED:
         if signal.getsignal(sig) is not signal.SIG_IGN:
             signal.signal(sig, _raise_terminated)
+            _installed.append(sig)
     return True
+
+
+def reassert_signal_policy() -> None:
+    """Install the policy's handlers again where :func:`install_signal_policy` installed them.
+
+    A library may replace them below Python, where ``signal.getsignal`` does not see it: importing paddle installs
+    its own SIGTERM handler, which aborts the process on the spot, so a ``convert`` stopped during onnx2tf died and
+    left onnx2tf running (10 GB on MODNet-ResNet50_vd) and its work folder behind. Called before every tool and
+    every conversion stage; a no-op outside the main thread, without the policy, or once a signal is unwinding."""
+    if _received or threading.current_thread() is not threading.main_thread():
+        return
+    for sig in _installed:
+        signal.signal(sig, _raise_terminated)

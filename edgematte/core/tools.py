@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence, Union
 
 from .errors import EdgematteError
+from .signals import reassert_signal_policy
 
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # glog / absl start-up lines ("I0000 00:00:..." or "2024-01-01 00:00:00.000: W ...") say nothing about a failure.
@@ -94,6 +95,7 @@ def run_tool(argv: Sequence[str], *, what: str, timeout_s: Optional[float], cwd:
     stdin = subprocess.PIPE if input is not None else subprocess.DEVNULL
     data = input.encode() if isinstance(input, str) else input
     timed_out = False
+    reassert_signal_policy()  # a SIGTERM while the tool runs must reach the except below
     with open(log_file, "wb") if log_file is not None else contextlib.nullcontext() as log:
         proc = subprocess.Popen(list(argv), cwd=cwd, env=None if env is None else dict(env), stdin=stdin,
                                 stdout=log if log is not None else subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -22,6 +22,7 @@ from ..core import parity as parity_lib
 from ..core.errors import EdgematteError
 from ..core.fsutil import atomic_dir
 from ..core.manifest import Manifest, ModelInfo, ReferenceInfo, is_conversion_folder
+from ..core.signals import reassert_signal_policy
 from ..core.threads import resolve_threads
 from ..runtime.profiles import profile_class, profile_for_model
 from ..zoo.export import check_input_shape, validate_input_shape, validate_width
@@ -124,6 +125,7 @@ def convert(model: str, out, options: ConvertOptions = ConvertOptions()) -> Mani
         source = open_model_source(model, work, weights=options.weights, seed=options.seed, width=options.width)
         ctx = _context(source, options, formats, tmp, work)
         for stage in STAGES:
+            reassert_signal_policy()  # importing paddle replaced it: a SIGTERM must still clean up
             if stage.applies(ctx):
                 stage.run(ctx)
         _finish(ctx)
