@@ -151,8 +151,12 @@ def test_tiny_width_keeps_official_keys_and_handles_non_square_inputs(name):
 def test_zoo_list_names_the_modnet_models():
     r = run_cli("zoo", "list")
     assert r.returncode == 0, r.stderr
-    listed = [line.split()[0] for line in r.stdout.splitlines() if line.strip()]
+    lines = [line for line in r.stdout.splitlines() if line.strip()]
+    listed = [line.split()[0] for line in lines]
     assert set(NAMES) <= set(listed)
+    # columns line up whatever the longest name (modnet_resnet50_vd, ppmatting_hrnet_w18)
+    config_columns = {line.index(line.split()[1], len(line.split()[0])) for line in lines}
+    assert len(config_columns) == 1, r.stdout
 
 
 @pytest.mark.parametrize("name", NAMES)

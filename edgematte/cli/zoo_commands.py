@@ -25,9 +25,10 @@ def zoo_list(as_json):
     if as_json:
         console.emit_json(rows)
         return
-    for r in rows:
-        h, w = r["native_input"]
-        click.echo(f"{r['name']:<14} {r['config']:<30} {h}x{w}  {r['description']}")
+    sizes = [f"{h}x{w}" for h, w in (r["native_input"] for r in rows)]
+    widths = [max(len(r[key]) for r in rows) for key in ("name", "config")] + [max(map(len, sizes))]
+    for r, size in zip(rows, sizes):
+        click.echo(f"{r['name']:<{widths[0]}}  {r['config']:<{widths[1]}}  {size:<{widths[2]}}  {r['description']}")
 
 
 @zoo.command("info")
