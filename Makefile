@@ -9,7 +9,7 @@ LOCK   := requirements/lock.txt
 STAMP  := $(VENV)/.installed
 OUT    ?= out/demo
 # Tests run in two pytest-xdist workers (the machines have 2 cores), one test file per worker at a time so a
-# file's module fixtures (a conversion) are built once; override with `make test PYTEST_ARGS="-k zoo"`.
+# file's module fixtures (a conversion) are built once. `make test PYTEST_ARGS="-k zoo"` runs one process.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .PHONY: help demo test test-python test-java venv clean
