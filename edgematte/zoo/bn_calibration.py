@@ -4,7 +4,7 @@ With the seeded-weight formula alone the deeper backbones saturate (MODNet-HRNet
 because every BatchNorm's running statistics are the formula's and have nothing to do with the activations that
 reach it. The rule that fixes it, and that the reference outputs of these models were made with: one eval forward
 pass over one photo, where just before each BatchNorm runs, its running mean and variance are set to the
-per-channel mean and (biased) variance of its own input. Later layers so see the activations of the already
+per-channel mean and (biased) variance of its own input. Later layers thus see the activations of the already
 calibrated earlier ones, and each BatchNorm then normalizes its input on that photo to zero mean, unit variance
 (before its affine scale and shift).
 
@@ -42,8 +42,8 @@ def calibrate_batchnorm(model, x: np.ndarray) -> Dict[str, np.ndarray]:
     """Set, in place, every BatchNorm's running mean and biased variance of ``model`` (a ``paddle.nn.Layer``,
     put in eval mode) to those of its own input in one forward pass over ``x`` (float32 ``[1, 3, H, W]``), each
     BatchNorm calibrated before the layers after it run. Returns the new values by state_dict key
-    (``..._mean`` / ``..._variance``, float32); a BatchNorm the forward pass never reaches (MODNet's IBNorm on
-    one channel has none to normalize) keeps its values and is not listed.
+    (``..._mean`` / ``..._variance``, float32); a BatchNorm the eval forward pass never reaches (MODNet's
+    training-only detail head) keeps its values and is not listed, as in the references' statistics.
 
     The statistics are Paddle's own float32 reductions (``paddle.mean``, ``paddle.var`` biased), which is how
     the seed-0 references were made: they reproduce its statistics bit for bit, while a float64 reduction
