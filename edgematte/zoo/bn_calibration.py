@@ -10,9 +10,13 @@ calibrated earlier ones, and each BatchNorm then normalizes its input on that ph
 
 :func:`calibrate_batchnorm` applies the rule to a built model; :func:`calibration_input` is the model input the
 zoo calibrates with: the spec's photo at its size, normalized as the model's ``deploy.yaml`` says.
+
+A recurrent model (RVM) has a clip for reference, not a photo: :func:`pan_clip` makes it (the photo panned by a
+few pixels a frame), and the statistics were calibrated on that clip's first frame, from zero states, at the
+model's default downsample ratio (its forward pass with the image alone).
 """
 
-from typing import Dict, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 
@@ -36,6 +40,22 @@ def calibration_input(photo: np.ndarray, hw: Tuple[int, int], transforms) -> np.
     std = np.asarray(normalize.get("std", [0.5, 0.5, 0.5]), np.float32)
     x = (photo.astype(np.float32) / 255.0 - mean) / std
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+
+def pan_clip(photo: np.ndarray, hw: Tuple[int, int], frames: int, shift: int) -> List[np.ndarray]:
+    """``frames`` RGB uint8 frames of size ``hw`` panning diagonally across ``photo``: the photo resized (OpenCV
+    INTER_AREA) to ``hw`` plus ``frames * shift`` pixels each way, frame k cropped at ``(k * shift, k * shift)``.
+
+    This is how RVM's seed-0 reference clip was made (3 frames, 6 pixels a frame, at 512x512: the astronaut at
+    530x530): its frames equal these bit for bit."""
+    import cv2
+
+    height, width = hw
+    if frames < 1 or shift < 0:
+        raise EdgematteError(f"a clip needs at least one frame and a non-negative shift, got {frames}, {shift}")
+    canvas = cv2.resize(photo, (width + frames * shift, height + frames * shift), interpolation=cv2.INTER_AREA)
+    return [np.ascontiguousarray(canvas[k * shift:k * shift + height, k * shift:k * shift + width])
+            for k in range(frames)]
 
 
 def calibrate_batchnorm(model, x: np.ndarray) -> Dict[str, np.ndarray]:

@@ -1,7 +1,8 @@
 """Export a zoo model to a PaddleSeg-style deploy folder, as PaddleSeg's ``tools/export.py`` writes it.
 
-The folder holds ``model.pdmodel`` + ``model.pdiparams`` (legacy inference format, feed ``img``) and
-``deploy.yaml`` with ``Deploy.transforms``, ``model``, ``params``, ``input_shape`` and ``ModelName``.
+The folder holds ``model.pdmodel`` + ``model.pdiparams`` (legacy inference format, feed ``img``; a recurrent
+model feeds ``img``, its states and a downsample ratio, as PaddleSeg's export does) and ``deploy.yaml`` with
+``Deploy.transforms``, ``model``, ``params``, ``input_shape`` (the image's) and ``ModelName``.
 """
 
 import math
@@ -13,7 +14,7 @@ import yaml
 from ..core.errors import EdgematteError
 from ..core.fsutil import atomic_dir
 from ..core.samples import sample_photo
-from .bn_calibration import calibrate_batchnorm, calibration_input
+from .bn_calibration import calibrate_batchnorm, calibration_input, pan_clip
 from .registry import ModelSpec, get_model_spec
 from .weights import check_layout, read_pdparams, seeded_state_dict
 
@@ -76,7 +77,7 @@ def validate_input_shape(spec: ModelSpec, shape: Sequence[int], option: str = "-
     """Check an ``N C H W`` shape for ``spec`` (and :func:`check_input_shape`); return it as a list of ints.
 
     The network's strides need H and W to be multiples of ``spec.size_multiple`` (32 for
-    PP-MattingV2: its deepest feature is 1/32 scale and the pyramid pools at 1/64).
+    PP-MattingV2: its deepest feature is 1/32 scale and the pyramid pools at 1/64; 1 for RVM, which crops).
     """
     dims = check_input_shape(shape, option, shown)
     shown = " ".join(map(str, dims)) if shown is None else shown
@@ -84,10 +85,8 @@ def validate_input_shape(spec: ModelSpec, shape: Sequence[int], option: str = "-
     # the network needs at least one cell at its deepest (1/64) scale
     minimum = max(spec.size_multiple, 64)
     if h % spec.size_multiple or w % spec.size_multiple or h < minimum or w < minimum:
-        raise EdgematteError(
-            f"{option} {shown}: {spec.name} needs H and W to be multiples of "
-            f"{spec.size_multiple} and at least {minimum}"
-        )
+        multiples = f"multiples of {spec.size_multiple} and " if spec.size_multiple > 1 else ""
+        raise EdgematteError(f"{option} {shown}: {spec.name} needs H and W to be {multiples}at least {minimum}")
     return dims
 
 
@@ -112,9 +111,28 @@ def build_with_weights(spec: ModelSpec, weights=None, seed: Optional[int] = None
     model.set_state_dict(state)
     model.eval()
     if seed is not None and spec.seed_calibration_photo:
-        calibrate_batchnorm(model, calibration_input(sample_photo(spec.seed_calibration_photo), spec.native_hw,
-                                                     spec.transforms))
+        calibrate_batchnorm(model, seed_calibration_input(spec))
     return model
+
+
+def seed_calibration_input(spec: ModelSpec):
+    """The model input ``--seed`` calibrates ``spec``'s BatchNorm statistics on: its photo at its native size
+    (a recurrent model: the first frame of its reference clip), normalized by its transforms."""
+    photo = sample_photo(spec.seed_calibration_photo)
+    if spec.seed_calibration_clip:
+        photo = pan_clip(photo, spec.native_hw, *spec.seed_calibration_clip)[0]
+    return calibration_input(photo, spec.native_hw, spec.transforms)
+
+
+def export_inputs(spec: ModelSpec, net, shape) -> list:
+    """The feeds of the exported program: ``img`` of ``shape`` alone, unless the model's definition names more
+    (``export_inputs(net, shape)``: RVM's recurrent states and downsample ratio, in PaddleSeg's order)."""
+    import paddle
+
+    definition = spec.definition()
+    if hasattr(definition, "export_inputs"):
+        return definition.export_inputs(net, shape)
+    return [paddle.static.InputSpec(shape, "float32", FEED_NAME)]
 
 
 def deploy_yaml_text(spec: ModelSpec, input_shape) -> str:
@@ -150,11 +168,7 @@ def export_deploy_folder(
     out = Path(out)
     with atomic_dir(out, inputs=[weights] if weights is not None else [], what="deploy folder") as tmp:
         net = build_with_weights(spec, weights=weights, seed=seed, width=width)
-        paddle.jit.save(
-            net,
-            str(tmp / "model"),
-            input_spec=[paddle.static.InputSpec(shape, "float32", FEED_NAME)],
-        )
+        paddle.jit.save(net, str(tmp / "model"), input_spec=export_inputs(spec, net, shape))
         (tmp / "model.pdiparams.info").unlink(missing_ok=True)  # training metadata, not part of a deploy folder
         (tmp / "deploy.yaml").write_text(deploy_yaml_text(spec, shape))
     return out

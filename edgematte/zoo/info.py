@@ -28,6 +28,11 @@ def describe(spec: ModelSpec, width: float = 1.0, input_hw: Optional[Tuple[int, 
     hw = tuple(input_hw) if input_hw else spec.native_hw
     layout = model_layout(spec, width)
     macs = count_flops(spec, hw, width)
+    # A model with more than the image (RVM) says so in its definition: its other feeds, its outputs, and what
+    # its FLOPs count assumed
+    definition = spec.definition()
+    more = {key: getattr(definition, attribute) for key, attribute in
+            (("other_feeds", "OTHER_FEEDS"), ("flops_note", "FLOPS_NOTE")) if hasattr(definition, attribute)}
     return {
         "name": spec.name,
         "config": spec.config,
@@ -36,7 +41,7 @@ def describe(spec: ModelSpec, width: float = 1.0, input_hw: Optional[Tuple[int, 
         "native_input": [1, 3, *spec.native_hw],
         "input_size_multiple": spec.size_multiple,
         "feed": "img",
-        "output": "alpha [N, 1, H, W] float32 in [0, 1]",
+        "output": getattr(definition, "OUTPUTS", "alpha [N, 1, H, W] float32 in [0, 1]"),
         "transforms": spec.transforms,
         "state_dict_entries": len(layout),
         "parameters": count_parameters(layout),
@@ -44,6 +49,7 @@ def describe(spec: ModelSpec, width: float = 1.0, input_hw: Optional[Tuple[int, 
         "flops_input": [1, 3, *hw],
         "macs": macs,
         "gflop": round(2 * macs / 1e9, 3),
+        **more,
     }
 
 
@@ -51,17 +57,21 @@ def format_facts(facts: dict) -> str:
     transforms = ", ".join(
         t["type"] + "".join(f" {k}={v}" for k, v in t.items() if k != "type") for t in facts["transforms"]
     )
+    also = [f"also fed:     {', '.join(facts['other_feeds'])}"] if facts.get("other_feeds") else []
+    flops_note = f"; {facts['flops_note']}" if facts.get("flops_note") else ""
     return "\n".join(
         [
             f"model:        {facts['name']} ({facts['config']}, PaddleSeg {facts['paddleseg_class']}, "
             f"width {facts['width']})",
             f"input:        feed '{facts['feed']}' NCHW float32, native {facts['native_input']}, "
-            f"H and W multiples of {facts['input_size_multiple']}",
+            + (f"H and W multiples of {facts['input_size_multiple']}" if facts["input_size_multiple"] > 1
+               else "any H and W from 64"),
+            *also,
             f"output:       {facts['output']}",
             f"transforms:   {transforms}",
             f"parameters:   {facts['parameters']:,} ({facts['state_dict_entries']} state_dict entries; "
             f"{facts['parameters_with_running_stats']:,} with BatchNorm running statistics)",
             f"FLOPs:        {facts['macs']:,} multiply-accumulates at {facts['flops_input']} "
-            f"(paddle.flops; {facts['gflop']} GFLOP)",
+            f"(paddle.flops; {facts['gflop']} GFLOP{flops_note})",
         ]
     )

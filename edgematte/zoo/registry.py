@@ -45,6 +45,9 @@ class ModelSpec:
     # (:mod:`edgematte.zoo.bn_calibration`): the bundled sample photo they are calibrated on, at ``native_hw``
     # ("": the plain formula, for the models whose seeded outputs stay alive without it).
     seed_calibration_photo: str = ""
+    # A recurrent model is calibrated on the first frame of a clip panned across that photo
+    # (:func:`edgematte.zoo.bn_calibration.pan_clip`): ``(frames, pixels per frame)``; () for a still model.
+    seed_calibration_clip: Tuple[int, ...] = ()
 
     def definition(self):
         """The module with ``build(width)`` (``build(width, variant)`` for a ``variant``) and the model class
@@ -156,6 +159,29 @@ MODELS: Dict[str, ModelSpec] = {
         _modnet("mobilenetv2", "MODNet (MobileNetV2, 6.5 M params): light portrait matting at 512"),
         _modnet("resnet50_vd", "MODNet (ResNet50_vd, 92.2 M params): portrait matting at 512, heavy backbone"),
         _modnet("hrnet_w18", "MODNet (HRNet_W18, 10.2 M params): the most accurate MODNet, portrait matting at 512"),
+        ModelSpec(
+            name="rvm_mobilenetv3",
+            config="rvm-mobilenetv3",
+            paddleseg_class="RVM",
+            module="edgematte.zoo.rvm",
+            native_hw=(512, 512),  # the reference clip's size (at the config's downsample ratio 0.25)
+            # Any size runs: the decoder crops its upsampled maps to the pooled frame's and the refiner resizes
+            # to the frame, so video sizes such as 720x1280 (720 is no multiple of 32) convert as they are. Its
+            # deploy.yaml resizes nothing. At ratio 0.25 the zoo-wide minimum 64x64 gives the encoder 16x16, r4 1x1.
+            size_multiple=1,
+            transforms=[
+                {"type": "LoadImages", "to_rgb": True},
+                {"type": "Normalize", "mean": [0, 0, 0], "std": [1, 1, 1]},
+            ],
+            aliases=("rvm-mobilenetv3", "rvm"),
+            description="RVM (MobileNetV3-Large, 3.75 M params): recurrent video matting, states fed back per frame",
+            seed_calibration_photo="astronaut",
+            # the reference clip: 3 frames panning 6 px a frame; the statistics come from its first frame
+            seed_calibration_clip=(3, 6),
+            # No stated fp32 bound: RVM is continuous (its clips are no decisions), so the converter's own
+            # float-noise stage derives the bound (4 x the reference's float32 noise over the parity clips; at
+            # 512x512 the states carry 1.2e-5 on the first frame to 1.21e-4 on the third, tests/test_zoo_rvm.py).
+        ),
         ModelSpec(
             name="ppmatting_hrnet_w18",
             config="ppmatting-hrnet_w18-human_512",
