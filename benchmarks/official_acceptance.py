@@ -181,14 +181,6 @@ def paddleseg_case(npz, manifest: Manifest) -> Tuple[List[Dict[str, np.ndarray]]
     return [step], [npz["alpha"]], notes
 
 
-def reference_plan(manifest: Manifest, backend) -> FeedPlan:
-    """The reference's plan: the scores program fetches the model's outputs first, then the scores."""
-    model = manifest.model
-    roles = model.output_roles()
-    return FeedPlan.of(model.input_roles(), roles, [s.name for s in backend.inputs],
-                       [s.name for s in backend.outputs][:len(roles)], "nchw", str(backend.path))
-
-
 def run_reference(manifest: Manifest, steps, rule: Optional[RecordedDecisions]):
     """The shipped reference on ``steps``: (NCHW alpha per step, near-tie mask per step or None). With the
     decision-aware rule the scores program runs (same alpha, plus the class scores)."""
@@ -196,7 +188,7 @@ def run_reference(manifest: Manifest, steps, rule: Optional[RecordedDecisions]):
 
     scores = manifest.reference_scores_program() if rule is not None else None
     backend = PaddleInferenceBackend(scores or manifest.reference_dir(), threads=THREADS)
-    plan = reference_plan(manifest, backend)
+    plan = FeedPlan.for_reference(manifest.model, backend)
     names = [s.name for s in backend.outputs]
     alphas, masks = [], []
     for outputs in run_case(backend.run_feeds, plan, steps):

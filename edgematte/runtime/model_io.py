@@ -107,6 +107,14 @@ class FeedPlan:
                       [s.name for s in backend.outputs], layout, str(getattr(backend, "path", "the model")),
                       *layouts)
 
+    @classmethod
+    def for_reference(cls, model, backend) -> "FeedPlan":
+        """The plan for Paddle Inference running the conversion's reference program (NCHW). Its scores variant
+        (``reference/scores``) fetches the model's outputs first, then the class scores, which have no role."""
+        roles = model.output_roles()
+        return cls.of(model.input_roles(), roles, [s.name for s in backend.inputs],
+                      [s.name for s in backend.outputs][:len(roles)], "nchw", str(getattr(backend, "path", "")))
+
     @property
     def single_image(self) -> bool:
         """One image in, one output: fed as a plain tensor (:meth:`Backend.run`), no roles needed."""

@@ -252,10 +252,7 @@ class Reference:
         decisions = RecordedDecisions.of(self.manifest)
         scores = self.manifest.reference_scores_program() if decisions is not None else None
         backend = PaddleInferenceBackend(scores or model_dir, threads=self.threads)
-        # The scores program fetches the model's outputs first, then the scores (not part of the roles).
-        roles = model.output_roles()
-        plan = FeedPlan.of(model.input_roles(), roles, [s.name for s in backend.inputs],
-                           [s.name for s in backend.outputs][:len(roles)], "nchw", str(backend.path))
+        plan = FeedPlan.for_reference(model, backend)
         self.decisions = decisions if scores is not None else None
         self._open = lambda profile: Matter(backend, profile_for_model(profile, model.transforms), layout="nchw",
                                             input_hw=model.input_hw, plan=plan)
