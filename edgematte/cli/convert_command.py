@@ -74,7 +74,8 @@ from .app import cli, csv_choices, threads_option
 @click.option(
     "--budget-mad", type=float, default=0.02, show_default=True,
     help="INT8: max mean abs alpha difference vs fp32 on held-out images; "
-         "TFLite keeps the most sensitive layers float until it holds.",
+         "each INT8 artefact keeps its most sensitive layers float until it holds (dynamic-range TFLite: "
+         "the weights whose int8 rounding costs the most).",
 )
 @click.option(
     "--keep-float", multiple=True, metavar="LAYER",

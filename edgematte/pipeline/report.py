@@ -82,6 +82,9 @@ def _fallback_tables(int8_artefacts, fp32_latency: dict, threads) -> list:
         for h in history:
             if lite_history:
                 choice, kept = h["step"], ", ".join(map(str, h.get("kept_float", []))) or "-"
+            elif a.precision == "dynamic":  # int8 weights given back their float values, the costliest first
+                choice = "every weight int8" if h.get("added") is None else f"{h['added']} float"
+                kept = f"{len(h.get('kept_float_nodes') or [])} ops"
             else:
                 choice = "full integer" if h.get("added") is None else f"+ {h['added']}"
                 kept = f"{len(h.get('kept_float_nodes') or [])} nodes"

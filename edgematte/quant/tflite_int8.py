@@ -12,7 +12,9 @@ Each file is measured against fp32 by the caller's ``evaluate(path) -> {"mad": .
 evaluation set disjoint from the calibration data). When the full-integer MAD exceeds the budget,
 :mod:`edgematte.quant.budget` ranks layer groups by how much keeping each float lowers the MAD (on
 a few calibration images, against the calibrated float model) and keeps the most sensitive ones
-float, cumulatively, until the evaluated MAD meets the budget or the step cap is reached. The
+float, cumulatively, until the evaluated MAD meets the budget or the step cap is reached. When the
+dynamic-range MAD exceeds it, the int8 weights whose quantization alone costs the most get their
+float values back (:mod:`edgematte.quant.tflite.float_weights`), as few as the budget allows. The
 records say what was kept float and what each step cost in MAD, bytes, float multiply-accumulates
 and, with ``latency_runs``, median latency.
 
@@ -25,6 +27,7 @@ requantizations to what runs.
 """
 
 import contextlib
+import itertools
 import re
 import shutil
 import tempfile
@@ -39,7 +42,8 @@ from ..core.fsutil import atomic_path, sha256_file
 from ..core.metrics import alpha_difference_stats
 from . import budget as budget_search
 from .tflite.calibration import calibration_count, calibration_head, calibration_samples, stack_calibration
-from .tflite.jobs import INT8_IO_DTYPES, DynamicRangeJob, FullIntegerJob, Int8Job, LayerErrorsJob
+from .tflite.float_weights import KeptFloatBuilder
+from .tflite.jobs import INT8_IO_DTYPES, DynamicRangeJob, FloatTwinJob, FullIntegerJob, Int8Job, LayerErrorsJob
 from .tflite.ops import tflite_ops
 from .tflite.ranges import DEFAULT_ACTIVATION_RANGES
 from .tflite.runner import run_int8_jobs
@@ -212,9 +216,10 @@ def build_tflite_int8(saved_model_dir, calib_nhwc, out_dir, evaluate: Evaluate,
     this file, and the op types kept float), ``numerics`` (what ``evaluate`` returned), ``mad``,
     ``budget_mad``, ``meets_budget``, ``size_bytes``, ``sha256``, ``latency_ms`` (or None), and for
     full-integer records ``quantization`` (``activation_ranges``, ``untie_ratio``,
-    ``calibration_count``), ``untied`` (concatenation inputs given their own scale), ``fallback``
-    (``{"history": [steps], "ranking": [groups measured], "searched"}``; each step: ``step``,
-    ``added``, ``kept_float_nodes``, ``mad``, ``size_bytes``, ``macs_float``, ``latency_ms``).
+    ``calibration_count``) and ``untied`` (concatenation inputs given their own scale); every record
+    ``fallback`` (``{"history": [steps], "ranking": [groups measured], "searched"}``; each step: ``step``,
+    ``added``, ``kept_float_nodes``, ``mad``, ``size_bytes``, ``macs_float``, ``latency_ms``; a dynamic-range
+    model's ops kept float read float weights and compute as in the float model).
     Files are written atomically; nothing else is left in ``out_dir``.
     """
     unknown = [d for d in io_dtypes if d not in INT8_IO_DTYPES]
@@ -264,8 +269,13 @@ def build_tflite_int8(saved_model_dir, calib_nhwc, out_dir, evaluate: Evaluate,
                                    settings={"activation_ranges": activation_ranges, "untie_ratio": untie_ratio,
                                              "calibration_count": calibration_count(calibration)}))
         if dynamic_target is not None:
-            records.append(_record(dynamic_target, "dynamic", "float32", [], [], evaluate_file(dynamic_target),
-                                   budget_mad))
+            evaluation = evaluate_file(dynamic_target)
+            dynamic = _dynamic_search(runner, dynamic_target, evaluation, calibration, budget_mad, sensitivity_images,
+                                      max_steps, evaluate_file, work, threads)
+            records.append(_record(dynamic_target, "dynamic", "float32", dynamic.kept_float_nodes, [],
+                                   dynamic.chosen_evaluation, budget_mad,
+                                   fallback={"searched": dynamic.searched, "history": _public_history(dynamic.history),
+                                             "ranking": dynamic.ranking}))
     return records
 
 
@@ -336,6 +346,10 @@ class _JobRunner:
         return self._run([self._full_integer_job(path, io_dtype, nodes, keep_float_ops, must_be_float)
                           for path, io_dtype, nodes in targets], fail_soft=fail_soft)
 
+    def float_twin(self, target: Path) -> None:
+        """The dynamic-range model's float twin (:class:`~edgematte.quant.tflite.jobs.FloatTwinJob`) at ``target``."""
+        self._run([FloatTwinJob(out=target, output_names=self.output_names)])
+
     def finals(self, int8_io_target: Optional[Path], nodes: Sequence[str], keep_float_ops: Sequence[str],
                must_be_float: Sequence[str], dynamic_target: Optional[Path]) -> None:
         """The int8-I/O and dynamic-range files, in one TensorFlow run (either may be None)."""
@@ -349,16 +363,18 @@ class _JobRunner:
 
 
 class _SearchOutcome:
-    """The search's choice: kept nodes, the step file chosen and its evaluation, history and ranking."""
+    """The search's choice: kept nodes, the step file chosen and its evaluation, history and ranking.
+    ``chosen_path``: where the chosen model is (default: the full-integer search's ``step<N>.tflite``)."""
 
-    def __init__(self, result: Optional[budget_search.SearchResult], start: dict, work: Path):
+    def __init__(self, result: Optional[budget_search.SearchResult], start: dict, work: Path,
+                 chosen_path: Optional[Path] = None):
         self.searched = result is not None and len(result.history) > 1
         self.kept_float_nodes = result.kept_float_nodes if result else []
         self.history = result.history if result else [{"step": 0, "added": None, "kept_float_nodes": [],
                                                        "macs_float": 0, **start}]
         self.ranking = result.ranking if result else []
         chosen = next(h for h in self.history if h["kept_float_nodes"] == self.kept_float_nodes)
-        self.chosen_path = work / f"step{chosen['step']}.tflite"
+        self.chosen_path = chosen_path or work / f"step{chosen['step']}.tflite"
         self.chosen_evaluation = {k: chosen[k] for k in ("mad", "size_bytes", "numerics", "latency_ms") if k in chosen}
 
 
@@ -412,6 +428,59 @@ def _search(runner: _JobRunner, calibrated: Path, calibration, start_path: Path,
     return _SearchOutcome(result, start, work)
 
 
+def _dynamic_search(runner: _JobRunner, dynamic_target: Path, start: dict, calibration, budget_mad: Optional[float],
+                    sensitivity_images: int, max_steps: int, evaluate_file: Callable[[Path], dict], work: Path,
+                    threads: int) -> _SearchOutcome:
+    """Give the costliest int8 weights of the dynamic-range model their float values back until it meets the
+    budget (:func:`edgematte.quant.budget.rank_by_cost`, :func:`~edgematte.quant.budget.search_prefix`); the
+    chosen model replaces ``dynamic_target``. A model that meets the budget is left as it is."""
+    if budget_mad is None or start["mad"] <= budget_mad or max_steps == 0:
+        return _SearchOutcome(None, start, work, chosen_path=dynamic_target)
+    twin_path = work / "dynamic_float_twin.tflite"
+    runner.float_twin(twin_path)
+    builder = KeptFloatBuilder(dynamic_target.read_bytes(), twin_path.read_bytes())
+    images = calibration_samples(calibration_head(calibration, max(1, sensitivity_images)))
+    alpha = runner.alpha_output
+    references = run_float_io(twin_path, images, threads, alpha)
+    nodes = list(dict.fromkeys(pair.node for pair in builder.pairs))
+
+    def variant(kept_float: Sequence[str], path: Path) -> Path:
+        path.write_bytes(builder.build(kept_float))
+        return path
+
+    # the swap is proven on the model itself: every op float must be the float twin, bit for bit
+    check = run_float_io(variant(nodes, work / "dynamic_all_float.tflite"), images[:1], threads, alpha)
+    if not np.array_equal(check[0], references[0]):
+        warn(f"int8: {dynamic_target.name}: no layer kept float (with every layer float it differs from the float "
+             f"model by {float(np.max(np.abs(check[0] - references[0]))):.2e})")
+        return _SearchOutcome(None, start, work, chosen_path=dynamic_target)
+    by_node = {op["outputs"][0]["name"]: op for op in model_ops(dynamic_target) if op["outputs"]}
+    groups = [budget_search.LayerGroup(anchor=n, anchor_op=by_node[n]["op"], nodes=(n,), op_types=(by_node[n]["op"],),
+                                       macs=budget_search.op_macs(by_node[n])) for n in nodes]
+
+    def measure_alone(node_sets: List[Tuple[str, ...]]) -> List[float]:
+        mads = []
+        for index, alone in enumerate(node_sets):
+            path = variant([n for n in nodes if n not in alone], work / f"alone{index}.tflite")
+            mads.append(output_mad(run_float_io(path, images, threads, alpha), references))
+            path.unlink()
+        return mads
+
+    ranked = budget_search.rank_by_cost(groups, measure_alone)
+
+    steps = itertools.count(1)
+
+    def evaluate(kept: Tuple[str, ...]) -> dict:
+        return evaluate_file(variant(kept, work / f"dynamic_step{next(steps)}.tflite"))
+
+    result = budget_search.search_prefix(start, ranked, budget_mad, evaluate, max_steps=max_steps)
+    outcome = _SearchOutcome(result, start, work, chosen_path=dynamic_target)
+    if outcome.kept_float_nodes:
+        with atomic_path(dynamic_target, suffix=".tflite") as tmp:
+            tmp.write_bytes(builder.build(outcome.kept_float_nodes))
+    return outcome
+
+
 def _public_history(history: List[dict]) -> List[dict]:
     """Fallback steps without the bulky per-step numerics (kept: mad, size, latency, what was added)."""
     keys = ("step", "added", "kept_float_nodes", "mad", "size_bytes", "macs_float", "latency_ms")
@@ -432,5 +501,6 @@ def _record(path: Path, precision: str, io_dtype: str, nodes: Sequence[str], op_
     if precision == "int8":
         record["quantization"] = settings
         record["untied"] = [u["tensor"] for u in (untied or [])]
+    if fallback is not None:
         record["fallback"] = fallback
     return record

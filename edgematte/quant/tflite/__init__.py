@@ -30,10 +30,11 @@ plain full int8 goes from MAD 0.0179 to 0.0086 with the untying and to 0.0072 wi
 Modules: :mod:`.jobs` (what to make: typed jobs and the worker's plan), :mod:`.runner` (runs jobs in
 a worker subprocess and checks and publishes what it wrote), :mod:`.worker` (the subprocess entry
 point; it and the modules it runs import TensorFlow), :mod:`.calibration`, :mod:`.ranges`,
-:mod:`.untie`, :mod:`.quantize`, :mod:`.layer_errors`, :mod:`.ops`.
+:mod:`.untie`, :mod:`.quantize`, :mod:`.layer_errors`, :mod:`.ops`, :mod:`.float_weights` (dynamic-range layers kept
+float, in this process).
 """
 
-from .jobs import INT8_IO_DTYPES, DynamicRangeJob, FullIntegerJob, Int8Job, LayerErrorsJob
+from .jobs import INT8_IO_DTYPES, DynamicRangeJob, FloatTwinJob, FullIntegerJob, Int8Job, LayerErrorsJob
 from .ops import check_kept_float, tflite_ops
 from .ranges import ACTIVATION_RANGES, DEFAULT_ACTIVATION_RANGES, RANGE_HISTOGRAM_BINS, RANGE_HISTOGRAM_IMAGES
 from .runner import QUANTIZE_TIMEOUT_S, quantize_int8, run_int8_jobs
@@ -41,6 +42,6 @@ from .untie import DEFAULT_UNTIE_RATIO, UNTIE_SUFFIX
 
 __all__ = [
     "ACTIVATION_RANGES", "DEFAULT_ACTIVATION_RANGES", "DEFAULT_UNTIE_RATIO", "INT8_IO_DTYPES", "QUANTIZE_TIMEOUT_S",
-    "RANGE_HISTOGRAM_BINS", "RANGE_HISTOGRAM_IMAGES", "UNTIE_SUFFIX", "DynamicRangeJob", "FullIntegerJob",
+    "RANGE_HISTOGRAM_BINS", "RANGE_HISTOGRAM_IMAGES", "UNTIE_SUFFIX", "DynamicRangeJob", "FloatTwinJob", "FullIntegerJob",
     "Int8Job", "LayerErrorsJob", "check_kept_float", "quantize_int8", "run_int8_jobs", "tflite_ops",
 ]

@@ -1,6 +1,6 @@
 """What the TensorFlow quantizer is asked to make: typed jobs, and the plan a worker subprocess reads.
 
-A job is one of :class:`FullIntegerJob`, :class:`DynamicRangeJob` and :class:`LayerErrorsJob` (the
+A job is one of :class:`FullIntegerJob`, :class:`DynamicRangeJob`, :class:`FloatTwinJob` and :class:`LayerErrorsJob` (the
 caller's side: where results go, what must come out float). :meth:`planned` turns each into a
 :class:`PlannedJob`, its entry in the :class:`WorkerPlan` (``plan.json``) the worker runs: what to
 compute and which files of the work folder to write. ``kind`` names the job type in that file only.
@@ -82,6 +82,15 @@ class DynamicRangeJob:
         return PlannedJob(self.kind, f"job{index}.tflite", f"job{index}.error", output_names=list(self.output_names))
 
 
+@dataclass(frozen=True)
+class FloatTwinJob(DynamicRangeJob):
+    """The float model TensorFlow's converter makes from the SavedModel (no optimizations), written to ``out``:
+    the dynamic-range model's twin, op for op, that keeps its layers float
+    (:mod:`edgematte.quant.tflite.float_weights`); ``output_names`` as for :class:`FullIntegerJob`."""
+
+    kind: ClassVar[str] = "float_twin"
+
+
 @dataclass(frozen=True, eq=False)
 class LayerErrorsJob:
     """TensorFlow's QuantizationDebugger on ``batches`` (float32 ``[K, *input_shape]``).
@@ -113,8 +122,8 @@ class LayerErrorsJob:
                           batches_npy=f"job{index}_batches.npy")
 
 
-Int8Job = Union[FullIntegerJob, DynamicRangeJob, LayerErrorsJob]
-JOB_TYPES = (FullIntegerJob, DynamicRangeJob, LayerErrorsJob)
+Int8Job = Union[FullIntegerJob, DynamicRangeJob, FloatTwinJob, LayerErrorsJob]
+JOB_TYPES = (FullIntegerJob, DynamicRangeJob, FloatTwinJob, LayerErrorsJob)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The int8 models TensorFlow makes (worker side): full integer from a calibrated model, dynamic range.
+"""The models TensorFlow makes (worker side): full integer from a calibrated model, dynamic range, its float twin.
 
 ``tensorflow.lite.python.convert.mlir_quantize`` quantizes a calibrated model exactly as
 ``converter.convert()`` does (same MAD, bit for bit on the tiny test net) and takes
@@ -31,6 +31,14 @@ def dynamic_range_model(saved_model_dir: str) -> bytes:
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     return converter.convert()
+
+
+def float_model(saved_model_dir: str) -> bytes:
+    """The float model of the same converter run as :func:`dynamic_range_model`, without its quantization: the
+    dynamic-range model's op-for-op twin."""
+    import tensorflow as tf
+
+    return tf.lite.TFLiteConverter.from_saved_model(saved_model_dir).convert()
 
 
 def rename_outputs(model: bytes, names: Sequence[str]) -> bytes:

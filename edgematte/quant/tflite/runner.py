@@ -82,7 +82,8 @@ def run_int8_jobs(saved_model_dir, calib_batches, jobs: Sequence[Int8Job], calib
     """Run TensorFlow quantization jobs in one subprocess, sharing one calibration.
 
     ``jobs``: :class:`~edgematte.quant.tflite.jobs.FullIntegerJob` (result: its ``out`` path),
-    :class:`~edgematte.quant.tflite.jobs.DynamicRangeJob` (result: its ``out`` path) and
+    :class:`~edgematte.quant.tflite.jobs.DynamicRangeJob`, :class:`~edgematte.quant.tflite.jobs.FloatTwinJob`
+    (result: its ``out`` path) and
     :class:`~edgematte.quant.tflite.jobs.LayerErrorsJob` (result: one dict per quantized tensor).
 
     ``calibrated_model``, ``calib_batches``, ``untie_ratio`` and ``activation_ranges``: as in

@@ -15,9 +15,9 @@ from typing import Optional
 import numpy as np
 
 from .calibration import calibrate, calibration_head, load_calibration
-from .jobs import DynamicRangeJob, FullIntegerJob, LayerErrorsJob, PlannedJob, WorkerPlan
+from .jobs import DynamicRangeJob, FloatTwinJob, FullIntegerJob, LayerErrorsJob, PlannedJob, WorkerPlan
 from .layer_errors import layer_errors
-from .quantize import dynamic_range_model, mlir_quantize, rename_outputs
+from .quantize import dynamic_range_model, float_model, mlir_quantize, rename_outputs
 from .ranges import RANGE_HISTOGRAM_IMAGES, mse_ranges
 from .untie import untie_concatenation_scales
 
@@ -59,6 +59,8 @@ def _run_job(plan: WorkerPlan, job: PlannedJob, calibrated: Optional[bytes]) -> 
         Path(job.produced).write_bytes(rename_outputs(result, job.output_names))
     elif job.kind == DynamicRangeJob.kind:
         Path(job.produced).write_bytes(rename_outputs(dynamic_range_model(plan.saved_model_dir), job.output_names))
+    elif job.kind == FloatTwinJob.kind:
+        Path(job.produced).write_bytes(rename_outputs(float_model(plan.saved_model_dir), job.output_names))
     elif job.kind == LayerErrorsJob.kind:
         errors = layer_errors(calibrated, np.load(job.batches_npy), job.keep_float_nodes, job.keep_float_ops)
         Path(job.produced).write_text(json.dumps(errors), encoding="utf-8")
