@@ -272,6 +272,37 @@ def test_sigterm_while_a_tool_runs_kills_the_tool(tmp_path):
             signal.signal(sig, handler)
 
 
+_SIGTERM_AFTER_IMPORT = """
+import os, signal, sys, time
+from edgematte.core.signals import Terminated, install_signal_policy
+if sys.argv[1] == "policy":
+    install_signal_policy()
+else:
+    signal.signal(signal.SIGTERM, lambda signum, frame: print("python handler"))
+import paddle
+try:
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(2)
+    print("not stopped")
+except Terminated as stopped:
+    print("unwound", stopped.exit_code)
+"""
+
+
+@pytest.mark.parametrize("setup", ["policy", "plain handler"])
+def test_sigterm_right_after_paddle_is_imported(setup):
+    """Importing paddle installs glog's SIGTERM handler below Python, which aborts on the spot: a plain Python
+    handler installed before the import never runs. The policy is installed again the moment paddle's import
+    finishes, so a SIGTERM in the stage that first imports it unwinds too."""
+    done = subprocess.run([sys.executable, "-c", _SIGTERM_AFTER_IMPORT, setup], capture_output=True, text=True,
+                          timeout=120)
+    if setup == "policy":
+        assert done.returncode == 0 and done.stdout.strip() == "unwound 143", (done.stdout, done.stderr[-2000:])
+    else:  # what the policy is protected from: paddle's handler aborts, the Python one never runs
+        assert done.returncode == -signal.SIGTERM or "SIGTERM" in done.stderr, (done.returncode, done.stderr[-500:])
+        assert "python handler" not in done.stdout and "not stopped" not in done.stdout
+
+
 def _child_running(parent: int, needle: str):
     """The pid of a child process of ``parent`` whose command line holds ``needle`` (None: none now). Threads and
     children come and go while this reads /proc: a vanished entry is skipped."""

@@ -9,11 +9,16 @@ cleanup is ignored so the cleanup finishes; SIGKILL still stops everything, and 
 what it left (:func:`edgematte.core.fsutil.remove_stale_work`).
 """
 
+import importlib.abc
 import signal
+import sys
 import threading
 from typing import List, Optional
 
 HANDLED = (signal.SIGTERM, signal.SIGHUP)
+REPLACED_ON_IMPORT = ("paddle",)
+"""Packages whose import installs their own SIGTERM handler below Python (paddle: glog's failure handler, which
+aborts the process on the spot). The policy is installed again the moment their import finishes."""
 
 
 class Terminated(KeyboardInterrupt):
@@ -57,7 +62,42 @@ def install_signal_policy() -> bool:
         if signal.getsignal(sig) is not signal.SIG_IGN:
             signal.signal(sig, _raise_terminated)
             _installed.append(sig)
+    if not any(isinstance(finder, _ReassertAfterImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _ReassertAfterImport(REPLACED_ON_IMPORT))
     return True
+
+
+class _ReassertAfterImport(importlib.abc.MetaPathFinder):
+    """Has :func:`reassert_signal_policy` run as soon as one of ``names`` has been imported, wherever the import
+    happens. Measured: paddle replaces the handler when imported, not when it later builds predictors or
+    executors, so this closes the window between its import and the next stage or tool."""
+
+    def __init__(self, names):
+        self.names = frozenset(names)
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname not in self.names:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        original = spec.loader.exec_module
+
+        def exec_module(module):
+            try:
+                original(module)
+            finally:
+                reassert_signal_policy()
+
+        spec.loader.exec_module = exec_module  # this spec's own loader instance: only this import is wrapped
+        return spec
 
 
 def reassert_signal_policy() -> None:
@@ -65,8 +105,10 @@ def reassert_signal_policy() -> None:
 
     A library may replace them below Python, where ``signal.getsignal`` does not see it: importing paddle installs
     its own SIGTERM handler, which aborts the process on the spot, so a ``convert`` stopped during onnx2tf died and
-    left onnx2tf running (10 GB on MODNet-ResNet50_vd) and its work folder behind. Called before every tool and
-    every conversion stage; a no-op outside the main thread, without the policy, or once a signal is unwinding."""
+    left onnx2tf running (10 GB on MODNet-ResNet50_vd) and its work folder behind. Called the moment paddle's
+    import finishes (:data:`REPLACED_ON_IMPORT`), and before every tool and every conversion stage against any
+    other library doing the same; a no-op outside the main thread, without the policy, or once a signal is
+    unwinding."""
     if _received or threading.current_thread() is not threading.main_thread():
         return
     for sig in _installed:
