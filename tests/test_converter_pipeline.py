@@ -170,18 +170,20 @@ def test_op_without_lite_kernel(tmp_path):
 
 @pytest.mark.slow
 def test_full_size_ppmattingv2_at_the_uneven_size(tmp_path):
-    """The product at full size (seed 0): every artefact within its bound at 480x640, where plain paddle2onnx
-    is off by 0.043 (its 7x10 pyramid grid pools unevenly to 4 and 6 bins)."""
+    """The product at full size (seed 0): the artefacts the uneven pools concern (the ONNX model, where plain
+    paddle2onnx is off by 0.043 at 480x640: its 7x10 pyramid grid pools unevenly to 4 and 6 bins, and the Lite
+    programs) within their bound. The TFLite models are onnx2tf's conversion of that same repaired ONNX model; at
+    full size they are held to PaddleSeg's own output by benchmarks/official_acceptance.py (onnx2tf at 480x640
+    would take most of this test's time)."""
     out = tmp_path / "out"
-    r = run_cli("convert", "ppmattingv2", "--seed", "0", "--input-shape", 1, 3, 480, 640, "-o", out, timeout=1500)
+    r = run_cli("convert", "ppmattingv2", "--seed", "0", "--input-shape", 1, 3, 480, 640, "--to", "lite,onnx",
+                "-o", out, timeout=1500)
     assert r.returncode == 0, r.stderr
     by_path = {a["path"]: a for a in _manifest(out)["artefacts"]}
-    assert set(by_path) == {"model_x86.nb", "model_arm.nb", "model.onnx", "model_fp32.tflite", "model_fp16.tflite"}
-    for path in ("model_x86.nb", "model.onnx", "model_fp32.tflite"):
+    assert set(by_path) == {"model_x86.nb", "model_arm.nb", "model.onnx"}
+    for path in ("model_x86.nb", "model.onnx"):
         assert by_path[path]["parity"]["max_abs"] <= 1e-4, (path, by_path[path]["parity"])
-    assert by_path["model_fp16.tflite"]["parity"]["max_abs"] <= 5e-3
-    assert by_path["model_fp32.tflite"]["layout"] == "nhwc"
-    assert by_path["model_fp32.tflite"]["inputs"][0]["shape"] == [1, 480, 640, 3]
+    assert by_path["model.onnx"]["inputs"][0]["shape"] == [1, 3, 480, 640]
 
 
 @pytest.mark.slow
