@@ -17,8 +17,10 @@ paddle = pytest.importorskip("paddle", reason="the converter tests need paddlepa
 from edgematte.converter.freeze import freeze_input_shape  # noqa: E402
 from edgematte.core.errors import EdgematteError  # noqa: E402
 from edgematte.runtime.backends.paddle_inference import PaddleInferenceBackend  # noqa: E402
+from edgematte.runtime.imageio import write_image  # noqa: E402
 from edgematte.runtime.matter import Matter  # noqa: E402
 from edgematte.runtime.model_io import FeedPlan, match_tensors, run_case  # noqa: E402
+from edgematte.runtime.video import open_video, read_frames  # noqa: E402
 from tests.conftest import run_cli  # noqa: E402
 from tests.official_models import build_official_folder  # noqa: E402
 
@@ -161,6 +163,40 @@ def test_rvm_runtime_carries_states_and_a_photo_is_a_first_frame(rvm_conversion,
     r = run_cli("matte", tmp_path / "photo.png", "--model", rvm_conversion, "-o", tmp_path / "out")
     assert r.returncode == 0, r.stderr
     assert cv2.imread(str(tmp_path / "out" / "photo_alpha.png"), cv2.IMREAD_UNCHANGED).shape == (90, 120)
+
+
+def test_quant_eval_of_a_clip_carries_states_and_adds_the_temporal_figures(rvm_conversion, tmp_path):
+    """`quant eval --sequence` on numbered frames and on a video: the artefact and the fp32 reference each carry
+    their states from frame to frame; ONNX follows the reference to float noise, so dtSSD and MESSDdt are
+    float-small, and a video cut short is an error."""
+    from .test_runtime_video import cut_clip, write_clip
+
+    clip = write_clip(tmp_path / "clip.mp4", frames=4, size=(160, 120))
+    capture, _ = open_video(clip)
+    frames = list(read_frames(capture))
+    for index, rgb in enumerate(frames):
+        write_image(tmp_path / "frames" / f"{index:04d}.png", rgb)
+    results = {}
+    for name, data, extra in (("frames", tmp_path / "frames", ["--sequence"]), ("video", clip, []),
+                              ("photos", tmp_path / "frames", [])):
+        r = run_cli("quant", "eval", rvm_conversion, "--artefact", "model.onnx", "--data", data, *extra, "--json")
+        assert r.returncode == 0, r.stderr
+        results[name] = json.loads(r.stdout)
+    for name in ("frames", "video"):
+        result = results[name]
+        assert result["sequence"] is True and result["images"] == 4
+        temporal = result["temporal_vs_fp32"]
+        assert temporal["frame_pairs"] == 3 and len(temporal["dtssd_per_pair"]) == 3
+        assert 0 <= temporal["dtssd"] <= 1e-4 and 0 <= temporal["messddt"] <= 1e-6  # float noise only
+        assert result["vs_fp32"]["max_abs"] <= 1e-4
+    assert results["frames"]["temporal_vs_fp32"] == results["video"]["temporal_vs_fp32"]  # the same decoded frames
+    photos = results["photos"]  # each image on its own: zero states every time, no temporal figures
+    assert photos["sequence"] is False and "temporal_vs_fp32" not in photos and photos["images"] == 4
+    cut = cut_clip(tmp_path / "cut.mp4", keep=0.5)
+    r = run_cli("quant", "eval", rvm_conversion, "--data", cut)
+    assert r.returncode == 1 and "declared frames could be decoded" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("quant", "eval", rvm_conversion, "--data", clip, "--gt", tmp_path / "frames")
+    assert r.returncode == 1 and "--gt takes the ground truth of a folder of frames" in r.stderr
 
 
 def test_dim_runtime_takes_the_users_trimap(dim_conversion, tmp_path):

@@ -206,15 +206,14 @@ def matting_numerics(pairs: Iterable[Tuple[np.ndarray, np.ndarray]],
     restricts the four matting metrics to the unknown band; the difference statistics always cover
     every pixel. An empty ``pairs`` raises ``ValueError``.
     """
-    pairs = list(pairs)
-    if not pairs:
-        raise ValueError("matting_numerics needs at least one (pred, ref) pair")
-    if trimaps is not None and len(trimaps) != len(pairs):
-        raise ValueError(f"{len(trimaps)} trimaps for {len(pairs)} pairs")
     total_abs = total_over = total_pixels = 0.0
     max_abs = 0.0
     per_image = {"sad": [], "mse": [], "grad": [], "conn": []}
-    for index, (pred, ref) in enumerate(pairs):
+    count = 0
+    for index, (pred, ref) in enumerate(pairs):  # one pair at a time: a long video is never held whole
+        if trimaps is not None and index >= len(trimaps):
+            raise ValueError(f"more pairs than the {len(trimaps)} trimaps")
+        count += 1
         trimap = trimaps[index] if trimaps is not None else None
         stats = alpha_difference_stats(pred, ref)
         pixels = np.size(ref)
@@ -224,10 +223,14 @@ def matting_numerics(pairs: Iterable[Tuple[np.ndarray, np.ndarray]],
         max_abs = max(max_abs, stats["max_abs"])
         for name, metric in (("sad", sad), ("mse", mse), ("grad", grad), ("conn", conn)):
             per_image[name].append(metric(pred, ref, trimap))
+    if count == 0:
+        raise ValueError("matting_numerics needs at least one (pred, ref) pair")
+    if trimaps is not None and len(trimaps) != count:
+        raise ValueError(f"{len(trimaps)} trimaps for {count} pairs")
     return {
         "mad": total_abs / total_pixels,
         "max_abs": max_abs,
         "frac_over_8_255": total_over / total_pixels,
         **{name: float(np.mean(values)) for name, values in per_image.items()},
-        "eval_images": len(pairs),
+        "eval_images": count,
     }

@@ -5,18 +5,22 @@ installed, else an fp32 artefact standing in, said in the result) and, given ``g
 alpha mattes: files below ``gt`` with the same relative path as the image (any image extension), e.g.
 PPM-100's ``image/`` and ``alpha/`` folders. Files below ``data`` that are no usable image are skipped with a
 warning labelled ``evaluation:`` (the reader is calibration's, :func:`.calibration.load_calibration_images`).
+A clip (a video, or a folder of frames taken as one) adds dtSSD and MESSDdt (:mod:`edgematte.core.temporal_metrics`).
 """
 
+import collections
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 
 from ..core.errors import EdgematteError
 from ..core.manifest import Manifest
 from ..core.metrics import alpha_from_uint8, matting_numerics
+from ..core.temporal_metrics import TemporalAccumulator
 from ..runtime.imageio import read_image_and_alpha, shown_name
 from ..runtime.matter import Matter, select_artefact
+from ..runtime.video import check_complete, open_video, read_frames
 from .calibration import load_calibration_images
 
 
@@ -39,25 +43,79 @@ def _ground_truth(gt_dir: Path, name: str) -> np.ndarray:
     return alpha_from_uint8(gray)
 
 
-def evaluate_artefact(manifest_path, artefact: Optional[str], data_dir, gt_dir=None, threads=None) -> dict:
-    """Numerics of ``artefact`` on the images below ``data_dir`` against fp32 and, with ``gt_dir``, ground truth."""
+def evaluate_artefact(manifest_path, artefact: Optional[str], data, gt_dir=None, threads=None,
+                      sequence: bool = False) -> dict:
+    """Numerics of ``artefact`` against fp32 and, with ``gt_dir``, ground truth.
+
+    ``data``: a folder of images, each matted on its own (a recurrent model from zero states); with
+    ``sequence`` the frames of one clip in path order, or a video file (always one clip). A clip runs from
+    zero states with each frame's states fed to the next (artefact and reference alike) and adds the temporal
+    figures (:mod:`edgematte.core.temporal_metrics`): ``temporal_vs_fp32`` (and ``temporal_vs_ground_truth``).
+    A video that decodes fewer frames than it declares is an error, never a shorter evaluation."""
     manifest = Manifest.read(manifest_path)
     entry = select_artefact(manifest, artefact)
     matter = Matter.from_manifest(manifest, artefact=entry.path, threads=threads)
     reference, reference_name = fp32_matter(manifest, entry.profile or "android", threads)
-    images, report = load_calibration_images(data_dir, minimum=1, purpose="evaluation", option="--data")
-    predicted = [matter(rgb) for rgb in images]
-    result = {"artefact": entry.path, "precision": entry.precision, "images": len(images),
-              "skipped": report.as_dict()["skipped"],
-              "vs_fp32": dict(matting_numerics(zip(predicted, (reference(rgb) for rgb in images))),
-                              reference=reference_name)}
-    if gt_dir is not None:
-        truths = []
-        for name, alpha in zip(report.used, predicted):
-            truth = _ground_truth(Path(gt_dir), name)
-            if truth.shape != alpha.shape:
-                raise EdgematteError(shown_name(f"{gt_dir}: ground truth for {name} is {truth.shape[1]}x"
-                                                f"{truth.shape[0]}, the image is {alpha.shape[1]}x{alpha.shape[0]}"))
-            truths.append(truth)
-        result["vs_ground_truth"] = matting_numerics(zip(predicted, truths))
+    data = Path(data)
+    if data.is_file():
+        if gt_dir is not None:
+            raise EdgematteError(f"{shown_name(data)}: --gt takes the ground truth of a folder of frames; give the "
+                                 "video's frames as a folder of images with --sequence")
+        frames, names, skipped = _video_frames(data), None, []
+        sequence = True
+    else:
+        images, report = load_calibration_images(data, minimum=1, purpose="evaluation", option="--data")
+        frames, names, skipped = images, report.used, report.as_dict()["skipped"]
+    truths = _truths(Path(gt_dir), names) if gt_dir is not None else None
+    temporal = {"vs_fp32": TemporalAccumulator(), "vs_ground_truth": TemporalAccumulator()}
+    predicted_vs_truth = []
+    count = 0
+
+    def pairs():
+        nonlocal count
+        matter.reset()
+        reference.reset()
+        for index, rgb in enumerate(frames):
+            if not sequence:  # each photo on its own: a recurrent model starts from zero states every time
+                matter.reset()
+                reference.reset()
+            alpha, fp32 = matter(rgb), reference(rgb)
+            count += 1
+            if truths is not None:
+                truth = truths[index]
+                if truth.shape != alpha.shape:
+                    raise EdgematteError(shown_name(f"{gt_dir}: ground truth for {names[index]} is {truth.shape[1]}x"
+                                                    f"{truth.shape[0]}, the image is {alpha.shape[1]}x"
+                                                    f"{alpha.shape[0]}"))
+                predicted_vs_truth.append((alpha, truth))
+                if sequence:
+                    temporal["vs_ground_truth"].add(alpha, truth)
+            if sequence:
+                temporal["vs_fp32"].add(alpha, fp32)
+            yield alpha, fp32
+
+    vs_fp32 = dict(matting_numerics(pairs()), reference=reference_name)
+    result = {"artefact": entry.path, "precision": entry.precision, "images": count, "skipped": skipped,
+              "sequence": sequence, "vs_fp32": vs_fp32}
+    if truths is not None:
+        result["vs_ground_truth"] = matting_numerics(predicted_vs_truth)
+    if sequence:
+        result["temporal_vs_fp32"] = temporal["vs_fp32"].result()
+        if truths is not None:
+            result["temporal_vs_ground_truth"] = temporal["vs_ground_truth"].result()
     return result
+
+
+def _truths(gt_dir: Path, names) -> list:
+    return [_ground_truth(gt_dir, name) for name in names]
+
+
+def _video_frames(path: Path) -> Iterator[np.ndarray]:
+    """The RGB frames of a video, checked complete once read (a truncated file is an error naming it)."""
+    capture, info = open_video(path)
+    said = collections.deque(maxlen=50)
+    read = 0
+    for frame in read_frames(capture, said):
+        read += 1
+        yield frame
+    check_complete(path, read, info.frame_count, said)
