@@ -443,6 +443,8 @@ def _dynamic_search(runner: _JobRunner, dynamic_target: Path, start: dict, calib
     alpha = runner.alpha_output
     references = run_float_io(twin_path, images, threads, alpha)
     nodes = list(dict.fromkeys(pair.node for pair in builder.pairs))
+    if not nodes:  # no int8 weight to give back
+        return _SearchOutcome(None, start, work, chosen_path=dynamic_target)
 
     def variant(kept_float: Sequence[str], path: Path) -> Path:
         path.write_bytes(builder.build(kept_float))
