@@ -58,6 +58,23 @@ def test_reads_what_paddle_save_writes(tmp_path):
         assert np.array_equal(weights[k], v.numpy())
 
 
+@pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4, 5])
+def test_every_pickle_protocol_loads(tmp_path, protocol):
+    """paddle.save takes protocols 2-4 (protocol 2 writes bytes through ``_codecs.encode``, which the restricted
+    unpickler allows as a plain function of two strings); 0, 1 and 5 are written with pickle itself, as a user's
+    own conversion script might."""
+    import paddle
+    net = paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 3), paddle.nn.BatchNorm2D(4))
+    path = tmp_path / "w.pdparams"
+    if 2 <= protocol <= 4:
+        paddle.save(net.state_dict(), str(path), protocol=protocol)
+    else:
+        path.write_bytes(pickle.dumps({k: v.numpy() for k, v in net.state_dict().items()}, protocol=protocol))
+    weights = read_pdparams(path)
+    assert list(weights) == list(net.state_dict())
+    assert all(np.array_equal(weights[k], v.numpy()) for k, v in net.state_dict().items())
+
+
 class _Evil:
     def __init__(self, marker):
         self.marker = marker
