@@ -27,7 +27,7 @@ from edgematte.converter import onnx as converter
 from edgematte.converter.repairs.onnx import graph
 from edgematte.core.errors import EdgematteError
 from edgematte.core.native_child import NativeChild, NativeCrash, death_line, run_native
-from edgematte.core.tools import signal_name
+from edgematte.core.tools import run_tool, signal_name
 from edgematte.zoo.export import export_deploy_folder
 
 from .conftest import run_cli
@@ -110,6 +110,13 @@ def test_signal_lines():
     last_words = "m: opt died with SIGABRT (signal 6): Check failed: x"
     assert death_line("m", "opt", -6, "noise\nCheck failed: x\n") == last_words
     assert death_line("m", "tool", 3) == "m: tool exited with code 3"
+    # SIGKILL names its usual sender: onnx2tf's only trace of an out-of-memory kill is its exit status
+    assert death_line("m", "onnx2tf", -9, "saved_model output complete!\n") == (
+        "m: onnx2tf died with SIGKILL (signal 9; the out-of-memory killer sends it when memory runs out): "
+        "saved_model output complete!")
+    killed = run_tool(["sh", "-c", "echo working; kill -9 $$"], what="sh", timeout_s=30)
+    assert killed.error_line() == ("died with SIGKILL (signal 9; the out-of-memory killer sends it when memory runs "
+                                 "out): working")
 
 
 def test_the_static_scan_names_the_file_the_node_and_the_attribute():

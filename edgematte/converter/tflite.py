@@ -41,7 +41,7 @@ import numpy as np
 from ..core import versions
 from ..core.errors import EdgematteError
 from ..core.fsutil import atomic_dir, atomic_path, sha256_file
-from ..core.tools import clean_log, last_error_line, python_tool_env, run_tool
+from ..core.tools import clean_log, died_with, last_error_line, python_tool_env, run_tool
 from ..runtime.model_io import channels_last_perm, layout_names, onnx_to_layout
 from .repairs import registry
 from .repairs.base import ONNX2TF_INPUT, RepairContext
@@ -438,7 +438,8 @@ def convert_to_tflite(onnx_path, out_dir, layout: str = "nhwc", fp16: bool = Tru
         produced = {p: workdir / "saved_model" / f"model_{ONNX2TF_SUFFIX[p]}.tflite" for p in precisions}
         try:
             if returncode != 0:
-                raise EdgematteError(f"onnx2tf exited with {returncode}: {last_error_line(log_text)}")
+                how = died_with(returncode) or f"exited with {returncode}"
+                raise EdgematteError(f"onnx2tf {how}: {last_error_line(log_text)}")
             missing = [p.name for p in produced.values() if not p.is_file() or p.stat().st_size == 0]
             if missing:
                 raise EdgematteError(f"onnx2tf exited 0 but wrote no {', '.join(missing)}: {last_error_line(log_text)}")

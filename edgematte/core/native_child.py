@@ -25,7 +25,7 @@ import tempfile
 from typing import Any, Callable, Optional, Sequence
 
 from .errors import EdgematteError
-from .tools import last_error_line, python_tool_env, signal_name
+from .tools import died_with, last_error_line, python_tool_env
 
 STOP_TIMEOUT_S = 30
 _ACTIVE: contextvars.ContextVar[Optional["NativeChild"]] = contextvars.ContextVar("edgematte_native_child",
@@ -39,8 +39,7 @@ class NativeCrash(EdgematteError):
 def death_line(what, step: str, returncode: int, output: str = "") -> str:
     """The one line for a child that died running ``step`` on ``what``: ``"<what>: <step> died with SIGFPE
     (signal 8)"`` (an exit without a signal: ``"... exited with code 1"``), then its last words if it had any."""
-    name = signal_name(returncode)
-    how = f"died with {name} (signal {-returncode})" if name else f"exited with code {returncode}"
+    how = died_with(returncode) or f"exited with code {returncode}"
     words = last_error_line(output)
     return f"{what}: {step} {how}" + ("" if words == "no output" else f": {words}")
 
