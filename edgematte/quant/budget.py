@@ -269,8 +269,9 @@ def rank_by_cost(groups: Sequence[LayerGroup],
     dynamic-range model every hybrid op also quantizes its input on the fly, so no op's error is settled
     before it runs: an early op's error is amplified by every later one. Falling back one op at a time in
     the otherwise-quantized model shows none of that: on seeded MODNet-MobileNetV2 (256x256, 65 hybrid ops,
-    MAD 0.066) keeping the 32 ops with the largest such gain float still leaves 0.046. Ranked by their
-    cost alone, 24 ops float give 0.019 and 32 give 0.014.
+    MAD 0.066 on two held-out photos) keeping the 32 ops with the largest such gain float still leaves 0.046.
+    Ranked by their cost alone, 24 ops float give 0.019 and 32 give 0.014 there (the conversion's own
+    evaluation: 0.018 and 0.013, docs/toolchain.md #int8-modnet).
 
     ``measure_alone(list of node tuples) -> list of MADs``: the MAD against the float model of a model in
     which only each tuple's nodes are quantized. ``Sensitivity.mad`` is that MAD, ``gain`` the same number
