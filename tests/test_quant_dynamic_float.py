@@ -142,7 +142,8 @@ def test_a_shared_weight_stays_int8_for_the_op_that_stays_hybrid(chain, tmp_path
 
 def test_unknown_nodes_and_foreign_twins_are_refused(chain, tmp_path_factory):
     builder = KeptFloatBuilder(chain["dynamic"], chain["float"])
-    with pytest.raises(EdgematteError, match=r"^not a dynamic-range \(int8 weight\) op of the model: 'nope' and 1 more$"):
+    with pytest.raises(EdgematteError,
+                       match=r"^not a dynamic-range \(int8 weight\) op of the model: 'nope' and 1 more$"):
         builder.build([builder.pairs[0].node, "nope", "nope either"])
     other = _build(tmp_path_factory.mktemp("other_seed"), seed=1)
     with pytest.raises(EdgematteError, match=r"^op \d+ \(CONV_2D\) input 1: the int8 weight is \d+\.\d\d steps from "

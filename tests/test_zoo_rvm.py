@@ -219,10 +219,10 @@ def tiny_export(tmp_path_factory):
 @pytest.mark.parametrize("ratio", [1.0, 0.5])
 def test_exported_branch_follows_the_fed_ratio_on_a_non_square_frame(tiny_export, ratio):
     """The tiny dynamic export on a 100x180 frame (no multiple of 32, as video's 720x1280 is not: the decoder crops
-    its upsampled maps to the pooled frame's odd sizes), two frames with the states fed back: at ratio 1 the program skips
-    the refiner (its runtime branch), at 0.5 it runs it; each as the dygraph model decides it in Python, to float
-    noise: the program lies within twice our float32 noise (every output, measured against the model in float64
-    here: 1.3e-4 at ratio 1 and 1.4e-4 at 0.5 at this size; the program's own is the same)."""
+    its upsampled maps to the pooled frame's odd sizes), two frames with the states fed back: at ratio 1 the program
+    skips the refiner (its runtime branch), at 0.5 it runs it; each as the dygraph model decides it in Python, to
+    float noise: the program lies within twice our float32 noise (every output, measured against the model in
+    float64 here: 1.3e-4 at ratio 1 and 1.4e-4 at 0.5 at this size; the program's own is the same)."""
     spec = get_model_spec(NAME)
     model = build_with_weights(spec, seed=0, width=TINY_WIDTH)
     photo = cv2.resize(sample_photo("astronaut"), (180, 116), interpolation=cv2.INTER_AREA)
@@ -247,7 +247,8 @@ def test_exported_branch_follows_the_fed_ratio_on_a_non_square_frame(tiny_export
 def test_zoo_list_and_info_give_rvm_s_facts():
     # any size from 64 up converts (no ResizeToIntMult in its deploy.yaml): 720x1280 video as it is
     assert validate_input_shape(get_model_spec(NAME), [1, 3, 720, 1280]) == [1, 3, 720, 1280]
-    with pytest.raises(EdgematteError, match=r"^--input-shape 1 3 48 1280: rvm_mobilenetv3 needs H and W to be at least 64$"):
+    with pytest.raises(EdgematteError,
+                       match=r"^--input-shape 1 3 48 1280: rvm_mobilenetv3 needs H and W to be at least 64$"):
         validate_input_shape(get_model_spec(NAME), [1, 3, 48, 1280])
     r = run_cli("zoo", "list")
     assert r.returncode == 0, r.stderr

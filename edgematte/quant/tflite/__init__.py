@@ -42,6 +42,7 @@ from .untie import DEFAULT_UNTIE_RATIO, UNTIE_SUFFIX
 
 __all__ = [
     "ACTIVATION_RANGES", "DEFAULT_ACTIVATION_RANGES", "DEFAULT_UNTIE_RATIO", "INT8_IO_DTYPES", "QUANTIZE_TIMEOUT_S",
-    "RANGE_HISTOGRAM_BINS", "RANGE_HISTOGRAM_IMAGES", "UNTIE_SUFFIX", "DynamicRangeJob", "FloatTwinJob", "FullIntegerJob",
+    "RANGE_HISTOGRAM_BINS", "RANGE_HISTOGRAM_IMAGES", "UNTIE_SUFFIX", "DynamicRangeJob", "FloatTwinJob",
+    "FullIntegerJob",
     "Int8Job", "LayerErrorsJob", "check_kept_float", "quantize_int8", "run_int8_jobs", "tflite_ops",
 ]
