@@ -29,10 +29,10 @@ import pytest
 import yaml
 
 from edgematte.converter.program import read_program
+from edgematte.core.errors import EdgematteError
 from edgematte.core.samples import sample_photo
 from edgematte.runtime.backends.paddle_inference import PaddleInferenceBackend
 from edgematte.zoo.bn_calibration import calibrate_batchnorm, calibration_input, pan_clip
-from edgematte.core.errors import EdgematteError
 from edgematte.zoo.export import build_with_weights, export_deploy_folder, seed_calibration_input, validate_input_shape
 from edgematte.zoo.registry import get_model_spec
 from edgematte.zoo.rvm import state_shapes

@@ -1,8 +1,8 @@
 """What the TensorFlow quantizer is asked to make: typed jobs, and the plan a worker subprocess reads.
 
 A job is one of :class:`FullIntegerJob`, :class:`DynamicRangeJob`, :class:`FloatTwinJob` and
-:class:`LayerErrorsJob` (the caller's side: where results go, what must come out float). :meth:`planned` turns each into a
-:class:`PlannedJob`, its entry in the :class:`WorkerPlan` (``plan.json``) the worker runs: what to
+:class:`LayerErrorsJob` (the caller's side: where results go, what must come out float). :meth:`planned` turns
+each into a :class:`PlannedJob`, its entry in the :class:`WorkerPlan` (``plan.json``) the worker runs: what to
 compute and which files of the work folder to write. ``kind`` names the job type in that file only.
 """
 
