@@ -21,7 +21,7 @@ def _requirements(extra=None):
 def test_runtime_profile_pulls_neither_paddle_nor_tensorflow():
     base = _requirements()
     assert base, "no install_requires found: is edgematte installed (pip install -e .)?"
-    assert {"numpy", "opencv-python", "click", "ai-edge-litert", "onnxruntime"} <= set(base)
+    assert {"numpy", "opencv-python", "click", "ai-edge-litert", "onnxruntime", "av"} <= set(base)
     for heavy in ("paddlepaddle", "paddlelite", "tensorflow", "tf-keras", "onnx2tf", "paddle2onnx"):
         assert heavy not in base
 

@@ -46,7 +46,9 @@ def matte(inputs, out, model, artefact, background, save, fg_estimate, trimap, t
     """Matte images, folders (recursive) or videos with a converted model: alpha, RGBA or composite.
 
     A recurrent model (RVM) carries its state through each video and mattes each photo as a first frame.
-    A bad file is reported and skipped; the exit status is 1 if any input failed.
+    Videos give MP4 files (alpha, composite; RGBA as a PNG sequence) at the input's size and frame rate,
+    with the input's audio tracks. A video that decodes short of its declared frames fails. A bad file is
+    reported and skipped; the exit status is 1 if any input failed.
     """
     from ..runtime.batch import matte_inputs, parse_background, parse_save
     from ..runtime.matter import Matter

@@ -2,7 +2,10 @@
 
 ``matte_video`` reads with ``cv2.VideoCapture`` and writes ``mp4v`` MP4 files with ``cv2.VideoWriter``
 at the input's frame rate and size, through one :class:`~edgematte.runtime.matter.Matter` (one
-interpreter, reused for every frame). Audio is not carried over: the outputs are silent.
+interpreter, reused for every frame; a recurrent model carries its states from frame to frame and starts
+each video from zero states). Every audio track of the input is carried into each MP4 output
+(:mod:`edgematte.runtime.audio_track`, PyAV: copied packet for packet, or as AAC where MP4 cannot hold
+the codec); the PNG sequence of ``rgba`` has none.
 
 Outputs for ``IN/clip.mp4`` with stem ``OUT/clip``:
 
@@ -32,6 +35,7 @@ and ``tests/test_runtime_video.py`` prints both rates so a machine with more cor
 
 import collections
 import contextlib
+import os
 import queue
 import re
 import threading
@@ -48,6 +52,7 @@ from ..core.errors import EdgematteError
 from ..core.fsutil import atomic_dir, atomic_path
 from ..core.native_output import captured_native_stderr
 from ..core.userfiles import check_user_file
+from .audio_track import add_audio, audio_track_count
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv")
 """File name endings taken for videos (images are recognised by content, videos by name)."""
@@ -280,10 +285,27 @@ def check_complete(path, read: int, declared: int, said: Iterable[str] = ()) -> 
                          + (f"; {reason}" if reason else "") + "); no output written for it")
 
 
+def _audio_muxer(video_file: Path, audio_from: Path):
+    """An ExitStack exit that, when the block succeeded, rewrites ``video_file`` with ``audio_from``'s audio."""
+
+    def exit_(exc_type, exc, traceback) -> bool:
+        if exc_type is None:
+            silent = video_file.with_name(video_file.name + ".silent.mp4")
+            os.replace(video_file, silent)
+            try:
+                add_audio(silent, audio_from, video_file)
+            finally:
+                silent.unlink(missing_ok=True)
+        return False
+
+    return exit_
+
+
 class _VideoOutputs:
     """The writers of one video's outputs, each into a temporary sibling renamed into place on success."""
 
-    def __init__(self, out_stem: Path, kinds, info: VideoInfo, stack: contextlib.ExitStack):
+    def __init__(self, out_stem: Path, kinds, info: VideoInfo, stack: contextlib.ExitStack,
+                 audio_from: Optional[Path] = None):
         self.paths: List[Path] = []
         self._writers: Dict[str, cv2.VideoWriter] = {}
         self._frames_dir: Optional[Path] = None
@@ -296,6 +318,8 @@ class _VideoOutputs:
                 continue
             target = out_stem.parent / f"{out_stem.name}_{kind}.mp4"
             temporary = stack.enter_context(atomic_path(target, suffix=".mp4"))
+            if audio_from is not None:  # after the writer's release, before the rename: exits run last-in first
+                stack.push(_audio_muxer(temporary, audio_from))
             with captured_native_stderr() as said:
                 writer = cv2.VideoWriter(str(temporary.absolute()), cv2.VideoWriter_fourcc(*VIDEO_FOURCC),
                                          info.fps, size)
@@ -331,6 +355,7 @@ class VideoResult:
     frames: int
     seconds: float
     timings: Dict[str, float] = field(default_factory=dict)
+    audio_tracks: int = 0
 
     @property
     def frames_per_second(self) -> float:
@@ -363,6 +388,11 @@ def matte_video(path, out_stem, matter, render: Callable[[np.ndarray, np.ndarray
     """
     path, out_stem = Path(path), Path(out_stem)
     capture, info = open_video(path)
+    try:
+        audio_tracks = audio_track_count(path)
+    except BaseException:
+        release(capture)
+        raise
     totals = {"read_s": 0.0, "pre_s": 0.0, "model_s": 0.0, "post_s": 0.0, "write_s": 0.0}
     counter = {"frames": 0, "read": 0}
     said: collections.deque = collections.deque(maxlen=_KEPT_LINES)  # FFmpeg's lines while decoding
@@ -397,7 +427,7 @@ def matte_video(path, out_stem, matter, render: Callable[[np.ndarray, np.ndarray
     try:
         with contextlib.ExitStack() as stack, \
                 console.progress(length=max(info.frame_count, 1), label=path.name) as bar:
-            writers = _VideoOutputs(out_stem, kinds, info, stack)
+            writers = _VideoOutputs(out_stem, kinds, info, stack, audio_from=path if audio_tracks else None)
 
             def finish(frame: _Frame) -> None:
                 t0 = time.perf_counter()
@@ -417,4 +447,4 @@ def matte_video(path, out_stem, matter, render: Callable[[np.ndarray, np.ndarray
     finally:
         release(capture)
     return VideoResult(outputs=writers.paths, frames=counter["frames"], seconds=time.perf_counter() - start,
-                       timings=totals)
+                       timings=totals, audio_tracks=audio_tracks)
