@@ -7,6 +7,7 @@ argv, parsing, the per-configuration folder and its removal all go through adb; 
 real phone are not run here.
 """
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -14,10 +15,10 @@ import os
 import pytest
 
 from edgematte.bench import session
-from edgematte.bench.targets.adb import AdbTarget, parse_benchmark_bin, parse_benchmark_model
+from edgematte.bench.targets.adb import TOOLS, AdbTarget, parse_benchmark_bin, parse_benchmark_model
 from edgematte.bench.targets.base import Configuration
 from edgematte.core.errors import EdgematteError
-from edgematte.core.manifest import read_manifest
+from edgematte.core.manifest import TensorSpec, read_manifest
 from tests import test_device_adb
 from tests.conftest import run_cli
 from tests.test_device_adb import ADB, FakeDevice
@@ -264,6 +265,20 @@ def test_tools_run_through_adb_and_leave_nothing_behind(phone, conversion, tmp_p
                       "--input_shape=1,3,256,320 --threads=2 --warmup=1 --repeats=10 --backend=arm 2>&1); "
                       "echo EDGEMATTE_EXIT=$?")
     assert not any((device.root / "data/local/tmp").iterdir())  # each configuration's folder is removed
+
+
+def test_benchmark_bin_gets_every_input_shape_of_a_recurrent_nb(conversion):
+    """RVM's .nb takes the image and four states: benchmark_bin wants each shape, colon-separated, in order."""
+    manifest = read_manifest(conversion)
+    shapes = {"img": [1, 3, 128, 128], "r1": [1, 16, 16, 16], "r2": [1, 20, 8, 8], "r3": [1, 40, 4, 4],
+              "r4": [1, 64, 2, 2]}
+    plain = next(a for a in manifest.artefacts if a.path == "model_arm.nb")
+    assert "--input_shape=1,3,256,320" in TOOLS["nb"].argv("/x/model_arm.nb", plain, manifest, 2, 10, 1)
+    unknown = dataclasses.replace(plain, inputs=[])  # an older manifest: the model's input shape
+    assert "--input_shape=1,3,256,320" in TOOLS["nb"].argv("/x/model_arm.nb", unknown, manifest, 2, 10, 1)
+    entry = dataclasses.replace(plain, inputs=[TensorSpec(name, shape, "float32") for name, shape in shapes.items()])
+    argv = TOOLS["nb"].argv("/x/model_arm.nb", entry, manifest, threads=2, runs=10, warmup=1)
+    assert "--input_shape=1,3,128,128:1,16,16,16:1,20,8,8:1,40,4,4:1,64,2,2" in argv
 
 
 def test_missing_tools_and_unrunnable_artefacts_fail_alone(phone, conversion, tmp_path):

@@ -165,6 +165,20 @@ def test_rvm_runtime_carries_states_and_a_photo_is_a_first_frame(rvm_conversion,
     assert cv2.imread(str(tmp_path / "out" / "photo_alpha.png"), cv2.IMREAD_UNCHANGED).shape == (90, 120)
 
 
+def test_bench_runs_rvm_with_its_states_and_reports_their_io(rvm_conversion, tmp_path):
+    r = run_cli("bench", rvm_conversion, "--artefacts", "model.onnx,model_x86.nb,model_fp32.tflite", "--threads", "1",
+                "--runs", "3", "--warmup", "1", "--size", "160x120", "-o", tmp_path / "b")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((tmp_path / "b" / "bench.json").read_text())
+    state_bytes = 2 * 4 * sum(int(np.prod(shape)) for shape in RVM_STATES_128.values())  # fed and fetched, float32
+    assert [result["artefact"] for result in doc["results"]] == ["model.onnx", "model_x86.nb", "model_fp32.tflite"]
+    for result in doc["results"]:
+        assert result["states"]["count"] == 4 and result["states"]["bytes"] == state_bytes, result
+        assert 0 < result["states"]["copy_s"]["median"] < result["model_s"]["median"]
+    lines = (tmp_path / "b" / "bench.md").read_text().splitlines()
+    assert sum(f"4 states, {state_bytes / 1e6:.2f} MB in and out" in line for line in lines) == 3
+
+
 def test_quant_eval_of_a_clip_carries_states_and_adds_the_temporal_figures(rvm_conversion, tmp_path):
     """`quant eval --sequence` on numbered frames and on a video: the artefact and the fp32 reference each carry
     their states from frame to frame; ONNX follows the reference to float noise, so dtSSD and MESSDdt are

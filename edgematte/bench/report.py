@@ -97,6 +97,25 @@ def _table(rows: List[dict], with_target: bool) -> List[str]:
     return lines
 
 
+def _state_lines(rows: List[dict], with_target: bool) -> List[str]:
+    """A recurrent model's state I/O per configuration (targets that run the runtime report it)."""
+    with_states = [r for r in rows if r.get("states")]
+    if not with_states:
+        return []
+    lines = ["", "## Recurrent state I/O per frame (part of the model figure)", ""]
+    for r in with_states:
+        state = r["states"]
+        where = f"{r['target']}: " if with_target else ""
+        lines.append(f"- {where}{r['artefact']} x {r['threads']} threads: {state['count']} states, "
+                     f"{state['bytes'] / 1e6:.2f} MB in and out, copied in {_ms(state['copy_s']['median'])} ms "
+                     f"({_share(state['copy_s']['median'], r['model_s']['median'])} of the model median)")
+    return lines
+
+
+def _share(part: Optional[float], whole: Optional[float]) -> str:
+    return "n/a" if not part or not whole else f"{100 * part / whole:.1f} %"
+
+
 def markdown(doc: dict) -> str:
     """``bench.md`` of a one-target report or of a merged one (then with a target column)."""
     rows, sources = result_rows(doc), report_sources(doc)
@@ -127,6 +146,7 @@ def markdown(doc: dict) -> str:
         lines += _table(emulated, merged)
     else:
         lines += _table(ok, merged)
+    lines += _state_lines(ok, merged)
     failed = [r for r in rows if "error" in r]
     if failed:
         lines += ["", "## Failed configurations", ""]

@@ -15,6 +15,7 @@ import platform
 import resource
 import sys
 import time
+from typing import Optional
 
 import numpy as np
 
@@ -92,6 +93,28 @@ def open_matter(manifest_dir: str, artefact: str, threads: int):
                   input_hw=manifest.model.input_hw, plan=FeedPlan.for_artefact(manifest.model, backend, "nchw"))
 
 
+def measure_states(matter, runs: int) -> Optional[dict]:
+    """A recurrent model's state I/O per frame, or ``None`` for a model without states.
+
+    ``bytes``: the states fed plus the states fetched each frame. ``copy_s``: the time to copy them in and out
+    once each, as the runtimes' Python APIs do (LiteRT's ``set_tensor`` / ``get_tensor``, Paddle Lite's
+    ``from_numpy`` / ``numpy``, ONNX Runtime's feeds and fetches: one copy each way). It is part of the model
+    figure, measured alone here so it can be told apart; the backends expose no finer timing.
+    """
+    if not matter.recurrent:
+        return None
+    arrays = list(matter.states.values())
+    targets = [np.empty_like(a) for a in arrays]
+    seconds = []
+    for _ in range(max(runs, 5)):
+        t0 = time.perf_counter()
+        for array, target in zip(arrays, targets):
+            np.copyto(target, array)  # in: into the runtime's input buffer
+            target.copy()  # out: a fresh array from its output buffer
+        seconds.append(time.perf_counter() - t0)
+    return {"count": len(arrays), "bytes": 2 * sum(a.nbytes for a in arrays), "copy_s": percentiles(seconds)}
+
+
 def measure(manifest_dir: str, artefact: str, threads: int, runs: int, warmup: int, size) -> dict:
     """Load time, first inference, model-only and end-to-end latencies, peak memory for one configuration.
 
@@ -116,6 +139,7 @@ def measure(manifest_dir: str, artefact: str, threads: int, runs: int, warmup: i
         t0 = time.perf_counter()
         matter.run_tensor(tensor, trimap_in)
         model.append(time.perf_counter() - t0)
+    states = measure_states(matter, runs)
     e2e, pre, post = [], [], []
     for _ in range(max(3, runs // 2)):
         t0 = time.perf_counter()
@@ -136,6 +160,7 @@ def measure(manifest_dir: str, artefact: str, threads: int, runs: int, warmup: i
         "pre_s": percentiles(pre),
         "post_s": percentiles(post),
         "peak_rss_mb": peak_rss_mb(),
+        **({"states": states} if states else {}),
         "versions": library_versions(),
         "machine": machine_facts(),
     }

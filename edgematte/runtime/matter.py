@@ -15,7 +15,7 @@ one that takes a trimap (DIM) gets it per call (``matter(rgb, trimap=...)``, see
 """
 
 import time
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -66,7 +66,7 @@ class Matter:
         self.output_spec = output_spec or backend.outputs[self.plan.alpha_index if self.plan else 0]
         if self.plan is not None and (self.input_spec.quant is not None or self.output_spec.quant is not None):
             raise EdgematteError(f"{backend.path}: integer I/O for a model with several inputs is not supported")
-        self.states = {}
+        self.states: Dict[str, np.ndarray] = {}  # the next call's state inputs, in the artefact's layout
         self.reset()
         self.timings = {}
 
@@ -80,7 +80,7 @@ class Matter:
 
     def reset(self) -> None:
         """Start a new clip: a recurrent model's next call starts from zero states."""
-        self.states = self.plan.zero_states() if self.plan is not None else {}
+        self.states = self.plan.fed_zero_states() if self.plan is not None else {}
 
     @classmethod
     def from_manifest(cls, path_or_dir, artefact: Optional[str] = None, backend: Optional[str] = None,
@@ -127,9 +127,10 @@ class Matter:
         if self.plan.takes_trimap and trimap is None:
             raise EdgematteError(f"{self.backend.path}: this model takes a trimap with the image (matte --trimap)")
         step = {r["name"]: trimap for r in self.plan.inputs if r["role"] == "trimap"}
-        ready = {r["name"]: tensor for r in self.plan.inputs if r["role"] == "image"}
-        outputs = self.backend.run_feeds(self.plan.feeds(step, self.states, ready))
-        self.states.update(self.plan.next_states(outputs))
+        # States stay in the artefact's layout from call to call (fed as they came out).
+        ready = {**self.states, **{r["name"]: tensor for r in self.plan.inputs if r["role"] == "image"}}
+        outputs = self.backend.run_feeds(self.plan.feeds(step, {}, ready))
+        self.states.update(self.plan.fed_next_states(outputs))
         return outputs
 
     @property

@@ -162,6 +162,27 @@ class FeedPlan:
         return {r["pair"]: layout_to_onnx(out, self.output_layout(j))
                 for j, (r, out) in enumerate(zip(self.outputs, outputs)) if r["role"] == "state"}
 
+    def fed_zero_states(self) -> Dict[str, np.ndarray]:
+        """:meth:`zero_states` in the artefact's own layout of each state input (``feeds``' ``ready``)."""
+        return {r["name"]: onnx_to_layout(np.zeros(r["shape"], np.float32), self.input_layout(i))
+                for i, r in enumerate(self.inputs) if r["role"] == "state"}
+
+    def fed_next_states(self, outputs: Sequence[np.ndarray]) -> Dict[str, np.ndarray]:
+        """:meth:`next_states` in the artefact's layout of each paired input, ready to feed as they are.
+
+        A state output laid out as its input (every RVM state of an ONNX or ``.nb`` artefact, and of a
+        TFLite one onnx2tf made channels-last at both ends) is passed on untouched: no transpose, no copy
+        between frames. Only an output whose layout differs from its input's is rearranged.
+        """
+        index = {r["name"]: i for i, r in enumerate(self.inputs)}
+        carried = {}
+        for j, (r, out) in enumerate(zip(self.outputs, outputs)):
+            if r["role"] != "state":
+                continue
+            given, wanted = self.output_layout(j), self.input_layout(index[r["pair"]])
+            carried[r["pair"]] = out if given == wanted else onnx_to_layout(layout_to_onnx(out, given), wanted)
+        return carried
+
 
 def run_case(run_feeds: Callable[[List[np.ndarray]], List[np.ndarray]], plan: FeedPlan,
              steps: Sequence[Dict[str, np.ndarray]]) -> List[List[np.ndarray]]:

@@ -153,10 +153,12 @@ class BenchmarkTool:
             return [f"./{self.name}", f"--graph={remote_model}", f"--num_threads={threads}", f"--num_runs={runs}",
                     f"--warmup_runs={max(1, warmup)}", "--min_secs=0", "--warmup_min_secs=0",
                     "--report_peak_memory_footprint=true"]
-        shape = entry.inputs[0].shape if entry.inputs else manifest.model.input_shape
+        # Every input's shape, colon-separated (RVM: the image, then its states, in the .nb's order).
+        shapes = [spec.shape for spec in entry.inputs] or [manifest.model.input_shape]
         backend = "opencl,arm" if entry.target == "opencl" else "arm"
         return ([f"./{self.name}", f"--optimized_model_file={remote_model}",
-                 f"--input_shape={','.join(str(d) for d in shape)}", f"--threads={threads}", f"--warmup={warmup}",
+                 f"--input_shape={':'.join(','.join(str(d) for d in shape) for shape in shapes)}",
+                 f"--threads={threads}", f"--warmup={warmup}",
                  f"--repeats={runs}", f"--backend={backend}"]
                 + (["--enable_memory_profile=true"] if memory_profile else []))
 
