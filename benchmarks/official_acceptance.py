@@ -8,8 +8,9 @@ Per model (``tests/official_models.py`` rebuilds each folder with seed-0 weights
 2. at 512x512 with ``--paddleseg-outputs``: every host-runnable artefact (ONNX Runtime, LiteRT, Paddle Lite x86)
    and the shipped reference run on PaddleSeg's own model input from ``MODEL.seed0.512x512.npz`` and compared
    with PaddleSeg's own alpha, judged by the artefact's recorded bound. RVM runs the npz's 3-frame clip with
-   states fed back (zeros first); DIM gets the npz's trimap too; for argmax models (PP-HumanMatting, PP-Matting)
-   the pixels whose reference decision is a near-tie are excused, by the conversion's recorded rule;
+   states fed back (zeros first) by the runtime's ``Matter``, which must then give frame 0 again after ``reset()``;
+   DIM gets the npz's trimap too; for argmax models (PP-HumanMatting, PP-Matting) the pixels whose reference
+   decision is a near-tie are excused, by the conversion's recorded rule;
 3. ``edgematte verify OUT --json`` and ``edgematte matte PHOTO --model OUT --artefact A`` for every host-runnable
    artefact (DIM: ``--trimap``; RVM: one frame from zero states).
 
@@ -46,7 +47,8 @@ from edgematte.core.fsutil import write_text_atomic  # noqa: E402
 from edgematte.core.manifest import Manifest, this_platform  # noqa: E402
 from edgematte.core.samples import sample_photo  # noqa: E402
 from edgematte.runtime.imageio import write_image  # noqa: E402
-from edgematte.runtime.model_io import FeedPlan, layout_to_onnx, run_case  # noqa: E402
+from edgematte.runtime.matter import Matter  # noqa: E402
+from edgematte.runtime.model_io import FeedPlan, layout_to_onnx, onnx_to_layout, run_case  # noqa: E402
 from edgematte.runtime.trimap import synthetic_trimap  # noqa: E402
 from edgematte.runtime.verify_decisions import RecordedDecisions  # noqa: E402
 from tests.official_models import MODELS, build_official_folder  # noqa: E402
@@ -199,20 +201,36 @@ def run_reference(manifest: Manifest, steps, rule: Optional[RecordedDecisions]):
     return alphas, (masks if scores is not None else None)
 
 
-def run_artefact(manifest: Manifest, entry, steps) -> List[np.ndarray]:
-    """One artefact on ``steps`` through the project's runtime: its NCHW alpha per step."""
-    from edgematte.runtime.backends import backend_for_path, open_backend
+def run_artefact(manifest: Manifest, entry, steps) -> Tuple[List[np.ndarray], Optional[bool]]:
+    """One artefact on ``steps`` through the runtime's ``Matter``, which carries a recurrent model's states from
+    step to step as ``edgematte matte`` does: (its NCHW alpha per step, whether ``reset()`` then gives step 0's
+    alpha again bit for bit; ``None`` for a model without states)."""
+    roles = manifest.model.input_roles()
+    image = next(r["name"] for r in roles if r["role"] == "image")
+    trimap = next((r["name"] for r in roles if r["role"] == "trimap"), None)
+    matter = Matter.from_manifest(manifest, artefact=entry.path, threads=THREADS)
+    plan = matter.plan
 
-    path = manifest.file(entry)
-    backend = open_backend(backend_for_path(path), path, threads=THREADS)
-    layout = entry.layout or "nchw"
-    plan = FeedPlan.for_artefact(manifest.model, backend, layout, entry)
-    index = plan.alpha_index
-    alphas = [layout_to_onnx(np.asarray(outputs[index]), plan.output_layout(index))
-              for outputs in run_case(backend.run_feeds, plan, steps)]
-    del backend
+    def laid_out(name: str, array: np.ndarray) -> np.ndarray:
+        if plan is None:
+            return onnx_to_layout(array, matter.layout)
+        index = next(i for i, r in enumerate(plan.inputs) if r["name"] == name)
+        return onnx_to_layout(array, plan.input_layout(index))
+
+    alpha_layout = plan.output_layout(plan.alpha_index) if plan is not None else matter.layout
+
+    def run(step: Dict[str, np.ndarray]) -> np.ndarray:
+        given = laid_out(trimap, step[trimap]) if trimap is not None else None
+        return layout_to_onnx(np.asarray(matter.run_tensor(laid_out(image, step[image]), given)), alpha_layout)
+
+    alphas = [run(step) for step in steps]
+    again = None
+    if matter.recurrent:
+        matter.reset()
+        again = bool(np.array_equal(run(steps[0]), alphas[0]))
+    matter.backend = None  # free the interpreter before the next artefact loads
     gc.collect()
-    return alphas
+    return alphas, again
 
 
 def judge(alphas, references, bound, rule: Optional[RecordedDecisions], masks) -> dict:
@@ -269,8 +287,11 @@ def paddleseg_checks(out: Path, npz_path: Path) -> dict:
             continue
         start = time.perf_counter()
         try:
-            alphas = run_artefact(manifest, entry, steps)
+            alphas, again = run_artefact(manifest, entry, steps)
             results[entry.path] = judge(alphas, references, entry.parity.bound, rule, masks)
+            if again is not None:
+                results[entry.path]["reset_gives_frame_0_again"] = again
+                results[entry.path]["pass"] = bool(results[entry.path]["pass"]) and again
         except Exception as error:  # noqa: BLE001 - one artefact's failure is its row's
             results[entry.path] = {"error": one_line(error)}
         results[entry.path]["seconds"] = round(time.perf_counter() - start, 1)
@@ -429,6 +450,8 @@ def paddleseg_cell(figures: Optional[dict]) -> str:
                  f"{d['over_bound_excused']} px over bound excused)")
     if figures.get("per_step"):
         cell += " (frames: " + ", ".join(fmt(v) for v in figures["per_step"]) + ")"
+    if "reset_gives_frame_0_again" in figures:
+        cell += f"; after reset() frame 0 again: {fmt(figures['reset_gives_frame_0_again'])}"
     return cell
 
 

@@ -25,6 +25,7 @@ import threading
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import pytest
 
 from edgematte.core.errors import EdgematteError
@@ -396,7 +397,11 @@ def test_shell_status_files_with_spaces_push_and_pull(fake_adb, tmp_path):
 
 # Stands in for VerificationActivity (started by the fake `am`): the Python runtime on the pushed .npy
 # images, written in the app's golden-vector layout (org.edgematte.core.GoldenWriter), then DONE.
-# DEVICE_ROOT/app_mode picks: "good", "off_by_0.01" (every alpha moved by exactly 0.01) or "failed".
+# DEVICE_ROOT/app_mode picks: "good", "off_by_0.01" (every alpha moved by exactly 0.01), "failed" or
+# "ignores_sequence" (every image from zero states even with --ez sequence true). As the app: each image from zero
+# states, or with --ez sequence true the images in name order as one clip, reset once. DEVICE_ROOT/app_artefact,
+# when present, holds the conversion folder (on the host) and artefact the stand-in runs instead of --es models and
+# --es model (an ARM .nb cannot run here).
 FAKE_APP = r"""
 import json, sys
 from pathlib import Path
@@ -418,10 +423,15 @@ print("Status: ok")
 if mode == "failed":
     (out / "FAILED").write_text("IOException: no images (.npy, .png, .jpg) in the input folder\n")
     sys.exit(0)
-matter = Matter.from_manifest(extras["models"], artefact=extras["model"], threads=int(extras["threads"]),
-                              profile=extras["profile"])
+override = Path(sys.argv[0]).resolve().parent / "app_artefact"
+models, artefact = override.read_text().splitlines() if override.exists() else (extras["models"], extras["model"])
+matter = Matter.from_manifest(models, artefact=artefact, threads=int(extras["threads"]), profile=extras["profile"])
+sequence = extras.get("sequence") == "true" and mode != "ignores_sequence"
 cases = []
+matter.reset()
 for index, path in enumerate(sorted(Path(extras["input"]).glob("*.npy"))):
+    if not sequence:
+        matter.reset()
     tensor, state = matter.model_input(np.load(path))
     alpha = matter.profile.postprocess(matter.run_tensor(tensor), state).astype(np.float32)
     if mode == "off_by_0.01":
@@ -497,7 +507,7 @@ def test_device_verify_end_to_end_through_adb(phone, photos, tiny_conversion, tm
     start = next(line for line in device.commands if "am start" in line)
     assert (f"am start -W -n org.edgematte.demo/.VerificationActivity --es input {VERIFY_DIR}/in --es output "
             f"{VERIFY_DIR}/out --es models {VERIFY_DIR}/models --es model model_fp32.tflite --es accelerator cpu "
-            f"--ei threads 1 --ei warmup 1 --ei repeats 2 --es profile android") in start
+            f"--ei threads 1 --ei warmup 1 --ei repeats 2 --es profile android --ez sequence false") in start
     assert not device.host_path(VERIFY_DIR).exists()
 
 
@@ -521,3 +531,152 @@ def test_device_verify_fails_beyond_the_threshold_and_on_a_failed_run(phone, pho
                          poll_interval=0.1)
     with pytest.raises(EdgematteError, match="model.onnx: a onnx artefact for any does not run in the Android app"):
         verify_on_device(tiny_conversion, images_dir=photos, artefact="model.onnx", adb=server.adb())
+
+
+# ---------------------------------------------------------------------------------------------- a clip
+
+
+def _tiny_recurrent_onnx(path):
+    """img [1,3,16,16], r1 [1,1,16,16] -> alpha = sigmoid(4 mean_c(img) - 2 + 2 r1), r1o = (alpha + r1) / 2."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    def scalar(name, value):
+        return helper.make_tensor(name, TensorProto.FLOAT, [], [value])
+
+    nodes = [helper.make_node("ReduceMean", ["img"], ["mean"], axes=[1], keepdims=1),
+             helper.make_node("Mul", ["mean", "four"], ["scaled"]),
+             helper.make_node("Sub", ["scaled", "two"], ["centred"]),
+             helper.make_node("Mul", ["r1", "two"], ["carried"]),
+             helper.make_node("Add", ["centred", "carried"], ["z"]),
+             helper.make_node("Sigmoid", ["z"], ["alpha"]),
+             helper.make_node("Add", ["alpha", "r1"], ["sum"]),
+             helper.make_node("Mul", ["sum", "half"], ["r1o"])]
+    graph = helper.make_graph(
+        nodes, "tiny_recurrent",
+        [helper.make_tensor_value_info("img", TensorProto.FLOAT, [1, 3, 16, 16]),
+         helper.make_tensor_value_info("r1", TensorProto.FLOAT, [1, 1, 16, 16])],
+        [helper.make_tensor_value_info("alpha", TensorProto.FLOAT, [1, 1, 16, 16]),
+         helper.make_tensor_value_info("r1o", TensorProto.FLOAT, [1, 1, 16, 16])],
+        [scalar("four", 4.0), scalar("two", 2.0), scalar("half", 0.5)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8  # what every ONNX Runtime reads (onnx 1.19 would write a newer one)
+    onnx.save(model, str(path))
+
+
+@pytest.fixture
+def recurrent_conversion(tmp_path):
+    """A hand-made schema 1.2 conversion of a tiny recurrent model (RVM's mean 0 / std 1): the fp32 ONNX (the
+    reference's stand-in, no Paddle reference) and an ARM .nb the fake app runs as the ONNX
+    (DEVICE_ROOT/app_artefact)."""
+    from edgematte.core.fsutil import sha256_file
+
+    out = tmp_path / "recurrent"
+    out.mkdir()
+    _tiny_recurrent_onnx(out / "model.onnx")
+    (out / "model_arm.nb").write_bytes(b"an ARM Paddle Lite model: pushed, never opened on this host")
+    parity = {"max_abs": 0.0, "mean_abs": 0.0, "frac_over_1_255": 0.0, "compared_to": "reference", "bound": 1e-4}
+    artefacts = [{"path": name, "format": fmt, "target": target, "precision": "fp32", "layout": "nchw",
+                  "profile": "android", "size_bytes": (out / name).stat().st_size, "sha256": sha256_file(out / name),
+                  "parity": {**parity, "runs_on_host": fmt == "onnx"}}
+                 for name, fmt, target in (("model.onnx", "onnx", "any"), ("model_arm.nb", "nb", "arm"))]
+    manifest = {"schema": "edgematte.manifest/1", "schema_version": "1.2",
+                "model": {"name": "tiny_recurrent", "input_shape": [1, 3, 16, 16],
+                          "transforms": [{"type": "Normalize", "mean": [0, 0, 0], "std": [1, 1, 1]}],
+                          "inputs": [{"name": "img", "role": "image", "shape": [1, 3, 16, 16], "dtype": "float32"},
+                                     {"name": "r1", "role": "state", "shape": [1, 1, 16, 16], "dtype": "float32",
+                                      "pair": "r1o"}],
+                          "outputs": [{"name": "alpha", "role": "alpha"}, {"name": "r1o", "role": "state",
+                                                                          "pair": "r1"}]},
+                "reference": {}, "artefacts": artefacts}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+@pytest.fixture
+def clip(tmp_path):
+    """Eleven 20x24 frames panning over the astronaut, named frame_1.png .. frame_11.png (unpadded: name order
+    would put frame_10 second)."""
+    from skimage.data import astronaut
+
+    from edgematte.runtime.imageio import write_image
+
+    photo = astronaut()
+    folder = tmp_path / "clip"
+    for number in range(1, 12):
+        write_image(folder / f"frame_{number}.png", photo[150 + 3 * number:170 + 3 * number, 200:224])
+    return folder
+
+
+def test_device_verify_runs_a_numbered_clip_with_states_carried(phone, recurrent_conversion, clip, tmp_path):
+    from edgematte.device.android_verify import verify_on_device
+
+    server, device = phone
+    (device.root / "app_artefact").write_text(f"{recurrent_conversion}\nmodel.onnx\n")
+    report = verify_on_device(recurrent_conversion, sequence_dir=clip, artefact="model_arm.nb", threads=1,
+                              repeats=1, out_dir=tmp_path / "report", adb=server.adb(), poll_interval=0.1)
+    # The fake phone runs the reference's own ONNX, as one clip: every frame equals the host's clip exactly.
+    assert report.passed, report.failures
+    assert [r.image for r in report.images] == [f"frame_{n}.png" for n in range(1, 12)]
+    assert [r.device_name for r in report.images][:2] == ["000_frame_1", "001_frame_2"]
+    assert all(r.max_abs == 0.0 and r.pre_tensor_max_abs == 0.0 for r in report.images)
+    assert report.settings["sequence"] is True and report.threshold["max_abs"] == 1e-4
+    assert "11 frames of one clip" in report.summary_lines()[0]
+    start = next(line for line in device.commands if "am start" in line)
+    assert "--es model model_arm.nb" in start and "--es profile android --ez sequence true);" in start
+
+    # A phone that starts every frame from zero states: the first frame still matches, every later one is off by
+    # far more than the bound, so the host really compares with states carried.
+    (device.root / "app_mode").write_text("ignores_sequence")
+    report = verify_on_device(recurrent_conversion, sequence_dir=clip, artefact="model_arm.nb", threads=1,
+                              repeats=1, out_dir=tmp_path / "report2", adb=server.adb(), poll_interval=0.1)
+    assert report.exit_code == 1 and "max abs" in report.failures[0]
+    assert report.images[0].max_abs == 0.0 and min(r.max_abs for r in report.images[1:]) > 0.01
+
+    # The same frames as photos: each from zero states on both sides, which agree again.
+    report = verify_on_device(recurrent_conversion, images_dir=clip, artefact="model_arm.nb", threads=1,
+                              repeats=1, out_dir=tmp_path / "report3", adb=server.adb(), poll_interval=0.1)
+    assert report.passed and report.settings["sequence"] is False and report.pooled["max_abs"] == 0.0
+
+
+def _frame(folder, name, hw=(20, 24)):
+    from edgematte.runtime.imageio import write_image
+
+    write_image(folder / name, np.full((*hw, 3), 90, np.uint8))
+
+
+@pytest.mark.parametrize("names, message", [
+    ((), "{dir}: no frames (files named by their frame number, e.g. frame_0001.png)"),
+    (("frame_1.png", "frame_3.png"), "{dir}: frame 2 is missing (frames 1 to 3, 2 files)"),
+    (("a_7.png", "b_007.png"), "{dir}: frame 7 twice: a_7.png and b_007.png"),
+    (("frame_1.png", "cover.png"), "{dir}/cover.png: no frame number in the file name (name frames like "
+                                   "frame_0001.png)"),
+])
+def test_a_clip_folder_that_is_not_one_numbered_run_is_one_line(recurrent_conversion, tmp_path, names, message):
+    from edgematte.device.android_verify import verify_on_device
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for name in names:
+        _frame(folder, name)
+    # Checked before any device is looked for: no adb server is needed.
+    with pytest.raises(EdgematteError) as caught:
+        verify_on_device(recurrent_conversion, sequence_dir=folder, artefact="model_arm.nb")
+    assert str(caught.value) == message.format(dir=folder)
+
+
+def test_a_frame_of_another_size_and_both_inputs_are_one_line(recurrent_conversion, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for number in (1, 2):
+        _frame(folder, f"f{number:02d}.png")
+    _frame(folder, "f03.png", hw=(20, 25))
+    (folder / ".DS_Store").write_bytes(b"hidden files are passed over")
+    r = run_cli("device", "verify", "--manifest", recurrent_conversion, "--artefact", "model_arm.nb", "--sequence",
+                folder)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert (f"{folder}/f03.png: frame is 25x20, the first frame f01.png is 24x20 (a clip's frames share one size)"
+            in r.stderr), r.stderr
+    r = run_cli("device", "verify", "--manifest", recurrent_conversion, "--images", folder, "--sequence", folder)
+    assert r.returncode == 1 and f"--images {folder} and --sequence {folder}: give photos or one clip's frames, not " \
+        "both" in r.stderr, r.stderr

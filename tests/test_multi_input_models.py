@@ -206,6 +206,20 @@ def test_quant_eval_of_a_clip_carries_states_and_adds_the_temporal_figures(rvm_c
     assert results["frames"]["temporal_vs_fp32"] == results["video"]["temporal_vs_fp32"]  # the same decoded frames
     photos = results["photos"]  # each image on its own: zero states every time, no temporal figures
     assert photos["sequence"] is False and "temporal_vs_fp32" not in photos and photos["images"] == 4
+    # verify --sequence: the same clip as frames and as a video, every artefact with states carried.
+    for data in (tmp_path / "frames", clip):
+        r = run_cli("verify", rvm_conversion, "--sequence", data, "--json")
+        assert r.returncode == 0, r.stdout + r.stderr
+        report = json.loads(r.stdout)
+        assert report["sequence"] is True and len(report["images"]) == 4
+        checked = [a for a in report["artefacts"] if a["status"] == "pass"]
+        assert {a["path"] for a in checked} == {"model.onnx", "model_x86.nb", "model_fp32.tflite"}
+        for artefact in checked:
+            assert artefact["temporal"]["frame_pairs"] == 3 and len(artefact["images"]) == 4
+            assert 0 <= artefact["temporal"]["dtssd"] <= 1e-4 and 0 <= artefact["temporal"]["messddt"] <= 1e-6
+    r = run_cli("verify", rvm_conversion, "--sequence", tmp_path / "frames", "--images", tmp_path / "frames")
+    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1].endswith(
+        "give photos (--images) or one clip (--sequence), not both")
     cut = cut_clip(tmp_path / "cut.mp4", keep=0.5)
     r = run_cli("quant", "eval", rvm_conversion, "--data", cut)
     assert r.returncode == 1 and "declared frames could be decoded" in r.stderr and "Traceback" not in r.stderr

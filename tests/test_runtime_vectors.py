@@ -466,3 +466,58 @@ def test_recurrent_vectors_feed_each_state_from_the_previous_steps_output(vector
     nhwc = next(c for c in recurrent["cases"] if c["id"] == "recurrent/nhwc")
     assert vectors.array(nhwc, "step1_output0").shape == (1, 4, 4, 6)
     assert vectors.array(nhwc, "step1_feed2").shape == (1, 4, 6, 4)
+
+
+def test_sequence_vectors_run_each_profile_over_a_clip_with_states_fed_back(vectors):
+    """Each fixed-step profile case (variants too) in front of the recurrent stand-in, both artefact layouts: the
+    first frame from zero states, every later frame fed the previous frame's paired state outputs; the image feed
+    is the profile's tensor of the frame and the alpha the profile's postprocess of the stand-in's pha."""
+    from edgematte.runtime.profiles import profile_for_model
+
+    sequences = vectors.index["sequences"]
+    keys = ["android", "paddleseg-android"] + [f"{p}@{v}" for p in ("android", "paddleseg-android") for v in VARIANTS]
+    assert sorted(c["id"] for c in sequences["cases"]) == sorted(f"sequence/{k}/{a}" for k in keys
+                                                                  for a in ("nchw", "nhwc"))
+    roles = {r["name"]: r for r in sequences["inputs"] + sequences["outputs"]}
+    for case in sequences["cases"]:
+        profile = profile_for_model(case["profile"], case.get("transforms"))
+        fed = [name.split(":")[0].lower() for name in case["inputs"]]  # "r2i:0", "R1I" -> the roles' names
+        fetched = [name.split(":")[0].lower() for name in case["outputs"]]
+        in_layouts = case["input_layouts"] or [case["layout"]] * 3
+        out_layouts = case["output_layouts"] or [case["layout"]] * 4
+        assert case["image_layout"] == in_layouts[fed.index("src")] and case["frames"] == 3
+        frames = [vectors.array(case, f"frame{k}_rgb") for k in range(3)]
+        assert all(f.shape == (30, 41, 3) for f in frames) and not np.array_equal(frames[0], frames[1])
+        for k, rgb in enumerate(frames):
+            feeds = {name: _to_nchw(vectors.array(case, f"frame{k}_feed{i}"), in_layouts[i])
+                     for i, name in enumerate(fed)}
+            tensor, state = profile.preprocess(rgb, (8, 12), layout="nchw")
+            assert np.array_equal(feeds["src"], tensor), (case["id"], k)
+            for name in ("r1i", "r2i"):
+                j = fetched.index(roles[name]["pair"])
+                previous = (np.zeros(roles[name]["shape"], np.float32) if k == 0
+                            else _to_nchw(vectors.array(case, f"frame{k - 1}_output{j}"), out_layouts[j]))
+                assert np.array_equal(feeds[name], previous), (case["id"], k, name)
+            if k > 0:
+                assert feeds["r1i"].any() and feeds["r2i"].any()
+            src, r1, r2 = (feeds[n].astype(np.float64) for n in ("src", "r1i", "r2i"))
+            pha = (src[0, 0] * 0.25 + src[0, 1] * 0.5 + np.kron(r1[0, 0], np.ones((2, 2))) * 0.125
+                   + np.kron(r2[0, 1], np.ones((4, 4))) * 0.0625)
+            j = fetched.index("pha")
+            output = _to_nchw(vectors.array(case, f"frame{k}_output{j}"), out_layouts[j])
+            assert (np.abs(output[0, 0] - pha) <= 1e-6 * np.maximum(1, np.abs(pha))).all()  # raw: pixels to 255
+            alpha = vectors.array(case, f"frame{k}_alpha")
+            assert alpha.shape == (30, 41) and alpha.dtype == np.float32 and 0 <= alpha.min() <= alpha.max() <= 1
+            assert np.array_equal(alpha, profile.postprocess(output, state))
+            assert np.array_equal(vectors.array(case, f"frame{k}_alpha8"),
+                                  np.floor(alpha * np.float32(255) + np.float32(0.5)).astype(np.uint8))
+    # The carried states matter: the default android clip's third frame differs from that frame from zero states,
+    # and its alpha is mostly strictly inside (0, 1) (the clamp at 0 reached too).
+    case = next(c for c in sequences["cases"] if c["id"] == "sequence/android/nchw")
+    android = profile_for_model("android")
+    third = vectors.array(case, "frame2_alpha")
+    src = vectors.array(case, "frame2_feed0")
+    alone = (src[:, :1] * np.float32(0.25) + src[:, 1:2] * np.float32(0.5))  # zero states: the image terms alone
+    _, state = android.preprocess(vectors.array(case, "frame2_rgb"), (8, 12))
+    assert np.abs(android.postprocess(alone, state) - third).max() > 0.01
+    assert 0.5 < ((third > 0) & (third < 1)).mean() < 1 and (third == 0).any()

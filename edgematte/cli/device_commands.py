@@ -26,6 +26,12 @@ def device():
     help="Photos to check on, a folder (recursive) or one file (default: the bundled samples).",
 )
 @click.option(
+    "--sequence", "sequence", type=click.Path(exists=True), default=None,
+    help="Instead of photos: a folder of one clip's frames, ordered by the number in their file names (no gaps, "
+         "one size). Run in order on the phone and here, a recurrent model's states carried from frame to frame; "
+         "every frame is compared.",
+)
+@click.option(
     "-o", "--out", type=click.Path(file_okay=False), default=None,
     help="Report folder (default: MANIFEST_DIR/device-verify/SERIAL-ARTEFACT).",
 )
@@ -54,7 +60,8 @@ def device():
     help="Seconds to wait for the app's DONE marker.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout.")
-def device_verify(serial, manifest, images, out, artefact, accelerator, threads, repeats, warmup, timeout, as_json):
+def device_verify(serial, manifest, images, sequence, out, artefact, accelerator, threads, repeats, warmup, timeout,
+                  as_json):
     """Run the Android app's verification mode on a phone over adb and compare with the Python runtime.
 
     Needs the app installed (android_demo/README.md) and the real adb client. Writes report.md,
@@ -64,7 +71,8 @@ def device_verify(serial, manifest, images, out, artefact, accelerator, threads,
     from ..device.android_verify import verify_on_device
 
     report = verify_on_device(manifest, images_dir=images, serial=serial, out_dir=out, artefact=artefact,
-                              accelerator=accelerator, threads=threads, warmup=warmup, repeats=repeats, timeout=timeout)
+                              accelerator=accelerator, threads=threads, warmup=warmup, repeats=repeats, timeout=timeout,
+                              sequence_dir=sequence)
     print_report_and_exit(report, as_json)
 
 

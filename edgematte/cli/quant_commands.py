@@ -27,8 +27,9 @@ def quant():
 )
 @click.option(
     "--sequence", is_flag=True,
-    help="The images below --data are the frames of one clip, in path order: a recurrent model's states pass "
-         "from frame to frame, and the temporal figures dtSSD and MESSDdt are added (a video always is a clip).",
+    help="The images in --data are the frames of one clip, ordered by the number in their file names (no gaps, "
+         "one size): a recurrent model's states pass from frame to frame, and the temporal figures dtSSD and "
+         "MESSDdt are added (a video always is a clip).",
 )
 @threads_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")

@@ -81,18 +81,25 @@ def _zoo_boundary_share(manifest) -> float:
     "--images", type=click.Path(exists=True), default=None,
     help="Photos to check on (default: the bundled samples).",
 )
+@click.option(
+    "--sequence", type=click.Path(exists=True), default=None,
+    help="Instead of photos, one clip: a video file, or a folder of frames ordered by the number in their file "
+         "names (no gaps, one size). Run in order, a recurrent model's states carried; adds dtSSD and MESSDdt.",
+)
 @threads_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the verification report as JSON.")
-def verify(manifest, images, threads, as_json):
+def verify(manifest, images, sequence, threads, as_json):
     """Run every artefact this host can run through its profile and compare it with the reference.
 
-    Exits 1 if any artefact is beyond its threshold (its manifest parity bound, or its INT8 budget).
+    Exits 1 if any artefact is beyond its threshold (its manifest parity bound, or its INT8 budget), on any
+    photo or, with --sequence, on any frame of the clip.
     """
     from ..core.manifest import Manifest
     from ..runtime.verify import verify_manifest
 
     read = Manifest.read(manifest)
-    report = verify_manifest(read, images_dir=images, threads=threads, default_boundary_share=_zoo_boundary_share(read))
+    report = verify_manifest(read, images_dir=images, threads=threads, default_boundary_share=_zoo_boundary_share(read),
+                             sequence=sequence)
     print_report_and_exit(report, as_json)
 
 

@@ -8,10 +8,12 @@ mode"). The host side, step by step:
 2. select the device (:mod:`edgematte.device.adb`: no device, unknown serial, unauthorized... are one
    line each) and check the app is installed;
 3. convert the photos to what the activity reads exactly, RGB uint8 H x W x 3 ``.npy`` (no decoder on
-   either side), named ``NNN_<name>`` so they stay unique and ordered;
+   either side), named ``NNN_<name>`` (``NNN`` their position, zero-padded) so they stay unique and ordered;
+   with ``--sequence`` the photos are one clip's numbered frames
+   (:func:`edgematte.runtime.verify.load_sequence_frames`: by the number in the file name, no gap, one size);
 4. clear ``verify/`` under the app's storage, push ``manifest.json`` + the artefact and the images,
    start the activity with ``am start -W`` and the extras (input, output, models, model,
-   accelerator, threads, warmup, repeats, profile), poll for ``DONE`` / ``FAILED`` until ``timeout``;
+   accelerator, threads, warmup, repeats, profile, sequence), poll for ``DONE`` / ``FAILED`` until ``timeout``;
 5. pull the output folder (golden-vector format, read by
    :func:`edgematte.runtime.vectors.read_golden_vectors`) and remove ``verify/`` from the device;
 6. run the Python runtime through the same profile and compare, per image, with the code of
@@ -21,7 +23,9 @@ mode"). The host side, step by step:
    bound, or its int8 budget); the device's ``pre_tensor_<layout>`` against the Python profile's
    (the Java core must reproduce it within :data:`PRE_TENSOR_TOLERANCE`); and, when the artefact
    runs on this host, the device's alpha against the same artefact run here (for information: ARM
-   against x86 kernels);
+   against x86 kernels). Photos are each a recurrent model's first frame on both sides; a sequence is run as one
+   clip on both sides (reset once, states carried: the app's ``Verification`` and
+   :func:`edgematte.runtime.verify.matte_sequence`), and every frame is compared;
 7. write ``report.json`` and ``report.md`` (with the device's per-stage latencies from its
    ``timings_ms``) and the pulled output (``device-output/``) into the report folder, atomically.
 """
@@ -72,8 +76,10 @@ def device_artefact(manifest: Manifest, artefact: Optional[str] = None) -> Artef
 
 
 def device_image_names(names: List[str]) -> Dict[str, str]:
-    """``{device name: image name}``: ``NNN_<name with every unsafe character as _>`` (unique, sorted as given)."""
-    return {f"{index:03d}_{re.sub(r'[^A-Za-z0-9_-]+', '_', str(Path(name).with_suffix('')))}": name
+    """``{device name: image name}``: ``NNN_<name with every unsafe character as _>``, ``NNN`` the position from 0
+    zero-padded to one width (at least 3) so that name order on the device is the order given (unique)."""
+    width = max(3, len(str(len(names) - 1)))
+    return {f"{index:0{width}d}_{re.sub(r'[^A-Za-z0-9_-]+', '_', str(Path(name).with_suffix('')))}": name
             for index, name in enumerate(names)}
 
 
@@ -138,7 +144,8 @@ class DeviceVerifyReport:
 
     def summary_lines(self) -> List[str]:
         p = self.pooled
-        lines = [f"{self.artefact} on {self.serial} ({self.device.get('model', '?')}), {len(self.images)} images, "
+        what = "frames of one clip" if self.settings.get("sequence") else "images"
+        lines = [f"{self.artefact} on {self.serial} ({self.device.get('model', '?')}), {len(self.images)} {what}, "
                  f"against {self.reference['description']}",
                  f"  max abs {p['max_abs']:.2e}  mean abs {p['mean_abs']:.2e}  SAD {p['sad_mean']:.3g}  "
                  f"(limit: {self.threshold_source})" if p else "  no figures"]
@@ -157,7 +164,8 @@ class DeviceVerifyReport:
                  f"- device: {json.dumps(self.device, sort_keys=True)}",
                  f"- manifest: {self.manifest}; artefact {self.artefact} ({self.precision}), profile {s['profile']}, "
                  f"accelerator {s['accelerator']}, threads {s['threads']}, warmup {s['warmup']}, "
-                 f"repeats {s['repeats']}",
+                 f"repeats {s['repeats']}"
+                 + ("; the images are one clip's frames, in order, states carried" if s.get("sequence") else ""),
                  f"- reference: {self.reference['description']}",
                  f"- limit: {self.threshold_source}; model input (Java vs Python) within {PRE_TENSOR_TOLERANCE:g}", "",
                  "## Alpha: device against the reference", "",
@@ -190,11 +198,11 @@ class DeviceVerifyReport:
 
 
 def activity_extras(entry: Artefact, profile: str, accelerator: str, threads: int, warmup: int,
-                    repeats: int) -> dict:
+                    repeats: int, sequence: bool = False) -> dict:
     """The ``am start`` extras of ``VerificationActivity`` for one run (in the README's order)."""
     return {"input": f"{VERIFY_DIR}/in", "output": f"{VERIFY_DIR}/out", "models": f"{VERIFY_DIR}/models",
             "model": entry.path, "accelerator": accelerator, "threads": int(threads), "warmup": int(warmup),
-            "repeats": int(repeats), "profile": profile}
+            "repeats": int(repeats), "profile": profile, "sequence": bool(sequence)}
 
 
 def marker_script(out_dir: str) -> str:
@@ -279,15 +287,24 @@ def zoo_share(manifest: Manifest) -> float:
 
 
 def compare_device_output(manifest: Manifest, entry: Artefact, images: Dict[str, np.ndarray],
-                          names: Dict[str, str], device_dir: Path, profile: str, threads: Optional[int]):
-    """Per-image results, pooled figures, threshold and failures for a pulled device output folder.
+                          names: Dict[str, str], device_dir: Path, profile: str, threads: Optional[int],
+                          sequence: bool = False):
+    """Per-image results, pooled figures, threshold and failures for a pulled device output folder. ``sequence``:
+    the images are one clip's frames, in order; the host runs carry the states as the device did.
 
     Returns ``(results, pooled, reference, threshold, threshold_source, failures, index)``.
     """
     from ..runtime.matter import Matter
     from ..runtime.profiles import profile_for_model
     from ..runtime.vectors import read_golden_vectors
-    from ..runtime.verify import Reference, boundary_pixel_share, compare_alpha, threshold_for
+    from ..runtime.verify import (
+        Reference,
+        boundary_pixel_share,
+        compare_alpha,
+        matte_one,
+        matte_sequence,
+        threshold_for,
+    )
 
     vectors = read_golden_vectors(device_dir)
     cases = {case["image"]: case for case in vectors.cases}
@@ -295,15 +312,18 @@ def compare_device_output(manifest: Manifest, entry: Artefact, images: Dict[str,
     if missing:
         raise EdgematteError(f"{device_dir}: the device wrote no result for {', '.join(missing[:3])}"
                              f"{' ...' if len(missing) > 3 else ''}")
-    reference = Reference(manifest, images, threads)
+    reference = Reference(manifest, images, threads, sequence=sequence)
     threshold, source = threshold_for(entry, None, reference.slack, boundary_pixel_share(manifest, zoo_share(manifest)))
     reference_alphas = dict(zip(images, reference.alphas(profile)))
     python_profile = profile_for_model(profile, manifest.model.transforms)
     layout = entry.layout or "nchw"
-    host_matter = None
+    host_alphas = None
     if entry.runs_on_host:
         try:
-            host_matter = Matter.from_manifest(manifest.dir, artefact=entry.path, threads=threads, profile=profile)
+            host = Matter.from_manifest(manifest.dir, artefact=entry.path, threads=threads, profile=profile)
+            # As the device ran them: one clip with its states carried, or each photo a first frame.
+            host_alphas = dict(zip(images, matte_sequence(host, images.values()) if sequence
+                                   else [matte_one(host, rgb) for rgb in images.values()]))
         except EdgematteError as error:  # only the informational ARM-vs-x86 column is lost
             console.warn(f"{entry.path} does not run on this host, so it is compared with the reference only: "
                          f"{error}")
@@ -319,8 +339,8 @@ def compare_device_output(manifest: Manifest, entry: Artefact, images: Dict[str,
                                  "(different profile or app version?)")
         comparison = compare_alpha(name, alpha, reference_alphas[name])
         vs_host = None
-        if host_matter is not None:
-            host = compare_alpha(name, alpha, host_matter(images[name]))
+        if host_alphas is not None:
+            host = compare_alpha(name, alpha, host_alphas[name])
             vs_host = {"max_abs": host.max_abs, "mean_abs": host.mean_abs, "sad": host.sad}
         pre_difference = float(np.abs(device_tensor.astype(np.float64) - tensor.astype(np.float64)).max())
         if pre_difference > PRE_TENSOR_TOLERANCE:
@@ -363,41 +383,49 @@ def write_device_report(report: DeviceVerifyReport, report_dir: Path, device_out
 def verify_on_device(manifest_path, images_dir=None, serial: Optional[str] = None, out_dir=None,
                      artefact: Optional[str] = None, accelerator: str = "cpu", threads: int = 4, warmup: int = 1,
                      repeats: int = 3, timeout: float = DEFAULT_TIMEOUT_S, adb: Optional[Adb] = None,
-                     poll_interval: float = 1.0) -> DeviceVerifyReport:
+                     poll_interval: float = 1.0, sequence_dir=None) -> DeviceVerifyReport:
     """Run the app's verification mode on a phone and compare it with the Python runtime (module doc).
 
     ``manifest_path``: ``OUT/manifest.json`` or ``OUT``. ``images_dir``: a folder (recursive) or one
-    image; default the bundled parity photos. ``serial``: the device (default: the only attached
+    image; default the bundled parity photos. ``sequence_dir`` instead: a folder of one clip's numbered frames
+    (:func:`edgematte.runtime.verify.load_sequence_frames`), run in order with a recurrent model's states carried
+    from frame to frame on the device and on this host. ``serial``: the device (default: the only attached
     one). ``out_dir``: the report folder (default ``OUT/device-verify/SERIAL-ARTEFACT``).
     ``threads`` goes to the app and to this host's runs. ``timeout``: seconds to wait for the DONE
     marker. Raises :class:`EdgematteError` (one line) for every problem before a comparison exists;
     figures beyond the thresholds are in the report (``exit_code`` 1), which is written either way.
     """
-    from ..runtime.verify import load_verify_images
+    from ..runtime.verify import load_sequence_frames, load_verify_images
 
     if accelerator not in ("cpu", "gpu"):
         raise EdgematteError(f"--accelerator {accelerator}: expected cpu or gpu")
+    if images_dir is not None and sequence_dir is not None:
+        raise EdgematteError(f"--images {images_dir} and --sequence {sequence_dir}: give photos or one clip's "
+                             "frames, not both")
+    sequence = sequence_dir is not None
     manifest = read_manifest(manifest_path)
     entry = device_artefact(manifest, artefact)
     profile = entry.profile or "android"
+    # The frames are checked (numbering, sizes) before any device is needed.
+    images, skipped = (load_sequence_frames(sequence_dir), []) if sequence else load_verify_images(images_dir)
     device = (adb or Adb()).device(serial)
     if not device.package_installed(PACKAGE):
         raise EdgematteError(f"{device.serial}: the app {PACKAGE} is not installed (build android_demo and run "
                              "'./gradlew :app:installDebug', see android_demo/README.md)")
-    images, skipped = load_verify_images(images_dir)
-    extras = activity_extras(entry, profile, accelerator, threads, warmup, repeats)
+    extras = activity_extras(entry, profile, accelerator, threads, warmup, repeats, sequence)
     report_dir = Path(out_dir) if out_dir else default_report_dir(manifest, device.serial, entry)
     with tempfile.TemporaryDirectory(prefix="edgematte-device-out-") as work:
         device_output = Path(work) / "out"
         names = run_on_device(device, manifest, entry, images, extras, device_output, timeout, poll_interval)
-        console.info(f"comparing {len(names)} device results with the Python runtime ({profile} profile)")
+        console.info(f"comparing {len(names)} device results with the Python runtime ({profile} profile"
+                     f"{', one clip' if sequence else ''})")
         results, pooled, reference, threshold, source, failures, index = compare_device_output(
-            manifest, entry, images, names, device_output, profile, threads)
+            manifest, entry, images, names, device_output, profile, threads, sequence)
         report = DeviceVerifyReport(
             serial=device.serial, manifest=str(Path(manifest.dir) / MANIFEST_NAME), artefact=entry.path,
             precision=entry.precision, device=device_facts(device, index.get("device", {})),
             settings={"profile": profile, "accelerator": accelerator, "threads": threads, "warmup": warmup,
-                      "repeats": repeats, "app_model": index.get("model", {})},
+                      "repeats": repeats, "sequence": sequence, "app_model": index.get("model", {})},
             reference=reference.as_dict(), threshold=asdict(threshold), threshold_source=source, images=results,
             skipped_images=skipped, pooled=pooled, failures=failures)
         report.report_dir = str(write_device_report(report, report_dir, device_output))

@@ -8,9 +8,8 @@ warning labelled ``evaluation:`` (the reader is calibration's, :func:`.calibrati
 A clip (a video, or a folder of frames taken as one) adds dtSSD and MESSDdt (:mod:`edgematte.core.temporal_metrics`).
 """
 
-import collections
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -20,7 +19,8 @@ from ..core.metrics import alpha_from_uint8, matting_numerics
 from ..core.temporal_metrics import TemporalAccumulator
 from ..runtime.imageio import read_image_and_alpha, shown_name
 from ..runtime.matter import Matter, select_artefact
-from ..runtime.video import check_complete, open_video, read_frames
+from ..runtime.verify import load_sequence_frames
+from ..runtime.video import video_frames
 from .calibration import load_calibration_images
 
 
@@ -48,7 +48,8 @@ def evaluate_artefact(manifest_path, artefact: Optional[str], data, gt_dir=None,
     """Numerics of ``artefact`` against fp32 and, with ``gt_dir``, ground truth.
 
     ``data``: a folder of images, each matted on its own (a recurrent model from zero states); with
-    ``sequence`` the frames of one clip in path order, or a video file (always one clip). A clip runs from
+    ``sequence`` the frames of one clip, files in one folder ordered by the number in their names
+    (:func:`~edgematte.runtime.verify.load_sequence_frames`), or a video file (always one clip). A clip runs from
     zero states with each frame's states fed to the next (artefact and reference alike) and adds the temporal
     figures (:mod:`edgematte.core.temporal_metrics`): ``temporal_vs_fp32`` (and ``temporal_vs_ground_truth``).
     A video that decodes fewer frames than it declares is an error, never a shorter evaluation."""
@@ -61,8 +62,11 @@ def evaluate_artefact(manifest_path, artefact: Optional[str], data, gt_dir=None,
         if gt_dir is not None:
             raise EdgematteError(f"{shown_name(data)}: --gt takes the ground truth of a folder of frames; give the "
                                  "video's frames as a folder of images with --sequence")
-        frames, names, skipped = _video_frames(data), None, []
+        frames, names, skipped = video_frames(data), None, []
         sequence = True
+    elif sequence:  # one clip's frames, by the number in their names, as verify and device verify take them
+        clip = load_sequence_frames(data)
+        frames, names, skipped = list(clip.values()), list(clip), []
     else:
         images, report = load_calibration_images(data, minimum=1, purpose="evaluation", option="--data")
         frames, names, skipped = images, report.used, report.as_dict()["skipped"]
@@ -108,14 +112,3 @@ def evaluate_artefact(manifest_path, artefact: Optional[str], data, gt_dir=None,
 
 def _truths(gt_dir: Path, names) -> list:
     return [_ground_truth(gt_dir, name) for name in names]
-
-
-def _video_frames(path: Path) -> Iterator[np.ndarray]:
-    """The RGB frames of a video, checked complete once read (a truncated file is an error naming it)."""
-    capture, info = open_video(path)
-    said = collections.deque(maxlen=50)
-    read = 0
-    for frame in read_frames(capture, said):
-        read += 1
-        yield frame
-    check_complete(path, read, info.frame_count, said)

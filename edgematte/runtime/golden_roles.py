@@ -1,6 +1,7 @@
 """Golden vectors for models with several inputs (part of :func:`edgematte.runtime.vectors.write_golden_vectors`):
-trimaps through each profile's geometry, and recurrent state carried through :class:`~.model_io.FeedPlan`.
-The Java core (``Trimap``, ``FeedPlan``) must reproduce every array bit for bit."""
+trimaps through each profile's geometry, recurrent state carried through :class:`~.model_io.FeedPlan`, and a
+short clip through a whole :class:`~.matter.Matter` (profile, recurrent stand-in, states fed back). The Java core
+(``Trimap``, ``FeedPlan``, ``MattingPipeline``) must reproduce every array: integers exactly, floats within 1e-6."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -8,9 +9,12 @@ from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 
+from edgematte.core.samples import sample_photo
+from edgematte.runtime.backends.base import TensorSpec
 from edgematte.runtime.golden_cases import CaseWriter, ProfileCase, soft_alpha
+from edgematte.runtime.matter import Matter
 from edgematte.runtime.model_io import FeedPlan, layout_to_onnx, onnx_to_layout, run_case
-from edgematte.runtime.profiles import HW
+from edgematte.runtime.profiles import HW, reads_transforms
 from edgematte.runtime.trimap import LEVELS, synthetic_trimap, trimap_tensor
 
 SYNTHETIC_TRIMAP_HW: Tuple[HW, ...] = ((96, 128), (33, 20), (7, 5), (1, 1))
@@ -160,3 +164,90 @@ def write_recurrent(root: Path) -> dict:
                       "arrays": writer.arrays})
     return {"function": "edgematte.runtime.golden_roles.recurrent_stand_in", "inputs": RECURRENT_INPUTS,
             "outputs": RECURRENT_OUTPUTS, "cases": cases}
+
+
+# A clip through the whole pipeline: each fixed-step profile (and its normalization variants) in front of the
+# recurrent stand-in, as artefacts laid out channels-first and channels-last (onnx2tf-like, see above).
+SEQUENCE_MODEL_HW: HW = (8, 12)  # the stand-in's image size: the profiles letterbox every frame into it
+SEQUENCE_ARTEFACTS = ("nchw", "nhwc")
+
+
+def sequence_frames(count: int = RECURRENT_STEPS) -> List[np.ndarray]:
+    """``count`` RGB uint8 frames of 30 x 41 x 3: crops of skimage's astronaut panning 2 rows and 5 columns a frame
+    (letterboxed into 8 x 12 they fill 8 x 11: the last column is padding). Bright enough that the default
+    android profile's alpha is mostly inside (0, 1), with some clamped to 0."""
+    photo = sample_photo("astronaut")
+    return [np.ascontiguousarray(photo[100 + 2 * k:130 + 2 * k, 150 + 5 * k:191 + 5 * k]) for k in range(count)]
+
+
+class _StandInBackend:
+    """The recurrent stand-in behind the Backend interface :class:`~.matter.Matter` drives: tensors named, ordered
+    and laid out as ``plan`` says (float32, no quantization); every call's feeds and outputs are kept in
+    ``calls``."""
+
+    name = "stand-in"
+
+    def __init__(self, plan: FeedPlan, key: str):
+        self.path = f"recurrent stand-in ({key})"
+        self.run_feeds_of_plan = _recurrent_runner(plan)
+        self.inputs = [TensorSpec(r["name"], _laid_out(r["shape"], plan.input_layout(i)), "float32")
+                       for i, r in enumerate(plan.inputs)]
+        self.outputs = [TensorSpec(r["name"], (), "float32") for r in plan.outputs]
+        self.calls: List[Tuple[List[np.ndarray], List[np.ndarray]]] = []
+
+    def run_feeds(self, feeds: List[np.ndarray]) -> List[np.ndarray]:
+        outputs = self.run_feeds_of_plan(feeds)
+        self.calls.append((feeds, outputs))
+        return outputs
+
+
+def _laid_out(shape: Sequence[int], layout: str) -> Tuple[int, ...]:
+    """An NCHW shape in ``layout``."""
+    return tuple(onnx_to_layout(np.empty(shape, np.float32), layout).shape)
+
+
+def sequence_matter(chosen: ProfileCase, key: str) -> Tuple[Matter, "_StandInBackend"]:
+    """A Matter running ``chosen``'s profile in front of the stand-in laid out as ``RECURRENT_ARTEFACTS[key]``."""
+    artefact = RECURRENT_ARTEFACTS[key]
+    plan = FeedPlan.of(RECURRENT_INPUTS, RECURRENT_OUTPUTS, artefact["inputs"], artefact["outputs"],
+                       artefact["layout"], f"sequence/{key}", artefact["input_layouts"], artefact["output_layouts"])
+    backend = _StandInBackend(plan, key)
+    image = next(i for i, r in enumerate(plan.inputs) if r["role"] == "image")
+    return Matter(backend, chosen.profile, layout=plan.input_layout(image), input_hw=SEQUENCE_MODEL_HW,
+                  plan=plan), backend
+
+
+def write_sequences(root: Path, chosen: Sequence[ProfileCase]) -> dict:
+    """The frames of :func:`sequence_frames` as one clip (``Matter.reset()`` once, then one call per frame) for
+    each fixed-step profile case x ``SEQUENCE_ARTEFACTS``. Per frame ``k``: ``frame<k>_rgb`` (uint8 H x W x 3),
+    ``frame<k>_feed<i>`` (float32, the artefact's i-th input: the profile's tensor or a state),
+    ``frame<k>_output<j>`` (float32, its j-th output), ``frame<k>_alpha`` (float32 H x W in [0, 1]: the
+    profile's postprocess of the alpha output) and ``frame<k>_alpha8`` (uint8 H x W)."""
+    frames = sequence_frames()
+    cases = []
+    for chosen_case in (c for c in chosen if not reads_transforms(c.profile.name)):
+        for key in SEQUENCE_ARTEFACTS:
+            matter, backend = sequence_matter(chosen_case, key)
+            case_id = f"sequence/{chosen_case.key}/{key}"
+            writer = CaseWriter(root, case_id)
+            matter.reset()  # the clip's first frame starts from zero states; the others get the previous outputs
+            for k, rgb in enumerate(frames):
+                alpha = matter(rgb)
+                feeds, outputs = backend.calls[-1]
+                writer.add(f"frame{k}_rgb", rgb)
+                for i, array in enumerate(feeds):
+                    writer.add(f"frame{k}_feed{i}", array)
+                for j, array in enumerate(outputs):
+                    writer.add(f"frame{k}_output{j}", array)
+                writer.add(f"frame{k}_alpha", alpha)
+                writer.add(f"frame{k}_alpha8", matter.profile.alpha_to_uint8(alpha))
+            artefact = RECURRENT_ARTEFACTS[key]
+            cases.append({"id": case_id, "profile": chosen_case.profile.name, "artefact": key,
+                          "inputs": artefact["inputs"], "outputs": artefact["outputs"], "layout": artefact["layout"],
+                          "input_layouts": artefact["input_layouts"], "output_layouts": artefact["output_layouts"],
+                          "image_layout": matter.layout, "frames": len(frames),
+                          "original_hw": list(frames[0].shape[:2]), "model_hw": list(SEQUENCE_MODEL_HW),
+                          "arrays": writer.arrays, **chosen_case.facts()})
+    return {"function": "edgematte.runtime.golden_roles.recurrent_stand_in", "inputs": RECURRENT_INPUTS,
+            "outputs": RECURRENT_OUTPUTS, "source": "skimage.data.astronaut() crops [100+2k:130+2k, 150+5k:191+5k]",
+            "cases": cases}

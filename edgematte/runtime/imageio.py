@@ -356,3 +356,40 @@ def files_below(folder) -> List[Path]:
         dirs.sort()
         found.extend(Path(root) / name for name in sorted(files))
     return found
+
+
+def numbered_frames(folder) -> List[Tuple[int, Path]]:
+    """The frames of a clip: ``[(number, path)]`` of the files directly in ``folder``, sorted by the number in
+    each file name (its last run of digits: ``frame_2.png`` before ``frame_10.png``; the extension does not count).
+
+    Hidden files (``.DS_Store``...) and sub-folders are passed over. One-line :class:`EdgematteError` naming the
+    folder or file for: no such folder, a file given, no frames, a name without a number, one number twice, a
+    gap in the numbering (the clip would skip frames). The numbering may start anywhere.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        raise EdgematteError(shown_name(f"{folder}: no such folder of frames"))
+    if not folder.is_dir():
+        raise EdgematteError(shown_name(f"{folder}: not a folder (a clip's frames are numbered files in one folder)"))
+    numbered = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.is_dir():
+            continue
+        digits = re.findall(r"\d+", path.name[:-len(path.suffix)] if path.suffix else path.name)
+        if not digits:
+            raise EdgematteError(shown_name(f"{path}: no frame number in the file name (name frames like "
+                                            "frame_0001.png)"))
+        number = int(digits[-1])
+        if number in numbered:
+            raise EdgematteError(shown_name(f"{folder}: frame {number} twice: {numbered[number].name} and "
+                                            f"{path.name}"))
+        numbered[number] = path
+    if not numbered:
+        raise EdgematteError(shown_name(f"{folder}: no frames (files named by their frame number, e.g. "
+                                        "frame_0001.png)"))
+    numbers = sorted(numbered)
+    missing = next((n + 1 for n, following in zip(numbers, numbers[1:]) if following != n + 1), None)
+    if missing is not None:
+        raise EdgematteError(shown_name(f"{folder}: frame {missing} is missing (frames {numbers[0]} to "
+                                        f"{numbers[-1]}, {len(numbers)} files)"))
+    return [(n, numbered[n]) for n in numbers]

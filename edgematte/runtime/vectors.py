@@ -54,6 +54,12 @@ their own so the cases above stay as they were:
   renamed and reordered NHWC with one output left channels-first, matched by position). Per step ``k``:
   ``step<k>_src`` (the NCHW image), ``step<k>_feed<i>`` (what the artefact's i-th input was fed, its layout) and
   ``step<k>_output<j>`` (its j-th output); ``fed`` / ``fetched`` name the roles matched to the artefact's tensors.
+- ``index["sequences"]["cases"]`` (:func:`edgematte.runtime.golden_roles.write_sequences`): a clip of
+  ``RECURRENT_STEPS`` RGB uint8 frames (30x41, a pan over a photo) through a whole ``Matter``: each fixed-step
+  profile case (variants included: ``unit`` is RVM's mean 0 / std 1) in front of the recurrent stand-in at
+  ``SEQUENCE_MODEL_HW`` (8x12), laid out as the ``nchw`` and ``nhwc`` artefacts, reset once and the states fed
+  back. Case ids ``sequence/<profile key>/<artefact>``; per frame ``k``: ``frame<k>_rgb``, ``frame<k>_feed<i>``,
+  ``frame<k>_output<j>``, ``frame<k>_alpha`` (float32 H x W in [0, 1]) and ``frame<k>_alpha8`` (uint8).
 
 Run ``python -m edgematte.runtime.vectors OUT [--model PATH] [--profile NAME ...] [--no-variants]`` (the
 fixed-step profiles only: the runtime holds no model's deploy.yaml transforms), or ``edgematte runtime
@@ -78,7 +84,7 @@ from edgematte.core.samples import sample_photo  # scikit-image is imported only
 from edgematte.runtime.backends.base import Backend, TensorSpec
 from edgematte.runtime.backends.litert import dequantize, quantize
 from edgematte.runtime.golden_cases import CaseWriter, ProfileCase, soft_alpha
-from edgematte.runtime.golden_roles import write_recurrent, write_trimaps
+from edgematte.runtime.golden_roles import write_recurrent, write_sequences, write_trimaps
 from edgematte.runtime.profiles import HW, blurred_background, profile_for_model, reads_transforms
 
 SCHEMA = "edgematte.golden/1"
@@ -378,6 +384,7 @@ def write_golden_vectors(out_dir, profiles: Sequence[str] = DEFAULT_PROFILES, mo
             "cases": [_write_case(tmp, c, image, resolved, quant, background) for c in chosen for image in images],
             "trimaps": write_trimaps(tmp, chosen, resolved.input_hw or DEFAULT_INPUT_HW),
             "recurrent": write_recurrent(tmp),
+            "sequences": write_sequences(tmp, chosen),
         }
         (tmp / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
     return out_dir / INDEX_NAME

@@ -38,7 +38,7 @@ so it never enlarges a difference of the model outputs the bound was measured on
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -46,12 +46,14 @@ from ..core import parity as parity_lib
 from ..core.errors import EdgematteError
 from ..core.fsutil import sha256_file
 from ..core.manifest import MANIFEST_NAME, Artefact, Manifest, this_platform
-from .imageio import files_below, read_image
+from ..core.temporal_metrics import temporal_numerics
+from .imageio import files_below, numbered_frames, read_image
 from .matter import Matter
 from .model_io import FeedPlan
 from .profiles import profile_for_model
 from .trimap import synthetic_trimap
 from .verify_decisions import RecordedDecisions, reference_run
+from .video import video_frames
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,7 @@ class ArtefactVerification:
     frac_over_bound: Optional[float] = None
     sad_mean: Optional[float] = None
     decisions: Optional[dict] = None  # the decision-aware figures (excused pixels...), when the rule applies
+    temporal: Optional[dict] = None  # a clip's dtSSD and MESSDdt against the reference (verify --sequence)
     seconds: float = 0.0
     images: List[ImageComparison] = field(default_factory=list)
 
@@ -134,6 +137,7 @@ class VerifyReport:
     images: List[str] = field(default_factory=list)
     skipped_images: List[Tuple[str, str]] = field(default_factory=list)
     artefacts: List[ArtefactVerification] = field(default_factory=list)
+    sequence: bool = False  # the images are one clip's frames, in order
 
     @property
     def verified(self) -> List[ArtefactVerification]:
@@ -149,7 +153,8 @@ class VerifyReport:
 
     def summary_lines(self) -> List[str]:
         """Human-readable lines: the reference, one line per artefact, the verdict."""
-        lines = [f"reference: {self.reference['description']} on {len(self.images)} images"]
+        what = "frames of one clip, states carried" if self.sequence else "images"
+        lines = [f"reference: {self.reference['description']} on {len(self.images)} {what}"]
         if self.reference.get("note"):
             lines.append(f"  note: {self.reference['note']}")
         for a in self.artefacts:
@@ -158,6 +163,8 @@ class VerifyReport:
                     if a.max_abs is not None else ""
                 if a.decisions:  # max abs is over every pixel, near-ties included; the verdict is on the rest
                     figures += f"  max abs off near-ties {a.decisions['max_abs_kept']:.2e}"
+                if a.temporal and a.temporal.get("dtssd") is not None:
+                    figures += f"  dtSSD {a.temporal['dtssd']:.2e}  MESSDdt {a.temporal['messddt']:.2e}"
                 limit = f"  (limit: {a.threshold_source})" if a.threshold_source else ""
                 lines.append(f"  {a.status.upper():<4} {a.path:<24} {figures}{limit}"
                              + (f"  -- {a.reason}" if a.reason else ""))
@@ -173,7 +180,7 @@ class VerifyReport:
 
     def as_dict(self) -> dict:
         return {"manifest": self.manifest, "passed": self.passed, "reference": dict(self.reference),
-                "images": list(self.images),
+                "images": list(self.images), "sequence": self.sequence,
                 "skipped_images": [{"image": n, "reason": r} for n, r in self.skipped_images],
                 "artefacts": [a.as_dict() for a in self.artefacts]}
 
@@ -210,18 +217,47 @@ def load_verify_images(images_dir=None) -> Tuple[Dict[str, np.ndarray], List[Tup
     return images, skipped
 
 
+def load_sequence_frames(folder) -> Dict[str, np.ndarray]:
+    """``{file name: RGB uint8 H x W x 3}`` of a clip's frames, in frame order (:func:`.imageio.numbered_frames`:
+    by the number in the file name, no gap, none twice). Every frame must read and have the first one's size;
+    otherwise a one-line :class:`EdgematteError` naming the file."""
+    frames = {}
+    for _, path in numbered_frames(folder):
+        rgb = read_image(path)
+        if frames:
+            first_name, first = next(iter(frames.items()))
+            if rgb.shape != first.shape:
+                raise EdgematteError(f"{path}: frame is {rgb.shape[1]}x{rgb.shape[0]}, the first frame {first_name} "
+                                     f"is {first.shape[1]}x{first.shape[0]} (a clip's frames share one size)")
+        frames[path.name] = rgb
+    return frames
+
+
+def load_clip(path) -> Dict[str, np.ndarray]:
+    """``{name: RGB uint8 H x W x 3}`` of one clip, in frame order: a folder of numbered frames
+    (:func:`load_sequence_frames`) or a video file (``frame_000000``... by decoding order; a truncated video is a
+    one-line error). Every frame is held in memory (720p: 2.7 MB a frame)."""
+    path = Path(path)
+    if path.is_dir():
+        return load_sequence_frames(path)
+    return {f"frame_{index:06d}": rgb for index, rgb in enumerate(video_frames(path))}
+
+
 # ----------------------------------------------------------------------------------------------
 # The reference
 # ----------------------------------------------------------------------------------------------
 
 
 class Reference:
-    """Reference alphas per profile name, computed once per image."""
+    """Reference alphas per profile name, computed once per image: each photo on its own (:func:`matte_one`), or
+    with ``sequence`` the images as one clip's frames in their order (:func:`matte_sequence`)."""
 
-    def __init__(self, manifest: Manifest, images: Dict[str, np.ndarray], threads: Optional[int]):
+    def __init__(self, manifest: Manifest, images: Dict[str, np.ndarray], threads: Optional[int],
+                 sequence: bool = False):
         self.manifest = manifest
         self.images = images
         self.threads = threads
+        self.sequence = sequence
         self.stand_in: Optional[Artefact] = None  # the artefact used as reference, if any
         self.slack = 0.0                      # its recorded error against the Paddle reference
         self._alphas: Dict[str, List[np.ndarray]] = {}
@@ -292,11 +328,14 @@ class Reference:
             try:
                 matter = self._open(profile)
                 if self.decisions is None:
-                    self._alphas[profile] = [matte_one(matter, rgb) for rgb in self.images.values()]
+                    self._alphas[profile] = (matte_sequence(matter, self.images.values()) if self.sequence else
+                                             [matte_one(matter, rgb) for rgb in self.images.values()])
                 else:
                     runs = []
+                    matter.reset()
                     for rgb in self.images.values():
-                        matter.reset()
+                        if not self.sequence:
+                            matter.reset()
                         runs.append(reference_run(matter, rgb, verification_trimap(matter, rgb), self.decisions))
                     self._alphas[profile] = [alpha for alpha, _ in runs]
                     self._excused[profile] = [excused for _, excused in runs]
@@ -332,6 +371,14 @@ def matte_one(matter: Matter, rgb: np.ndarray) -> np.ndarray:
     first frame (zero states), a model that takes a trimap the synthetic one at the photo's size."""
     matter.reset()
     return matter(rgb, trimap=verification_trimap(matter, rgb))
+
+
+def matte_sequence(matter: Matter, frames: Iterable[np.ndarray]) -> List[np.ndarray]:
+    """One clip's frames (RGB uint8 H x W x 3, in order) as verification runs them: ``matter.reset()`` once, then
+    each frame fed the states the previous one returned (a model that takes a trimap: the synthetic one per frame).
+    Returns each frame's float32 H x W alpha in [0, 1]."""
+    matter.reset()
+    return [matter(rgb, trimap=verification_trimap(matter, rgb)) for rgb in frames]
 
 
 def boundary_pixel_share(manifest: Manifest, default: float = 0.0) -> float:
@@ -398,9 +445,15 @@ def _verify_artefact(manifest: Manifest, entry: Artefact, reference: Reference, 
     references = reference.alphas(entry.profile or "android")
     alphas = []
     try:
-        for (name, rgb), ref_alpha in zip(images.items(), references):
-            alphas.append(matte_one(matter, rgb))
-            result.images.append(compare_alpha(name, alphas[-1], ref_alpha))
+        if reference.sequence:
+            alphas = matte_sequence(matter, images.values())
+        for index, ((name, rgb), ref_alpha) in enumerate(zip(images.items(), references)):
+            if not reference.sequence:
+                alphas.append(matte_one(matter, rgb))
+            result.images.append(compare_alpha(name, alphas[index], ref_alpha))
+        if reference.sequence:
+            temporal = temporal_numerics(zip(alphas, references))
+            result.temporal = {k: temporal[k] for k in ("frame_pairs", "dtssd", "messddt")}
     except (EdgematteError, ValueError, RuntimeError) as error:
         result.status, result.reason = "fail", f"{path}: {error}"
         return result
@@ -442,7 +495,8 @@ def _decision_verdict(result: ArtefactVerification, rule: RecordedDecisions, alp
 
 
 def verify_manifest(manifest_path, images_dir=None, thresholds: Optional[Mapping[str, Threshold]] = None,
-                    threads: Optional[int] = None, default_boundary_share: float = 0.0) -> VerifyReport:
+                    threads: Optional[int] = None, default_boundary_share: float = 0.0,
+                    sequence=None) -> VerifyReport:
     """Verify every host-runnable artefact of a conversion against the reference.
 
     ``manifest_path``: ``OUT/manifest.json``, ``OUT`` or a read :class:`Manifest`. ``images_dir``: a folder
@@ -453,13 +507,22 @@ def verify_manifest(manifest_path, images_dir=None, thresholds: Optional[Mapping
     Returns a :class:`VerifyReport` (``exit_code`` 1 when any artefact failed or none could run;
     ``as_dict()`` for ``--json``). Raises :class:`EdgematteError` when the manifest, the images or
     every possible reference is unusable. ``default_boundary_share``: see :func:`boundary_pixel_share`.
+    ``sequence``: instead of photos, one clip (:func:`load_clip`: a folder of numbered frames or a video), run in
+    order with a recurrent model's states carried (reference and artefacts alike); each frame is held to the same
+    limits, and each artefact adds the clip's dtSSD and MESSDdt against the reference
+    (:mod:`edgematte.core.temporal_metrics`).
     """
     manifest = manifest_path if isinstance(manifest_path, Manifest) else Manifest.read(manifest_path)
-    images, skipped_images = load_verify_images(images_dir)
-    reference = Reference(manifest, images, threads)
+    if sequence is not None and images_dir is not None:
+        raise EdgematteError("give photos (--images) or one clip (--sequence), not both")
+    if sequence is not None:
+        images, skipped_images = load_clip(sequence), []
+    else:
+        images, skipped_images = load_verify_images(images_dir)
+    reference = Reference(manifest, images, threads, sequence=sequence is not None)
     share = boundary_pixel_share(manifest, default_boundary_share)
     report = VerifyReport(manifest=str(manifest.dir / MANIFEST_NAME), reference=reference.as_dict(),
-                          images=list(images), skipped_images=skipped_images)
+                          images=list(images), skipped_images=skipped_images, sequence=sequence is not None)
     for entry in manifest.artefacts:
         report.artefacts.append(_verify_artefact(manifest, entry, reference, images, thresholds, threads, share))
     return report

@@ -301,6 +301,18 @@ def _audio_muxer(video_file: Path, audio_from: Path):
     return exit_
 
 
+def video_frames(path) -> Iterator[np.ndarray]:
+    """The RGB uint8 H x W x 3 frames of the video ``path``, in order; once read to the end, checked complete
+    (:func:`check_complete`: a truncated file raises a one-line error naming it, never ends as a shorter clip)."""
+    capture, info = open_video(path)
+    said: collections.deque = collections.deque(maxlen=_KEPT_LINES)
+    read = 0
+    for frame in read_frames(capture, said):
+        read += 1
+        yield frame
+    check_complete(path, read, info.frame_count, said)
+
+
 class _VideoOutputs:
     """The writers of one video's outputs, each into a temporary sibling renamed into place on success."""
 

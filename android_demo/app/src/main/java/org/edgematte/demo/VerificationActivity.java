@@ -34,10 +34,13 @@ import org.edgematte.demo.engine.ModelRepository;
  *     --es input  /sdcard/Android/data/org.edgematte.demo/files/verify/in \
  *     --es output /sdcard/Android/data/org.edgematte.demo/files/verify/out \
  *     [--es models DIR] [--es model ARTEFACT] [--es accelerator cpu|gpu] [--ei threads 4] \
- *     [--es profile android] [--ei warmup 1] [--ei repeats 5]
+ *     [--es profile android] [--ei warmup 1] [--ei repeats 5] [--ez sequence true]
  * </pre>
  *
- * Every image of {@code input} (.npy uint8 HxWx3/HxWx4, or .png/.jpg/.webp) goes through the pipeline;
+ * Every image of {@code input} (.npy uint8 HxWx3/HxWx4, or .png/.jpg/.webp) goes through the pipeline: each a
+ * recurrent model's first frame, or with {@code sequence} true the frames of one clip in name order (named
+ * {@code NNN_...} from 000, as {@code edgematte device verify --sequence} pushes them), the model's states carried
+ * from frame to frame ({@link Verification});
  * {@code output} receives the golden-vector format (index.json, per image pre_tensor, model_output,
  * post_alpha, alpha8, composite_colour, timings_ms) and then {@code DONE}, or {@code FAILED} with the error.
  */
@@ -116,6 +119,7 @@ public class VerificationActivity extends Activity {
             Verification.Options options = new Verification.Options();
             options.warmup = intent.getIntExtra("warmup", options.warmup);
             options.repeats = intent.getIntExtra("repeats", options.repeats);
+            options.sequence = intent.getBooleanExtra("sequence", options.sequence);
 
             show("loading " + artefact.label() + " from " + source.origin());
             Map<String, Object> facts = new LinkedHashMap<>();
@@ -123,7 +127,7 @@ public class VerificationActivity extends Activity {
             facts.put("artefact", artefact.path);
             facts.put("models", source.origin());
             try (InferenceModel model = repository.open(source, artefact, accelerator, threads)) {
-                show("running " + artefact.label() + " on " + in);
+                show("running " + artefact.label() + " on " + in + (options.sequence ? " (one clip)" : ""));
                 Map<String, Object> summary = Verification.run(new BitmapImages.FolderSource(in),
                         MattingPipeline.forArtefact(profile, model, source.manifest, artefact), out, options, facts);
                 show("DONE\n" + Json.write(summary) + "\n" + out);

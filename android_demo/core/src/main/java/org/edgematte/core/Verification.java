@@ -18,6 +18,12 @@ import java.util.Map;
  * {@code post_alpha} (float32 H x W), {@code alpha8} (uint8 H x W) and {@code composite_colour} (uint8
  * H x W x 3 over {@link Options#background}); {@code timings_ms} holds decode, preprocess, quantize,
  * inference (median), inference_runs (every timed run), dequantize, postprocess, alpha8, composite.
+ *
+ * <p>Photos ({@link Options#sequence} false, the default) are each a recurrent model's first frame: the pipeline is
+ * reset before every one. A sequence is the frames of one clip, in name order (names start with the frame's index
+ * from 0, zero-padded: {@code 000_a}, {@code 001_b}, ... as {@code edgematte device verify --sequence} writes them):
+ * the pipeline is reset once, before the first, so a recurrent model's states pass from frame to frame as in
+ * Python's {@code Matter}; every frame must have the first one's size.
  */
 public final class Verification {
 
@@ -71,11 +77,13 @@ public final class Verification {
         }
     }
 
-    /** Repetitions and the background of the written composite. */
+    /** Repetitions, the background of the written composite, and whether the images are one clip's frames. */
     public static final class Options {
         public int warmup = 1;
         public int repeats = 3;
         public Background background = Background.colour(24, 160, 88);
+        /** The images are the frames of one clip, in name order: states carried, reset once (see the class doc). */
+        public boolean sequence = false;
     }
 
     /**
@@ -98,16 +106,31 @@ public final class Verification {
             settings.put("warmup", options.warmup);
             settings.put("repeats", options.repeats);
             settings.put("background", options.background.toString());
+            settings.put("sequence", options.sequence);
             writer.put("verification", settings);
             List<String> names = images.names();
             if (names.isEmpty()) {
                 throw new IOException("no images (.npy, .png, .jpg) in the input folder");
             }
+            if (options.sequence) {
+                checkSequenceNames(names);
+            }
+            pipeline.reset();
+            Size first = null;
             for (String name : names) {
                 LoadedImage image = images.load(name);
-                // As Python's verify.matte_one: every photo a recurrent model's first frame (zero states), the
+                if (options.sequence && first != null && !first.equals(image.size)) {
+                    throw new IOException(name + ": frame is " + image.size.width + "x" + image.size.height
+                            + " (width x height), the first frame " + names.get(0) + " is " + first.width + "x"
+                            + first.height + ": a sequence's frames share one size");
+                }
+                first = first == null ? image.size : first;
+                // As Python's verify.matte_one for photos: each a recurrent model's first frame (zero states); a
+                // sequence's frames as Python's verify.matte_sequence: reset once above, states carried. The
                 // synthetic trimap at the photo's size for a model that takes one.
-                pipeline.reset();
+                if (!options.sequence) {
+                    pipeline.reset();
+                }
                 NdArray trimap = pipeline.takesTrimap() ? Trimap.syntheticTrimapUint8(image.size) : null;
                 MattingPipeline.Result result = pipeline.process(image.argb, image.size, trimap, options.background,
                         options.warmup, options.repeats);
@@ -128,11 +151,32 @@ public final class Verification {
             Map<String, Object> summary = new LinkedHashMap<>();
             summary.put("cases", names.size());
             summary.put("images", names);
+            summary.put("sequence", options.sequence);
             writer.markDone(summary);
             return summary;
         } catch (Exception | OutOfMemoryError e) {
             GoldenWriter.markFailed(out, e.getClass().getSimpleName() + ": " + e.getMessage());
             throw e;
+        }
+    }
+
+    /**
+     * A sequence's frame names, sorted, must each start with their position from 0 (zero-padded to one width, or
+     * "10_" would sort before "2_"); otherwise an IOException naming the first frame out of place, so a clip is
+     * never run in another order than its numbering.
+     */
+    static void checkSequenceNames(List<String> names) throws IOException {
+        for (int i = 0; i < names.size(); i++) {
+            String name = names.get(i);
+            int digits = 0;
+            while (digits < name.length() && name.charAt(digits) >= '0' && name.charAt(digits) <= '9') {
+                digits++;
+            }
+            long number = digits == 0 || digits > 9 ? -1 : Long.parseLong(name.substring(0, digits));
+            if (number != i) {
+                throw new IOException(name + ": frame " + i + " of the sequence must be named by its index from 0, "
+                        + "zero-padded (000_a, 001_b, ... as 'edgematte device verify --sequence' writes them)");
+            }
         }
     }
 
