@@ -151,15 +151,13 @@ def convert(name: str, work: Path) -> Path:
 
 
 def artefacts(conversion: Path) -> List[dict]:
-    """The TFLite fp32 artefact and every INT8 TFLite one, with what the conversion measured of each."""
+    """The TFLite fp32 artefact and every INT8 TFLite one (full integer, int8 I/O, dynamic range)."""
     manifest = read_manifest(conversion)
     chosen = []
     for entry in manifest.artefacts:
-        if entry.format != "tflite" or entry.precision not in ("fp32", "int8", "dynamic_int8"):
+        if entry.format != "tflite" or entry.precision not in ("fp32", "int8", "dynamic"):
             continue
-        chosen.append({"path": entry.path, "precision": entry.precision,
-                       "quantization": (entry.extra.get("quantization") or {}).get("kind"),
-                       "mad_vs_fp32": getattr(entry.parity, "mad", None)})
+        chosen.append({"path": entry.path, "precision": entry.precision, "size_mb": entry.size_bytes / 1e6})
     return sorted(chosen, key=lambda a: (a["path"] != FP32, a["path"]))
 
 
