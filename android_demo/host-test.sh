@@ -165,15 +165,17 @@ else
     fi
 
     # 4c. App sources against android.jar + the core + signature stubs of Paddle Lite and LiteRT. CameraActivity
-    #     needs androidx/CameraX, which are not available here: Android Studio only.
+    #     and LiveMattingActivity need androidx/CameraX, which are not available here: Android Studio only.
     if [ "$RES_OK" -eq 1 ]; then
+        APP_CHECK="app sources compile against android.jar (all but CameraActivity and LiveMattingActivity;"
+        APP_CHECK="$APP_CHECK Paddle Lite/LiteRT via stubs)"
         if "${ANDROID_JAVAC[@]}" -d "$ANDROID_OUT/stubs" $(find "$HERE/host-check/stubs" -name '*.java') \
             && "${ANDROID_JAVAC[@]}" -d "$ANDROID_OUT/app" -cp "$ANDROID_OUT/core:$ANDROID_OUT/stubs" \
                 $(find "$HERE/app/src/main/java" "$HERE/app/src/paddlelite/java" "$ANDROID_OUT/gen" -name '*.java' \
-                  ! -name CameraActivity.java); then
-            check_passed "app sources compile against android.jar (all but CameraActivity; Paddle Lite/LiteRT via stubs)"
+                  ! -name CameraActivity.java ! -name LiveMattingActivity.java); then
+            check_passed "$APP_CHECK"
         else
-            check_failed "app sources compile against android.jar (all but CameraActivity; Paddle Lite/LiteRT via stubs)"
+            check_failed "$APP_CHECK"
         fi
         if "${ANDROID_JAVAC[@]}" -d "$ANDROID_OUT/app-nopaddle" -cp "$ANDROID_OUT/core:$ANDROID_OUT/stubs:$ANDROID_OUT/app" \
             "$HERE/app/src/nopaddlelite/java/org/edgematte/demo/engine/PaddleLiteSupport.java"; then

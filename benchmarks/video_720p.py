@@ -239,7 +239,8 @@ def main(argv=None) -> int:
     for name in args.models:
         conversion = convert(name, args.work)
         for artefact in artefacts(conversion):
-            row = {"model": name, "input": list(MODELS[name]), "artefact": artefact["path"], **artefact}
+            row = {"model": name, "input": list(read_manifest(conversion).model.input_hw), "artefact": artefact["path"],
+                   **artefact}
             print(f"{name} {artefact['path']}: speed...", flush=True)
             try:
                 row.update(speed(clip, conversion, artefact["path"], args.work / "out" / name))

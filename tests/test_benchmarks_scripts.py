@@ -79,3 +79,36 @@ def test_an_acceptance_run_of_some_models_keeps_the_other_rows_of_the_earlier_ru
     assert acceptance.merge_earlier(now, dict(earlier, size="288x480")) == now
     (tmp_path / "official_acceptance_512x512.json").write_text("{not json")
     assert acceptance.read_earlier(tmp_path, "512x512") is None
+
+
+def test_video_benchmark_clip_matches_its_true_alpha_and_reports_each_tflite_artefact(tiny_conversion, tmp_path):
+    """The 720p benchmark on a 0.2 s clip, the tiny conversion standing in for PP-MattingV2: the decoded frames are
+    the scene seen through the same camera as the true alphas, and each TFLite fp32/INT8 artefact gets a row."""
+    import json
+
+    import cv2
+    import numpy as np
+
+    from edgematte.runtime.video import video_frames
+
+    video = _benchmark_module("video_720p")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "ppmattingv2").symlink_to(tiny_conversion)  # an existing conversion is reused, never redone
+    assert video.main(["--work", str(work), "--models", "ppmattingv2", "--seconds", "0.2",
+                       "--results", str(tmp_path / "results")]) == 0
+    doc = json.loads((tmp_path / "results" / "video_720p.json").read_text())
+    assert doc["frames"] == 6 and [row["artefact"] for row in doc["rows"]] == ["model_fp32.tflite"]
+    row = doc["rows"][0]
+    assert row["frames"] == 6 and row["frames_per_second"] > 0 and "vs_fp32" not in row
+    assert 0 <= row["vs_truth"]["dtssd"] < 1 and 0 <= row["vs_truth"]["mad"] < 1
+    # The clip is the scene through video.camera, as the true alphas are (mp4v costs a few levels).
+    image, alpha = video.scene()
+    frames = list(video_frames(work / "clip_0.2s.mp4"))
+    for index in (0, 5):
+        expected = cv2.warpAffine(image, video.camera(index, 6), video.FRAME_WH, flags=cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_REPLICATE)
+        assert np.abs(frames[index].astype(int) - expected).mean() < 4, index
+    truths = list(video.true_alphas(alpha, 6))
+    assert truths[0].shape == (720, 1280) and np.abs(truths[5] - truths[0]).mean() > 1e-3  # the camera moves
+    assert "| ppmattingv2 | 256x320 | model_fp32.tflite |" in (tmp_path / "results" / "video_720p.md").read_text()

@@ -23,8 +23,8 @@ import com.google.common.util.concurrent.ListenableFuture;
 
 /**
  * CameraX preview and capture: the photo is written as a JPEG (with its EXIF orientation) into the app's
- * cache and its path returned in {@link CameraCapture#EXTRA_PATH}. The only class that needs androidx, so it is compiled
- * in Android Studio only (README.md).
+ * cache and its path returned in {@link CameraCapture#EXTRA_PATH}. With LiveMattingActivity the only classes that
+ * need androidx, so it is compiled in Android Studio only (README.md).
  */
 public class CameraActivity extends ComponentActivity {
 

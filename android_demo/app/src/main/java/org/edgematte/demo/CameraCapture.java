@@ -4,8 +4,8 @@ import android.content.Context;
 import android.content.Intent;
 
 /**
- * How the screens reach {@link CameraActivity}: by its manifest name, so that everything but CameraActivity
- * itself compiles without androidx (host-test.sh compile-checks the app against android.jar alone).
+ * How the screens reach {@link CameraActivity}: by its manifest name, so that everything but the CameraX
+ * activities compiles without androidx (host-test.sh compile-checks the app against android.jar alone).
  */
 final class CameraCapture {
 

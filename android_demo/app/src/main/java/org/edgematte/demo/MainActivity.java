@@ -30,11 +30,9 @@ import android.widget.TextView;
 import android.widget.Toast;
 
 import org.edgematte.core.Background;
-import org.edgematte.core.InferenceModel;
 import org.edgematte.core.Manifest;
 import org.edgematte.core.MattingPipeline;
 import org.edgematte.core.Pixels;
-import org.edgematte.core.Profiles;
 import org.edgematte.core.Size;
 import org.edgematte.demo.engine.Accelerator;
 import org.edgematte.demo.engine.BitmapImages;
@@ -72,7 +70,7 @@ public class MainActivity extends Activity {
     private ModelRepository.Source source;
     private final List<Manifest.Artefact> artefacts = new ArrayList<>();
     // Touched only on the worker thread.
-    private InferenceModel model;
+    private ModelRepository.Loaded loaded;
     private MattingPipeline pipeline;
     private String modelLabel = "";
     // Touched only on the UI thread.
@@ -111,6 +109,7 @@ public class MainActivity extends Activity {
         ((Button) findViewById(R.id.gallery_button)).setOnClickListener(v -> pickImage(REQUEST_PHOTO));
         ((Button) findViewById(R.id.camera_button)).setOnClickListener(
                 v -> startActivityForResult(CameraCapture.intent(this), REQUEST_CAMERA));
+        ((Button) findViewById(R.id.live_button)).setOnClickListener(v -> openLive());
         ((Button) findViewById(R.id.save_button)).setOnClickListener(v -> save(false));
         ((Button) findViewById(R.id.share_button)).setOnClickListener(v -> save(true));
         findModels();
@@ -187,21 +186,16 @@ public class MainActivity extends Activity {
             return;
         }
         final Manifest.Artefact artefact = artefacts.get(index);
-        final Accelerator accelerator = acceleratorSpinner.getSelectedItemPosition() == 1 ? Accelerator.GPU
-                : Accelerator.CPU;
+        final Accelerator accelerator = selectedAccelerator();
         final ModelRepository.Source from = source;
         timingsText.setText("loading " + artefact.label() + "…");
         worker.execute(() -> {
             closeModel();
             try {
-                long start = System.nanoTime();
-                model = repository.open(from, artefact, accelerator, THREADS);
-                String profile = Profiles.NAMES.contains(artefact.profile) ? artefact.profile : "android";
                 // Fed by the manifest's roles: a new model starts with its own (zero) states.
-                pipeline = MattingPipeline.forArtefact(Profiles.forManifest(from.manifest, profile), model,
-                        from.manifest, artefact);
-                modelLabel = String.format(Locale.ROOT, "%s\nprofile %s, %s, %d threads, loaded in %.0f ms",
-                        artefact.label(), profile, accelerator.key, THREADS, (System.nanoTime() - start) / 1e6);
+                loaded = repository.load(from, artefact, accelerator, THREADS);
+                pipeline = loaded.pipeline;
+                modelLabel = loaded.description;
                 runOnUiThread(() -> {
                     timingsText.setText(modelLabel);
                     process();
@@ -213,15 +207,32 @@ public class MainActivity extends Activity {
     }
 
     private void closeModel() {
-        if (model != null) {
+        if (loaded != null) {
             try {
-                model.close();
+                loaded.close();
             } catch (IOException ignored) {
                 // Nothing to recover: the model is being replaced.
             }
-            model = null;
+            loaded = null;
             pipeline = null;
         }
+    }
+
+    /**
+     * The live camera screen with the chosen model and accelerator. It loads its own copy: its pipeline carries
+     * a clip's states on the camera's analysis thread, which must not share a model with this screen's worker.
+     */
+    private void openLive() {
+        int index = modelSpinner.getSelectedItemPosition();
+        if (source == null || index < 0 || index >= artefacts.size()) {
+            toast(getString(R.string.choose_model_first));
+            return;
+        }
+        startActivity(LiveMatting.intent(this, artefacts.get(index).path, selectedAccelerator()));
+    }
+
+    private Accelerator selectedAccelerator() {
+        return acceleratorSpinner.getSelectedItemPosition() == 1 ? Accelerator.GPU : Accelerator.CPU;
     }
 
     // ---------------------------------------------------------------------------------------------

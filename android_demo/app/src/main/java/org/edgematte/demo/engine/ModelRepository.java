@@ -1,16 +1,20 @@
 package org.edgematte.demo.engine;
 
+import java.io.Closeable;
 import java.io.File;
 import java.io.FileNotFoundException;
 import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.util.Locale;
 
 import android.content.Context;
 
 import org.edgematte.core.InferenceModel;
 import org.edgematte.core.Manifest;
+import org.edgematte.core.MattingPipeline;
+import org.edgematte.core.Profiles;
 import org.edgematte.core.TextFiles;
 
 /**
@@ -125,6 +129,53 @@ public final class ModelRepository {
             return PaddleLiteSupport.open(file, artefact.input, artefact.output, threads);
         }
         throw new IOException(artefact.path + ": format " + artefact.format + " does not run on Android");
+    }
+
+    /**
+     * An artefact loaded for the interactive screens: the model and the one pipeline that feeds it by the
+     * manifest's roles (a recurrent model's states live in it). Confined to the thread that loaded it, as the
+     * model is not thread-safe; closing it closes the model.
+     */
+    public static final class Loaded implements Closeable {
+        public final Manifest.Artefact artefact;
+        public final InferenceModel model;
+        public final MattingPipeline pipeline;
+        /** The artefact's label, then "profile android, cpu, 4 threads, loaded in 120 ms". */
+        public final String description;
+
+        Loaded(Manifest.Artefact artefact, InferenceModel model, MattingPipeline pipeline, String description) {
+            this.artefact = artefact;
+            this.model = model;
+            this.pipeline = pipeline;
+            this.description = description;
+        }
+
+        @Override
+        public void close() throws IOException {
+            model.close();
+        }
+    }
+
+    /**
+     * {@link #open} plus the pipeline, as the photo screen and the live camera screen both need them: the
+     * artefact's own profile when the app knows it, else "android". A new pipeline starts from zero states.
+     */
+    public Loaded load(Source source, Manifest.Artefact artefact, Accelerator accelerator, int threads)
+            throws IOException {
+        long start = System.nanoTime();
+        InferenceModel model = open(source, artefact, accelerator, threads);
+        try {
+            String profile = Profiles.NAMES.contains(artefact.profile) ? artefact.profile : "android";
+            MattingPipeline pipeline = MattingPipeline.forArtefact(Profiles.forManifest(source.manifest, profile),
+                    model, source.manifest, artefact);
+            String description = String.format(Locale.ROOT, "%s\nprofile %s, %s, %d threads, loaded in %.0f ms",
+                    artefact.label(), profile, accelerator.key, threads, (System.nanoTime() - start) / 1e6);
+            return new Loaded(artefact, model, pipeline, description);
+        } catch (RuntimeException e) {
+            // A manifest the pipeline refuses (roles, integer I/O of a multi-input model): free the model.
+            model.close();
+            throw e;
+        }
     }
 
     public static boolean paddleLiteBundled() {
