@@ -257,6 +257,27 @@ def test_unknown_keep_float_names_fail_in_one_line(loose_build, tiny, tmp_path):
         check_kept_float(loose_build[0] / "model_int8.tflite", [], ["BATCH_MATMUL"])
 
 
+def test_a_refused_full_integer_model_still_gives_the_dynamic_range_one(tiny, tmp_path, monkeypatch):
+    """TensorFlow's quantizer refusing the calibrated model (as it does RVM at 720x1280) costs the full-integer
+    files only: the dynamic-range model needs no calibration and is written, its record saying why it is alone."""
+    from edgematte.quant import tflite_int8
+
+    refusal = "saved_model: int8 quantization failed: RuntimeError (log: q.log)"
+
+    def refused(self, *args, **kwargs):
+        raise EdgematteError(refusal)
+
+    monkeypatch.setattr(tflite_int8._JobRunner, "full_integer", refused)
+    (record,) = build_tflite_int8(tiny["saved_model"], tiny["calibration"], tmp_path / "out", evaluator(tiny),
+                                  budget_mad=None, work_dir=tmp_path / "work")
+    assert record["precision"] == "dynamic" and record["full_integer_not_built"] == refusal
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model_dynamic.tflite"]
+    assert LiteRTBackend(tmp_path / "out" / "model_dynamic.tflite").run(tiny["evaluation"][0]).shape
+    with pytest.raises(EdgematteError, match="int8 quantization failed"):  # nothing else asked for: the refusal
+        build_tflite_int8(tiny["saved_model"], tiny["calibration"], tmp_path / "out2", evaluator(tiny),
+                          budget_mad=None, dynamic_range=False, work_dir=tmp_path / "work")
+
+
 def _range_error(histogram, low, high, a, b):
     """Expected squared int8 error of values at the bin centres for the range [a, b], by direct summation."""
     edges = np.linspace(low, high, len(histogram) + 1)

@@ -220,7 +220,9 @@ def build_tflite_int8(saved_model_dir, calib_nhwc, out_dir, evaluate: Evaluate,
     ``fallback`` (``{"history": [steps], "ranking": [groups measured], "searched"}``; each step: ``step``,
     ``added``, ``kept_float_nodes``, ``mad``, ``size_bytes``, ``macs_float``, ``latency_ms``; a dynamic-range
     model's ops kept float read float weights and compute as in the float model).
-    Files are written atomically; nothing else is left in ``out_dir``.
+    Files are written atomically; nothing else is left in ``out_dir``. When TensorFlow's quantizer refuses the
+    calibrated model and ``dynamic_range`` is asked for, only the dynamic-range record comes back, with
+    ``full_integer_not_built`` (the one-line reason); without ``dynamic_range`` the refusal is raised.
     """
     unknown = [d for d in io_dtypes if d not in INT8_IO_DTYPES]
     if unknown or not io_dtypes:
@@ -244,17 +246,30 @@ def build_tflite_int8(saved_model_dir, calib_nhwc, out_dir, evaluate: Evaluate,
             return result
 
         start_path = work / "step0.tflite"
-        runner.full_integer([(start_path, "float32", base_nodes)], base_ops, must_be_float=base_nodes)
-        start = evaluate_file(start_path)
-        search = _search(runner, calibrated, calibration, start_path, start, budget_mad, base_nodes, base_ops,
-                         sensitivity_images, max_steps, max_group_fraction, evaluate_file, work, threads)
-        kept_nodes = base_nodes + [n for n in search.kept_float_nodes if n not in base_nodes]
-        fallback = {"searched": search.searched, "history": _public_history(search.history),
-                    "ranking": search.ranking}
-
-        records = []
-        targets = {io_dtype: out_dir / FILE_NAMES[("int8", io_dtype)] for io_dtype in io_dtypes}
         dynamic_target = out_dir / FILE_NAMES[("dynamic", "float32")] if dynamic_range else None
+        try:
+            runner.full_integer([(start_path, "float32", base_nodes)], base_ops, must_be_float=base_nodes)
+        except EdgematteError as error:
+            if dynamic_target is None:
+                raise
+            # TensorFlow's quantizer refused the calibrated model (e.g. a same-scale constraint it cannot meet,
+            # docs/toolchain.md #int8-recurrent): the dynamic-range model needs no calibration, so it still comes.
+            full_integer_error = str(error)
+            warn(f"no full-integer TFLite model: {full_integer_error}")
+            io_dtypes = ()
+        else:
+            full_integer_error = None
+        records = []
+        if io_dtypes:
+            start = evaluate_file(start_path)
+            search = _search(runner, calibrated, calibration, start_path, start, budget_mad, base_nodes, base_ops,
+                             sensitivity_images, max_steps, max_group_fraction, evaluate_file, work, threads)
+            kept_nodes = base_nodes + [n for n in search.kept_float_nodes if n not in base_nodes]
+            fallback = {"searched": search.searched, "history": _public_history(search.history),
+                        "ranking": search.ranking}
+        else:
+            kept_nodes = []
+        targets = {io_dtype: out_dir / FILE_NAMES[("int8", io_dtype)] for io_dtype in io_dtypes}
         runner.finals(targets.get("int8"), kept_nodes, base_ops, base_nodes, dynamic_target)
         for io_dtype, target in targets.items():
             if io_dtype == "float32":  # the chosen step is this very model: publish it, measured already
@@ -276,6 +291,8 @@ def build_tflite_int8(saved_model_dir, calib_nhwc, out_dir, evaluate: Evaluate,
                                    dynamic.chosen_evaluation, budget_mad,
                                    fallback={"searched": dynamic.searched, "history": _public_history(dynamic.history),
                                              "ranking": dynamic.ranking}))
+            if full_integer_error is not None:
+                records[-1]["full_integer_not_built"] = full_integer_error
     return records
 
 
