@@ -12,7 +12,8 @@ Per conversion artefact (TFLite fp32 and every INT8 TFLite the conversion kept),
    composite over a flat colour: decode, pre-process, model, post-process, composite and encode, end to end, as
    ``edgematte matte clip.mp4 --background COLOR`` does. Frames/s and the milliseconds per frame of each stage.
    Recurrent RVM carries its states from frame to frame (starting from zeros).
-2. **Numbers** (untimed): the decoded frames again through the artefact; MAD, dtSSD and MESSDdt
+2. **Numbers** (untimed, the first ``--numbers-frames`` frames, default 60): the decoded frames again through the
+   artefact; MAD, dtSSD and MESSDdt
    (:mod:`edgematte.core.temporal_metrics`, every pixel, unscaled) against the true alpha; for an INT8 artefact
    also against its own fp32 TFLite artefact run in step (what quantization costs in time).
 
@@ -170,13 +171,18 @@ def speed(clip: Path, conversion: Path, artefact: str, out_dir: Path) -> dict:
             "ms_per_frame": per_frame}
 
 
-def numbers(clip: Path, conversion: Path, artefact: str, true_alpha: np.ndarray, frames: int) -> dict:
+def numbers(clip: Path, conversion: Path, artefact: str, true_alpha: np.ndarray, frames: int, limit: int) -> dict:
+    """The figures over the clip's first ``limit`` frames: over all 300 frames this pass took more than 0.8 s a
+    frame for PP-MattingV2 fp32 at 720p on the 2-core host (mostly the Farneback flow MESSDdt needs; an INT8 row
+    needs two)."""
     matter = Matter.from_manifest(conversion, artefact=artefact, threads=THREADS)
     fp32 = Matter.from_manifest(conversion, artefact=FP32, threads=THREADS) if artefact != FP32 else None
     against_truth, against_fp32 = TemporalAccumulator(), TemporalAccumulator()
     mads, mads_fp32 = [], []
     capture, _ = open_video(clip)
-    for rgb, truth in zip(read_frames(capture), true_alphas(true_alpha, frames)):
+    for index, (rgb, truth) in enumerate(zip(read_frames(capture), true_alphas(true_alpha, frames))):
+        if index == limit:
+            break
         alpha = matter(rgb)
         against_truth.add(alpha, truth)
         mads.append(alpha_difference_stats(alpha, truth)["mad"])
@@ -206,8 +212,9 @@ def markdown(doc: dict) -> str:
              "with a true alpha (benchmarks/video_720p.py)",
              "- end to end: decode, pre-process, model, post-process, composite over a colour, encode (mp4v); "
              "LiteRT TFLite artefacts; ms per frame by stage",
-             "- temporal figures over every pixel, unscaled (dtSSD, MESSDdt: Erofeev et al. 2015); seeded weights, "
-             "so MAD against the true alpha says nothing of quality", "",
+             f"- figures (untimed) over the first {doc['numbers_frames']} frames, every pixel, unscaled (dtSSD, "
+             "MESSDdt: Erofeev et al. 2015); seeded weights, so MAD against the true alpha says nothing of quality",
+             "",
              "| model | input | artefact | frames/s | read | pre | model | post | write | dtSSD vs truth | "
              "MESSDdt vs truth | MAD vs truth | dtSSD vs fp32 | MAD vs fp32 |",
              "|" + "---|" * 14]
@@ -229,6 +236,8 @@ def main(argv=None) -> int:
     parser.add_argument("--work", required=True, type=Path, help="conversions and the clip (kept for reruns)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--numbers-frames", type=int, default=60,
+                        help="frames (from the first) the untimed accuracy and temporal figures cover")
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -244,14 +253,14 @@ def main(argv=None) -> int:
             print(f"{name} {artefact['path']}: speed...", flush=True)
             try:
                 row.update(speed(clip, conversion, artefact["path"], args.work / "out" / name))
-                row.update(numbers(clip, conversion, artefact["path"], true_alpha, frames))
+                row.update(numbers(clip, conversion, artefact["path"], true_alpha, frames, args.numbers_frames))
             except Exception as error:  # noqa: BLE001 - one failed row is a result, the others still run
                 row["error"] = str(error).splitlines()[0]
             shown = {k: v for k, v in row.items() if k in ("frames_per_second", "vs_truth", "error")}
             print(f"    {json.dumps(shown)}", flush=True)
             rows.append(row)
-    doc = {"frames": frames, "seconds": args.seconds, "host": host_facts(), "rows": rows,
-           "date": time.strftime("%Y-%m-%d")}
+    doc = {"frames": frames, "numbers_frames": min(frames, args.numbers_frames), "seconds": args.seconds,
+           "host": host_facts(), "rows": rows, "date": time.strftime("%Y-%m-%d")}
     write_text_atomic(args.results / "video_720p.json", json.dumps(doc, indent=1) + "\n")
     write_text_atomic(args.results / "video_720p.md", markdown(doc))
     print(markdown(doc))
