@@ -383,6 +383,26 @@ def test_resize_float32_equals_pixel_by_pixel_float32_reference(src_hw, dst_hw):
     assert np.array_equal(ours.view(np.uint32), reference_float_resize(plane, dst_hw).view(np.uint32))
 
 
+@pytest.mark.parametrize("shape", [(9, 11), (1, 6), (5, 1), (1, 1)])
+def test_same_size_float32_resize_keeps_the_general_paths_bits_on_special_values(shape):
+    # The same-size shortcut must give a0 * 1 + a1 * 0 as the general path does: -0.0 next to a positive
+    # becomes 0.0, and a finite value next to an infinity or NaN becomes NaN.
+    alpha = np.random.default_rng(16).uniform(0, 1, shape).astype(np.float32)  # the copied case
+    assert np.array_equal(P.resize_float32_bilinear(alpha, shape).view(np.uint32),
+                          reference_float_resize(alpha, shape).view(np.uint32))
+    plane = np.random.default_rng(15).uniform(-0.3, 1.3, shape).astype(np.float32)
+    specials = [np.float32(v) for v in (-0.0, np.inf, -np.inf, np.nan, -0.0)]
+    flat = plane.reshape(-1)
+    for index, value in zip(range(0, flat.size, 2), specials):
+        flat[index] = value
+    with np.errstate(invalid="ignore"):
+        ours = P.resize_float32_bilinear(plane, shape)
+        expected = reference_float_resize(plane, shape)
+    assert np.array_equal(ours.view(np.uint32), expected.view(np.uint32))
+    if flat.size > 4:
+        assert np.isnan(ours).sum() > np.isnan(plane).sum()  # the specials reach their neighbours
+
+
 def test_integer_box_matches_opencv_area_on_integer_factor():
     image = smooth_image(512, 384, seed=4)
     ours = P.resize_uint8_fixed(image, (128, 96)).astype(int)

@@ -11,7 +11,10 @@ from .sizes import HW
 
 
 def pad_bottom_right(hwc: np.ndarray, model_hw: HW, value: float) -> np.ndarray:
-    """float32 model_h x model_w x C: ``hwc`` at the top-left, ``value`` elsewhere."""
+    """float32 model_h x model_w x C: ``hwc`` at the top-left, ``value`` elsewhere (``hwc`` itself, not a copy,
+    when it is float32 and already fills the model size: a video frame at the model's own size)."""
+    if hwc.shape[:2] == tuple(model_hw) and hwc.dtype == np.float32:
+        return hwc
     out = np.full((model_hw[0], model_hw[1], hwc.shape[2]), value, np.float32)
     out[: hwc.shape[0], : hwc.shape[1]] = hwc
     return out
