@@ -104,6 +104,37 @@ def test_frozen_rvm_computes_what_paddleseg_program_computes_over_a_clip(rvm, tm
                 assert np.abs(value - want).max() <= 1e-5
 
 
+def test_alpha_only_drops_the_foreground_and_keeps_alpha_and_states_bit_for_bit(rvm, dim, tmp_path):
+    """``--alpha-only``: the foreground's fetch and the ops only it needed leave the program; over three frames with
+    the states fed back, the alpha and every state equal the full program's bit for bit (same kernels)."""
+    full = freeze_input_shape(rvm, tmp_path / "full", [1, 3, 128, 128])
+    pruned = freeze_input_shape(rvm, tmp_path / "pruned", [1, 3, 128, 128], alpha_only=True)
+    assert [o.role for o in pruned.io.outputs] == ["alpha", "state", "state", "state", "state"]
+    assert [(o.name, o.role) for o in pruned.dropped_outputs] == [(full.io.outputs[1].name, "foreground")]
+    # the foreground's tail: its fetch, the residual + image add, the clip and what fed only them
+    assert {"fetch", "elementwise_add", "clip"} <= set(pruned.dropped_ops)
+    assert len(pruned.info.fetch_names) == 5 and sum(pruned.info.op_counts.values()) == \
+        sum(full.info.op_counts.values()) - len(pruned.dropped_ops)
+    rng = np.random.default_rng(4)
+    frames = [{"img": rng.random((1, 3, 128, 128), dtype=np.float32)} for _ in range(3)]
+    results = []
+    for frozen in (full, pruned):
+        backend = PaddleInferenceBackend(frozen.files.model, threads=2, use_onednn=False)
+        entries_in, entries_out = frozen.io.manifest_entries()
+        plan = FeedPlan.of(entries_in, entries_out, [s.name for s in backend.inputs],
+                           [s.name for s in backend.outputs], "nchw", "frozen RVM")
+        names = [s.name for s in backend.outputs]
+        results.append([{o["name"]: outputs[names.index(o["name"])] for o in entries_out}
+                        for outputs in run_case(backend.run_feeds, plan, frames)])
+    for frame_full, frame_pruned in zip(*results):
+        assert set(frame_pruned) == set(frame_full) - {full.io.outputs[1].name}
+        for name, value in frame_pruned.items():
+            assert np.array_equal(value, frame_full[name]), name
+    # A model that only returns its alpha loses nothing.
+    dim_frozen = freeze_input_shape(dim, tmp_path / "dim_frozen", [1, 3, 64, 64], alpha_only=True)
+    assert dim_frozen.dropped_outputs == () and dim_frozen.dropped_ops == ()
+
+
 def test_dim_trimap_takes_the_image_size_whatever_deploy_yaml_says(dim, tmp_path):
     frozen = freeze_input_shape(dim, tmp_path / "frozen", [1, 3, 64, 96])
     assert [(i.name, i.role, list(i.shape)) for i in frozen.io.inputs] == [

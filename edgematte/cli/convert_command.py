@@ -34,6 +34,11 @@ from .app import cli, csv_choices, threads_option
     help="A scalar model input to freeze into the artefacts as a constant; repeatable.",
 )
 @click.option(
+    "--alpha-only", is_flag=True,
+    help="Artefacts compute only the alpha (and a recurrent model's states): other outputs, such as RVM's "
+         "foreground, leave the program with the work only they need.",
+)
+@click.option(
     "--fp16/--no-fp16", default=None,
     help="Also write an fp16 TFLite model (default: yes, "
          "except for models whose weights do not survive fp16, e.g. PP-HumanMatting).",
@@ -82,8 +87,9 @@ from .app import cli, csv_choices, threads_option
     help="INT8: a layer (Paddle tensor / TFLite node name) to keep in float; repeatable.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest summary as JSON on stdout.")
-def convert(model, out, formats, lite_targets, input_shape, downsample_ratio, constants, fp16, layout, weights, seed,
-            width, images, profile, threads, int8, calib, calib_count, algo, budget_mad, keep_float, as_json):
+def convert(model, out, formats, lite_targets, input_shape, downsample_ratio, constants, alpha_only, fp16, layout,
+            weights, seed, width, images, profile, threads, int8, calib, calib_count, algo, budget_mad, keep_float,
+            as_json):
     """Convert MODEL to Paddle Lite .nb, ONNX and TFLite, each proven against a checked reference.
 
     MODEL is a PaddleSeg/FastDeploy deploy folder, a .zip/.tar.gz of one, or a zoo name (ppmattingv2,
@@ -99,7 +105,7 @@ def convert(model, out, formats, lite_targets, input_shape, downsample_ratio, co
 
     options = ConvertOptions(
         formats=formats, lite_targets=lite_targets, input_shape=input_shape, fp16=fp16, layout=layout,
-        constants=_constants(constants, downsample_ratio),
+        constants=_constants(constants, downsample_ratio), alpha_only=alpha_only,
         profile=profile, threads=threads, weights=weights, seed=seed, width=width,
         int8=Int8Options(calib=calib, calib_count=calib_count, algo=algo, budget_mad=budget_mad,
                          keep_float=keep_float) if int8 else None,

@@ -9,14 +9,14 @@ are inlined (:mod:`edgematte.converter.control_flow`), and every shape computati
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..core.errors import EdgematteError
 from ..core.fsutil import atomic_dir
 from .control_flow import condition_variables, inline_constant_branches
-from .io_roles import ModelIO, image_feed, plan_io, resolve_state_shapes
+from .io_roles import ModelIO, OutputRole, image_feed, plan_io, resolve_state_shapes
 from .program import (
     _OPS_WITHOUT_INFER_SHAPE,
     ModelFiles,
@@ -29,6 +29,7 @@ from .program import (
     read_program,
     static_mode,
 )
+from .prune_outputs import drop_fetches
 from .static_program import (
     FoldReport,
     _assign_value_op,
@@ -171,6 +172,9 @@ class FrozenModel:
     folded: FoldReport = field(default_factory=FoldReport)
     io: Optional[ModelIO] = None
     inlined: Dict[str, int] = field(default_factory=dict)
+    # ``alpha_only``: the outputs left out, and the types of the ops removed with them (in program order)
+    dropped_outputs: Tuple[OutputRole, ...] = ()
+    dropped_ops: Tuple[str, ...] = ()
 
 
 def _plan(files: ModelFiles, info: ProgramInfo, shape, constants, option: str) -> ModelIO:
@@ -223,18 +227,22 @@ def _var_dtype(block, name: str) -> int:
     return next(v.type.lod_tensor.tensor.data_type for v in block.vars if v.name == name)
 
 
-def _staged(files: ModelFiles, info: ProgramInfo, io: ModelIO, folder: Path) -> Tuple[ModelFiles, Dict[str, int]]:
-    """``files`` themselves, or, when the program has constant inputs or branches its fixed inputs decide, a
-    copy in ``folder`` with the constants in and those branches inlined (the params linked, not copied).
+def _staged(files: ModelFiles, info: ProgramInfo, io: ModelIO, folder: Path, dropped: Sequence[str] = ()
+            ) -> Tuple[ModelFiles, Dict[str, int], List[str]]:
+    """``(files, inlined branches, removed op types)``: ``files`` themselves, or, when the program has constant
+    inputs, branches its fixed inputs decide or outputs to drop (``dropped``, :func:`.prune_outputs.drop_fetches`),
+    a copy in ``folder`` with the constants in, those branches inlined and those outputs gone (the params
+    linked, not copied).
 
     Only conditions computed from shapes and constants are decided (``static_only``): one that depends on
     pixel values stays a branch. A branch nested in an inlined one is decided by a run of the staged copy.
     """
     program = parse_program(info.program_bytes, str(files.model))
     _constants_into_program(program, io)  # feeds stay first, then the constants' assign_value ops
+    removed = drop_fetches(program, dropped)
     names = condition_variables(program, static_only=True)
-    if not io.constants and not names:
-        return files, {}
+    if not io.constants and not names and not removed:
+        return files, {}, []
     folder.mkdir()
     staged = ModelFiles(folder / files.model.name, folder / files.model.with_suffix(".pdiparams").name)
     staged.params.symlink_to(files.params.resolve())
@@ -252,11 +260,11 @@ def _staged(files: ModelFiles, info: ProgramInfo, io: ModelIO, folder: Path) -> 
         staged.model.write_bytes(program.SerializeToString())
         runner, runner_feeds, names = staged, feeds, list(report.undecided)
     staged.model.write_bytes(program.SerializeToString())
-    return staged, inlined
+    return staged, inlined, removed
 
 
 def freeze_input_shape(source, dst_dir, shape, option: str = "--input-shape",
-                       constants: Optional[Dict[str, float]] = None) -> FrozenModel:
+                       constants: Optional[Dict[str, float]] = None, alpha_only: bool = False) -> FrozenModel:
     """Write to ``dst_dir`` a copy of the model whose inputs are fixed and shapes re-inferred.
 
     ``source`` is anything :func:`locate_model_files` takes; ``dst_dir`` is (re)created atomically and
@@ -273,6 +281,10 @@ def freeze_input_shape(source, dst_dir, shape, option: str = "--input-shape",
     computes exactly what the original computes at that shape (the tests hold it to bit equality); tools
     that need static programs (paddle2onnx, opt) get one.
 
+    ``alpha_only`` keeps only the alpha and the state outputs (:meth:`ModelIO.alpha_only`): the other outputs
+    (RVM's foreground) and every op only they needed leave the program (``FrozenModel.dropped_outputs``,
+    ``dropped_ops``); the kept outputs are computed as before.
+
     ``shape`` must have the declared rank and agree with every declared static dimension (a 3-channel
     model refuses ``[1, 4, 512, 512]``); errors name ``option``.
     """
@@ -281,9 +293,12 @@ def freeze_input_shape(source, dst_dir, shape, option: str = "--input-shape",
     if dst_dir.resolve() in (files.model.parent.resolve(), *files.model.resolve().parents):
         raise EdgematteError(f"{dst_dir}: the frozen copy must go to a new folder, not the model's own folder")
     io = _plan(files, info, shape, constants, option)
+    dropped: Tuple[OutputRole, ...] = ()
+    if alpha_only:
+        io, dropped = io.alpha_only()
     dims = io.image.shape
     with atomic_dir(dst_dir) as work:
-        staged, inlined = _staged(files, info, io, work / ".staged")
+        staged, inlined, removed = _staged(files, info, io, work / ".staged", [o.name for o in dropped])
         static_bytes, compile_time_dynamic, folded = _static_program(staged, io, option)
         (work / files.model.name).write_bytes(static_bytes)
         shutil.copyfile(files.params, work / files.params.name)
@@ -291,7 +306,7 @@ def freeze_input_shape(source, dst_dir, shape, option: str = "--input-shape",
     frozen_info = program_info(static_bytes, dst_dir / files.model.name)
     frozen_files = ModelFiles(dst_dir / files.model.name, dst_dir / files.params.name)
     return FrozenModel(frozen_files, frozen_info, dims, compile_time_dynamic, frozen_info.dynamic_variables, folded,
-                       io, inlined)
+                       io, inlined, dropped, tuple(removed))
 
 
 def _static_program(files: ModelFiles, io: ModelIO, option: str):

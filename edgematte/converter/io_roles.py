@@ -109,6 +109,11 @@ class ModelIO:
                        for i in self.inputs)
         return replace(self, inputs=inputs)
 
+    def alpha_only(self) -> Tuple["ModelIO", Tuple[OutputRole, ...]]:
+        """``(this plan with only the alpha and state outputs, the outputs it leaves out)`` (``--alpha-only``)."""
+        kept = tuple(o for o in self.outputs if o.role in (ALPHA, STATE))
+        return replace(self, outputs=kept), tuple(o for o in self.outputs if o not in kept)
+
     def manifest_entries(self) -> Tuple[List[dict], List[dict]]:
         """``(inputs, outputs)`` as ``model.inputs`` / ``model.outputs`` of the manifest record them."""
         return [i.as_dict() for i in self.inputs], [o.as_dict() for o in self.outputs]

@@ -54,6 +54,7 @@ class ConvertOptions:
     keep_work: bool = False
     int8: Optional[Int8Options] = None  # also build INT8 artefacts
     constants: Optional[Dict[str, float]] = None  # scalar inputs frozen into the model (RVM's downsample_ratio)
+    alpha_only: bool = False  # only the alpha and state outputs stay (converter.prune_outputs)
 
 
 @dataclass

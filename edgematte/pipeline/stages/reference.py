@@ -13,6 +13,7 @@ Where a decision point cannot be routed to the alpha, the zoo's boundary-pixel r
 (``ModelSpec.boundary_pixel_share``) stays the fallback.
 """
 
+import collections
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -52,13 +53,17 @@ def run(ctx: Context) -> List[Artefact]:
     with ctx.step(f"fix input shape to {shape}"):
         # The fixed-shape Paddle model is the reference; it ships in OUT so `verify` and `bench` can rerun it.
         ctx.frozen = freeze_input_shape([ctx.source.pdmodel, ctx.source.pdiparams], ctx.out / "reference", shape,
-                                        constants=ctx.options.constants)
+                                        constants=ctx.options.constants, alpha_only=ctx.options.alpha_only)
         manifest.reference.model_dir = "reference"
         manifest.reference.record_files(ctx.out / "reference")
         if ctx.frozen.folded.changed:  # PaddleSeg's exports compute sizes from shapes; now constants
             manifest.reference.extra["folded_shape_computations"] = ctx.frozen.folded.as_dict()
         if ctx.frozen.inlined:
             manifest.reference.extra["inlined_branches"] = ctx.frozen.inlined
+        if ctx.options.alpha_only:  # what --alpha-only took out of the program (nothing, for an alpha-only model)
+            manifest.reference.extra["dropped_outputs"] = {
+                "outputs": [o.as_dict() for o in ctx.frozen.dropped_outputs],
+                "ops": dict(collections.Counter(ctx.frozen.dropped_ops))}
         io = ctx.frozen.io
         manifest.model.input_name = io.image.name
         manifest.model.output_name = io.outputs[0].name
