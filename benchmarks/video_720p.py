@@ -23,7 +23,9 @@ output flickers beyond the motion of the scene. The speed figures do not depend 
 
 Conversions (made once, reused): ``edgematte convert NAME --seed 0 --input-shape 1 3 H W --to onnx,tflite
 --no-fp16 --int8`` with the per-frame models at 288x512 (16:9, the short side PaddleSeg's video demos use) and RVM
-at the full 720x1280 with its downsample ratio 0.25 (its encoder sees 180x320).
+at the full 720x1280 with its downsample ratio 0.25 (its encoder sees 180x320), once as exported and once with
+``--alpha-only`` (its foreground pruned). A run of some ``--models`` replaces their rows in the results and keeps
+the others (each row says when it was measured).
 
     .venv/bin/python benchmarks/video_720p.py --work /work/v720            # converts what is missing, then runs
     .venv/bin/python benchmarks/video_720p.py --work /work/v720 --seconds 2  # a short clip, a quick look
@@ -61,10 +63,12 @@ from edgematte.runtime.video import matte_video, open_video, read_frames  # noqa
 FRAME_WH = (1280, 720)
 SCENE_WH = (1600, 900)
 FPS = 30.0
-MODELS = {  # name: model input H x W
-    "ppmattingv2": (288, 512),
-    "modnet_mobilenetv2": (288, 512),
-    "rvm_mobilenetv3": (720, 1280),
+MODELS = {  # row name: (zoo model, model input H x W, extra convert options)
+    "ppmattingv2": ("ppmattingv2", (288, 512), ()),
+    "modnet_mobilenetv2": ("modnet_mobilenetv2", (288, 512), ()),
+    "rvm_mobilenetv3": ("rvm_mobilenetv3", (720, 1280), ()),
+    # the foreground pruned: what a deployment that composites with the alpha runs
+    "rvm_mobilenetv3_alpha_only": ("rvm_mobilenetv3", (720, 1280), ("--alpha-only",)),
 }
 THREADS = 2
 BACKGROUND = (0, 177, 64)  # a green screen colour for the composite
@@ -143,9 +147,9 @@ def convert(name: str, work: Path) -> Path:
     out = work / name
     if (out / "manifest.json").is_file():
         return out
-    h, w = MODELS[name]
-    command = [str(REPO / ".venv" / "bin" / "edgematte"), "convert", name, "--seed", "0", "--input-shape", "1", "3",
-               str(h), str(w), "--to", "onnx,tflite", "--no-fp16", "--int8", "-o", str(out)]
+    model, (h, w), extra = MODELS[name]
+    command = [str(REPO / ".venv" / "bin" / "edgematte"), "convert", model, "--seed", "0", "--input-shape", "1", "3",
+               str(h), str(w), "--to", "onnx,tflite", "--no-fp16", "--int8", *extra, "-o", str(out)]
     print("converting:", " ".join(command), flush=True)
     subprocess.run(command, check=True)
     return out
@@ -200,6 +204,19 @@ def numbers(clip: Path, conversion: Path, artefact: str, true_alpha: np.ndarray,
     return record
 
 
+def merged_rows(previous: Path, rows: List[dict], frames: int) -> List[dict]:
+    """``rows`` (dated today) after the earlier results' rows of the models this run did not measure, when those came
+    from a clip of the same length (a run of some models adds to the table instead of replacing it)."""
+    today = time.strftime("%Y-%m-%d")
+    rows = [dict(row, date=today) for row in rows]
+    earlier = json.loads(previous.read_text()) if previous.is_file() else {}
+    if earlier.get("frames") != frames:
+        return rows
+    ran = {row["model"] for row in rows}
+    return [dict(row, date=row.get("date", earlier.get("date"))) for row in earlier.get("rows", [])
+            if row["model"] not in ran] + rows
+
+
 def _cell(value: Optional[float], digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
@@ -216,18 +233,19 @@ def markdown(doc: dict) -> str:
              "MESSDdt: Erofeev et al. 2015); seeded weights, so MAD against the true alpha says nothing of quality",
              "",
              "| model | input | artefact | frames/s | read | pre | model | post | write | dtSSD vs truth | "
-             "MESSDdt vs truth | MAD vs truth | dtSSD vs fp32 | MAD vs fp32 |",
-             "|" + "---|" * 14]
+             "MESSDdt vs truth | MAD vs truth | dtSSD vs fp32 | MAD vs fp32 | measured |",
+             "|" + "---|" * 15]
     for row in doc["rows"]:
         if "error" in row:
-            lines.append(f"| {row['model']} | | {row['artefact']} | failed: {row['error']} |" + " |" * 10)
+            lines.append(f"| {row['model']} | | {row['artefact']} | failed: {row['error']} |" + " |" * 10
+                         + f" {row.get('date', '')} |")
             continue
         ms, truth, fp32 = row["ms_per_frame"], row["vs_truth"], row.get("vs_fp32", {})
         lines.append(
             f"| {row['model']} | {row['input'][0]}x{row['input'][1]} | {row['artefact']} | "
             f"{row['frames_per_second']:.1f} | {ms['read_s']:.1f} | {ms['pre_s']:.1f} | {ms['model_s']:.1f} | "
             f"{ms['post_s']:.1f} | {ms['write_s']:.1f} | {_cell(truth['dtssd'])} | {_cell(truth['messddt'], 6)} | "
-            f"{_cell(truth['mad'])} | {_cell(fp32.get('dtssd'))} | {_cell(fp32.get('mad'))} |")
+            f"{_cell(truth['mad'])} | {_cell(fp32.get('dtssd'))} | {_cell(fp32.get('mad'))} | {row.get('date', '')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -260,7 +278,8 @@ def main(argv=None) -> int:
             print(f"    {json.dumps(shown)}", flush=True)
             rows.append(row)
     doc = {"frames": frames, "numbers_frames": min(frames, args.numbers_frames), "seconds": args.seconds,
-           "host": host_facts(), "rows": rows, "date": time.strftime("%Y-%m-%d")}
+           "host": host_facts(), "rows": merged_rows(args.results / "video_720p.json", rows, frames),
+           "date": time.strftime("%Y-%m-%d")}
     write_text_atomic(args.results / "video_720p.json", json.dumps(doc, indent=1) + "\n")
     write_text_atomic(args.results / "video_720p.md", markdown(doc))
     print(markdown(doc))

@@ -112,3 +112,10 @@ def test_video_benchmark_clip_matches_its_true_alpha_and_reports_each_tflite_art
     truths = list(video.true_alphas(alpha, 6))
     assert truths[0].shape == (720, 1280) and np.abs(truths[5] - truths[0]).mean() > 1e-3  # the camera moves
     assert "| ppmattingv2 | 256x320 | model_fp32.tflite |" in (tmp_path / "results" / "video_720p.md").read_text()
+    # A later run of another model adds its rows; a run of the same model replaces its own.
+    earlier = tmp_path / "results" / "video_720p.json"
+    rvm_row = {"model": "rvm_mobilenetv3", "artefact": "model_fp32.tflite"}
+    merged = video.merged_rows(earlier, [rvm_row], 6)
+    assert [(r["model"], r["date"]) for r in merged] == [("ppmattingv2", doc["date"]), ("rvm_mobilenetv3", doc["date"])]
+    assert [r["model"] for r in video.merged_rows(earlier, [dict(row, frames_per_second=1.0)], 6)] == ["ppmattingv2"]
+    assert video.merged_rows(earlier, [rvm_row], 300) == [dict(rvm_row, date=doc["date"])]  # another clip length
