@@ -97,6 +97,18 @@ def test_matte_keeps_an_aac_track_packet_for_packet_and_every_frame(tmp_path, ma
     assert abs(peak_hz(decoded_audio(tmp_path / "out" / "call_composite.mp4")) - TONE_HZ) <= 2
 
 
+def test_no_audio_writes_the_frames_without_the_track_and_never_opens_it(tmp_path, matter, monkeypatch):
+    from edgematte.runtime import video
+
+    clip = tone_clip(tmp_path / "call.mp4", "aac")
+    opened = []
+    monkeypatch.setattr(video, "audio_track_count", lambda path: opened.append(path) or 1)
+    report = matte_inputs([str(clip)], tmp_path / "out", matter, save=("alpha",), keep_audio=False)
+    assert report.exit_code == 0, report.failures
+    output = tmp_path / "out" / "call_alpha.mp4"
+    assert opened == [] and audio_track_count(output) == 0 and frame_count(output) == FRAMES
+
+
 def test_a_codec_mp4_cannot_hold_becomes_aac_with_the_same_tone_and_length(tmp_path):
     clip = tone_clip(tmp_path / "voice.mov", "pcm_mulaw", sample_format="s16", layout="mono")
     silent = tone_clip(tmp_path / "silent.mp4")

@@ -40,15 +40,19 @@ from .app import cli, print_report_and_exit, threads_option
     help="For a model that takes a trimap (DIM): grey image of the photo's size, 0 background / 128 unknown / "
          "255 foreground; with one image input.",
 )
+@click.option(
+    "--no-audio", is_flag=True,
+    help="Videos: write the outputs without the input's audio (by default every audio track is kept).",
+)
 @threads_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
-def matte(inputs, out, model, artefact, background, save, fg_estimate, trimap, threads, as_json):
+def matte(inputs, out, model, artefact, background, save, fg_estimate, trimap, no_audio, threads, as_json):
     """Matte images, folders (recursive) or videos with a converted model: alpha, RGBA or composite.
 
     A recurrent model (RVM) carries its state through each video and mattes each photo as a first frame.
     Videos give MP4 files (alpha, composite; RGBA as a PNG sequence) at the input's size and frame rate,
-    with the input's audio tracks. A video that decodes short of its declared frames fails. A bad file is
-    reported and skipped; the exit status is 1 if any input failed.
+    with the input's audio tracks (unless --no-audio). A video that decodes short of its declared frames
+    fails. A bad file is reported and skipped; the exit status is 1 if any input failed.
     """
     from ..runtime.batch import matte_inputs, parse_background, parse_save
     from ..runtime.matter import Matter
@@ -57,7 +61,7 @@ def matte(inputs, out, model, artefact, background, save, fg_estimate, trimap, t
     kinds = parse_save(save) if save is not None else None
     matter = Matter.from_manifest(model, artefact=artefact, threads=threads)
     report = matte_inputs(list(inputs), out, matter, background=chosen_background, save=kinds,
-                          fg_estimate=fg_estimate, trimap=trimap)
+                          fg_estimate=fg_estimate, trimap=trimap, keep_audio=not no_audio)
     if as_json:
         console.emit_json(report.as_dict())
     console.info(report.summary())

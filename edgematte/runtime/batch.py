@@ -425,7 +425,7 @@ def _matte_images(jobs: List[_ImageJob], matter, render: FrameRenderer, overlapp
 
 def matte_inputs(inputs: Sequence[str], out_dir, matter, background: Union[None, str, Background] = None,
                  save: Optional[Sequence[str]] = None, fg_estimate: bool = False,
-                 overlapped: bool = False, trimap: Optional[str] = None) -> BatchReport:
+                 overlapped: bool = False, trimap: Optional[str] = None, keep_audio: bool = True) -> BatchReport:
     """Matte images, folders (recursively, keeping relative paths) and videos into ``out_dir``.
 
     ``matter``: a :class:`~edgematte.runtime.matter.Matter` (one interpreter for every file).
@@ -437,7 +437,7 @@ def matte_inputs(inputs: Sequence[str], out_dir, matter, background: Union[None,
     shared cores, so off by default; see :mod:`edgematte.runtime.video`).
     ``trimap``: a trimap image (0 / 128 / 255 grey, the photo's size) for a model that takes one (DIM), with
     exactly one image input. A recurrent model (RVM) mattes each image as a clip's first frame and carries
-    its states through each video.
+    its states through each video. ``keep_audio=False``: video outputs get no audio track.
 
     Output names are described in the module doc. Returns a :class:`BatchReport`; a file that fails
     is reported there and skipped (``report.exit_code`` is then 1). Option errors raise
@@ -487,7 +487,8 @@ def matte_inputs(inputs: Sequence[str], out_dir, matter, background: Union[None,
         matter.reset()  # each video is a clip of its own
         try:
             check_user_file(source, "video")  # a FIFO or a device named like a video is refused, never opened
-            result = matte_video(source, out_stem, matter, render, kinds, overlapped=overlapped)
+            result = matte_video(source, out_stem, matter, render, kinds, overlapped=overlapped,
+                                 keep_audio=keep_audio)
         except _SKIPPABLE as error:
             item.error = _reason(error)
             continue

@@ -385,14 +385,15 @@ class _Frame:
 
 
 def matte_video(path, out_stem, matter, render: Callable[[np.ndarray, np.ndarray], Dict[str, np.ndarray]],
-                kinds=("alpha",), overlapped: bool = False) -> VideoResult:
+                kinds=("alpha",), overlapped: bool = False, keep_audio: bool = True) -> VideoResult:
     """Matte every frame of the video ``path`` and write the ``kinds`` of output under ``out_stem``.
 
     ``matter`` is a :class:`~edgematte.runtime.matter.Matter`; ``render(rgb, alpha)`` turns one
     RGB uint8 frame and its float32 alpha into ``{kind: image}`` (``alpha`` uint8 H x W, ``rgba``
     uint8 H x W x 4, ``composite`` uint8 H x W x 3), as ``edgematte.runtime.batch`` builds it.
     ``overlapped`` runs decode/pre, model and post/encode in three threads (:func:`run_overlapped`;
-    off by default, see the module doc).
+    off by default, see the module doc). ``keep_audio=False`` writes the outputs without the input's audio (its
+    audio is then not even opened: a clip whose audio cannot be carried over still gives its mattes).
     A progress bar (hidden under ``--quiet``) counts frames and shows frames/s. Raises
     :class:`EdgematteError` naming the file for an unreadable or empty video, and for one that decodes
     short of its declared frame count (:func:`check_complete`); outputs of a failed run are removed
@@ -401,7 +402,7 @@ def matte_video(path, out_stem, matter, render: Callable[[np.ndarray, np.ndarray
     path, out_stem = Path(path), Path(out_stem)
     capture, info = open_video(path)
     try:
-        audio_tracks = audio_track_count(path)
+        audio_tracks = audio_track_count(path) if keep_audio else 0
     except BaseException:
         release(capture)
         raise
