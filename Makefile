@@ -15,7 +15,7 @@ PYTEST_ARGS ?= -n 2 --dist loadfile
 .PHONY: help demo test test-python test-java venv clean
 
 help:
-	@echo "make demo   PP-MattingV2 (seeded weights): convert (incl. INT8), check, benchmark; outputs in $(OUT)/"
+	@echo "make demo   PP-MattingV2 (official weights, else seeded): convert (incl. INT8), check, matte, benchmark; outputs in $(OUT)/"
 	@echo "make test   lint (ruff), then the test suite (Python and the Android core on the host JVM)"
 	@echo "make venv   only create .venv and install the pinned toolchain"
 
@@ -59,13 +59,34 @@ test-python: $(STAMP)
 test-java: $(STAMP)
 	bash android_demo/host-test.sh --python $(PY)
 
-# The main job on built-in defaults: seeded PP-MattingV2 -> every artefact incl. INT8, checked -> benchmark.
+# The main job on built-in defaults: PP-MattingV2 -> every artefact incl. INT8, checked -> mattes -> benchmark.
+# Weights: the official checkpoint (`edgematte zoo fetch`: cached, or downloaded with DEMO_FETCH_TIMEOUT-second
+# connect/read timeouts so a machine without a network falls back at once); without it (no network,
+# EDGEMATTE_OFFLINE=1, a refused download) seeded weights, said at the start, at the end and in $(OUT)/demo.md.
+DEMO_FETCH_TIMEOUT ?= 10
+EM := $(VENV)/bin/edgematte
+
 demo: $(STAMP)
-	$(VENV)/bin/edgematte convert ppmattingv2 --seed 0 --int8 -o $(OUT)/ppmattingv2
-	$(VENV)/bin/edgematte runtime samples -o $(OUT)/samples
-	$(VENV)/bin/edgematte matte $(OUT)/samples --model $(OUT)/ppmattingv2 --background blur --save alpha,composite -o $(OUT)/mattes
-	$(VENV)/bin/edgematte bench $(OUT)/ppmattingv2 --threads 2 --runs 10 --warmup 2 -o $(OUT)/bench
-	@echo "demo outputs: $(OUT)/ppmattingv2/report.md, $(OUT)/mattes/, $(OUT)/bench/bench.md"
+	@set -e; mkdir -p $(OUT); \
+	if checkpoint=$$(EDGEMATTE_FETCH_TIMEOUT=$${EDGEMATTE_FETCH_TIMEOUT:-$(DEMO_FETCH_TIMEOUT)} $(EM) zoo fetch ppmattingv2); then \
+		weights="--pretrained"; \
+		note="weights: the official PP-MattingV2 checkpoint ($$checkpoint)"; \
+	else \
+		weights="--seed 0"; \
+		note="weights: SEEDED (--seed 0), no official checkpoint: these mattes are not meaningful; fetch the real weights with 'edgematte zoo fetch ppmattingv2' (needs the network; see docs/weights.md) and run make demo again"; \
+	fi; \
+	echo "demo $$note"; \
+	set -x; \
+	$(EM) convert ppmattingv2 $$weights --int8 -o $(OUT)/ppmattingv2; \
+	$(EM) runtime samples -o $(OUT)/samples; \
+	$(EM) matte $(OUT)/samples --model $(OUT)/ppmattingv2 --background blur --save alpha,composite -o $(OUT)/mattes; \
+	$(EM) bench $(OUT)/ppmattingv2 --threads 2 --runs 10 --warmup 2 -o $(OUT)/bench; \
+	{ set +x; } 2>/dev/null; \
+	printf '%s\n' "# edgematte demo" "" "- $$note" \
+		"- conversion: ppmattingv2/report.md (its source line names the weights: pretrained=URL and sha256, or seed=0)" \
+		"- mattes: mattes/; benchmark: bench/bench.md" > $(OUT)/demo.md; \
+	echo "demo $$note"; \
+	echo "demo outputs: $(OUT)/demo.md, $(OUT)/ppmattingv2/report.md, $(OUT)/mattes/, $(OUT)/bench/bench.md"
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -50,6 +50,10 @@ from .app import cli, csv_choices, threads_option
 @click.option("--weights", type=click.Path(dir_okay=False), help="For a zoo MODEL name: official .pdparams checkpoint.")
 @click.option("--seed", type=int, default=None, help="For a zoo MODEL name: seeded weights.")
 @click.option(
+    "--pretrained", is_flag=True,
+    help="For a zoo MODEL name: the official checkpoint from the cache, fetched first if missing (see `zoo fetch`).",
+)
+@click.option(
     "--width", type=float, default=1.0, show_default=True,
     help="For a zoo MODEL name: channel width multiplier.",
 )
@@ -88,12 +92,12 @@ from .app import cli, csv_choices, threads_option
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest summary as JSON on stdout.")
 def convert(model, out, formats, lite_targets, input_shape, downsample_ratio, constants, alpha_only, fp16, layout,
-            weights, seed, width, images, profile, threads, int8, calib, calib_count, algo, budget_mad, keep_float,
-            as_json):
+            weights, seed, pretrained, width, images, profile, threads, int8, calib, calib_count, algo, budget_mad,
+            keep_float, as_json):
     """Convert MODEL to Paddle Lite .nb, ONNX and TFLite, each proven against a checked reference.
 
     MODEL is a PaddleSeg/FastDeploy deploy folder, a .zip/.tar.gz of one, or a zoo name (ppmattingv2,
-    humanmatting) with --seed or --weights. OUT gets the artefacts, manifest.json and report.md.
+    humanmatting) with --pretrained, --weights or --seed. OUT gets the artefacts, manifest.json and report.md.
     """
     from ..pipeline import ConvertOptions
     from ..pipeline import convert as run_convert
@@ -106,7 +110,7 @@ def convert(model, out, formats, lite_targets, input_shape, downsample_ratio, co
     options = ConvertOptions(
         formats=formats, lite_targets=lite_targets, input_shape=input_shape, fp16=fp16, layout=layout,
         constants=_constants(constants, downsample_ratio), alpha_only=alpha_only,
-        profile=profile, threads=threads, weights=weights, seed=seed, width=width,
+        profile=profile, threads=threads, weights=weights, seed=seed, pretrained=pretrained, width=width,
         int8=Int8Options(calib=calib, calib_count=calib_count, algo=algo, budget_mad=budget_mad,
                          keep_float=keep_float) if int8 else None,
     )

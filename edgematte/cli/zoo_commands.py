@@ -1,4 +1,5 @@
-"""``edgematte zoo ...`` and ``edgematte export``: the official architectures, their layouts and deploy folders."""
+"""``edgematte zoo ...`` and ``edgematte export``: the official architectures, their layouts, official weights and
+deploy folders."""
 
 import click
 
@@ -9,7 +10,7 @@ from .app import cli
 
 @cli.group()
 def zoo():
-    """List the built-in official architectures and inspect their layouts."""
+    """List the built-in official architectures, inspect their layouts, fetch their official weights."""
 
 
 @zoo.command("list")
@@ -94,6 +95,24 @@ def zoo_check_weights(name, weights, width):
     console.info(f"{weights}: {check.summary()}")
 
 
+@zoo.command("fetch")
+@click.argument("name")
+@click.option("--deploy", is_flag=True, help="The official deploy folder (.zip) instead of the .pdparams checkpoint.")
+def zoo_fetch(name, deploy):
+    """Fetch NAME's official checkpoint (or deploy zip) into the cache, checked; print its path.
+
+    NAME is a zoo model (see `zoo list`) or ppmatting-hrnet_w18-human_1024. A file already cached is checked
+    against the lock file and reused. Cache, lock file, EDGEMATTE_MODEL_MIRROR and EDGEMATTE_OFFLINE:
+    docs/weights.md.
+    """
+    from ..zoo.fetch import fetch_by_name
+
+    fetched = fetch_by_name(name, deploy=deploy)
+    if not fetched.downloaded:
+        console.info(f"cached: {fetched.path} (sha256 {fetched.sha256}, from {fetched.url})")
+    click.echo(str(fetched.path))
+
+
 # ------------------------------------------------------------------------------------------ export
 @cli.command()
 @click.argument("model")
@@ -104,6 +123,10 @@ def zoo_check_weights(name, weights, width):
 )
 @click.option("--seed", type=int, default=None, help="Seeded weights (the project-wide formula) instead of --weights.")
 @click.option(
+    "--pretrained", is_flag=True,
+    help="The official checkpoint from the cache, fetched first if missing (see `zoo fetch`).",
+)
+@click.option(
     "--width", type=float, default=1.0, show_default=True,
     help="Channel width multiplier (<1: tiny test variants).",
 )
@@ -111,10 +134,14 @@ def zoo_check_weights(name, weights, width):
     "--input-shape", nargs=4, type=int, default=None, metavar="N C H W",
     help="Fix the input shape (default: dynamic [None,3,None,None]).",
 )
-def export(model, out, weights, seed, width, input_shape):
+def export(model, out, weights, seed, pretrained, width, input_shape):
     """Export a zoo MODEL to a PaddleSeg-style deploy folder (model.pdmodel, model.pdiparams, deploy.yaml)."""
     from ..zoo.export import export_deploy_folder
+    from ..zoo.source import check_weight_sources, pretrained_weights
 
+    check_weight_sources(pretrained, weights, seed)
+    if pretrained:
+        weights = pretrained_weights(model, width).path
     folder = export_deploy_folder(model, out, weights=weights, seed=seed, width=width, input_shape=input_shape)
     console.info(f"wrote {folder}")
 

@@ -49,6 +49,7 @@ class ConvertOptions:
     threads: int = 2
     weights: Optional[str] = None
     seed: Optional[int] = None
+    pretrained: bool = False  # the official checkpoint from the cache (fetched when missing)
     width: float = 1.0
     strict: bool = True
     keep_work: bool = False

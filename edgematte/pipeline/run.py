@@ -26,7 +26,7 @@ from ..core.signals import reassert_signal_policy
 from ..core.threads import resolve_threads
 from ..runtime.profiles import profile_class, profile_for_model
 from ..zoo.export import check_input_shape, validate_input_shape, validate_width
-from ..zoo.source import ModelSource, open_model_source
+from ..zoo.source import ModelSource, check_weight_sources, open_model_source
 from .context import FORMATS, LITE_TARGETS, PARITY_BOUNDS, Context, ConvertOptions
 from .stages import STAGES
 
@@ -51,6 +51,7 @@ def validate_options(options: ConvertOptions) -> List[str]:
     if options.layout not in ("nhwc", "nchw"):
         raise EdgematteError(f"--layout: {options.layout!r} is not nhwc or nchw")
     profile_class(options.profile)  # an unknown name fails before any work
+    check_weight_sources(options.pretrained, options.weights, options.seed)
     validate_width(options.width)
     if options.input_shape:
         check_input_shape(options.input_shape)  # the model's own rules (multiples of 32) once it is open
@@ -122,7 +123,8 @@ def convert(model: str, out, options: ConvertOptions = ConvertOptions()) -> Mani
             _errors_name(out, tmp):
         work = tmp / ".work"
         work.mkdir()
-        source = open_model_source(model, work, weights=options.weights, seed=options.seed, width=options.width)
+        source = open_model_source(model, work, weights=options.weights, seed=options.seed, width=options.width,
+                                   pretrained=options.pretrained)
         ctx = _context(source, options, formats, tmp, work)
         for stage in STAGES:
             reassert_signal_policy()  # importing paddle replaced it: a SIGTERM must still clean up

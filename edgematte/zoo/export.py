@@ -95,7 +95,8 @@ def build_with_weights(spec: ModelSpec, weights=None, seed: Optional[int] = None
     for a spec with a ``seed_calibration_photo``, BatchNorm statistics calibrated on that photo at its native
     size: seed 0 so reproduces the seed-0 reference outputs PaddleSeg's own code gives)."""
     if (weights is None) == (seed is None):
-        raise EdgematteError(f"{spec.name}: give exactly one of --weights FILE.pdparams or --seed N")
+        raise EdgematteError(f"{spec.name}: give exactly one of --pretrained (the official checkpoint), --weights "
+                             "FILE.pdparams or --seed N")
     model = spec.build(width=width)
     layout = spec.layout(width=width)
     if weights is not None:

@@ -359,6 +359,29 @@ def is_archive(path) -> bool:
     return name.endswith((".zip", ".tar", ".tar.gz", ".tgz"))
 
 
+def check_weight_sources(pretrained: bool, weights, seed) -> None:
+    """``--pretrained``, ``--weights`` and ``--seed`` each name where a zoo model's weights come from: at most one
+    may be given (a one-line error naming them otherwise)."""
+    given = [name for name, value in (("--pretrained", pretrained or None), ("--weights", weights), ("--seed", seed))
+             if value is not None]
+    if len(given) > 1:
+        raise EdgematteError(f"{' and '.join(given)}: give only one source of weights (the official checkpoint, a "
+                             ".pdparams file or seeded weights)")
+
+
+def pretrained_weights(model: str, width: float = 1.0):
+    """The official checkpoint of zoo ``model`` (:class:`~.fetch.Fetched`: cached path, URL, sha256), fetched into
+    the cache when missing. The official weights are the full-width model: another ``width`` is refused."""
+    from .fetch import pretrained_checkpoint
+    from .registry import get_model_spec
+
+    spec = get_model_spec(model)
+    if float(width) != 1.0:
+        raise EdgematteError(f"--pretrained --width {width:g}: the official {spec.name} weights are width 1; drop "
+                             "--width")
+    return pretrained_checkpoint(spec.name)
+
+
 def open_model_source(
     model: str,
     workdir,
@@ -366,18 +389,22 @@ def open_model_source(
     seed: Optional[int] = None,
     width: float = 1.0,
     input_shape=None,
+    pretrained: bool = False,
 ) -> ModelSource:
-    """Resolve ``model`` (deploy folder, archive, or zoo name + ``weights``/``seed``) to a ModelSource.
+    """Resolve ``model`` (deploy folder, archive, or zoo name + ``weights``/``seed``/``pretrained``) to a
+    ModelSource.
 
     Zoo models are exported into ``workdir`` (dynamic feed unless ``input_shape``); archives are
-    extracted there. ``workdir`` is the caller's scratch folder.
+    extracted there. ``workdir`` is the caller's scratch folder. With ``pretrained`` the official checkpoint
+    comes from the cache (fetched when missing) and the origin names its URL, ``sha256`` its digest.
     """
     path = Path(model)
     workdir = Path(workdir)
+    check_weight_sources(pretrained, weights, seed)
     if path.exists():
-        if weights is not None or seed is not None:
+        if weights is not None or seed is not None or pretrained:
             raise EdgematteError(
-                f"{model}: --weights/--seed apply to zoo model names, not to a deploy folder or archive")
+                f"{model}: --weights/--seed/--pretrained apply to zoo model names, not to a deploy folder or archive")
         if path.is_dir():
             return read_deploy_folder(path)
         check_user_file(path, "archive")  # before zipfile/tarfile open it: a FIFO must not block
@@ -394,11 +421,17 @@ def open_model_source(
         raise EdgematteError(
             f"{model}: no such file or folder, and not a zoo model name (known: {', '.join(MODELS)})"
         ) from None
+    official = pretrained_weights(spec.name, width) if pretrained else None
+    if official is not None:
+        weights = official.path
     folder = export_deploy_folder(
         spec.name, workdir / "source", weights=weights, seed=seed, width=width, input_shape=input_shape
     )
     source = read_deploy_folder(folder, origin=f"zoo:{spec.name}")
-    if weights is not None:
+    if official is not None:
+        source.origin += f" pretrained={official.url}"
+        source.sha256 = official.sha256
+    elif weights is not None:
         source.origin += f" weights={weights}"
         source.sha256 = sha256_file(weights)
     else:
