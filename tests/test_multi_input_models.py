@@ -130,6 +130,20 @@ def test_alpha_only_drops_the_foreground_and_keeps_alpha_and_states_bit_for_bit(
         assert set(frame_pruned) == set(frame_full) - {full.io.outputs[1].name}
         for name, value in frame_pruned.items():
             assert np.array_equal(value, frame_full[name]), name
+    # The ONNX export then computes only the alpha's channel of the refiner at full resolution
+    # (repairs/onnx/channel_slice_pushdown), proven bit for bit against the graph before.
+    import onnx
+
+    from edgematte.converter.onnx import export_onnx
+
+    info = export_onnx(pruned.files.model.parent, tmp_path / "pruned.onnx")
+    (pushdown,) = [r for r in info["normalizations"] if r.get("action") == "rewritten"]
+    assert info["normalization_check"]["max_abs"] == 0.0 and len(pushdown["moved_above"]) >= 4
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(tmp_path / "pruned.onnx")))
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in model.graph.value_info}
+    full_size = [shapes[n.output[0]] for n in model.graph.node
+                 if n.op_type == "Resize" and shapes.get(n.output[0], [0, 0])[2:] == [128, 128]]
+    assert full_size == [[1, 1, 128, 128]] * 2
     # A model that only returns its alpha loses nothing.
     dim_frozen = freeze_input_shape(dim, tmp_path / "dim_frozen", [1, 3, 64, 64], alpha_only=True)
     assert dim_frozen.dropped_outputs == () and dim_frozen.dropped_ops == ()

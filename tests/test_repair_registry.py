@@ -14,7 +14,7 @@ REPAIRS_DIR = Path(registry.__file__).parent
 TESTS_DIR = Path(__file__).parent
 EXPECTED = {PADDLE_PROGRAM: ["relu6_threshold", "zero_d_fill_constant", "instance_norm_saved_stats",
                             "softmax_max_shift"],
-            ONNX: ["adaptive_pool_windows", "resize_to_one_pixel", "unsqueezed_pad_fold"],
+            ONNX: ["adaptive_pool_windows", "resize_to_one_pixel", "unsqueezed_pad_fold", "channel_slice_pushdown"],
             ONNX2TF_INPUT: ["instance_norm_split_mean", "full_rank_add", "ambiguous_input_identity"]}
 
 
@@ -69,12 +69,12 @@ def test_an_onnx_graph_without_any_pattern_is_unchanged_and_matches_nothing():
     assert model.SerializeToString() == before
     assert [(a["name"], a["kind"], a["matched"], a["changed"], a["records"]) for a in applied] == [
         ("adaptive_pool_windows", ONNX, 0, 0, []), ("resize_to_one_pixel", ONNX, 0, 0, []),
-        ("unsqueezed_pad_fold", ONNX, 0, 0, [])]
+        ("unsqueezed_pad_fold", ONNX, 0, 0, []), ("channel_slice_pushdown", ONNX, 0, 0, [])]
     assert registry.changed(applied) == 0
     assert registry.summary(applied) == [
         {"name": r.name, "kind": ONNX, "matched": 0, "changed": 0, "why": r.why} for r in registry.repairs_for(ONNX)]
     only_preserving = registry.apply_all(ONNX, model, RepairContext(paddle_program=program), preserves_outputs=True)
-    assert [a["name"] for a in only_preserving] == ["unsqueezed_pad_fold"]
+    assert [a["name"] for a in only_preserving] == ["unsqueezed_pad_fold", "channel_slice_pushdown"]
 
 
 def test_a_paddle_program_without_any_pattern_is_unchanged_and_matches_nothing():
