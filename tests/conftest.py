@@ -32,6 +32,24 @@ def run_cli(*args, env=None, timeout=600):
     )
 
 
+def run_main(capsys, *args):
+    """``edgematte ARGS`` in this process: (exit status, stdout, stderr). The signal handlers main() installs
+    are put back afterwards."""
+    import signal
+
+    from edgematte.cli import main
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            main([str(a) for a in args])
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    out, err = capsys.readouterr()
+    return stopped.value.code, out, err
+
+
 @pytest.fixture(scope="session")
 def tiny_conversion(tmp_path_factory):
     """One full `edgematte convert` of the tiny seeded PP-MattingV2 at 256x320 (every format), shared."""

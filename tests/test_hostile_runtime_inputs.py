@@ -10,7 +10,6 @@ Commands that could hang run in a subprocess with a timeout.
 import hashlib
 import json
 import os
-import signal
 import struct
 import subprocess
 import sys
@@ -19,11 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from edgematte.cli import main
 from edgematte.core.samples import sample_photo
 from edgematte.runtime.imageio import shown_name, write_image
 
-from .conftest import run_cli
+from .conftest import run_cli, run_main
 
 TIMEOUT = 60  # seconds; every command here takes about one
 
@@ -64,20 +62,6 @@ def model_dir(tmp_path_factory):
 def photo(path: Path) -> Path:
     write_image(path, sample_photo("chelsea")[::8, ::8])
     return path
-
-
-def run_main(capsys, *args):
-    """``edgematte ARGS`` in this process: (exit status, stdout, stderr). The signal handlers main() installs
-    are put back afterwards."""
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        with pytest.raises(SystemExit) as stopped:
-            main([str(a) for a in args])
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-    out, err = capsys.readouterr()
-    return stopped.value.code, out, err
 
 
 def one_error_line(code, err, expected=None, *fragments) -> str:

@@ -11,7 +11,6 @@ import os
 import pickle
 import re
 import shutil
-import signal
 import socket
 import ssl
 import struct
@@ -24,12 +23,11 @@ from pathlib import Path
 import paddle
 import pytest
 
-from edgematte.cli import main
 from edgematte.zoo import official_files
 from edgematte.zoo.registry import get_model_spec
 from edgematte.zoo.weights import check_layout, seeded_state_dict
 
-from .conftest import run_cli
+from .conftest import run_cli, run_main
 
 CHECKPOINT = "ppmattingv2-stdc1-human_512.pdparams"
 DEPLOY_ZIP = "deploy/ppmattingv2-stdc1-human_512.zip"
@@ -192,19 +190,6 @@ def mirror(server, tmp_path, monkeypatch):
 def serve(server, path, *route):
     server.routes["/mirror/matting/models/" + path] = route
     return server.base + path
-
-
-def run_main(capsys, *args):
-    """``edgematte ARGS`` in this process: (exit status, stdout, stderr); main()'s signal handlers are put back."""
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        with pytest.raises(SystemExit) as stopped:
-            main([str(a) for a in args])
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-    out, err = capsys.readouterr()
-    return stopped.value.code, out, err
 
 
 def refused(capsys, expected, *args):
