@@ -18,8 +18,8 @@ from edgematte.pipeline import run as pipeline_run
 from edgematte.runtime.matter import Matter
 from edgematte.zoo.export import MAX_INPUT_PIXELS, check_input_shape, validate_width
 
-from .conftest import run_cli
-from .test_hostile_runtime_inputs import TIMEOUT, files_in, one_error_line, photo, run_main, write_tiny_model
+from .conftest import run_cli, run_main
+from .test_hostile_runtime_inputs import TIMEOUT, files_in, one_error_line, photo, write_tiny_model
 
 CORES = machine_cores()
 TINY_ZOO = ("ppmattingv2", "--seed", "0", "--width", "0.25", "--input-shape", "1", "3", "64", "64")
