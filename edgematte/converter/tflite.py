@@ -17,6 +17,9 @@ onnx2tf (1.29.24, docs/toolchain.md, onnx2tf) is run in a subprocess and never t
   reductions badly (trap 18): the registry's ``onnx2tf_input`` repairs rewrite them in the private copy, and
   ONNX Runtime must compute the same outputs on the rewritten copy, bit for bit, or within rounding for a
   rewrite that only re-associates sums (:func:`repair_bridge`).
+- On a deep net at full size it can be killed for memory after its SavedModel is complete: the TFLite
+  files it did not finish are made from that SavedModel in a process of their own
+  (:func:`recover_from_saved_model`); an fp16 file that cannot be had is reported, not fatal.
 
 Layouts: ``"nhwc"`` (default; what TFLite delegates want) transposes every 4-D input to NHWC;
 ``"nchw"`` keeps the inputs as in ONNX (onnx2tf ``-k``; it inserts one TRANSPOSE). onnx2tf writes
@@ -45,12 +48,16 @@ from ..core.tools import clean_log, died_with, last_error_line, python_tool_env,
 from ..runtime.model_io import channels_last_perm, layout_names, onnx_to_layout
 from .repairs import registry
 from .repairs.base import ONNX2TF_INPUT, RepairContext
+from .saved_model_tflite import convert_saved_model
 
 LAYOUTS = ("nhwc", "nchw")
 # Our precision name -> the suffix onnx2tf gives the file (``<onnx stem>_<suffix>.tflite``).
 ONNX2TF_SUFFIX = {"fp32": "float32", "fp16": "float16"}
 DEFAULT_FILE_NAMES = {"fp32": "model_fp32.tflite", "fp16": "model_fp16.tflite"}
 DEFAULT_LOG_NAME = "onnx2tf.log"
+# onnx2tf's log lines once its SavedModel, then its float32 TFLite file, are complete (onnx2tf.py)
+ONNX2TF_SAVED_MODEL_DONE = "saved_model output complete!"
+ONNX2TF_FP32_DONE = "Float32 tflite output complete!"
 # onnx2tf loads this from the cwd instead of downloading it (utils/common_functions.py).
 ONNX2TF_SAMPLE_IMAGES_NAME = "calibration_image_sample_data_20x128x128x3_float32.npy"
 SAMPLE_IMAGES_SHAPE = (20, 128, 128, 3)
@@ -404,7 +411,9 @@ def convert_to_tflite(onnx_path, out_dir, layout: str = "nhwc", fp16: bool = Tru
     as :func:`tensor_layout` reports it. ``applied_repairs``: the repairs of the copy onnx2tf read
     (:func:`registry.summary`: ``{"name", "kind": "onnx2tf_input", "matched", "changed", "why"}``),
     ``repairs`` their per-match records, ``repair_check`` :func:`repair_bridge`'s proof (``None``: nothing
-    rewritten).
+    rewritten). ``recovered``: ``None``, or when onnx2tf failed after its SavedModel was complete what
+    :func:`recover_from_saved_model` returned; ``not_built``: ``{precision: why}`` for a requested fp16 file
+    that could not be had then (``files`` lacks it).
     """
     started = time.perf_counter()
     if layout not in LAYOUTS:
@@ -438,10 +447,13 @@ def convert_to_tflite(onnx_path, out_dir, layout: str = "nhwc", fp16: bool = Tru
         log_text = clean_log(done.output)
 
         produced = {p: workdir / "saved_model" / f"model_{ONNX2TF_SUFFIX[p]}.tflite" for p in precisions}
+        recovered = None
         try:
             if returncode != 0:
-                how = died_with(returncode) or f"exited with {returncode}"
-                raise EdgematteError(f"onnx2tf {how}: {last_error_line(log_text)}")
+                recovered = recover_from_saved_model(workdir / "saved_model", produced, returncode, log_text,
+                                                     [s["name"] for s in onnx_outputs], timeout_s)
+                for precision in recovered["not_built"]:
+                    del produced[precision]
             missing = [p.name for p in produced.values() if not p.is_file() or p.stat().st_size == 0]
             if missing:
                 raise EdgematteError(f"onnx2tf exited 0 but wrote no {', '.join(missing)}: {last_error_line(log_text)}")
@@ -483,4 +495,39 @@ def convert_to_tflite(onnx_path, out_dir, layout: str = "nhwc", fp16: bool = Tru
         "applied_repairs": registry.summary(applied),
         "repairs": [record for repair in applied for record in repair["records"]],
         "repair_check": repair_check,
+        "recovered": recovered,
+        "not_built": recovered["not_built"] if recovered else {},
     }
+
+
+def recover_from_saved_model(saved_model_dir: Path, produced: Dict[str, Path], returncode: int, log_text: str,
+                             output_names: Sequence[str], timeout_s: float) -> dict:
+    """After onnx2tf failed with ``returncode``: the TFLite files that can still be had, when its SavedModel was
+    complete (its log says so and ``saved_model.pb`` is there). Deep nets at full size get onnx2tf killed for
+    memory after that point (:mod:`edgematte.converter.saved_model_tflite`).
+
+    The float32 file onnx2tf finished before it died (its log says so) is kept as it is; every other precision in
+    ``produced`` is converted from the SavedModel in a process of its own, into its ``produced`` path. Raises
+    :class:`EdgematteError` (one line) when the SavedModel was not complete or the float32 model cannot be had;
+    a float16 model that cannot be had is only reported. Returns ``{"onnx2tf": how onnx2tf ended, "files":
+    {precision: "onnx2tf" | "saved_model"}, "not_built": {precision: why}}``.
+    """
+    how = died_with(returncode) or f"exited with {returncode}"
+    ended = f"onnx2tf {how}: {last_error_line(log_text)}"
+    if ONNX2TF_SAVED_MODEL_DONE not in log_text or not (saved_model_dir / "saved_model.pb").is_file():
+        raise EdgematteError(ended)
+    files, not_built = {}, {}
+    for precision, path in produced.items():
+        if precision == "fp32" and ONNX2TF_FP32_DONE in log_text and path.is_file() and path.stat().st_size:
+            files[precision] = "onnx2tf"
+            continue
+        path.unlink(missing_ok=True)  # whatever the killed process left half-written
+        try:
+            convert_saved_model(saved_model_dir, precision, path, output_names, timeout_s)
+        except EdgematteError as e:
+            if precision == "fp32":
+                raise EdgematteError(f"{ended}; then {e}") from None
+            not_built[precision] = f"{ended}; then {e}"
+            continue
+        files[precision] = "saved_model"
+    return {"onnx2tf": ended, "files": files, "not_built": not_built}

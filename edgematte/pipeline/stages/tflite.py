@@ -1,11 +1,13 @@
 """Stage 4: TFLite fp32 (and fp16) with onnx2tf, each run with LiteRT and compared. An fp16 model that was not
 asked for is kept only when it meets its bound (seeded MODNet weights lose 0.07 in fp16); a zoo model known not
-to survive fp16 skips it up front. With ``--int8`` onnx2tf's SavedModel is kept for the INT8 TFLite stage."""
+to survive fp16 skips it up front, and one that could not be made at all (onnx2tf killed for memory, then
+TensorFlow alone too) is said so. With ``--int8`` onnx2tf's SavedModel is kept for the INT8 TFLite stage."""
 
 from pathlib import Path
 from typing import List
 
 from ...core import console
+from ...core.errors import EdgematteError
 from ...core.manifest import Artefact
 from ..context import Context, tensor_entries
 
@@ -30,6 +32,11 @@ def run(ctx: Context) -> List[Artefact]:
         info = convert_to_tflite(ctx.onnx_path, ctx.out, layout=layout, fp16=ctx.fp16,
                                  saved_model_dir=ctx.saved_model)
     summary = {k: v for k, v in info.items() if k in ONNX2TF_SUMMARY_KEYS}
+    if info["recovered"]:
+        console.info(f"    {info['recovered']['onnx2tf']}: the TFLite files were made from its complete SavedModel")
+        summary["recovered"] = info["recovered"]
+    if "fp16" in info["not_built"]:
+        _fp16_not_built(ctx, info["not_built"]["fp16"])
     recorded = []
     for item in info["files"].values():
         path = Path(item["path"])
@@ -52,6 +59,15 @@ def run(ctx: Context) -> List[Artefact]:
     if "onnx" not in ctx.formats:
         ctx.onnx_path.unlink()  # only the bridge
     return recorded
+
+
+def _fp16_not_built(ctx: Context, why: str) -> None:
+    """An fp16 TFLite that could not be made (onnx2tf and then TensorFlow died): fatal only when asked for."""
+    if ctx.options.fp16:
+        raise EdgematteError(f"{ctx.onnx_path}: the fp16 TFLite asked for (--fp16) could not be made: {why}")
+    note = f"fp16 TFLite not built: {why}"
+    ctx.manifest.extra["fp16_skipped"] = note
+    console.info(f"    {note}")
 
 
 def _drop_fp16(ctx: Context, path: Path, parity) -> None:

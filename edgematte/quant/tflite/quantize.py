@@ -7,7 +7,6 @@
 :mod:`edgematte.quant.tflite`).
 """
 
-import re
 from typing import Sequence
 
 
@@ -39,23 +38,3 @@ def float_model(saved_model_dir: str) -> bytes:
     import tensorflow as tf
 
     return tf.lite.TFLiteConverter.from_saved_model(saved_model_dir).convert()
-
-
-def rename_outputs(model: bytes, names: Sequence[str]) -> bytes:
-    """``model`` with its signature outputs ``output_0``... ``output_{n-1}`` (TensorFlow's names for a SavedModel's
-    outputs) renamed ``names[0]``... ``names[n-1]``; a signature named otherwise is left as it is."""
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    if not names:
-        return model
-    parsed = flatbuffer_utils.convert_bytearray_to_object(bytearray(model))
-    renamed = False
-    for signature in parsed.signatureDefs or []:
-        keys = [o.name.decode() if isinstance(o.name, bytes) else str(o.name) for o in signature.outputs]
-        found = [re.fullmatch(r"output_(\d+)", key) for key in keys]
-        if not all(found) or sorted(int(m.group(1)) for m in found) != list(range(len(names))):
-            continue
-        for output, match in zip(signature.outputs, found):
-            output.name = names[int(match.group(1))]
-        renamed = True
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(parsed)) if renamed else model

@@ -14,10 +14,11 @@ from typing import Optional
 
 import numpy as np
 
+from ...converter.saved_model_tflite import rename_outputs
 from .calibration import calibrate, calibration_head, load_calibration
 from .jobs import DynamicRangeJob, FloatTwinJob, FullIntegerJob, LayerErrorsJob, PlannedJob, WorkerPlan
 from .layer_errors import layer_errors
-from .quantize import dynamic_range_model, float_model, mlir_quantize, rename_outputs
+from .quantize import dynamic_range_model, float_model, mlir_quantize
 from .ranges import RANGE_HISTOGRAM_IMAGES, mse_ranges
 from .untie import untie_concatenation_scales
 
