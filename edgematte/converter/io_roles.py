@@ -28,6 +28,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from ..core.errors import EdgematteError
+from .static_program import op_reads, op_writes
 
 IMAGE, TRIMAP, STATE, CONSTANT = "image", "trimap", "state", "constant"
 ALPHA, FOREGROUND, OUTPUT = "alpha", "foreground", "output"
@@ -196,25 +197,17 @@ def plan_io(feeds, fetches, image_shape: Sequence[int], path, constants: Optiona
     return ModelIO(tuple(roles), tuple(outputs))
 
 
-def _reads(op) -> List[str]:
-    return [a for slot in op.inputs for a in slot.arguments]
-
-
-def _writes(op) -> List[str]:
-    return [a for slot in op.outputs for a in slot.arguments]
-
-
 def _state_partners(program, unresolved: Sequence[str]) -> Dict[str, str]:
     """For each state in ``unresolved``: the other operand of the first op that reads it, when that operand
     does not depend on any unresolved state (a shape-preserving op: the state has its spatial size)."""
     dependent = set(unresolved)
     for op in program.blocks[0].ops:
-        if set(_reads(op)) & dependent:
-            dependent |= set(_writes(op))
+        if set(op_reads(op)) & dependent:
+            dependent |= set(op_writes(op))
     partners = {}
     for state in unresolved:
-        reader = next((op for op in program.blocks[0].ops if state in _reads(op)), None)
-        others = [a for a in (_reads(reader) if reader is not None else []) if a not in dependent]
+        reader = next((op for op in program.blocks[0].ops if state in op_reads(op)), None)
+        others = [a for a in (op_reads(reader) if reader is not None else []) if a not in dependent]
         if others:
             partners[state] = others[0]
     return partners

@@ -10,13 +10,7 @@ op and no kept fetch reads, so the program computes exactly what it computed for
 
 from typing import Iterable, List, Set
 
-from .static_program import _args, _drop_unused_variables, _has_sub_block
-
-
-def _reads(op) -> Set[str]:
-    names = set(_args(op.inputs))
-    names |= {n for a in op.attrs for n in (a.var_name, *a.vars_name) if n}  # Variables given as attributes
-    return names
+from .static_program import _args, _drop_unused_variables, _has_sub_block, op_reads
 
 
 def drop_fetches(program, names: Iterable[str]) -> List[str]:
@@ -45,7 +39,7 @@ def drop_fetches(program, names: Iterable[str]) -> List[str]:
             keep[index] = (op.type == "feed" or _has_sub_block(op, fp)
                            or bool(set(_args(op.outputs)) & needed))
         if keep[index]:
-            needed |= _reads(op)
+            needed |= set(op_reads(op))
     removed = [op.type for op, kept in zip(block.ops, keep) if not kept]
     copies = []
     column = 0

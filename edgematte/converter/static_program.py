@@ -103,6 +103,17 @@ def _args(slots) -> List[str]:
     return [arg for slot in slots for arg in slot.arguments]
 
 
+def op_reads(op) -> List[str]:
+    """The variables ``op`` reads, in order: its input arguments, then the Variables its attributes name
+    (PaddleSeg's export gives pool2d ``ksize``, interpolate sizes and others as Variables)."""
+    return _args(op.inputs) + [n for a in op.attrs for n in (a.var_name, *a.vars_name) if n]
+
+
+def op_writes(op) -> List[str]:
+    """The variables ``op`` writes, in order."""
+    return _args(op.outputs)
+
+
 def _has_sub_block(op, fp) -> bool:
     return any(a.type in (fp.BLOCK, fp.BLOCKS) for a in op.attrs)
 
@@ -326,8 +337,7 @@ def fold_static_values(program, values: Dict[str, np.ndarray]) -> FoldReport:
 
 def _drop_unused_variables(program) -> None:
     """Forget block 0's non-persistable variables no op of any block reads or writes any more."""
-    used = {a for b in program.blocks for op in b.ops for slots in (op.inputs, op.outputs) for a in _args(slots)}
-    used |= {n for b in program.blocks for op in b.ops for a in op.attrs for n in (a.var_name, *a.vars_name) if n}
+    used = {a for b in program.blocks for op in b.ops for a in (*op_reads(op), *op_writes(op))}
     block = program.blocks[0]
     keep = [v for v in block.vars if v.persistable or v.name in used or v.name in ("feed", "fetch")]
     if len(keep) != len(block.vars):
