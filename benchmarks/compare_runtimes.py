@@ -13,7 +13,8 @@ are counted and left out when enough quiet ones ran (``--rounds`` quiet ones wan
 at most); figures are medians. Each entry's max abs alpha
 error against the reference is measured on the bundled sample photos, so "fast but wrong" shows.
 Achieved GFLOP/s = model FLOPs (``edgematte zoo info``, multiply+add = 2) / median latency, against
-the host's peak (cores x FMA units x SIMD lanes x 2 x clock, assumptions stated in the report).
+the host's MEASURED peak (``peak_probe.py``: a C probe's fp32 FMA rate, and for int8 entries its int8
+dot-product rate, on every physical core at once; never clock x an assumed width), with numpy's sgemm beside it.
 
     .venv/bin/python benchmarks/compare_runtimes.py OUT [--rounds 15] [--warmup 2] [--threads 2]
     .venv/bin/python benchmarks/compare_runtimes.py --model humanmatting --size 1024 --work /work/runs/hm1024
@@ -29,7 +30,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -55,6 +55,20 @@ from edgematte.runtime.bench_runner import (
     percentiles,
 )
 from edgematte.runtime.matter import Matter
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.peak_probe import (  # noqa: E402
+    cpu_facts,
+    host_peak,
+    peak_lines,
+    peak_problems,
+    physical_cpus,
+    probe_peak,
+    sgemm_ceiling,
+)
 
 RESULTS = Path(__file__).parent / "results"
 PLAIN_ORT = "ONNX Runtime, plain paddle2onnx model"
@@ -99,178 +113,6 @@ class Entry:
         """Drop the runtime and its buffers (a 2048x2048 model holds gigabytes of activations)."""
         self.matter, self.tensors = None, []
         gc.collect()
-
-
-# ------------------------------------------------------------------------------------------ the host's peak
-def cpu_facts() -> Dict[str, str]:
-    """``lscpu`` fields plus ``cpu MHz`` and ``flags`` from /proc/cpuinfo (first CPU)."""
-    facts = {}
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout.splitlines():
-            key, _, value = line.partition(":")
-            facts[key.strip()] = value.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key in ("cpu MHz", "flags", "cpu family", "model", "vendor_id") and key not in facts:
-                facts[key] = value.strip()
-            if not line.strip():
-                break
-    return facts
-
-
-# One thread's clock (a chain of dependent integer adds: one per cycle on any x86 core) and fp32 FMA rate
-# (12 independent accumulators: enough to hide the FMA latency on two pipes), widest vectors the compiler
-# allows. Compiled with the host's C compiler, when there is one: a VM's /proc/cpuinfo clock is only
-# nominal (2.6 GHz reported here, 3.6 GHz measured), so a peak from it alone would be wrong.
-PEAK_PROBE_C = r"""
-#include <immintrin.h>
-#include <stdio.h>
-#include <time.h>
-/* Each rate is the best of CHUNKS short timings, so that time slices lost to other processes drop out. */
-#define CHUNKS 8
-static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + 1e-9 * t.tv_nsec; }
-#define BEST_SECONDS(result, ...) do { result = 1e9; \
-    for (int r = 0; r < CHUNKS; r++) { double t0 = now(); __VA_ARGS__; \
-    double s = now() - t0; result = s < result ? s : result; } } while (0)
-#ifdef __AVX512F__
-typedef __m512 vec; enum { LANES = 16 };
-#define SET1 _mm512_set1_ps
-#define FMA _mm512_fmadd_ps
-#else
-typedef __m256 vec; enum { LANES = 8 };
-#define SET1 _mm256_set1_ps
-#define FMA _mm256_fmadd_ps
-#endif
-int main(void) {
-    long x = 0, n = 40000000L, m = 10000000L;
-    double best;
-    BEST_SECONDS(best, for (long i = 0; i < n; i++)
-                           __asm__ volatile("add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0" : "+r"(x)));
-    printf("clock_ghz %f\n", 4.0 * n / best / 1e9);
-    vec acc[12], b = SET1(1.0000001f), c = SET1(1e-7f);
-    for (int k = 0; k < 12; k++) acc[k] = SET1((float)k);
-    BEST_SECONDS(best, for (long i = 0; i < m; i++) for (int k = 0; k < 12; k++) acc[k] = FMA(acc[k], b, c));
-    float sink[LANES], total = 0;
-    for (int k = 0; k < 12; k++) { *(vec *)sink = acc[k]; total += sink[0]; }
-    printf("fma_gflops %f\nlanes %d\nsink %g\n", m * 12.0 * LANES * 2 / best / 1e9, LANES, total);
-#if defined(__AVX512VNNI__)
-    __m512i iacc[12], ia = _mm512_set1_epi8(3), ib = _mm512_set1_epi8(5);
-    for (int k = 0; k < 12; k++) iacc[k] = _mm512_set1_epi32(k);
-    BEST_SECONDS(best, for (long i = 0; i < m; i++) for (int k = 0; k < 12; k++)
-                           iacc[k] = _mm512_dpbusd_epi32(iacc[k], ia, ib));
-    int isink[16], itotal = 0;
-    for (int k = 0; k < 12; k++) { _mm512_storeu_si512(isink, iacc[k]); itotal += isink[0]; }
-    printf("vnni_gops %f\nsink %d\n", m * 12.0 * 64 * 2 / best / 1e9, itotal);
-#endif
-    return 0;
-}
-"""
-
-
-def probe_peak(copies: int) -> Optional[dict]:
-    """Measured clock and fp32 FMA rate: ``{"alone": {...}, "all_cores": [{...} per copy]}``, or None without a C
-    compiler.
-
-    ``copies`` probes run at once for ``all_cores``: if the CPUs the VM shows were SMT siblings of fewer
-    cores, each copy's FMA rate would drop well below the lone one's.
-    """
-    compiler = shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
-        return None
-    with tempfile.TemporaryDirectory(prefix="peak-probe-") as tmp:
-        source, binary = Path(tmp) / "probe.c", Path(tmp) / "probe"
-        source.write_text(PEAK_PROBE_C)
-        built = subprocess.run([compiler, "-O3", "-march=native", "-funroll-loops", "-o", str(binary), str(source)],
-                               capture_output=True, text=True)
-        if built.returncode != 0:
-            return None
-
-        def parse(stdout):
-            return {k: float(v) for k, v in (line.split() for line in stdout.splitlines()) if k != "sink"}
-
-        alone = parse(subprocess.run([str(binary)], capture_output=True, text=True, check=True).stdout)
-        running = [subprocess.Popen([str(binary)], stdout=subprocess.PIPE, text=True) for _ in range(copies)]
-        together = [parse(p.communicate()[0]) for p in running]
-    return {"alone": alone, "all_cores": together}
-
-
-def host_peak(facts: Dict[str, str], probe: Optional[dict]) -> dict:
-    """fp32 FLOP/s and int8 op/s ceilings of this host, with every assumption spelled out.
-
-    fp32: cores x FMA units x fp32 lanes per unit x 2 (multiply + add) x clock, the clock measured by
-    :func:`probe_peak` when it ran (else /proc/cpuinfo's). int8 (VNNI only): ``vpdpbusd`` does 4
-    multiply-adds per 32-bit lane, so 4x the fp32 figure.
-    """
-    flags = set(facts.get("flags", "").split())
-    cores = int(facts.get("CPU(s)") or os.cpu_count())
-    threads_per_core = int(facts.get("Thread(s) per core") or 1)
-    physical = cores // threads_per_core
-    nominal_ghz = float(facts.get("CPU max MHz") or facts.get("cpu MHz") or 0) / 1000
-    vendor, family = facts.get("vendor_id", ""), int(facts.get("cpu family") or 0)
-    notes = []
-    if "avx512f" in flags and vendor == "AuthenticAMD" and family == 25:
-        # Zen 4 (family 19h): AVX-512 instructions run on the 256-bit FMA pipes as two halves
-        width_bits, units = 256, 2
-        notes.append("AMD family 19h with AVX-512 = Zen 4: two 256-bit FMA pipes; a 512-bit FMA occupies both "
-                     "halves, so AVX-512 gives no more FLOP/cycle than AVX2: 2 x 8 fp32 lanes x 2 = 32 FLOP/cycle/core")
-    elif "avx512f" in flags:
-        width_bits, units = 512, 2
-        notes.append("AVX-512 with two 512-bit FMA units assumed (server Intel; some parts have one): "
-                     "64 FLOP/cycle/core")
-    elif "fma" in flags and "avx2" in flags:
-        width_bits, units = 256, 2
-        notes.append("AVX2 + FMA with two 256-bit FMA units assumed: 32 FLOP/cycle/core")
-    else:
-        width_bits, units = 128, 1
-        notes.append("no FMA: one 128-bit multiply + add per cycle assumed: 8 FLOP/cycle/core")
-    flop_per_cycle = units * (width_bits // 32) * 2
-    if probe:
-        clock_ghz = max(p["clock_ghz"] for p in [probe["alone"], *probe["all_cores"]])
-        alone = probe["alone"]
-        notes.append(f"clock {clock_ghz:.2f} GHz measured (dependent integer adds, best of short timings; one core "
-                     f"busy: {alone['clock_ghz']:.2f} GHz, all: "
-                     + ", ".join(f"{p['clock_ghz']:.2f}" for p in probe["all_cores"])
-                     + f" GHz), not /proc/cpuinfo's nominal {nominal_ghz:.3f} GHz")
-        notes.append(f"measured fp32 FMA rate ({int(alone['lanes'])}-lane vectors): one core alone "
-                     f"{alone['fma_gflops']:.0f} GFLOP/s = {alone['fma_gflops'] / alone['clock_ghz']:.1f} FLOP/cycle; "
-                     f"all {len(probe['all_cores'])} at once "
-                     + ", ".join(f"{p['fma_gflops']:.0f}" for p in probe["all_cores"])
-                     + " GFLOP/s (separate physical cores if each keeps the lone rate)")
-    else:
-        clock_ghz = nominal_ghz
-        notes.append(f"clock {clock_ghz:.3f} GHz from /proc/cpuinfo (no C compiler to measure it); a VM reports "
-                     f"a nominal clock, the real one may be higher")
-    fp32_gflops = physical * flop_per_cycle * clock_ghz
-    vnni = bool(flags & {"avx512_vnni", "avx_vnni"})
-    if vnni:
-        measured = (f"measured: one core alone {probe['alone']['vnni_gops']:.0f} GOP/s = "
-                    f"{probe['alone']['vnni_gops'] / probe['alone']['clock_ghz']:.0f} op/cycle"
-                    if probe and "vnni_gops" in probe["alone"] else "not measured")
-        notes.append(f"int8 peak: VNNI vpdpbusd, 4 multiply-adds per 32-bit lane on the same pipes = 4x the fp32 "
-                     f"rate ({measured})")
-    return {"physical_cores": physical, "clock_ghz": clock_ghz, "nominal_ghz": nominal_ghz,
-            "flop_per_cycle_per_core": flop_per_cycle, "fp32_gflops": fp32_gflops,
-            "int8_gops": 4 * fp32_gflops if vnni else None, "notes": notes,
-            "flags": sorted(flags & {"sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
-                                     "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8"})}
-
-
-def sgemm_ceiling(n: int = 2048, repeats: int = 10) -> float:
-    """Measured GFLOP/s of numpy's float32 matrix product (its BLAS, all cores; best of ``repeats``): a practical
-    ceiling."""
-    rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
-    a @ b
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - t0)
-    return 2 * n ** 3 / min(times) / 1e9
 
 
 def model_gflop(manifest: Manifest) -> Optional[float]:
@@ -475,12 +317,16 @@ def timing_text(timing: List[tuple], wanted: int) -> str:
 
 
 def report(manifest: Manifest, entries: List[Entry], args, gflop: Optional[float], peak: dict, facts: Dict[str, str],
-           sgemm_gflops: float, seconds: float, timing: List[tuple]) -> str:
+           seconds: float, timing: List[tuple]) -> str:
+    """The markdown report. ``peak``: :func:`host_peak` (measured GFLOP/s and GOP/s, None where not measured; the
+    "% of peak" cells are "-" then, and also when :func:`peak_problems` finds the stated peak above the measured
+    rate or sgemm above it); ``gflop``: the model's GFLOP per inference; ``seconds``: the run's duration."""
     model = manifest.model
     shape = model.input_shape
     stats = {e.label: percentiles(e.samples) for e in entries if e.samples}
     medians = {label: s["median"] for label, s in stats.items()}
     peers = {e.label: e for e in entries if e.label in PEERS}
+    trusted = not peak_problems(peak)  # a peak the checks reject rates nothing: "-" in "% of peak"
     versions = library_versions()
     m = machine_facts()
     lines = [
@@ -495,8 +341,7 @@ def report(manifest: Manifest, entries: List[Entry], args, gflop: Optional[float
         f"{facts.get('cpu family')} model {facts.get('model')}), {peak['physical_cores']} cores x "
         f"{facts.get('Thread(s) per core', '?')} thread, {facts.get('Hypervisor vendor', 'no')} hypervisor, "
         f"governor {m.get('governor')}",
-        f"- clock: {peak['clock_ghz']:.2f} GHz measured ({peak['nominal_ghz']:.3f} GHz nominal); "
-        f"caches L1d {facts.get('L1d cache')}, L2 {facts.get('L2 cache')}, "
+        f"- caches L1d {facts.get('L1d cache')}, L2 {facts.get('L2 cache')}, "
         f"L3 {facts.get('L3 cache')}",
         f"- SIMD flags: {', '.join(peak['flags'])}",
         f"- Python {platform.python_version()}; " + ", ".join(f"{k} {v}" for k, v in versions.items()),
@@ -516,7 +361,7 @@ def report(manifest: Manifest, entries: List[Entry], args, gflop: Optional[float
             continue
         s = stats[e.label]
         achieved = gflop / s["median"] if gflop else None
-        ceiling = peak["int8_gops"] if e.precision in INT8_PRECISIONS else peak["fp32_gflops"]
+        ceiling = trusted and (peak["int8_gops"] if e.precision in INT8_PRECISIONS else peak["fp32_gflops"])
         lines.append(
             f"| {e.label} | {e.runtime} | {e.precision} | {1000 * s['median']:.1f} | {1000 * s['min']:.1f} | "
             f"{1000 * s['p90']:.1f} | {_ratio(peers.get(PLAIN_ORT), e, medians)} | "
@@ -531,14 +376,7 @@ def report(manifest: Manifest, entries: List[Entry], args, gflop: Optional[float
                      f"paddle.flops multiply-accumulates x 2)")
     else:
         lines.append("- model FLOPs unknown (not a zoo model): no GFLOP/s figures")
-    lines.append(f"- peak fp32: {peak['physical_cores']} cores x {peak['flop_per_cycle_per_core']} FLOP/cycle x "
-                 f"{peak['clock_ghz']:.3f} GHz = {peak['fp32_gflops']:.0f} GFLOP/s"
-                 + (f"; int8 (VNNI): {peak['int8_gops']:.0f} GOP/s (int8 and dynamic-range entries are "
-                    f"rated against it)" if peak["int8_gops"] else ""))
-    lines.append(f"- measured ceiling: numpy float32 matrix product 2048x2048 (its BLAS, all cores) "
-                 f"{sgemm_gflops:.0f} GFLOP/s (best of 10) = {100 * sgemm_gflops / peak['fp32_gflops']:.0f}% "
-                 f"of the stated peak")
-    lines += [f"- assumption: {note}" for note in peak["notes"]]
+    lines += peak_lines(peak)  # measured figures, and a PROBLEM line for a stated peak above them
     return "\n".join(lines) + "\n"
 
 
@@ -587,8 +425,10 @@ def main(argv=None) -> int:
     args.out = str(out)
     manifest = read_manifest(out)
     facts = cpu_facts()
-    peak = host_peak(facts, probe_peak(os.cpu_count() or 1))
-    sgemm_gflops = sgemm_ceiling()
+    probe = probe_peak(facts.get("flags", "").split(), physical_cpus())
+    peak = host_peak(facts, probe, sgemm_ceiling())
+    for problem in peak["problems"]:
+        print(f"PEAK PROBLEM: {problem}", file=sys.stderr, flush=True)
     gflop = model_gflop(manifest)
     photos = [sample_photo(name) for name, _ in SAMPLE_PHOTOS[:max(1, args.check_photos)]]
     max_rounds = args.max_rounds or 3 * args.rounds
@@ -611,7 +451,7 @@ def main(argv=None) -> int:
                                                         lambda line: print(line, flush=True))))
             for e in live:
                 e.unload()
-    text = report(manifest, entries, args, gflop, peak, facts, sgemm_gflops, time.perf_counter() - started, timing)
+    text = report(manifest, entries, args, gflop, peak, facts, time.perf_counter() - started, timing)
     model = manifest.model
     width = re.search(r"width=([\d.]+)", model.origin or "")
     tag = f"_w{width.group(1)}" if width and float(width.group(1)) != 1.0 else ""
