@@ -340,6 +340,20 @@ def test_tensors_are_matched_by_name_as_tools_rename_them():
         match_tensors(model, ["img", "r1", "other"], "x")
 
 
+def test_a_match_by_position_must_pair_tensors_of_one_size():
+    """Paddle Lite's PTQ program renames its outputs (``save_infer_model/scale_N...``): a match by position is
+    then guarded by the sizes, in any layout; unknown dimensions match anything."""
+    model, shapes = ["alpha", "r1o"], [[1, 1, 64, 96], [1, 16, 32, 48]]
+    assert match_tensors(model, ["out_0", "out_1"], "m.nb outputs", shapes, [(1, 64, 96, 1), (1, 32, 48, 16)]) == [0, 1]
+    assert match_tensors(model, ["out_0", "out_1"], "m.nb outputs", shapes, [(-1, 1, -1, -1), ()]) == [0, 1]
+    with pytest.raises(EdgematteError) as caught:  # the two outputs in the other order
+        match_tensors(model, ["out_0", "out_1"], "m.nb outputs", shapes, [(1, 16, 32, 48), (1, 1, 64, 96)])
+    assert str(caught.value) == ("m.nb outputs: no tensor name matches the model's, and by position its tensor "
+                                 "'out_0' [1, 16, 32, 48] cannot be the model's 'alpha' [1, 1, 64, 96]")
+    with pytest.raises(EdgematteError, match="'out_0' \\[1, 2, 2, 1\\] cannot be the model's 'alpha'"):
+        match_tensors(["alpha"], ["out_0"], "m.nb outputs", [[1, 1, 64, 96]], [(1, 2, 2, 1)])
+
+
 def test_a_state_is_carried_through_nchw_between_layouts():
     """An NHWC state input whose paired output comes back NCHW (as onnx2tf writes RVM) gets it transposed."""
     roles_in = [{"name": "img", "role": "image", "shape": [1, 3, 2, 2]},

@@ -24,10 +24,13 @@ def _key(name: str) -> str:
     return re.sub(r"[^0-9a-zA-Z]+", "_", name.split(":")[0]).strip("_").lower()
 
 
-def match_tensors(model_names: Sequence[str], artefact_names: Sequence[str], what: str) -> List[int]:
+def match_tensors(model_names: Sequence[str], artefact_names: Sequence[str], what: str,
+                  model_shapes: Optional[Sequence] = None, artefact_shapes: Optional[Sequence] = None) -> List[int]:
     """For each artefact tensor (in the artefact's order), the index of the model tensor it is: by exact name,
     then by normalized name (:func:`_key`), then, when nothing matched, by position. A partial or ambiguous
-    match is an error naming ``what``."""
+    match is an error naming ``what``, and so is a match by position that pairs tensors of different sizes
+    (``model_shapes`` / ``artefact_shapes``, when given: element counts, any layout; a dimension of -1 or 0
+    matches anything). Tensors of one size matched by position cannot be told apart here."""
     if len(model_names) != len(artefact_names):
         raise EdgematteError(f"{what}: has {len(artefact_names)} tensors {list(artefact_names)}, the model "
                              f"{len(model_names)} {list(model_names)}")
@@ -35,11 +38,23 @@ def match_tensors(model_names: Sequence[str], artefact_names: Sequence[str], wha
     keyed = {_key(n): i for i, n in enumerate(model_names)}
     order = [exact.get(n, keyed.get(_key(n))) for n in artefact_names]
     if all(i is None for i in order) or len(model_names) == 1:
+        for i in range(len(model_names) if model_shapes is not None and artefact_shapes is not None else 0):
+            if not _may_be_same_size(model_shapes[i], artefact_shapes[i]):
+                raise EdgematteError(f"{what}: no tensor name matches the model's, and by position its tensor "
+                                     f"{artefact_names[i]!r} {list(artefact_shapes[i])} cannot be the model's "
+                                     f"{model_names[i]!r} {list(model_shapes[i])}")
         return list(range(len(model_names)))
     if None in order or sorted(order) != list(range(len(model_names))):
         raise EdgematteError(f"{what}: cannot match its tensors {list(artefact_names)} to the model's "
                              f"{list(model_names)}")
     return order
+
+
+def _may_be_same_size(a: Optional[Sequence[int]], b: Optional[Sequence[int]]) -> bool:
+    """Whether shapes ``a`` and ``b`` may hold the same number of elements (unknown: yes)."""
+    if not a or not b or any(int(d) <= 0 for d in (*a, *b)):
+        return True
+    return int(np.prod([int(d) for d in a])) == int(np.prod([int(d) for d in b]))
 
 
 # Layouts: a converted model's tensors are channels-first as in the Paddle program / ONNX, or channels-last
@@ -89,10 +104,15 @@ class FeedPlan:
     @classmethod
     def of(cls, input_roles: Sequence[dict], output_roles: Sequence[dict], artefact_inputs: Sequence[str],
            artefact_outputs: Sequence[str], layout: str, what: str, input_layouts: Optional[List[str]] = None,
-           output_layouts: Optional[List[str]] = None) -> "FeedPlan":
+           output_layouts: Optional[List[str]] = None, input_shapes: Optional[Sequence] = None,
+           output_shapes: Optional[Sequence] = None) -> "FeedPlan":
+        """``input_shapes`` / ``output_shapes``: the artefact's tensor shapes, which guard a match by position
+        (:func:`match_tensors`)."""
         fed = [r for r in input_roles if r["role"] != "constant"]
-        ins = match_tensors([r["name"] for r in fed], artefact_inputs, f"{what} inputs")
-        outs = match_tensors([r["name"] for r in output_roles], artefact_outputs, f"{what} outputs")
+        ins = match_tensors([r["name"] for r in fed], artefact_inputs, f"{what} inputs",
+                            [r.get("shape") for r in fed], input_shapes)
+        outs = match_tensors([r["name"] for r in output_roles], artefact_outputs, f"{what} outputs",
+                             [r.get("shape") for r in output_roles], output_shapes)
         return cls([fed[i] for i in ins], [output_roles[j] for j in outs], layout, input_layouts, output_layouts)
 
     @classmethod
@@ -105,7 +125,8 @@ class FeedPlan:
                             for tensors in (artefact.inputs, artefact.outputs))
         return cls.of(model.input_roles(), model.output_roles(), [s.name for s in backend.inputs],
                       [s.name for s in backend.outputs], layout, str(getattr(backend, "path", "the model")),
-                      *layouts)
+                      *layouts, input_shapes=[s.shape for s in backend.inputs],
+                      output_shapes=[s.shape for s in backend.outputs])
 
     @classmethod
     def for_reference(cls, model, backend) -> "FeedPlan":
