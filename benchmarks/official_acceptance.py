@@ -361,6 +361,10 @@ def convert_step(folder: Path, out: Path, hw: Tuple[int, int], work: Path, recor
         return False
     data = json.loads((out / "manifest.json").read_text())
     record["fp16"] = fp16_decision(data)
+    recovered = [a["onnx2tf"]["recovered"] for a in data.get("artefacts", [])
+                 if (a.get("onnx2tf") or {}).get("recovered")]
+    if recovered:  # onnx2tf died after its SavedModel: which TFLite files were made how
+        record["tflite_recovered"] = recovered[0]
     record["decision_aware"] = bool((data.get("reference", {}).get("decisions") or {}).get("wired"))
     record["artefacts"] = [{"path": a["path"], "format": a["format"], "target": a.get("target"),
                             "precision": a.get("precision"), "size_bytes": a.get("size_bytes"),
@@ -514,6 +518,9 @@ def markdown(report: dict) -> str:
         lines += [artefact_row(r, a) for a in r["artefacts"]]
     notes = [(r["model"], n) for r in report["models"] for n in (r.get("paddleseg") or {}).get("_notes", [])]
     notes += [(r["model"], f"fp16 {r['fp16']}") for r in report["models"] if (r.get("fp16") or "").startswith("s")]
+    notes += [(r["model"], f"TFLite: {r['tflite_recovered']['onnx2tf']}; files made by "
+               + ", ".join(f"{p}: {how}" for p, how in r["tflite_recovered"]["files"].items()))
+              for r in report["models"] if r.get("tflite_recovered")]
     if notes:
         lines += ["", "Notes:", ""] + [f"- {model}: {note}" for model, note in notes]
     return "\n".join(lines) + "\n"
