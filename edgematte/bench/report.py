@@ -19,6 +19,7 @@ from typing import List, Optional, Sequence, Tuple
 from ..core.errors import EdgematteError
 from ..core.fsutil import atomic_path, read_json_document, record_outputs, write_text_atomic
 from ..core.manifest import Manifest
+from .profile_report import profile_lines
 
 SCHEMA = "edgematte.bench/1"
 EMULATED_NOTE = "EMULATED: correctness only, timings are not real"
@@ -147,6 +148,7 @@ def markdown(doc: dict) -> str:
     else:
         lines += _table(ok, merged)
     lines += _state_lines(ok, merged)
+    lines += profile_lines(doc.get("profiles") or [])
     failed = [r for r in rows if "error" in r]
     if failed:
         lines += ["", "## Failed configurations", ""]

@@ -11,7 +11,9 @@ from typing import Dict, List, Optional
 from ..core import console
 from ..core.errors import EdgematteError, one_line
 from ..core.manifest import REFERENCE, read_manifest
+from .profile_report import write_profiles
 from .report import bench_document, median_cell, write_reports
+from .targets.base import Configuration, Target
 from .targets.registry import parse_target
 
 SHOWN_FAILURES = 3
@@ -45,12 +47,38 @@ def _check_files(manifest, names) -> None:
             manifest.file(manifest.find(name))
 
 
+def profile_artefacts(tgt: Target, manifest, results: List[dict], threads: int, runs: int, warmup: int,
+                      size) -> List[dict]:
+    """Each artefact's per-op profile at ``threads`` (``bench --profile``), after every timed run and apart from
+    them; an artefact whose timed runs all failed is not profiled (said as its ``error``)."""
+    profiles = []
+    for name in dict.fromkeys(r["artefact"] for r in results):
+        config = Configuration(name, threads)
+        if all("error" in r for r in results if r["artefact"] == name):
+            profiles.append({"artefact": name, "threads": threads, "error": "not profiled: its timed runs failed"})
+            continue
+        try:
+            profile = tgt.profile(manifest, config, runs, warmup, size)
+        except EdgematteError as error:
+            profile = {"artefact": name, "threads": threads, "error": str(error)}
+        if "rows" in profile:
+            console.info(f"  profile {name:<24} {threads} thr  {profile['total_ms']:.1f} ms of "
+                         f"{len(profile['rows'])} ops per run ({profile['runtime']})")
+        else:
+            console.info(f"  profile {name:<24} none: {profile.get('unsupported') or profile.get('error')}")
+        profiles.append(profile)
+    return profiles
+
+
 def benchmark(manifest_path, target: str = "local", threads: List[int] = (1, 2), artefacts: Optional[List[str]] = None,
               runs: int = 20, warmup: int = 3, size=(1920, 1080), out=None,
-              adb_tools: Optional[Dict[str, Optional[str]]] = None) -> dict:
+              adb_tools: Optional[Dict[str, Optional[str]]] = None, profile: bool = False) -> dict:
     """Run every (artefact, threads) configuration on ``target``; write bench.json/md/png to ``out``.
 
     ``adb_tools``: the phone's benchmark binaries for an ``adb:`` target (``{"tflite": path, "nb": path}``).
+    ``profile``: then each artefact's per-op profile at the first thread count, where the target's runtime has
+    a profiler, into ``profile_<artefact>.md/.json/.png`` (:func:`profile_artefacts`,
+    :mod:`edgematte.bench.profile_report`), linked from bench.md.
 
     A configuration that fails is recorded with its error and the others still run; the call raises
     :class:`EdgematteError` at the end if any failed (after the reports are written). If all failed, it
@@ -74,13 +102,20 @@ def benchmark(manifest_path, target: str = "local", threads: List[int] = (1, 2),
                     console.info(f"  {config.artefact:<24} {config.threads} thr  model median "
                                  f"{median_cell(result['model_s'])} ms  end-to-end "
                                  f"{median_cell(result['end_to_end_s'])} ms")
+        failed = [r for r in results if "error" in r]
+        profiles = []
+        if profile and len(failed) < len(results):
+            profiles = profile_artefacts(tgt, manifest, results, list(threads)[0], runs, warmup, size)
         emulated = tgt.emulated
-    failed = [r for r in results if "error" in r]
     if failed and len(failed) == len(results):
         raise EdgematteError(all_failed_message(out, target, failed))
     doc = bench_document(target, emulated, manifest, results,
                          {"runs": runs, "warmup": warmup, "size": list(size), "threads": list(threads)})
+    profile_files = []
+    if profile:
+        doc["profiles"], profile_files = write_profiles(out, doc, profiles)
     written = write_reports(out, doc)
+    written.files += profile_files
     doc["_dir"], doc["_written"] = str(out), written
     if failed:
         raise EdgematteError(f"{len(failed)} of {len(results)} configurations failed (first: {failed[0]['artefact']}: "

@@ -36,8 +36,15 @@ from .app import cli, positive_ints, size_wxh
     help="adb: Paddle Lite's benchmark_bin (same version as the converter's paddlelite), "
          "runs the arm/opencl .nb artefacts (default: $EDGEMATTE_ADB_BENCHMARK_BIN).",
 )
+@click.option(
+    "--profile", is_flag=True,
+    help="Then profile each artefact per op (at the first thread count, apart from the timed runs) where its "
+         "runtime can: ONNX Runtime and Paddle Inference (reference) on this host and ssh boards (.onnx), "
+         "benchmark_model / a --with_profile=ON benchmark_bin on adb. Writes profile_<artefact>.md/.json/.png "
+         "(time per op type, slowest layers), linked from bench.md; other artefacts get a line saying why not.",
+)
 def bench(manifest, target, threads, artefacts, runs, warmup, size, out, as_json, adb_benchmark_model,
-          adb_benchmark_bin):
+          adb_benchmark_bin, profile):
     """Benchmark latency and memory of a conversion's artefacts on the host, an ARM board, Android or qemu.
 
     Each configuration (artefact x threads) runs in a fresh process; reports: bench.json, bench.md, bench.png
@@ -51,7 +58,7 @@ def bench(manifest, target, threads, artefacts, runs, warmup, size, out, as_json
     doc = benchmark(manifest, target=target, threads=threads,
                     artefacts=[a.strip() for a in artefacts.split(",")] if artefacts else None,
                     runs=runs, warmup=warmup, size=size, out=out,
-                    adb_tools={"tflite": adb_benchmark_model, "nb": adb_benchmark_bin})
+                    adb_tools={"tflite": adb_benchmark_model, "nb": adb_benchmark_bin}, profile=profile)
     if as_json:
         console.emit_json({k: v for k, v in doc.items() if not k.startswith("_")})
     console.info(doc["_written"].summary())

@@ -115,29 +115,43 @@ def measure_states(matter, runs: int) -> Optional[dict]:
     return {"count": len(arrays), "bytes": 2 * sum(a.nbytes for a in arrays), "copy_s": percentiles(seconds)}
 
 
+def synthetic_inputs(matter, size):
+    """(photo, trimap or None) of ``size``: the synthetic photo, and the synthetic trimap for a model that takes
+    one (:func:`.trimap.synthetic_trimap`)."""
+    from .trimap import synthetic_trimap
+
+    photo = synthetic_photo(*size)
+    trimap = synthetic_trimap(photo.shape[:2])[0, 0].astype(np.uint8) if matter.takes_trimap else None
+    return photo, trimap
+
+
+def model_call(matter, photo, trimap=None):
+    """The zero-argument call that runs the model alone once on ``photo`` (and ``trimap``), as the timed runs do
+    (a recurrent model carries its states from call to call)."""
+    tensor, _ = matter.model_input(photo)
+    trimap_in = matter.trimap_input(trimap, photo.shape[:2]) if trimap is not None else None
+    return lambda: matter.run_tensor(tensor, trimap_in)
+
+
 def measure(manifest_dir: str, artefact: str, threads: int, runs: int, warmup: int, size) -> dict:
     """Load time, first inference, model-only and end-to-end latencies, peak memory for one configuration.
 
     A recurrent model carries its states from run to run (the steady per-frame latency); a model that takes a
     trimap gets the synthetic one (:func:`.trimap.synthetic_trimap`)."""
-    from .trimap import synthetic_trimap
-
     t0 = time.perf_counter()
     matter = open_matter(manifest_dir, artefact, threads)
     load_s = time.perf_counter() - t0
-    photo = synthetic_photo(*size)
-    trimap = synthetic_trimap(photo.shape[:2])[0, 0].astype(np.uint8) if matter.takes_trimap else None
-    tensor, _ = matter.model_input(photo)
-    trimap_in = matter.trimap_input(trimap, photo.shape[:2]) if trimap is not None else None
+    photo, trimap = synthetic_inputs(matter, size)
+    run_model = model_call(matter, photo, trimap)
     t0 = time.perf_counter()
-    matter.run_tensor(tensor, trimap_in)
+    run_model()
     first_s = time.perf_counter() - t0
     for _ in range(warmup):
-        matter.run_tensor(tensor, trimap_in)
+        run_model()
     model = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        matter.run_tensor(tensor, trimap_in)
+        run_model()
         model.append(time.perf_counter() - t0)
     states = measure_states(matter, runs)
     e2e, pre, post = [], [], []
@@ -174,10 +188,18 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--size", default="1920x1080", help="end-to-end input image size WxH")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile the model per op instead of timing it (edgematte.runtime.op_profile)")
     args = parser.parse_args(argv)
     size = tuple(int(v) for v in args.size.lower().split("x"))
     try:
-        result = measure(args.manifest, args.artefact, args.threads, args.runs, args.warmup, size)
+        if args.profile:
+            from .op_profile import profile_artefact
+
+            result = profile_artefact(args.manifest, args.artefact, args.threads, args.runs, args.warmup,
+                                      lambda matter: model_call(matter, *synthetic_inputs(matter, size)))
+        else:
+            result = measure(args.manifest, args.artefact, args.threads, args.runs, args.warmup, size)
     except Exception as e:  # reported as data: the caller keeps the other configurations
         result = {"artefact": args.artefact, "threads": args.threads,
                   "error": f"{type(e).__name__}: {e}".splitlines()[0]}

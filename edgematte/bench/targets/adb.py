@@ -26,6 +26,11 @@ reports the mean, min, max (and, in recent versions, the median) of its runs; ``
 mean, min and max: figures a tool does not print are ``None``, never estimated. Neither prints a
 p90. Versions: ``benchmark_bin`` prints its Paddle Lite version; ``benchmark_model`` does not print
 its TensorFlow version, so the tool is identified by its file name and sha256.
+
+``bench --profile`` runs each tool once more, apart from the timed run (:meth:`AdbTarget.profile`):
+``benchmark_model`` with ``--enable_op_profiling=true``; ``benchmark_bin`` as it is, whose per-kernel tables
+appear only in a build with ``--with_profile=ON`` (such a build also profiles its timed runs, which then carry
+the profiler's cost). Their tables are read by :mod:`edgematte.bench.op_profile`.
 """
 
 import os
@@ -39,6 +44,7 @@ from ...core.errors import EdgematteError
 from ...core.fsutil import sha256_file
 from ...core.manifest import Artefact, Manifest
 from ...device.adb import Adb, Device, device_shell_command, device_shell_quote
+from ..op_profile import parse_benchmark_model_profile, parse_paddle_lite_profile
 from .base import Configuration, Target, choose, failure, grid
 
 REMOTE_PARENT = "/data/local/tmp"  # the one place adb's shell user may write and execute on every phone
@@ -147,12 +153,14 @@ class BenchmarkTool:
     parse: Callable[[str], dict]
 
     def argv(self, remote_model: str, entry: Artefact, manifest: Manifest, threads: int, runs: int, warmup: int,
-             memory_profile: bool = True) -> List[str]:
+             memory_profile: bool = True, op_profile: bool = False) -> List[str]:
+        """The tool's command line; ``op_profile``: benchmark_model's per-op profiler on (benchmark_bin has no
+        flag for it: a build with ``--with_profile=ON`` always profiles)."""
         if self.name == "benchmark_model":
             # The first inference is the first warm-up run: at least one, or the tool reports none.
-            return [f"./{self.name}", f"--graph={remote_model}", f"--num_threads={threads}", f"--num_runs={runs}",
-                    f"--warmup_runs={max(1, warmup)}", "--min_secs=0", "--warmup_min_secs=0",
-                    "--report_peak_memory_footprint=true"]
+            return ([f"./{self.name}", f"--graph={remote_model}", f"--num_threads={threads}", f"--num_runs={runs}",
+                     f"--warmup_runs={max(1, warmup)}", "--min_secs=0", "--warmup_min_secs=0",
+                     "--report_peak_memory_footprint=true"] + (["--enable_op_profiling=true"] if op_profile else []))
         # Every input's shape, colon-separated (RVM: the image, then its states, in the .nb's order).
         shapes = [spec.shape for spec in entry.inputs] or [manifest.model.input_shape]
         backend = "opencl,arm" if entry.target == "opencl" else "arm"
@@ -287,8 +295,36 @@ class AdbTarget(Target):
             "tool_output_tail": output.strip().splitlines()[-12:],
         }
 
+    def profile(self, manifest: Manifest, config: Configuration, runs: int, warmup: int, size,
+                timeout: Optional[float] = DEFAULT_TIMEOUT_S) -> dict:
+        """The tool once more, its profiler on: benchmark_model with ``--enable_op_profiling=true``; benchmark_bin
+        as it is (a build with ``--with_profile=ON`` prints Paddle Lite's profiler tables, one without says
+        nothing: then the answer is ``unsupported``). Parsed by :mod:`edgematte.bench.op_profile`."""
+        head = {"artefact": config.artefact, "threads": config.threads}
+        try:
+            entry = manifest.find(config.artefact)
+            tool = self.tool_for(entry)
+            remote = f"{REMOTE_PARENT}/edgematte-bench-{secrets.token_hex(4)}"
+            try:
+                _, output, argv = self._run_tool(tool, Path(self.tools[entry.format]), manifest, entry, remote,
+                                                 config.threads, runs, warmup, timeout, op_profile=True)
+            finally:
+                self._remove(remote)
+            if entry.format == "tflite":
+                profile = parse_benchmark_model_profile(output)
+                return {**head, "runtime": "benchmark_model", "profiler": "benchmark_model --enable_op_profiling=true",
+                        **profile}
+            profile = parse_paddle_lite_profile(output)
+        except (EdgematteError, ValueError) as error:
+            return {**head, "error": str(error)}
+        if profile is None:
+            return {**head, "unsupported": f"{tool.name} printed no profiler table (build Paddle Lite with "
+                                           "--with_profile=ON for one)"}
+        return {**head, "runtime": "benchmark_bin", "profiler": "Paddle Lite profiler (benchmark_bin built with "
+                                                                "--with_profile=ON)", **profile}
+
     def _run_tool(self, tool: BenchmarkTool, binary: Path, manifest: Manifest, entry: Artefact, remote: str,
-                  threads: int, runs: int, warmup: int, timeout: Optional[float]):
+                  threads: int, runs: int, warmup: int, timeout: Optional[float], op_profile: bool = False):
         """Push tool + artefact into ``remote``, run the tool there, parse; returns (figures, output, argv)."""
         self.device.make_dirs(remote)
         self.device.push(binary, f"{remote}/{tool.name}")
@@ -296,7 +332,7 @@ class AdbTarget(Target):
         model = f"{remote}/{entry.name}"
         self.device.push(manifest.file(entry), model)
         for memory_profile in (True, False):
-            argv = tool.argv(model, entry, manifest, threads, runs, warmup, memory_profile)
+            argv = tool.argv(model, entry, manifest, threads, runs, warmup, memory_profile, op_profile)
             line = f"cd {device_shell_quote(remote)} && {device_shell_command(argv)} 2>&1"
             result = self.device.shell(line, timeout=timeout or DEFAULT_TIMEOUT_S, check=False)
             # benchmark_bin builds before the memory profiler reject the flag (gflags): run once more without it.

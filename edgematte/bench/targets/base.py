@@ -46,6 +46,14 @@ class Target(abc.ABC):
             timeout: Optional[float] = None) -> dict:
         """One configuration's result: the runner's JSON record, or ``{"artefact", "threads", "error"}``."""
 
+    def profile(self, manifest: Manifest, config: Configuration, runs: int, warmup: int, size,
+                timeout: Optional[float] = None) -> dict:
+        """``config``'s per-op profile, run apart from the timed runs (``bench --profile``): the rows of
+        :mod:`edgematte.runtime.op_profile`, or ``{"artefact", "threads", "unsupported": why}``, or an ``error``.
+        The default: this target has no profiler."""
+        return {"artefact": config.artefact, "threads": config.threads,
+                "unsupported": f"{self.name}: no per-op profiler on this target"}
+
     def close(self) -> None:
         """Release what the target holds (temporary files); called once the session is done."""
 
@@ -70,10 +78,11 @@ def grid(names: Sequence[str], threads: Sequence[int]) -> List[Configuration]:
     return [Configuration(name, t) for name in names for t in threads]
 
 
-def runner_args(config: Configuration, runs: int, warmup: int, size) -> List[str]:
-    """The runner's arguments after ``--manifest DIR`` for ``config``."""
+def runner_args(config: Configuration, runs: int, warmup: int, size, profile: bool = False) -> List[str]:
+    """The runner's arguments after ``--manifest DIR`` for ``config`` (``profile``: its per-op profile instead of
+    its timings)."""
     return ["--artefact", config.artefact, "--threads", str(config.threads), "--runs", str(runs),
-            "--warmup", str(warmup), "--size", f"{size[0]}x{size[1]}"]
+            "--warmup", str(warmup), "--size", f"{size[0]}x{size[1]}"] + (["--profile"] if profile else [])
 
 
 def failure(config: Configuration, error: str) -> dict:

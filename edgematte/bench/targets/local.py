@@ -33,8 +33,16 @@ class LocalTarget(Target):
 
     def run(self, manifest: Manifest, config: Configuration, runs: int, warmup: int, size,
             timeout: Optional[float] = DEFAULT_TIMEOUT_S) -> dict:
-        argv = [sys.executable, "-m", RUNNER_MODULE, "--manifest", str(manifest.dir),
-                *runner_args(config, runs, warmup, size)]
+        return self._runner(manifest, config, runner_args(config, runs, warmup, size), timeout)
+
+    def profile(self, manifest: Manifest, config: Configuration, runs: int, warmup: int, size,
+                timeout: Optional[float] = DEFAULT_TIMEOUT_S) -> dict:
+        """A runner of its own profiles ``config`` (ONNX Runtime's profiler for .onnx, paddle.profiler for the
+        reference; the others say why not: :mod:`edgematte.runtime.op_profile`)."""
+        return self._runner(manifest, config, runner_args(config, runs, warmup, size, profile=True), timeout)
+
+    def _runner(self, manifest: Manifest, config: Configuration, args, timeout: Optional[float]) -> dict:
+        argv = [sys.executable, "-m", RUNNER_MODULE, "--manifest", str(manifest.dir), *args]
         run = run_tool(argv, what=f"runner ({config.artefact})", timeout_s=timeout,
                        env=dict(os.environ, GLOG_minloglevel="2"))
         if run.timed_out:

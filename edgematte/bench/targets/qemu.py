@@ -48,6 +48,12 @@ class QemuTarget(Target):
         result.update(emulated=True, qemu_cpu=self.cpu)
         return result
 
+    def profile(self, manifest: Manifest, config: Configuration, runs: int, warmup: int, size,
+                timeout: Optional[float] = None) -> dict:
+        return {"artefact": config.artefact, "threads": config.threads,
+                "unsupported": f"{self.name}: no per-op profile under emulation (the root file system has LiteRT only, "
+                               "whose Python interpreter has no per-op profiler; emulated times say nothing of a CPU)"}
+
     def configurations(self, manifest: Manifest, artefacts: Optional[Sequence[str]],
                        threads: Sequence[int]) -> List[Configuration]:
         """Every artefact LiteRT runs (the root file system has no other runtime) x thread count."""

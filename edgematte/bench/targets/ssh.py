@@ -210,6 +210,16 @@ class SshTarget(Target):
 
     def run(self, manifest: Manifest, config: Configuration, runs: int, warmup: int, size,
             timeout: Optional[float] = DEFAULT_TIMEOUT_S) -> dict:
+        return self._runner(manifest, config, runner_args(config, runs, warmup, size), timeout)
+
+    def profile(self, manifest: Manifest, config: Configuration, runs: int, warmup: int, size,
+                timeout: Optional[float] = DEFAULT_TIMEOUT_S) -> dict:
+        """The runner on the board profiles ``config``: ONNX Runtime's profiler for .onnx; the board's LiteRT and
+        Paddle Lite Python APIs have none (:mod:`edgematte.runtime.op_profile`)."""
+        return self._runner(manifest, config, runner_args(config, runs, warmup, size, profile=True), timeout)
+
+    def _runner(self, manifest: Manifest, config: Configuration, args: Sequence[str],
+                timeout: Optional[float]) -> dict:
         if self.board is None:
             self.check()  # raises before the first configuration when the board cannot run anything
         try:
@@ -217,8 +227,7 @@ class SshTarget(Target):
         except EdgematteError as e:
             return failure(config, str(e))
         # The tar goes to ssh's stdin from memory: one artefact plus the runtime code.
-        r = self._ssh(self.remote_script(runner_args(config, runs, warmup, size)), timeout,
-                      input=tar_path.read_bytes())
+        r = self._ssh(self.remote_script(args), timeout, input=tar_path.read_bytes())
         if r.timed_out:
             return failure(config, f"timed out after {timeout} s on {self.destination} (the board's folder is "
                                    "removed when its shell exits)")

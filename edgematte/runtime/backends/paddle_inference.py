@@ -51,12 +51,16 @@ class PaddleInferenceBackend(Backend):
     ``use_onednn=False`` runs the plain CPU kernels (also exact, about 4x slower). ``paddle_defaults=True``
     leaves a fresh ``Config`` as Paddle sets it up (oneDNN with every pass, what PaddleSeg's deploy
     script runs): the known-wrong configuration, for benchmarks that show what the fix costs and saves.
+    ``optim_cache_dir``: a folder where each predictor also saves the program it runs after its passes
+    (``_optimized.pdmodel``), which names the ops a profile of it times (:mod:`edgematte.runtime.op_profile`).
     """
 
     name = "paddle_inference"
 
-    def __init__(self, path, threads: Optional[int] = None, use_onednn: bool = True, paddle_defaults: bool = False):
+    def __init__(self, path, threads: Optional[int] = None, use_onednn: bool = True, paddle_defaults: bool = False,
+                 optim_cache_dir: Optional[str] = None):
         super().__init__(path, threads)
+        self._optim_cache_dir = optim_cache_dir
         try:
             from paddle import inference
         except ImportError as e:
@@ -86,6 +90,9 @@ class PaddleInferenceBackend(Backend):
             elif not self._use_onednn:
                 config.disable_mkldnn()
             config.set_cpu_math_library_num_threads(int(self.threads or 1))
+            if self._optim_cache_dir is not None:
+                config.enable_save_optim_model(True)
+                config.set_optim_cache_dir(str(self._optim_cache_dir))
             self._predictors[shape] = self._inference.create_predictor(config)
         return self._predictors[shape]
 
