@@ -60,6 +60,17 @@ def tiny_conversion(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def int8_conversion(tmp_path_factory):
+    """One `edgematte convert --int8` of the tiny seeded PP-MattingV2 at 256x256 (Lite, ONNX, TFLite; 8 calibration
+    images), shared by the INT8 pipeline tests."""
+    out = tmp_path_factory.mktemp("int8") / "out"
+    r = run_cli("convert", "ppmattingv2", "--seed", "0", "--width", "0.25", "--input-shape", 1, 3, 256, 256,
+                "--to", "lite,onnx,tflite", "--no-fp16", "--int8", "--calib-count", 8, "-o", out)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
 def load_tool(name: str):
     """A developer script of ``tools/`` (not part of the package) as a module."""
     import importlib.util

@@ -1,5 +1,6 @@
-"""`edgematte convert --int8` (Paddle Lite path) on the tiny model: numerics recorded, and equal to a fresh
-evaluation by the runtime on the same held-out images."""
+"""`edgematte convert --int8` (Paddle Lite and TFLite paths) on the tiny model: numerics recorded, and equal to a
+fresh evaluation by the runtime on the same held-out images. The conversion (conftest's ``int8_conversion``) also
+builds the QDQ ONNX model, checked in tests/test_quant_onnx_int8.py."""
 
 import json
 
@@ -12,22 +13,12 @@ from edgematte.runtime.backends import open_backend
 from edgematte.runtime.matter import Matter
 from edgematte.runtime.profiles import get_profile
 
-from .conftest import run_cli
-
-
-@pytest.fixture(scope="module")
-def int8_conversion(tmp_path_factory):
-    out = tmp_path_factory.mktemp("int8") / "out"
-    r = run_cli("convert", "ppmattingv2", "--seed", "0", "--width", "0.25", "--input-shape", 1, 3, 256, 256,
-                "--to", "lite,tflite", "--no-fp16", "--int8", "--calib-count", 8, "-o", out)
-    assert r.returncode == 0, r.stderr
-    return out
-
 
 def test_int8_artefacts_carry_numerics(int8_conversion):
     m = json.loads((int8_conversion / "manifest.json").read_text())
     int8 = {a["path"]: a for a in m["artefacts"] if a["precision"] == "int8"}
-    assert set(int8) == {"model_x86_int8.nb", "model_arm_int8.nb", "model_int8.tflite", "model_int8_io.tflite"}
+    assert set(int8) == {"model_x86_int8.nb", "model_arm_int8.nb", "model_int8.tflite", "model_int8_io.tflite",
+                         "model_int8_qdq.onnx"}  # the QDQ model: tests/test_quant_onnx_int8.py
     for a in int8.values():
         n = a["numerics"]
         assert set(n) >= {"mad", "max_abs", "frac_over_8_255", "sad", "mse", "grad", "conn", "eval_images"}
@@ -61,7 +52,7 @@ def test_int8_artefacts_carry_numerics(int8_conversion):
 def test_every_fallback_choice_reports_latency_against_fp32(int8_conversion):
     m = json.loads((int8_conversion / "manifest.json").read_text())
     fp32 = m["int8"]["fp32_latency_ms"]
-    assert set(fp32) == {"tflite", "nb_x86"} and all(v > 0 for v in fp32.values())
+    assert set(fp32) == {"tflite", "nb_x86", "onnx"} and all(v > 0 for v in fp32.values())
     entries = {a["path"]: a for a in m["artefacts"]}
     lite_history = entries["model_x86_int8.nb"]["quantization"]["history"]
     tflite_history = entries["model_int8.tflite"]["quantization"]["fallback"]["history"]

@@ -69,7 +69,7 @@ from .app import cli, csv_choices, threads_option
 @click.option(
     "--int8", is_flag=True,
     help="Also build INT8 artefacts (Lite int8 .nb, "
-         "full-integer and dynamic-range TFLite), each measured against fp32.",
+         "full-integer and dynamic-range TFLite, QDQ ONNX), each measured against fp32.",
 )
 @click.option(
     "--calib", type=click.Path(exists=True, file_okay=False), default=None,
@@ -78,7 +78,8 @@ from .app import cli, csv_choices, threads_option
 @click.option("--calib-count", type=int, default=None, help="INT8: number of calibration images (default 32).")
 @click.option(
     "--algo", type=click.Choice(["avg", "abs_max", "hist", "mse", "KL"]), default="avg", show_default=True,
-    help="INT8: Paddle PTQ activation-range algorithm.",
+    help="INT8: Paddle PTQ activation-range algorithm (QDQ ONNX: ONNX Runtime's counterpart; it has none "
+         "for mse).",
 )
 @click.option(
     "--budget-mad", type=float, default=0.02, show_default=True,
@@ -88,7 +89,7 @@ from .app import cli, csv_choices, threads_option
 )
 @click.option(
     "--keep-float", multiple=True, metavar="LAYER",
-    help="INT8: a layer (Paddle tensor / TFLite node name) to keep in float; repeatable.",
+    help="INT8: a layer (Paddle tensor / TFLite or ONNX node name) to keep in float; repeatable.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest summary as JSON on stdout.")
 def convert(model, out, formats, lite_targets, input_shape, downsample_ratio, constants, alpha_only, fp16, layout,

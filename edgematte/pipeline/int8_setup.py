@@ -1,4 +1,4 @@
-"""What both INT8 stages need, prepared once: the calibration and held-out evaluation sets with their fp32
+"""What every INT8 stage needs, prepared once: the calibration and held-out evaluation sets with their fp32
 reference outputs, the fp32 latencies INT8 choices are weighed against, and the manifest's ``int8`` summary;
 and the one way an INT8 artefact is recorded (parity on held-out photos, matting numerics, budget verdict)."""
 
@@ -78,8 +78,8 @@ def tflite_layouts(ctx: Context) -> Optional[dict]:
 
 
 def _fp32_latencies(ctx: Context, evaluation, runs: int) -> dict:
-    """Median ms of the fp32 artefacts the INT8 choices are weighed against: ``{"tflite", "nb_x86"}``, each
-    only when that artefact was built (measured like the INT8 tries: in-process, a held-out photo)."""
+    """Median ms of the fp32 artefacts the INT8 choices are weighed against: ``{"tflite", "nb_x86", "onnx"}``,
+    each only when that artefact was built (measured like the INT8 tries: in-process, a held-out photo)."""
     from ..core.timing import median_latency_ms
     from ..runtime.backends import open_backend
 
@@ -87,6 +87,8 @@ def _fp32_latencies(ctx: Context, evaluation, runs: int) -> dict:
         return {}
     candidates = {"tflite": ("litert", ctx.out / "model_fp32.tflite", ctx.options.layout),
                   "nb_x86": ("paddle_lite", ctx.out / "model_x86.nb", "nchw")}
+    if "onnx" in ctx.formats:  # model.onnx is also TFLite's bridge: an artefact only when ONNX was asked for
+        candidates["onnx"] = ("onnxruntime", ctx.out / "model.onnx", "nchw")
     latencies = {}
     for key, (runtime, path, layout) in candidates.items():
         if path.exists():

@@ -60,7 +60,7 @@ def _kernel_lines(int8_artefacts) -> list:
     return [""] + lines if lines else []
 
 
-FP32_PEER = {"nb": "nb_x86", "tflite": "tflite"}
+FP32_PEER = {"nb": "nb_x86", "tflite": "tflite", "onnx": "onnx"}
 
 
 def _fallback_tables(int8_artefacts, fp32_latency: dict, threads) -> list:

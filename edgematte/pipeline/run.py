@@ -1,7 +1,7 @@
 """``edgematte convert``: check the request, open the model, run the stages in order, write OUT atomically.
 
 source -> fixed-shape copy -> checked reference -> Paddle Lite .nb per target, ONNX (paddle2onnx + exact
-repairs), TFLite (onnx2tf) -> INT8 (Lite, TFLite) -> parity of each artefact on real photos ->
+repairs), TFLite (onnx2tf) -> INT8 (Lite, TFLite, ONNX QDQ) -> parity of each artefact on real photos ->
 ``manifest.json`` + ``report.md``. Everything is built in a temporary sibling of OUT and swapped in only when
 complete, so a failure never leaves half an output or replaces a good one; an error raised meanwhile names OUT,
 not that temporary folder (:func:`_errors_name`). Options are checked before any work (:func:`validate_options`:
@@ -48,6 +48,10 @@ def validate_options(options: ConvertOptions) -> List[str]:
         from ..quant.int8 import validate as validate_int8
 
         validate_int8(options.int8)
+        if "onnx" in options.formats:  # ONNX Runtime's calibration has no counterpart of every --algo
+            from ..quant.onnx_int8 import calibration_settings
+
+            calibration_settings(options.int8.algo)
     if options.layout not in ("nhwc", "nchw"):
         raise EdgematteError(f"--layout: {options.layout!r} is not nhwc or nchw")
     profile_class(options.profile)  # an unknown name fails before any work

@@ -35,7 +35,7 @@ search is testable without TensorFlow; :mod:`edgematte.quant.tflite_int8` suppli
 """
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 from ..core.errors import EdgematteError
 from .tflite.untie import UNTIE_SUFFIX
@@ -100,12 +100,15 @@ def op_macs(op: dict) -> int:
     return out_elements
 
 
-def layer_groups(ops: Sequence[dict]) -> List[LayerGroup]:
+def layer_groups(ops: Sequence[dict], scale_preserving: FrozenSet[str] = SCALE_PRESERVING_OPS,
+                 macs: Callable[[dict], int] = op_macs) -> List[LayerGroup]:
     """The layer groups of a model, in execution order (``ops`` as ``model_ops`` lists them).
 
     Every computing op anchors one group; a scale-preserving op joins the group of the op it feeds
     when that op is its only consumer, and so on upstream. Scale-preserving ops with several
-    consumers, QUANTIZE/DEQUANTIZE and the untie identities belong to no group.
+    consumers, QUANTIZE/DEQUANTIZE and the untie identities belong to no group. ``scale_preserving`` and
+    ``macs`` are the op vocabulary: TFLite's by default (another format's ops, in the same dict shape, bring
+    their own: :mod:`edgematte.quant.onnx_int8`).
     """
     producer: Dict[str, dict] = {}
     consumers: Dict[str, List[dict]] = {}
@@ -119,7 +122,7 @@ def layer_groups(ops: Sequence[dict]) -> List[LayerGroup]:
         return op["outputs"][0]["name"]
 
     def is_anchor(op):
-        return (op["outputs"] and op["op"] not in SCALE_PRESERVING_OPS and op["op"] not in NOT_GROUPED_OPS
+        return (op["outputs"] and op["op"] not in scale_preserving and op["op"] not in NOT_GROUPED_OPS
                 and not node(op).endswith(UNTIE_SUFFIX))
 
     groups = []
@@ -131,13 +134,13 @@ def layer_groups(ops: Sequence[dict]) -> List[LayerGroup]:
             current = frontier.pop()
             for tensor in current["inputs"]:
                 feeder = producer.get(tensor["name"])
-                if feeder is None or feeder["op"] not in SCALE_PRESERVING_OPS or feeder in members:
+                if feeder is None or feeder["op"] not in scale_preserving or feeder in members:
                     continue
                 if all(c is current for c in consumers.get(node(feeder), [])):
                     members.append(feeder)
                     frontier.append(feeder)
         groups.append(LayerGroup(anchor=node(op), anchor_op=op["op"], nodes=tuple(node(m) for m in members),
-                                 op_types=tuple(m["op"] for m in members), macs=sum(op_macs(m) for m in members)))
+                                 op_types=tuple(m["op"] for m in members), macs=sum(macs(m) for m in members)))
     return groups
 
 
@@ -162,12 +165,14 @@ def op_type_groups(groups: Sequence[LayerGroup]) -> List[LayerGroup]:
     return merged
 
 
-def candidate_groups(ops: Sequence[dict], max_macs_fraction: float = MAX_GROUP_MACS_FRACTION) -> List[LayerGroup]:
+def candidate_groups(ops: Sequence[dict], max_macs_fraction: float = MAX_GROUP_MACS_FRACTION,
+                     scale_preserving: FrozenSet[str] = SCALE_PRESERVING_OPS,
+                     macs: Callable[[dict], int] = op_macs) -> List[LayerGroup]:
     """The groups the search may keep float: single layers and whole op types, each costing at most
     ``max_macs_fraction`` of the model's multiply-accumulates (a float fallback must stay small: the
-    point of int8 is its speed)."""
-    total = sum(op_macs(op) for op in ops)
-    singles = layer_groups(ops)
+    point of int8 is its speed). ``scale_preserving``, ``macs``: as for :func:`layer_groups`."""
+    total = sum(macs(op) for op in ops)
+    singles = layer_groups(ops, scale_preserving, macs)
     return [g for g in singles + op_type_groups(singles) if g.macs <= max_macs_fraction * total]
 
 
