@@ -3,7 +3,7 @@ reference outputs, the fp32 latencies INT8 choices are weighed against, and the 
 and the one way an INT8 artefact is recorded (parity on held-out photos, matting numerics, budget verdict)."""
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, Iterable, List, Optional
 
 import numpy as np
 
@@ -56,6 +56,24 @@ def int8_state(ctx: Context) -> Int8State:
                    "each held-out clip from zero states with its own states fed back, against the fp32 reference "
                    "over all frames"}
     return ctx.int8
+
+
+def built_or_skipped(ctx: Context, build: Callable[[], List[Artefact]], target: str,
+                     file_names: Iterable[str]) -> List[Artefact]:
+    """``build()``'s INT8 artefacts. For a recurrent model a tool's refusal is no failure of the conversion: the
+    files among ``file_names`` that it left in OUT unrecorded are removed, :func:`skip_target` says why, and no
+    artefact is returned. A per-frame model's failure is the conversion's."""
+    if not int8_state(ctx).evaluation.recurrent:
+        return build()
+    try:
+        return build()
+    except Exception as error:  # noqa: BLE001 - a tool's limit on a recurrent model must not fail the conversion
+        recorded = {a.path for a in ctx.manifest.artefacts}
+        for name in file_names:
+            if (ctx.out / name).exists() and name not in recorded:
+                (ctx.out / name).unlink()
+        skip_target(ctx, target, error)
+        return []
 
 
 def skip_target(ctx: Context, target: str, error: Exception) -> None:

@@ -80,6 +80,19 @@ class LayerGroup:
                 "nodes": list(self.nodes), "op_types": list(self.op_types), "macs": self.macs}
 
 
+def measure_candidate(evaluate: Callable[[object], dict], path,
+                      latency_ms: Optional[Callable[[object], float]]) -> dict:
+    """One candidate file of a search: ``{"mad", "size_bytes", "numerics"}`` from ``evaluate(path)`` (which must
+    give a ``mad``), plus ``latency_ms`` from ``latency_ms(path)`` when given."""
+    numerics = dict(evaluate(path))
+    if "mad" not in numerics:
+        raise EdgematteError(f"evaluate({path.name}) returned no 'mad' ({sorted(numerics)})")
+    result = {"mad": float(numerics["mad"]), "size_bytes": path.stat().st_size, "numerics": numerics}
+    if latency_ms is not None:
+        result["latency_ms"] = latency_ms(path)
+    return result
+
+
 def op_macs(op: dict) -> int:
     """Multiply-accumulates of one op from its tensor shapes (``op`` as ``model_ops`` lists it)."""
     if not op["outputs"]:

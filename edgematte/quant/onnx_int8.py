@@ -417,13 +417,8 @@ def build_onnx_int8(onnx_path, calibration: Sequence, out_path, evaluate: Evalua
                  "model (left to the other formats)")
 
         def evaluate_file(path: Path) -> dict:
-            numerics = dict(evaluate(path))
-            if "mad" not in numerics:
-                raise EdgematteError(f"evaluate({path.name}) returned no 'mad' ({sorted(numerics)})")
-            result = {"mad": float(numerics["mad"]), "size_bytes": path.stat().st_size, "numerics": numerics}
-            if latency_runs > 0:
-                result["latency_ms"] = onnx_latency_ms(path, latency_runs, threads)
-            return result
+            latency = (lambda p: onnx_latency_ms(p, latency_runs, threads)) if latency_runs > 0 else None
+            return budget_search.measure_candidate(evaluate, path, latency)
 
         start_path = quantizer.write(work / "step0.onnx", base_nodes)
         start = evaluate_file(start_path)

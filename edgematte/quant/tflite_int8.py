@@ -237,13 +237,8 @@ def build_tflite_int8(saved_model_dir, calib_nhwc, out_dir, evaluate: Evaluate,
         runner.alpha_output, runner.output_names = alpha_output, tuple(output_names)
 
         def evaluate_file(path: Path) -> dict:
-            numerics = dict(evaluate(path))
-            if "mad" not in numerics:
-                raise EdgematteError(f"evaluate({path.name}) returned no 'mad' ({sorted(numerics)})")
-            result = {"mad": float(numerics["mad"]), "size_bytes": path.stat().st_size, "numerics": numerics}
-            if latency_runs > 0:
-                result["latency_ms"] = litert_latency_ms(path, latency_runs, threads)
-            return result
+            latency = (lambda p: litert_latency_ms(p, latency_runs, threads)) if latency_runs > 0 else None
+            return budget_search.measure_candidate(evaluate, path, latency)
 
         start_path = work / "step0.tflite"
         dynamic_target = out_dir / FILE_NAMES[("dynamic", "float32")] if dynamic_range else None

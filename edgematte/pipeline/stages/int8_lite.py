@@ -10,7 +10,7 @@ from typing import List
 from ...core import parity as parity_lib
 from ...core.manifest import Artefact
 from ..context import Context, tensor_entries
-from ..int8_setup import HELD_OUT, int8_state, record_int8, skip_target
+from ..int8_setup import HELD_OUT, built_or_skipped, int8_state, record_int8
 
 NAME = "int8_lite"
 
@@ -20,18 +20,8 @@ def applies(ctx: Context) -> bool:
 
 
 def run(ctx: Context) -> List[Artefact]:
-    state = int8_state(ctx)
-    if not state.evaluation.recurrent:
-        return _build(ctx, state)
-    try:
-        return _build(ctx, state)
-    except Exception as error:  # noqa: BLE001 - a tool's limit on a recurrent model must not fail the conversion
-        for target in ctx.options.lite_targets:
-            path = ctx.out / f"model_{target}_int8.nb"
-            if path.exists() and not any(a.path == path.name for a in ctx.manifest.artefacts):
-                path.unlink()
-        skip_target(ctx, "Paddle Lite", error)
-        return []
+    return built_or_skipped(ctx, lambda: _build(ctx, int8_state(ctx)), "Paddle Lite",
+                            [f"model_{target}_int8.nb" for target in ctx.options.lite_targets])
 
 
 def _build(ctx: Context, state) -> List[Artefact]:

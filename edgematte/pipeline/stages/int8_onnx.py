@@ -12,7 +12,7 @@ from typing import List
 
 from ...core.manifest import Artefact
 from ..context import Context, tensor_entries
-from ..int8_setup import int8_state, record_int8, skip_target
+from ..int8_setup import built_or_skipped, int8_state, record_int8
 
 NAME = "int8_onnx"
 FP32_FILE = "model.onnx"
@@ -25,17 +25,7 @@ def applies(ctx: Context) -> bool:
 def run(ctx: Context) -> List[Artefact]:
     from ...quant.onnx_int8 import FILE_NAME
 
-    state = int8_state(ctx)
-    if not state.evaluation.recurrent:
-        return _build(ctx, state)
-    try:
-        return _build(ctx, state)
-    except Exception as error:  # noqa: BLE001 - a tool's limit on a recurrent model must not fail the conversion
-        path = ctx.out / FILE_NAME
-        if path.exists() and not any(a.path == FILE_NAME for a in ctx.manifest.artefacts):
-            path.unlink()
-        skip_target(ctx, "ONNX", error)
-        return []
+    return built_or_skipped(ctx, lambda: _build(ctx, int8_state(ctx)), "ONNX", [FILE_NAME])
 
 
 def _build(ctx: Context, state) -> List[Artefact]:

@@ -13,7 +13,7 @@ from typing import List
 from ...converter.tflite import DEFAULT_FILE_NAMES
 from ...core.manifest import Artefact
 from ..context import Context, tensor_entries
-from ..int8_setup import int8_state, record_int8, skip_target, tensor_layouts, tflite_layouts
+from ..int8_setup import built_or_skipped, int8_state, record_int8, tensor_layouts, tflite_layouts
 
 NAME = "int8_tflite"
 RECURRENT_IO_NOTE = ("int8 I/O not built: the runtime feeds a model with several inputs (image and recurrent "
@@ -25,7 +25,11 @@ def applies(ctx: Context) -> bool:
 
 
 def run(ctx: Context) -> List[Artefact]:
-    artefacts = _run_recurrent(ctx) if int8_state(ctx).evaluation.recurrent else _run_per_frame(ctx)
+    from ...quant.tflite_int8 import FILE_NAMES
+
+    recurrent = int8_state(ctx).evaluation.recurrent
+    artefacts = built_or_skipped(ctx, lambda: _build_recurrent(ctx) if recurrent else _run_per_frame(ctx), "TFLite",
+                                 FILE_NAMES.values())
     # the INT8 models come from the SavedModel onnx2tf wrote from the repaired copy: the fp32 model's repairs
     fp32_repairs = [{k: v for k, v in r.items() if k != "artefact"} for r in ctx.manifest.repairs
                     if r.get("artefact") == DEFAULT_FILE_NAMES["fp32"]]
@@ -70,21 +74,6 @@ def _run_per_frame(ctx: Context) -> List[Artefact]:
             layout=layout, runs_on_host=True, io=io,
             extra={"quantization": {k: v for k, v in r.items() if k not in ("path", "numerics", "precision")}}))
     return recorded
-
-
-def _run_recurrent(ctx: Context) -> List[Artefact]:
-    """The recurrent model's TFLite INT8 (float I/O full integer, dynamic range), or one line saying why not."""
-    from ...quant.tflite_int8 import FILE_NAMES
-
-    try:
-        return _build_recurrent(ctx)
-    except Exception as error:  # noqa: BLE001 - a tool's limit on this model must not fail the conversion
-        for name in FILE_NAMES.values():
-            path = ctx.out / name
-            if path.exists() and not any(a.path == name for a in ctx.manifest.artefacts):
-                path.unlink()
-        skip_target(ctx, "TFLite", error)
-        return []
 
 
 def _build_recurrent(ctx: Context) -> List[Artefact]:
