@@ -72,7 +72,8 @@ def test_every_fallback_choice_reports_latency_against_fp32(int8_conversion):
     assert "Fallback choices of `model_int8_io.tflite`" not in report  # one search, shown once
 
 
-@pytest.mark.parametrize("artefact", ["model_x86_int8.nb", "model_int8_io.tflite", "model_dynamic.tflite"])
+@pytest.mark.parametrize("artefact", ["model_x86_int8.nb", "model_int8_io.tflite", "model_dynamic.tflite",
+                                      "model_int8_qdq.onnx"])
 def test_reported_mad_equals_a_fresh_runtime_evaluation(int8_conversion, artefact):
     m = json.loads((int8_conversion / "manifest.json").read_text())
     entry = next(a for a in m["artefacts"] if a["path"] == artefact)
