@@ -5,7 +5,7 @@ this is the quick in-process median used while a conversion decides between quan
 """
 
 import time
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -30,3 +30,21 @@ def median_latency_ms(backend, x: Optional[np.ndarray] = None, runs: int = 10, w
         backend.run(x)
         times.append((time.perf_counter() - started) * 1000.0)
     return float(np.median(times))
+
+
+def feeds_latency_ms(backend, feeds: Optional[Sequence[np.ndarray]] = None, runs: int = 10, warmup: int = 2) -> float:
+    """:func:`median_latency_ms` of ``backend.run_feeds(feeds)``, one tensor per input (a model with several
+    inputs); ``feeds`` by default zeros of every input's declared shape and dtype."""
+    if feeds is None:
+        feeds = [np.zeros([max(int(d), 1) for d in spec.shape], dtype=spec.dtype) for spec in backend.inputs]
+    return median_latency_ms(_FixedFeeds(backend, list(feeds)), np.zeros(1, np.float32), runs=runs, warmup=warmup)
+
+
+class _FixedFeeds:
+    """A backend whose ``run(x)`` ignores ``x`` and runs fixed ``feeds``."""
+
+    def __init__(self, backend, feeds):
+        self.backend, self.feeds = backend, feeds
+
+    def run(self, _x):
+        return self.backend.run_feeds(self.feeds)

@@ -96,15 +96,12 @@ class EvaluationSet:
                    layouts: Optional[Tuple[List[str], List[str]]] = None) -> float:
         """Median ms of one call of ``backend`` on the first evaluation image (a recurrent model: its first clip's
         first frame with zero states)."""
-        from ..core.timing import median_latency_ms
+        from ..core.timing import feeds_latency_ms, median_latency_ms
 
         if not self.recurrent:
             return median_latency_ms(backend, self.inputs[layout][0], runs=runs)
-        from .tflite_int8 import FixedFeeds
-
         plan = self.plan(backend, layout, layouts)
-        feeds = plan.feeds(self.cases[0][0], plan.zero_states())
-        return median_latency_ms(FixedFeeds(backend, feeds), np.zeros(1, np.float32), runs=runs)
+        return feeds_latency_ms(backend, plan.feeds(self.cases[0][0], plan.zero_states()), runs=runs)
 
 
 def prepare(profile, input_hw, reference_backend, options: Int8Options) -> tuple:

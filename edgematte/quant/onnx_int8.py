@@ -40,7 +40,7 @@ from ..core.console import warn
 from ..core.errors import EdgematteError
 from ..core.fsutil import atomic_path, sha256_file
 from . import budget as budget_search
-from .tflite_int8 import FixedFeeds, output_mad
+from .tflite_int8 import output_mad
 
 FILE_NAME = "model_int8_qdq.onnx"
 QDQ_OPSET = 13
@@ -373,12 +373,10 @@ def _run_alpha(path, samples, input_names, threads: int, alpha_output: Optional[
 def onnx_latency_ms(path, runs: int = 10, threads: int = DEFAULT_THREADS) -> float:
     """Median ms of ONNX Runtime on ``path`` with ``threads``, zeros for every input (content does not change
     these models' timing)."""
-    from ..core.timing import median_latency_ms
+    from ..core.timing import feeds_latency_ms
     from ..runtime.backends.onnxruntime import OnnxRuntimeBackend
 
-    backend = OnnxRuntimeBackend(path, threads=threads)
-    feeds = [np.zeros([max(int(d), 1) for d in s.shape], dtype=s.dtype) for s in backend.inputs]
-    return median_latency_ms(FixedFeeds(backend, feeds), np.zeros(1, np.float32), runs=runs)
+    return feeds_latency_ms(OnnxRuntimeBackend(path, threads=threads), runs=runs)
 
 
 # ---------------------------------------------------------------------------------------------

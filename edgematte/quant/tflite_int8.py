@@ -91,25 +91,13 @@ def split_keep_float(names: Sequence[str]) -> Tuple[List[str], List[str]]:
 
 def litert_latency_ms(path, runs: int = 10, threads: int = DEFAULT_THREADS, warmup: int = 2) -> float:
     """:func:`edgematte.core.timing.median_latency_ms` of a LiteRT interpreter on ``path`` with ``threads``."""
-    from ..core.timing import median_latency_ms
+    from ..core.timing import feeds_latency_ms, median_latency_ms
     from ..runtime.backends.litert import LiteRTBackend
 
     backend = LiteRTBackend(path, threads=threads)
     if len(backend.inputs) > 1:  # zeros for every input (content does not change the timing)
-        feeds = [np.zeros([int(d) for d in s.shape], dtype=s.dtype) for s in backend.inputs]
-        return median_latency_ms(FixedFeeds(backend, feeds), np.zeros(1, np.float32), runs=runs, warmup=warmup)
+        return feeds_latency_ms(backend, runs=runs, warmup=warmup)
     return median_latency_ms(backend, runs=runs, warmup=warmup)
-
-
-class FixedFeeds:
-    """A backend whose ``run(x)`` ignores ``x`` and runs fixed ``feeds`` (one per input), so that
-    :func:`~edgematte.core.timing.median_latency_ms` times a model with several inputs."""
-
-    def __init__(self, backend, feeds: Sequence[np.ndarray]):
-        self.backend, self.feeds = backend, list(feeds)
-
-    def run(self, _x):
-        return self.backend.run_feeds(self.feeds)
 
 
 def run_float_io(path, batches: Sequence, threads: int = DEFAULT_THREADS,
