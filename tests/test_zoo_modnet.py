@@ -34,7 +34,7 @@ from edgematte.zoo.registry import get_model_spec
 from edgematte.zoo.weights import count_parameters, format_layout, seeded_state_dict
 
 from .conftest import run_cli
-from .helpers import normalize, run_dygraph
+from .helpers import normalize, run_dygraph, statistics_beyond_noise
 from .official_models import OFFICIAL, build_official_folder
 
 DATA = Path(__file__).parent / "data"
@@ -201,9 +201,10 @@ def _astronaut_input() -> np.ndarray:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_seed_calibration_reproduces_the_official_statistics_bit_for_bit(name):
+def test_seed_calibration_reproduces_the_official_statistics(name):
     """The rule (one eval pass over the astronaut at 512x512, each BatchNorm set to its own input's statistics
-    just before it runs) recomputes every value of the references' ``bn_stats.npz`` exactly."""
+    just before it runs) recomputes every value of the references' ``bn_stats.npz``: bit for bit on the Intel hosts
+    they were made on, within float noise (:data:`tests.helpers.STATISTICS_NOISE`) where kernels round otherwise."""
     spec = get_model_spec(name)
     assert spec.seed_calibration_photo == "astronaut" and spec.native_hw == (512, 512)
     model = spec.build()
@@ -211,8 +212,14 @@ def test_seed_calibration_reproduces_the_official_statistics_bit_for_bit(name):
     calibrated = calibrate_batchnorm(model, _astronaut_input())
     with np.load(OFFICIAL / name / "bn_stats.npz") as official:
         assert sorted(calibrated) == sorted(official.files)
-        differ = [key for key in official.files if not np.array_equal(calibrated[key], official[key])]
-    assert not differ, f"{len(differ)} statistics differ, first {differ[0]}"
+        differ = statistics_beyond_noise(calibrated, {k: official[k] for k in official.files})
+        exact = all(np.array_equal(calibrated[k], official[k]) for k in official.files)
+        print(f"{len(official.files)} statistics, bit for bit: {exact}")
+        perturbed = {k: official[k] for k in official.files}
+        first = sorted(perturbed)[0]
+        perturbed[first] = perturbed[first] * np.float32(1 + 1e-3)  # a real error is beyond the bound
+        assert first in statistics_beyond_noise(calibrated, perturbed)
+    assert not differ, f"{len(differ)} statistics beyond float noise, first {differ[0]}"
     # the model now carries them
     state = model.state_dict()
     key = sorted(calibrated)[0]

@@ -141,8 +141,13 @@ def ours_at_128():
     return x, alpha, exact, noise, ambiguous
 
 
+# A float32 Paddle Inference run against our float32 dygraph noise (both from float64): at most 2x on the Intel Xeon
+# hosts, 2.4x on AMD Zen 4 (export --seed 0 at 128: 6.96e-4 against 2.92e-4); a wrong kernel is 0.04 and more.
+PROGRAM_NOISE_RATIO = 4
+
+
 def _check_program(alpha_program: np.ndarray, ours_at_128, what: str) -> float:
-    """A float32 Paddle Inference run of the seed-0 net lies within twice our float32 noise of our float64 alpha
+    """A float32 Paddle Inference run of the seed-0 net lies within a few times our float32 noise of our float64 alpha
     wherever the argmax is settled; at most the spec's share of pixels beyond that. Returns the max abs against
     our float32 dygraph alpha."""
     x, alpha, exact, noise, ambiguous = ours_at_128
@@ -150,8 +155,9 @@ def _check_program(alpha_program: np.ndarray, ours_at_128, what: str) -> float:
     assert 0 < noise < 1e-3 and alpha.std() > 0.05 and ambiguous.mean() <= 0.06
     program_noise = np.abs(alpha_program - exact)
     settled = float(program_noise[~ambiguous].max())
-    assert settled <= 2 * noise, f"{what} is {settled:.3g} from our float64 alpha (our float32 noise {noise:.3g})"
-    assert (program_noise > 2 * noise).mean() <= get_model_spec(NAME).boundary_pixel_share
+    assert settled <= PROGRAM_NOISE_RATIO * noise, \
+        f"{what} is {settled:.3g} from our float64 alpha (our float32 noise {noise:.3g})"
+    assert (program_noise > PROGRAM_NOISE_RATIO * noise).mean() <= get_model_spec(NAME).boundary_pixel_share
     return float(np.abs(alpha_program - alpha).max())
 
 

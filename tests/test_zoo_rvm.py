@@ -39,6 +39,7 @@ from edgematte.zoo.rvm import state_shapes
 from edgematte.zoo.weights import count_parameters, format_layout, seeded_state_dict
 
 from .conftest import run_cli
+from .helpers import statistics_beyond_noise
 from .official_models import OFFICIAL, build_official_folder
 
 DATA = Path(__file__).parent / "data"
@@ -130,10 +131,11 @@ def test_the_clip_is_the_references_bit_for_bit():
     assert np.array_equal(x, (frames[0].astype(np.float32) / 255.0).transpose(2, 0, 1)[None])
 
 
-def test_seed_calibration_reproduces_the_official_statistics_bit_for_bit():
+def test_seed_calibration_reproduces_the_official_statistics():
     """The rule for a recurrent model: one eval pass over the clip's first frame, from zero states, at the
     config's ratio (what the model does given the image alone); each BatchNorm, the refiner's too, set to its own
-    input's statistics just before it runs. Every value of the reference's bn_stats.npz is recomputed exactly."""
+    input's statistics just before it runs. Every value of the reference's bn_stats.npz is recomputed: bit for bit on
+    the Intel hosts it was made on, within float noise (:data:`tests.helpers.STATISTICS_NOISE`) elsewhere."""
     spec = get_model_spec(NAME)
     assert spec.seed_calibration_photo == "astronaut" and spec.seed_calibration_clip == (FRAMES, SHIFT)
     model = spec.build()
@@ -141,8 +143,14 @@ def test_seed_calibration_reproduces_the_official_statistics_bit_for_bit():
     calibrated = calibrate_batchnorm(model, seed_calibration_input(spec))
     with np.load(OFFICIAL / NAME / "bn_stats.npz") as official:
         assert sorted(calibrated) == sorted(official.files) and len(calibrated) == 108  # all 54 BatchNorms
-        differ = [key for key in official.files if not np.array_equal(calibrated[key], official[key])]
-    assert not differ, f"{len(differ)} statistics differ, first {differ[0]}"
+        differ = statistics_beyond_noise(calibrated, {k: official[k] for k in official.files})
+        exact = all(np.array_equal(calibrated[k], official[k]) for k in official.files)
+        print(f"{len(official.files)} statistics, bit for bit: {exact}")
+        perturbed = {k: official[k] for k in official.files}
+        first = sorted(perturbed)[0]
+        perturbed[first] = perturbed[first] * np.float32(1 + 1e-3)  # a real error is beyond the bound
+        assert first in statistics_beyond_noise(calibrated, perturbed)
+    assert not differ, f"{len(differ)} statistics beyond float noise, first {differ[0]}"
 
 
 def test_seed0_clip_at_512_matches_paddleseg_with_states_fed_back():
@@ -207,7 +215,12 @@ def test_export_seed0_is_paddleseg_s_program_and_reproduces_the_clip(tmp_path):
         print(f"exported folder, frame {k}: max abs alpha {diff:.3g} vs PaddleSeg (bound {BOUND_512:.3g})")
         assert outputs[0].shape == (1, 1, 512, 512) and diff <= BOUND_512
         assert max_abs(outputs[1][:, :, ::4, ::4], ref[f"fg_stride4_{k}"]) <= BOUND_512
-        assert all(np.array_equal(a, b) for a, b in zip(outputs, results["paddleseg"][k]))
+        # the two programs compute the same ops in another order: bit for bit on the Intel Xeon hosts; on AMD Zen 4,
+        # whose kernels round otherwise, 2.1e-5 apart at frame 0 and 2.6e-4 at frame 1 (the states carry it). Each is
+        # within BOUND_512 of PaddleSeg's output, so every output, states included, within twice that of each other.
+        between = max(max_abs(a, b) for a, b in zip(outputs, results["paddleseg"][k]))
+        print(f"frame {k}: our export vs PaddleSeg's program, max abs {between:.3g}")
+        assert between <= 2 * BOUND_512
     assert all(max_abs(results["export"][-1][2 + i], ref[f"r{i + 1}_2"]) <= BOUND_512 for i in range(4))
 
 
