@@ -13,7 +13,7 @@ from edgematte.converter.repairs.base import KINDS, ONNX, ONNX2TF_INPUT, PADDLE_
 REPAIRS_DIR = Path(registry.__file__).parent
 TESTS_DIR = Path(__file__).parent
 EXPECTED = {PADDLE_PROGRAM: ["relu6_threshold", "zero_d_fill_constant", "instance_norm_saved_stats",
-                            "softmax_max_shift"],
+                            "softmax_max_shift", "int8_weights_declared_float"],
             ONNX: ["adaptive_pool_windows", "resize_to_one_pixel", "unsqueezed_pad_fold", "channel_slice_pushdown"],
             ONNX2TF_INPUT: ["instance_norm_split_mean", "full_rank_add", "ambiguous_input_identity"]}
 

@@ -24,7 +24,6 @@ naming the op type, before anything is written.
 """
 
 import re
-import struct
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -35,7 +34,15 @@ import numpy as np
 
 from ..core.errors import EdgematteError, one_line
 from ..core.fsutil import atomic_dir
-from .program import ModelFiles, check_params_file, locate_model_files, parse_program, program_info, read_program
+from .program import (
+    ModelFiles,
+    check_params_file,
+    locate_model_files,
+    parse_program,
+    program_info,
+    read_param_records,
+    read_program,
+)
 
 # Attributes whose integer value is a framework.proto VarType.Type (cast, fill_constant, assign_value,
 # uniform_random, gaussian_random, arg_max, reduce_*: -1 there means "same as the input").
@@ -240,46 +247,10 @@ def float64_program_bytes(program_bytes: bytes, path) -> bytes:
 
 # ----------------------------------------------------------------------------- the params file
 def _float64_params_bytes(info, params_path: Path) -> bytes:
-    """The combined params file with every FP32 tensor widened to FP64; other tensors byte-identical.
-
-    Record layout (Paddle's ``SerializeToStream`` of a LoDTensor, what :func:`check_params_file` walks):
-    uint32 version 0, uint64 LoD level count, per level uint64 byte size + the offsets, uint32 version 0,
-    int32 length + ``TensorDesc`` protobuf, raw little-endian data. The file is checked first, so the
-    walk here can trust its structure.
-    """
-    fp = _framework_pb2()
-    check_params_file(info, params_path)
-    data = params_path.read_bytes()
-    pos, out = 0, []
-    for _spec in info.parameters:
-        start = pos
-        (lod_levels,) = struct.unpack_from("<Q", data, pos + 4)
-        pos += 12
-        for _ in range(lod_levels):
-            (n,) = struct.unpack_from("<Q", data, pos)
-            pos += 8 + n
-        lod_part = data[start:pos]
-        _version, desc_len = struct.unpack_from("<Ii", data, pos)
-        pos += 8
-        desc = fp.VarType.TensorDesc()
-        desc.ParseFromString(data[pos:pos + desc_len])
-        pos += desc_len
-        numel = int(np.prod([int(d) for d in desc.dims], dtype=np.int64))
-        itemsize = 4 if desc.data_type == fp.VarType.FP32 else np.dtype(_numpy_dtype(desc.data_type, fp)).itemsize
-        raw = data[pos:pos + numel * itemsize]
-        pos += numel * itemsize
-        if desc.data_type == fp.VarType.FP32:
-            raw = np.frombuffer(raw, dtype="<f4").astype("<f8").tobytes()
-            desc.data_type = fp.VarType.FP64
-        desc_bytes = desc.SerializeToString()
-        out += [lod_part, struct.pack("<Ii", 0, len(desc_bytes)), desc_bytes, raw]
-    return b"".join(out)
-
-
-def _numpy_dtype(code: int, fp) -> str:
-    names = {"BOOL": "bool", "INT8": "int8", "UINT8": "uint8", "INT16": "int16", "INT32": "int32",
-             "INT64": "int64", "FP16": "float16", "BF16": "uint16", "FP32": "float32", "FP64": "float64"}
-    return names[fp.VarType.Type.Name(code)]
+    """The combined params file with every FP32 tensor widened to FP64; other tensors byte-identical."""
+    records = read_param_records(info, params_path)
+    return b"".join((r.replaced(r.array().astype(np.float64)) if r.dtype == "float32" else r).to_bytes()
+                    for r in records)
 
 
 def float64_copy(model_files, dst_dir) -> ModelFiles:

@@ -15,7 +15,7 @@ import struct
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, FrozenSet, Optional, Sequence, Tuple, Union
+from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple, Union
 
 from ..core.errors import EdgematteError
 
@@ -321,6 +321,73 @@ def check_params_file(info: ProgramInfo, params_path) -> int:
                 "(parameters of a different model?)"
             )
     return len(expected)
+
+
+@dataclass
+class ParamRecord:
+    """One tensor of a combined ``.pdiparams``: its ``spec``, its LoD header bytes kept as read, its ``TensorDesc``
+    (framework_pb2) and its raw little-endian data."""
+
+    spec: VarSpec
+    lod: bytes
+    desc: object
+    data: bytes
+
+    @property
+    def dtype(self) -> str:
+        return _DTYPES[_framework_pb2().VarType.Type.Name(self.desc.data_type)][0]
+
+    def array(self):
+        """The tensor as a numpy array (a copy, of the stored dtype and shape)."""
+        import numpy as np
+
+        return np.frombuffer(self.data, dtype="<" + np.dtype(self.dtype).str[1:]).reshape(
+            tuple(int(d) for d in self.desc.dims)).copy()
+
+    def replaced(self, array) -> "ParamRecord":
+        """This record holding ``array`` instead (same name and LoD; dtype and dims from ``array``)."""
+        import numpy as np
+
+        fp = _framework_pb2()
+        codes = {numpy_name: getattr(fp.VarType, proto_name) for proto_name, (numpy_name, _) in _DTYPES.items()}
+        array = np.ascontiguousarray(array)
+        desc = fp.VarType.TensorDesc()
+        desc.data_type = codes[array.dtype.name]
+        desc.dims.extend(int(d) for d in array.shape)
+        return ParamRecord(self.spec, self.lod, desc, array.astype(array.dtype.newbyteorder("<")).tobytes())
+
+    def to_bytes(self) -> bytes:
+        desc = self.desc.SerializeToString()
+        return b"".join([self.lod, struct.pack("<Ii", 0, len(desc)), desc, self.data])
+
+
+def read_param_records(info: ProgramInfo, params_path) -> List[ParamRecord]:
+    """Every tensor of a combined ``.pdiparams``, in file order (checked first by :func:`check_params_file`, so
+    the walk can trust the structure). ``b"".join(r.to_bytes() for r in records)`` writes the file back."""
+    fp = _framework_pb2()
+    check_params_file(info, params_path)
+    data = Path(params_path).read_bytes()
+    pos, records = 0, []
+    for spec in info.parameters:
+        start = pos
+        (lod_levels,) = struct.unpack_from("<Q", data, pos + 4)
+        pos += 12
+        for _ in range(lod_levels):
+            (n,) = struct.unpack_from("<Q", data, pos)
+            pos += 8 + n
+        lod = data[start:pos]
+        _version, desc_len = struct.unpack_from("<Ii", data, pos)
+        pos += 8
+        desc = fp.VarType.TensorDesc()
+        desc.ParseFromString(data[pos:pos + desc_len])
+        pos += desc_len
+        numel = 1
+        for d in desc.dims:
+            numel *= int(d)
+        size = numel * _DTYPES[fp.VarType.Type.Name(desc.data_type)][1]
+        records.append(ParamRecord(spec, lod, desc, data[pos:pos + size]))
+        pos += size
+    return records
 
 
 def read_checked_model(source) -> Tuple[ModelFiles, ProgramInfo]:

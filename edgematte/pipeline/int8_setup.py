@@ -137,16 +137,18 @@ def tensor_layouts(recorded: Optional[dict], backend, layout: str):
 
 def record_int8(ctx: Context, path: Path, outputs: Optional[List[np.ndarray]], numerics: dict, *, format: str,
                 target: str, precision: str, runtime: str, layout: str, runs_on_host: bool, extra: dict,
-                io: Optional[dict] = None) -> Artefact:
-    """An INT8 artefact: parity on the held-out images plus its matting numerics and budget verdict."""
+                io: Optional[dict] = None, host_parity=None) -> Artefact:
+    """An INT8 artefact: parity on the held-out images plus its matting numerics and budget verdict. An artefact
+    that cannot run here inherits ``host_parity`` (default: the x86 int8 ``.nb``'s, ``ctx.int8.x86_parity``)."""
     from ..quant.int8 import check_budget
 
     state, budget = ctx.int8, ctx.options.int8.budget_mad
     if runs_on_host:
         parity = parity_lib.compare(outputs, state.reference, HELD_OUT)
     else:
-        parity = parity_lib.inherited(state.x86_parity, f"an {target} .nb cannot run on this x86 host: figures are "
-                                      "those of the x86 int8 .nb optimized by opt from the same quantized program")
+        parity = parity_lib.inherited(host_parity or state.x86_parity,
+                                      f"an {target} .nb cannot run on this x86 host: figures are those of the x86 "
+                                      "int8 .nb optimized by opt from the same quantized program")
     fp32_size = ctx.fp32_size(format, target if format == "nb" else "any")
     numerics = dict(numerics, **check_budget(numerics, budget))
     entry_extra = dict(extra, numerics=numerics,

@@ -80,11 +80,11 @@ def _fallback_tables(int8_artefacts, fp32_latency: dict, threads) -> list:
                   "", "| choice | kept float | MAD | latency ms | time vs fp32 | size MB |",
                   "|---|---|---|---|---|---|"]
         for h in history:
-            if lite_history:
-                choice, kept = h["step"], ", ".join(map(str, h.get("kept_float", []))) or "-"
-            elif a.precision == "dynamic":  # int8 weights given back their float values, the costliest first
+            if a.precision in ("dynamic", "int8_weights"):  # int8 weights given back their float values
                 choice = "every weight int8" if h.get("added") is None else f"{h['added']} float"
-                kept = f"{len(h.get('kept_float_nodes') or [])} ops"
+                kept = f"{len(h.get('kept_float_nodes') or [])} weights"
+            elif lite_history:
+                choice, kept = h["step"], ", ".join(map(str, h.get("kept_float", []))) or "-"
             else:
                 choice = "full integer" if h.get("added") is None else f"+ {h['added']}"
                 kept = f"{len(h.get('kept_float_nodes') or [])} nodes"

@@ -244,6 +244,99 @@ def paddle_lite_int8(frozen_dir, work: Path, out: Path, targets: Sequence[str], 
     return records, outputs
 
 
+def paddle_lite_weight_int8(frozen_dir, work: Path, out: Path, targets: Sequence[str], evaluation: EvaluationSet,
+                            options: Int8Options, step: Callable, threads: int = 2) -> tuple:
+    """Weights-only INT8 ``.nb`` per target (:mod:`edgematte.quant.paddle_weight_int8`): int8 conv weights that
+    Paddle Lite makes float again at load, for models whose full int8 misses the budget.
+
+    Every conv weight is int8 except the user's ``--keep-float`` ones. If the x86 ``.nb`` misses the budget on
+    the held-out images (clips), each weight's rounding is measured alone (everything else float) in Paddle's static
+    executor (:class:`~edgematte.quant.paddle_weight_int8.SimulatedWeights`, the same arithmetic as the ``.nb``
+    up to float noise), ranked by what it costs, and the shortest head of that ranking kept float that meets the
+    budget is found by bisection on real x86 ``.nb`` files (:func:`edgematte.quant.budget.search_prefix`).
+    Returns (records, x86 outputs) as :func:`paddle_lite_int8` (``weights`` in place of ``ptq``: settings, kept
+    float, ranking, history).
+    """
+    from ..converter.paddle_lite import optimize
+    from ..runtime.backends.paddle_lite import PaddleLiteBackend, nb_kernel_census
+    from . import budget as budget_search
+    from .paddle_weight_int8 import SimulatedWeights, quantizable_weight_ops, write_weight_int8_model
+
+    weight_ops = quantizable_weight_ops(frozen_dir)
+    user = tuple(sorted(set(options.keep_float) & {w.weight for w in weight_ops}))
+    tries = {}
+
+    def build(kept: Tuple[str, ...]) -> Path:
+        index = len(tries)
+        model = write_weight_int8_model(frozen_dir, work / f"weights_int8_{index}", keep_float=sorted(set(kept)))
+        probe = work / f"weights_int8_{index}_x86.nb"
+        opt_info = optimize(model.model.model.parent, probe, "x86")
+        tries[probe] = (model, opt_info)
+        return probe
+
+    def evaluate(probe: Path) -> dict:
+        backend = PaddleLiteBackend(probe, threads=threads)
+        outputs = evaluation.run(backend, "nchw")
+        tries[probe] += (outputs, (list(backend.inputs), list(backend.outputs)))
+        return dict(evaluation.numerics(outputs))
+
+    def latency(probe: Path) -> float:
+        return evaluation.latency_ms(PaddleLiteBackend(probe, threads=threads), "nchw", runs=options.latency_runs)
+
+    def candidate(kept: Tuple[str, ...]) -> dict:
+        probe = build(tuple(user) + tuple(kept))
+        return dict(budget_search.measure_candidate(evaluate, probe, latency if options.latency_runs > 0 else None),
+                    probe=probe)
+
+    what = "clips (own states fed back)" if evaluation.recurrent else "images"
+    with step(f"Paddle Lite weights-only int8 ({len(weight_ops) - len(user)} conv weights int8) + evaluate on the "
+              f"held-out {what}"):
+        start = candidate(())
+    ranking, history, chosen = [], [dict(start, step=0, added=None, kept_float_nodes=[])], start
+    if start["mad"] > options.budget_mad:
+        console.warn(f"Lite weights-only int8: MAD {start['mad']:.4f} > budget {options.budget_mad}; ranking the "
+                     f"{len(weight_ops) - len(user)} conv weights by what their rounding costs alone")
+        groups = [budget_search.LayerGroup(anchor=w.weight, anchor_op=w.op_type, nodes=(w.weight,),
+                                           op_types=(w.op_type,), macs=w.macs) for w in weight_ops
+                  if w.weight not in user]
+        with step(f"rank {len(groups)} conv weights (Paddle static executor, weights rounded one at a time)"):
+            simulated = SimulatedWeights(frozen_dir, threads=threads)
+
+            def measure_alone(node_sets):
+                mads = []
+                for nodes in node_sets:
+                    simulated.use(nodes)
+                    mads.append(evaluation.numerics(evaluation.run(simulated, "nchw"))["mad"])
+                return mads
+
+            ranked = budget_search.rank_by_cost(groups, measure_alone)
+            del simulated
+        with step("bisect the costliest weights kept float on x86 .nb files"):
+            result = budget_search.search_prefix(start, ranked, options.budget_mad, candidate)
+        ranking, history = result.ranking, result.history
+        chosen = next(h for h in history if h["kept_float_nodes"] == result.kept_float_nodes)
+    model, opt_info, outputs, specs = tries[chosen["probe"]]
+    info = dict(model.as_dict(), user_keep_float=list(user), ranking=ranking, latency_ms=chosen.get("latency_ms"),
+                history=[{k: h.get(k) for k in ("step", "added", "kept_float_nodes", "mad", "size_bytes",
+                                                "latency_ms")} for h in history])
+    records = []
+    for target in sorted(set(targets) | {"x86"}, key=lambda t: ("x86", "arm", "opencl").index(t)):
+        path = out / f"model_{target}_int8_weights.nb"
+        if target == "x86":
+            if "x86" not in targets:
+                continue
+            chosen["probe"].replace(path)
+        else:
+            with step(f"Paddle Lite opt -> {path.name}"):
+                opt_info = optimize(model.model.model.parent, path, target)
+        host = target == "x86"
+        records.append({"path": path, "target": target, "numerics": chosen["numerics"], "runs_on_host": host,
+                        "outputs": outputs if host else None, "kernels": nb_kernel_census(path),
+                        "repairs": opt_info.as_dict().get("applied_repairs", []), "tensor_specs": specs,
+                        "weights": info if host else dict(info, latency_ms=None)})
+    return records, outputs
+
+
 def check_budget(numerics: dict, budget: float) -> dict:
     return {"budget_mad": budget, "within_budget": numerics["mad"] <= budget}
 

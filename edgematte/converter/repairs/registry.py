@@ -16,6 +16,7 @@ ORDER: Dict[str, Tuple[str, ...]] = {
         "paddle_program.zero_d_fill_constant",
         "paddle_program.instance_norm_saved_stats",
         "paddle_program.softmax_max_shift",
+        "paddle_program.int8_weights_declared_float",
     ),
     ONNX: (
         "onnx.adaptive_pool_windows",
