@@ -28,9 +28,23 @@ def run_paddle_inference(prefix, x: np.ndarray) -> np.ndarray:
 STATISTICS_NOISE = 1e-4
 
 
+def assert_statistics_reproduced(calibrated: dict, official_npz) -> None:
+    """Every statistic of ``official_npz`` (a ``bn_stats.npz``) recomputed in ``calibrated`` within float noise, and
+    a statistic off by 1e-3 of itself caught by the same check."""
+    with np.load(official_npz) as npz:
+        official = {k: npz[k] for k in npz.files}
+    assert sorted(calibrated) == sorted(official)
+    differ = statistics_beyond_noise(calibrated, official)
+    exact = all(np.array_equal(calibrated[k], v) for k, v in official.items())
+    print(f"{len(official)} statistics, bit for bit: {exact}")
+    first = sorted(official)[0]
+    assert first in statistics_beyond_noise(calibrated, {**official, first: official[first] * np.float32(1 + 1e-3)})
+    assert not differ, f"{len(differ)} statistics beyond float noise, first {differ[0]}"
+
+
 def statistics_beyond_noise(calibrated: dict, official) -> list:
-    """Keys of ``official`` (an npz or dict of BatchNorm statistics) whose recomputed value in ``calibrated`` is
-    beyond :data:`STATISTICS_NOISE` of the tensor's scale."""
+    """Keys of ``official`` (a dict of BatchNorm statistics) whose recomputed value in ``calibrated`` is beyond
+    :data:`STATISTICS_NOISE` of the tensor's scale."""
     beyond = []
     for key in official:
         theirs = np.asarray(official[key], np.float64)

@@ -34,7 +34,7 @@ from edgematte.zoo.registry import get_model_spec
 from edgematte.zoo.weights import count_parameters, format_layout, seeded_state_dict
 
 from .conftest import run_cli
-from .helpers import normalize, run_dygraph, statistics_beyond_noise
+from .helpers import assert_statistics_reproduced, normalize, run_dygraph
 from .official_models import OFFICIAL, build_official_folder
 
 DATA = Path(__file__).parent / "data"
@@ -210,16 +210,7 @@ def test_seed_calibration_reproduces_the_official_statistics(name):
     model = spec.build()
     model.set_state_dict(seeded_state_dict(spec.layout(), seed=0))
     calibrated = calibrate_batchnorm(model, _astronaut_input())
-    with np.load(OFFICIAL / name / "bn_stats.npz") as official:
-        assert sorted(calibrated) == sorted(official.files)
-        differ = statistics_beyond_noise(calibrated, {k: official[k] for k in official.files})
-        exact = all(np.array_equal(calibrated[k], official[k]) for k in official.files)
-        print(f"{len(official.files)} statistics, bit for bit: {exact}")
-        perturbed = {k: official[k] for k in official.files}
-        first = sorted(perturbed)[0]
-        perturbed[first] = perturbed[first] * np.float32(1 + 1e-3)  # a real error is beyond the bound
-        assert first in statistics_beyond_noise(calibrated, perturbed)
-    assert not differ, f"{len(differ)} statistics beyond float noise, first {differ[0]}"
+    assert_statistics_reproduced(calibrated, OFFICIAL / name / "bn_stats.npz")
     # the model now carries them
     state = model.state_dict()
     key = sorted(calibrated)[0]

@@ -193,7 +193,7 @@ def paddle_lite_int8(frozen_dir, work: Path, out: Path, targets: Sequence[str], 
     of the tries: MAD, size and, with ``options.latency_runs``, the x86 .nb's median latency in ms on ``threads``
     threads)."""
     from ..converter.paddle_lite import optimize
-    from ..runtime.backends.paddle_lite import PaddleLiteBackend, nb_kernel_census
+    from ..runtime.backends.paddle_lite import PaddleLiteBackend
     from .paddle_ptq import quantize_paddle_model
 
     tries, history = [], []
@@ -226,21 +226,8 @@ def paddle_lite_int8(frozen_dir, work: Path, out: Path, targets: Sequence[str], 
     info = {k: v for k, v in ptq.as_dict().items() if k not in ("model", "params", "source")}
     chosen = history[next(i for i, t in enumerate(tries) if t[0] is ptq)]
     info.update(kept_float=list(ptq.skip_tensors), history=history, latency_ms=chosen["latency_ms"])
-    records = []
-    for target in sorted(set(targets) | {"x86"}, key=lambda t: ("x86", "arm", "opencl").index(t)):
-        path = out / f"model_{target}_int8.nb"
-        if target == "x86":
-            if "x86" not in targets:
-                continue
-            probe.replace(path)
-        else:
-            with step(f"Paddle Lite opt -> {path.name}"):
-                opt_info = optimize(ptq.model.model.parent, path, target)
-        host = target == "x86"
-        records.append({"path": path, "target": target, "numerics": numerics, "runs_on_host": host,
-                        "outputs": outputs if host else None, "kernels": nb_kernel_census(path),
-                        "repairs": opt_info.as_dict().get("applied_repairs", []), "tensor_specs": specs,
-                        "ptq": info if host else dict(info, latency_ms=None)})  # x86 timings say nothing of ARM
+    records = _target_records(ptq.model.model.parent, probe, opt_info, out, "int8", targets, numerics, outputs, specs,
+                              step, "ptq", info)
     return records, outputs
 
 
@@ -258,7 +245,7 @@ def paddle_lite_weight_int8(frozen_dir, work: Path, out: Path, targets: Sequence
     float, ranking, history).
     """
     from ..converter.paddle_lite import optimize
-    from ..runtime.backends.paddle_lite import PaddleLiteBackend, nb_kernel_census
+    from ..runtime.backends.paddle_lite import PaddleLiteBackend
     from . import budget as budget_search
     from .paddle_weight_int8 import SimulatedWeights, quantizable_weight_ops, write_weight_int8_model
 
@@ -319,22 +306,35 @@ def paddle_lite_weight_int8(frozen_dir, work: Path, out: Path, targets: Sequence
     info = dict(model.as_dict(), user_keep_float=list(user), ranking=ranking, latency_ms=chosen.get("latency_ms"),
                 history=[{k: h.get(k) for k in ("step", "added", "kept_float_nodes", "mad", "size_bytes",
                                                 "latency_ms")} for h in history])
+    records = _target_records(model.model.model.parent, chosen["probe"], opt_info, out, "int8_weights", targets,
+                              chosen["numerics"], outputs, specs, step, "weights", info)
+    return records, outputs
+
+
+def _target_records(model_dir, x86_probe: Path, x86_opt_info, out: Path, suffix: str, targets: Sequence[str],
+                    numerics: dict, outputs, specs, step: Callable, info_key: str, info: dict) -> List[dict]:
+    """One record per Lite target of the chosen quantized program ``model_dir``: the measured x86 probe becomes
+    ``model_x86_<suffix>.nb`` (when x86 is a target), opt writes the others; all carry the x86 figures."""
+    from ..converter.paddle_lite import optimize
+    from ..runtime.backends.paddle_lite import nb_kernel_census
+
     records = []
     for target in sorted(set(targets) | {"x86"}, key=lambda t: ("x86", "arm", "opencl").index(t)):
-        path = out / f"model_{target}_int8_weights.nb"
+        path = out / f"model_{target}_{suffix}.nb"
         if target == "x86":
             if "x86" not in targets:
                 continue
-            chosen["probe"].replace(path)
+            x86_probe.replace(path)
+            opt_info = x86_opt_info
         else:
             with step(f"Paddle Lite opt -> {path.name}"):
-                opt_info = optimize(model.model.model.parent, path, target)
+                opt_info = optimize(model_dir, path, target)
         host = target == "x86"
-        records.append({"path": path, "target": target, "numerics": chosen["numerics"], "runs_on_host": host,
+        records.append({"path": path, "target": target, "numerics": numerics, "runs_on_host": host,
                         "outputs": outputs if host else None, "kernels": nb_kernel_census(path),
                         "repairs": opt_info.as_dict().get("applied_repairs", []), "tensor_specs": specs,
-                        "weights": info if host else dict(info, latency_ms=None)})
-    return records, outputs
+                        info_key: info if host else dict(info, latency_ms=None)})  # x86 timings say nothing of ARM
+    return records
 
 
 def check_budget(numerics: dict, budget: float) -> dict:
