@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Sequence
 
 from ..core.errors import EdgematteError
-from ..core.tools import clean_log, died_with, last_error_line, python_tool_env, run_tool
+from ..core.tools import clean_log, died_with, last_error_line, run_package_worker
 
 PRECISIONS = ("fp32", "fp16")
-_SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the worker imports this package from the checkout too
 _WORKER_CODE = "from edgematte.converter.saved_model_tflite import main; main()"
 
 
@@ -37,10 +36,8 @@ def convert_saved_model(saved_model_dir, precision: str, out: Path, output_names
     if precision not in PRECISIONS:
         raise EdgematteError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     out = Path(out)
-    argv = [sys.executable, "-c", _WORKER_CODE, str(Path(saved_model_dir).resolve()), precision, str(out.resolve()),
-            *output_names]
-    done = run_tool(argv, what=f"TFLite {precision} from the SavedModel", timeout_s=timeout_s, cwd=out.parent,
-                    env=python_tool_env(extra_pythonpath=_SOURCE_ROOT))
+    done = run_package_worker(_WORKER_CODE, [Path(saved_model_dir).resolve(), precision, out.resolve(), *output_names],
+                              what=f"TFLite {precision} from the SavedModel", timeout_s=timeout_s, cwd=out.parent)
     if done.returncode != 0 or not out.is_file() or out.stat().st_size == 0:
         out.unlink(missing_ok=True)
         how = died_with(done.returncode) or f"exited with {done.returncode}"

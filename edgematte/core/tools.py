@@ -92,6 +92,20 @@ def python_tool_env(extra_pythonpath: Optional[Path] = None,
     return env
 
 
+# The folder holding the edgematte package (a checkout or site-packages): a worker started by run_package_worker
+# imports edgematte from there even when the checkout is not installed.
+_PACKAGE_PARENT = Path(__file__).resolve().parents[2]
+
+
+def run_package_worker(code: str, args: Sequence[str], *, what: str, timeout_s: Optional[float],
+                       cwd: Optional[Path] = None, log_file: Optional[Path] = None) -> ToolResult:
+    """``python -c code ARGS...`` with this interpreter and :func:`python_tool_env`, edgematte importable from where
+    this process loaded it: the way a heavy or crash-prone step (TensorFlow's converter) runs in a process of its
+    own. Returns :func:`run_tool`'s result."""
+    return run_tool([sys.executable, "-c", code, *map(str, args)], what=what, timeout_s=timeout_s, cwd=cwd,
+                    env=python_tool_env(extra_pythonpath=_PACKAGE_PARENT), log_file=log_file)
+
+
 def run_tool(argv: Sequence[str], *, what: str, timeout_s: Optional[float], cwd: Optional[Path] = None,
              env: Optional[Mapping[str, str]] = None, log_file: Optional[Path] = None,
              input: Union[bytes, str, None] = None, check: bool = False) -> ToolResult:

@@ -4,7 +4,6 @@ calibration shared by its jobs, and every result checked before it is published.
 
 import json
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
@@ -14,7 +13,7 @@ import numpy as np
 from ...converter.tflite import keep_log, probe_tflite
 from ...core.errors import EdgematteError
 from ...core.fsutil import atomic_path
-from ...core.tools import clean_log, last_error_line, python_tool_env, run_tool
+from ...core.tools import clean_log, last_error_line, run_package_worker
 from . import calibration as calibration_cache
 from .calibration import save_calibration, stack_calibration
 from .jobs import JOB_TYPES, FullIntegerJob, Int8Job, LayerErrorsJob, PlannedJob, WorkerPlan
@@ -25,7 +24,6 @@ from .untie import DEFAULT_UNTIE_RATIO
 QUANTIZE_TIMEOUT_S = 3600
 _WORKER_CODE = "import sys; from edgematte.quant.tflite.worker import main; main(sys.argv[1])"
 # the worker is this package: make it importable even when edgematte is not installed
-_SOURCE_ROOT = Path(__file__).resolve().parents[3]
 
 
 def quantize_int8(saved_model_dir, calib_batches: Union[np.ndarray, Sequence[np.ndarray], None], out_path,
@@ -165,9 +163,8 @@ def _write_plan(workdir: Path, saved_model_dir: Path, jobs: Sequence[Int8Job], u
 
 def _run_worker(workdir: Path, timeout_s: float) -> Tuple[int, str]:
     """Run the worker on ``workdir/plan.json``; returns its exit code (-1 on a timeout) and its log."""
-    argv = [sys.executable, "-c", _WORKER_CODE, "plan.json"]
-    result = run_tool(argv, what="TFLite int8 quantization", timeout_s=timeout_s, cwd=workdir,
-                      env=python_tool_env(extra_pythonpath=_SOURCE_ROOT), log_file=workdir / "quantize.log")
+    result = run_package_worker(_WORKER_CODE, ["plan.json"], what="TFLite int8 quantization", timeout_s=timeout_s,
+                                cwd=workdir, log_file=workdir / "quantize.log")
     return result.returncode, clean_log(result.output)
 
 
