@@ -312,6 +312,16 @@ def test_bench_profile_on_the_host_writes_tables_and_plots(tiny_conversion, tmp_
     assert {"profile_model.onnx.md", "profile_reference.png", "bench.md"} <= set(marker)
     assert r.stderr.splitlines()[-1].endswith(f"{out}/profile_reference.png")
 
+    # a later run without --profile takes the earlier profiles away (they are no longer linked); a file of the
+    # user's named like one stays
+    (out / "profile_mine.md").write_text("notes")
+    r = run_cli("bench", tiny_conversion, "--threads", "1", "--runs", "2", "--warmup", "1", "--size", "160x120",
+                "--artefacts", "model.onnx", "-o", out)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.glob("profile_*")) == ["profile_mine.md"]
+    marker = json.loads((out / ".edgematte-output.json").read_text())["entries"]
+    assert not [n for n in marker if n.startswith("profile_")] and "bench.md" in marker
+
 
 def test_a_board_over_ssh_profiles_onnx_with_the_shipped_runner(board, tiny_conversion):
     """The bundle's runner profiles on the board (ONNX Runtime there); its LiteRT says why it cannot."""

@@ -38,6 +38,11 @@ def profile_stem(artefact: str) -> str:
     return "profile_" + re.sub(r"[^A-Za-z0-9._-]", "_", artefact)
 
 
+def is_profile_file(name: str) -> bool:
+    """Whether ``name`` is one of the files :func:`write_profiles` writes (``profile_<artefact>.json/.md/.png``)."""
+    return name.startswith("profile_") and name.endswith((".json", ".md", ".png"))
+
+
 def _ms(x: Optional[float]) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 

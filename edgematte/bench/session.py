@@ -10,8 +10,9 @@ from typing import Dict, List, Optional
 
 from ..core import console
 from ..core.errors import EdgematteError, one_line
+from ..core.fsutil import remove_recorded_outputs
 from ..core.manifest import REFERENCE, read_manifest
-from .profile_report import write_profiles
+from .profile_report import is_profile_file, write_profiles
 from .report import bench_document, median_cell, write_reports
 from .targets.base import Configuration, Target
 from .targets.registry import parse_target
@@ -114,6 +115,7 @@ def benchmark(manifest_path, target: str = "local", threads: List[int] = (1, 2),
     profile_files = []
     if profile:
         doc["profiles"], profile_files = write_profiles(out, doc, profiles)
+    remove_recorded_outputs(out, is_profile_file, keep=profile_files)  # an earlier run's, no longer linked
     written = write_reports(out, doc)
     written.files += profile_files
     doc["_dir"], doc["_written"] = str(out), written

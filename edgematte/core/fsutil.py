@@ -193,6 +193,25 @@ def record_outputs(folder, names: Sequence[str]) -> None:
     write_text_atomic(marker, json.dumps({"schema": OUTPUT_SCHEMA, "entries": entries}) + "\n")
 
 
+def remove_recorded_outputs(folder, keep_matching: Callable[[str], bool], keep: Sequence[str] = ()) -> List[str]:
+    """Delete the files of ``folder`` that its marker lists as edgematte's own (written there by an earlier run), that
+    ``keep_matching(name)`` selects and that are not in ``keep``; drop them from the marker. Returns the names
+    removed. Nothing the marker does not list (a user's file) is touched; without a marker of ours, nothing is."""
+    folder = Path(folder)
+    listed = _marker_entries(folder)
+    if not listed:
+        return []
+    removed = sorted(n for n in listed if keep_matching(n) and n not in set(keep) and "/" not in n)
+    for name in removed:
+        path = folder / name
+        if path.is_file() and not path.is_symlink():
+            path.unlink()
+    if removed:
+        write_text_atomic(folder / OUTPUT_MARKER,
+                          json.dumps({"schema": OUTPUT_SCHEMA, "entries": sorted(listed - set(removed))}) + "\n")
+    return removed
+
+
 def check_output_folder(target, inputs: Sequence = (), recognise: Optional[Callable[[Path], bool]] = None,
                         what: str = "output folder") -> None:
     """Refuse (one line naming ``target``) to replace a folder that holds anything edgematte did not write,
