@@ -22,9 +22,10 @@ def run_paddle_inference(prefix, x: np.ndarray) -> np.ndarray:
 
 
 # BatchNorm statistics recomputed by the seed rule against the references' bn_stats.npz, per tensor, as
-# max |ours - theirs| / max |theirs|: 0 (bit for bit) on the Intel Xeon hosts the references were made on; on AMD Zen 4
-# up to 2.6e-5 (median 1.5e-6) for MODNet's three backbones, whose kernels round otherwise. A statistic off by 1e-3
-# of its scale (what a wrong photo size, rule or weight gives, and more) is beyond this bound.
+# max |ours - theirs| / max |theirs|: 0 (bit for bit) on the AMD Zen 4 and Intel Xeon hosts of earlier sessions; on an
+# AMD EPYC Zen 5 (family 26) host, whose kernels round otherwise, up to 2.6e-5 (median 1.5e-6) for MODNet's three
+# backbones. A statistic off by 1e-3 of its scale (what a wrong photo size, rule or weight gives, and more) is beyond
+# this bound.
 STATISTICS_NOISE = 1e-4
 
 

@@ -141,8 +141,9 @@ def ours_at_128():
     return x, alpha, exact, noise, ambiguous
 
 
-# A float32 Paddle Inference run against our float32 dygraph noise (both from float64): at most 2x on the Intel Xeon
-# hosts, 2.4x on AMD Zen 4 (export --seed 0 at 128: 6.96e-4 against 2.92e-4); a wrong kernel is 0.04 and more.
+# A float32 Paddle Inference run against our float32 dygraph noise (both from float64): at most 2x on the Zen 4 and
+# Intel Xeon hosts, 2.4x on AMD Zen 5 (export --seed 0 at 128: 6.96e-4 against 2.92e-4); a wrong kernel is 0.04 and
+# more.
 PROGRAM_NOISE_RATIO = 4
 
 
