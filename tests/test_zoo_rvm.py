@@ -207,9 +207,10 @@ def test_export_seed0_is_paddleseg_s_program_and_reproduces_the_clip(tmp_path):
         print(f"exported folder, frame {k}: max abs alpha {diff:.3g} vs PaddleSeg (bound {BOUND_512:.3g})")
         assert outputs[0].shape == (1, 1, 512, 512) and diff <= BOUND_512
         assert max_abs(outputs[1][:, :, ::4, ::4], ref[f"fg_stride4_{k}"]) <= BOUND_512
-        # the two programs compute the same ops in another order: bit for bit on the Zen 4 and Intel Xeon hosts; on AMD Zen 5,
-        # whose kernels round otherwise, 2.1e-5 apart at frame 0 and 2.6e-4 at frame 1 (the states carry it). Each is
-        # within BOUND_512 of PaddleSeg's output, so every output, states included, within twice that of each other.
+        # the two programs compute the same ops in another order: bit for bit on the Zen 4 and Intel Xeon hosts; on
+        # AMD Zen 5, whose kernels round otherwise, 2.1e-5 apart at frame 0 and 2.6e-4 at frame 1 (the states carry
+        # it). Each is within BOUND_512 of PaddleSeg's output, so every output, states included, within twice that of
+        # each other.
         between = max(max_abs(a, b) for a, b in zip(outputs, results["paddleseg"][k]))
         print(f"frame {k}: our export vs PaddleSeg's program, max abs {between:.3g}")
         assert between <= 2 * BOUND_512
