@@ -71,6 +71,19 @@ def int8_conversion(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def rvm_tflite(tmp_path_factory):
+    """RVM as PaddleSeg's export writes it, converted to an fp32 TFLite at 128x128 (its states r1..r4), for the
+    ssh and qemu bench targets."""
+    from tests.official_models import build_official_folder
+
+    folder = build_official_folder("rvm_mobilenetv3", tmp_path_factory.mktemp("official") / "rvm")
+    out = tmp_path_factory.mktemp("converted") / "rvm"
+    r = run_cli("convert", folder, "--input-shape", 1, 3, 128, 128, "--to", "tflite", "--no-fp16", "-o", out)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
 def load_tool(name: str):
     """A developer script of ``tools/`` (not part of the package) as a module."""
     import importlib.util

@@ -20,6 +20,7 @@ import os
 import shutil
 import time
 
+import numpy as np
 import pytest
 
 from edgematte.bench import session
@@ -165,3 +166,26 @@ def test_arm_check_of_a_conversion_without_tflite_is_a_one_line_error(tmp_path):
                                                   "precision": "fp32", "parity": parity}]}, directory=tmp_path)
     with pytest.raises(EdgematteError, match=r"no TFLite artefact to check on an emulated ARM CPU"):
         compare_with_host(manifest)
+
+
+def test_a_recurrent_model_carries_its_states_under_emulation_and_equals_x86(arm_rootfs, rvm_tflite):
+    """RVM under qemu: arm-check runs the same frame three times from zero states on both sides, states fed back
+    (every frame's alpha compared); the bench target reports the states' I/O as on a board."""
+    from edgematte.bench.targets.base import Configuration
+    from edgematte.runtime.bench_runner import open_matter
+    from edgematte.runtime.raw_outputs import RECURRENT_FRAMES, deterministic_input, model_outputs
+
+    manifest = read_manifest(rvm_tflite)
+    host = model_outputs(str(rvm_tflite), "model_fp32.tflite",
+                         deterministic_input(open_matter(str(rvm_tflite), "model_fp32.tflite", 1)))["output"]
+    assert host.shape[0] == RECURRENT_FRAMES == 3 and not np.array_equal(host[0], host[1])  # the states moved it
+    (report,) = by_artefact(compare_with_host(manifest, ["model_fp32.tflite"], cpu=CPU)).values()
+    assert report["emulated"]["machine"]["machine"] == "aarch64" and report["quant_step"] is None
+    assert report["max_abs"] <= 1e-5, report["max_abs"]
+
+    result = QemuTarget(f"qemu:{CPU}", rootfs=arm_rootfs).run(manifest, Configuration("model_fp32.tflite", 1), runs=2,
+                                                              warmup=1, size=(160, 128))
+    assert "error" not in result, result
+    assert result["emulated"] is True and result["model_s"]["n"] == 2 and result["backend"] == "litert"
+    state_elements = 16 * 16 * 16 + 20 * 8 * 8 + 40 * 4 * 4 + 64 * 2 * 2  # r1 [1,16,16,16] ... r4 [1,64,2,2]
+    assert (result["states"]["count"], result["states"]["bytes"]) == (4, 2 * 4 * state_elements)

@@ -300,20 +300,6 @@ def test_session_over_ssh_keeps_partial_results(sshd, board_python, tiny_convers
     assert list(remote_tmp.iterdir()) == []
 
 
-@pytest.fixture(scope="module")
-def rvm_tflite(tmp_path_factory):
-    """RVM as PaddleSeg's export writes it, converted to an fp32 TFLite at 128x128 (its states r1..r4)."""
-    from tests.official_models import build_official_folder
-
-    from .conftest import run_cli
-
-    folder = build_official_folder("rvm_mobilenetv3", tmp_path_factory.mktemp("official") / "rvm")
-    out = tmp_path_factory.mktemp("converted") / "rvm"
-    r = run_cli("convert", folder, "--input-shape", 1, 3, 128, 128, "--to", "tflite", "--no-fp16", "-o", out)
-    assert r.returncode == 0, r.stderr
-    return out
-
-
 def test_a_recurrent_model_runs_on_the_board_with_its_states_carried(board, rvm_tflite):
     """RVM over ssh: the board's runner feeds each frame the states the previous one returned, and reports the
     state I/O apart: r1..r4 of RVM at 128x128 and ratio 0.25, fed and fetched once a frame, float32."""

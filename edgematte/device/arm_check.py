@@ -55,8 +55,10 @@ def emulated_outputs(python: EmulatedPython, manifest_dir, artefact: str, input_
             "error": f"emulated outputs run died (status {run.returncode}): {run.error_line()}"}
 
 
-def output_quantization_step(path: Path, raw_output: np.ndarray, output_quant) -> Optional[float]:
-    """The size of one quantization step of the model ``path``'s first output, or ``None`` for a float output.
+def output_quantization_step(path: Path, raw_output: np.ndarray, output_quant,
+                             output_name: Optional[str] = None) -> Optional[float]:
+    """The size of one quantization step of the model ``path``'s output ``output_name`` (default: the first; a
+    recurrent model's alpha is not always first), or ``None`` for a float output.
 
     Integer outputs: their own scale. Float outputs of a full-integer model: the scale of the int8
     tensor its final DEQUANTIZE reads (the model's last quantized value). Dynamic-range and float
@@ -70,7 +72,9 @@ def output_quantization_step(path: Path, raw_output: np.ndarray, output_quant) -
     from ..runtime.backends.litert import _import_interpreter
 
     interpreter_class, _, _ = _import_interpreter()
-    output_index = interpreter_class(model_path=str(path)).get_output_details()[0]["index"]
+    details = interpreter_class(model_path=str(path)).get_output_details()
+    output_index = next((d["index"] for d in details if output_name in (d["name"], d["name"].split(":")[0])),
+                        details[0]["index"])
     for op in model_ops(path):
         if op["op"] == "DEQUANTIZE" and any(t["index"] == output_index for t in op["outputs"]):
             return op["inputs"][0]["scale"]
@@ -147,7 +151,8 @@ def _compare_one(python: EmulatedPython, manifest: Manifest, artefact, work: Pat
 
     manifest_dir = str(manifest.dir)
     input_path, out_path = work / f"input_{index}.npy", work / f"emulated_{index}.npz"
-    tensor = deterministic_input(open_matter(manifest_dir, artefact.path, threads))
+    matter = open_matter(manifest_dir, artefact.path, threads)
+    tensor = deterministic_input(matter)
     np.save(input_path, tensor)
     t0 = time.perf_counter()
     host = model_outputs(manifest_dir, artefact.path, tensor, threads, kernels, trace)
@@ -160,7 +165,8 @@ def _compare_one(python: EmulatedPython, manifest: Manifest, artefact, work: Pat
     with np.load(out_path) as stored:
         emulated = {key: stored[key] for key in stored.files}
     out_path.unlink()
-    step = output_quantization_step(manifest.file(artefact), host["raw_output"], host["output_quant"])
+    step = output_quantization_step(manifest.file(artefact), host["raw_output"], host["output_quant"],
+                                    matter.output_spec.name)
     return {
         "artefact": artefact.path, "precision": artefact.precision, "kernels": kernels, "cpu": python.cpu,
         **compare_outputs(host, emulated, step),

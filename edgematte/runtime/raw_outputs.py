@@ -18,7 +18,8 @@ reference kernels (plain C++, the same arithmetic on every CPU). ``--trace`` (``
 ``reference``) also saves every op's output tensor, to find the first op where two machines differ.
 
 ``outputs.npz`` holds ``output`` (float32, dequantized for integer-I/O models), ``raw_output`` (the
-model's own dtype: int8 for integer-I/O models), ``output_quant`` (``[scale, zero_point]``, or
+model's own dtype: int8 for integer-I/O models; a recurrent model's alphas of :data:`RECURRENT_FRAMES` frames,
+stacked), ``output_quant`` (``[scale, zero_point]``, or
 empty) and with ``--trace`` one ``op/NNNN/OPNAME/TENSOR`` array per op output. One line
 ``EDGEMATTE_OUTPUTS {json}`` on stdout says where, what and on which machine; exit status 3 (with
 ``"error"`` in the JSON) when the artefact cannot run.
@@ -35,6 +36,9 @@ import numpy as np
 from .bench_runner import library_versions, machine_facts, open_matter, synthetic_photo
 
 RESULT_PREFIX = "EDGEMATTE_OUTPUTS "
+RECURRENT_FRAMES = 3
+"""A recurrent model (RVM) runs the input as this many frames from zero states, its states fed back: the outputs
+are the alphas of every frame, so the comparison covers the state feedback."""
 KERNELS = ("default", "builtin", "reference")
 TRACE_PREFIX = "op/"
 
@@ -81,7 +85,12 @@ def model_outputs(manifest_dir: str, artefact: str, tensor: np.ndarray, threads:
     matter = open_matter(manifest_dir, artefact, threads)
     model_input = quantize(tensor, matter.input_spec) if matter.input_spec.quant is not None else tensor
     traced = {}
-    if kernels == "default":
+    if matter.recurrent:
+        if kernels != "default":
+            raise ValueError(f"--kernels {kernels}: a recurrent model runs with the default kernels only")
+        matter.reset()  # zero states, then each frame's states fed to the next, as an app runs a clip
+        raw = np.stack([np.asarray(matter.run_tensor(model_input)) for _ in range(RECURRENT_FRAMES)])
+    elif kernels == "default":
         raw = np.asarray(matter.backend.run(model_input))
     else:
         path = Path(matter.backend.path)
