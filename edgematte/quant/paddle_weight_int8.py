@@ -210,6 +210,7 @@ class SimulatedWeights(Backend):
     ``use(names)`` rounds exactly those weights (every other one float) for the following runs."""
 
     name = "paddle_static_simulated_weights"
+    threads_effective = False  # the static executor takes no thread count; it ranks, it is not timed
 
     def __init__(self, path, threads: Optional[int] = None):
         super().__init__(path, threads)
