@@ -19,7 +19,7 @@ from .calibration import calibrate, calibration_head, load_calibration
 from .jobs import DynamicRangeJob, FloatTwinJob, FullIntegerJob, LayerErrorsJob, PlannedJob, WorkerPlan
 from .layer_errors import layer_errors
 from .quantize import dynamic_range_model, float_model, mlir_quantize
-from .ranges import RANGE_HISTOGRAM_IMAGES, mse_ranges
+from .ranges import RANGE_HISTOGRAM_IMAGES, SAME_SCALE_REFUSAL, mse_ranges, unify_same_scale_ranges
 from .untie import untie_concatenation_scales
 
 
@@ -32,7 +32,15 @@ def main(plan_path: str) -> None:
         Path(plan.untied_out).write_text(json.dumps(untied), encoding="utf-8")
     for job in plan.jobs:
         try:
-            _run_job(plan, job, calibrated)
+            try:
+                _run_job(plan, job, calibrated)
+            except Exception as e:  # TF refused ranges that disagree across same-scale ops: unify them, once
+                if SAME_SCALE_REFUSAL not in str(e) or job.kind != FullIntegerJob.kind or plan.unified_out is None:
+                    raise
+                calibrated, unified = unify_same_scale_ranges(calibrated)
+                Path(plan.unified_out).write_text(json.dumps(unified), encoding="utf-8")
+                plan.unified_out = None  # the model is unified now: a second refusal is the job's failure
+                _run_job(plan, job, calibrated)
         except Exception as e:  # one job's failure (e.g. MLIR refusing a denylist) must not hide the others'
             message = " ".join(str(e).split()) or type(e).__name__
             Path(job.error).write_text(f"{type(e).__name__}: {message[:400]}", encoding="utf-8")
