@@ -160,7 +160,7 @@ def test_int8_files_exist_run_and_are_integer(loose_build):
         assert record["precision"] == "int8" and record["kept_float"] == {"nodes": [], "ops": []}
         assert record["fallback"]["searched"] is False and len(record["fallback"]["history"]) == 1
         assert record["quantization"] == {"activation_ranges": "mse", "untie_ratio": 4.0,
-                                          "calibration_count": CALIBRATION_COUNT, "same_scale_groups_unified": 0}
+                                          "calibration_count": CALIBRATION_COUNT}
         # the narrow concatenation input got its own scale (see test_untie_...)
         assert len(record["untied"]) == 1
     io_backend = LiteRTBackend(out / "model_int8_io.tflite")
@@ -459,59 +459,76 @@ def test_search_hard_cap_and_unmet_budget():
     assert nothing.meets_budget and nothing.kept_float_nodes == [] and len(nothing.history) == 1
 
 
-_UNIFY_PROBE = textwrap.dedent("""
+_PYRAMID = textwrap.dedent("""
     import json
     import sys
 
     import numpy as np
     import tensorflow as tf
-    from tensorflow.lite.tools import flatbuffer_utils
 
     from edgematte.quant.tflite.calibration import calibrate
     from edgematte.quant.tflite.quantize import mlir_quantize
-    from edgematte.quant.tflite.ranges import unify_same_scale_ranges
+    from edgematte.quant.tflite.untie import SAME_SCALE_OPS, untie_concatenation_scales
 
     folder = sys.argv[1]
     rng = np.random.default_rng(0)
     w1, w2 = (tf.constant(rng.normal(0, 0.5, (3, 3, 3, 3)).astype(np.float32)) for _ in range(2))
 
-    class Pyramid(tf.Module):  # an image pooled twice, each level concatenated with features of its own range
+    class Pyramid(tf.Module):  # an image pooled twice, each level concatenated with wide features
         @tf.function(input_signature=[tf.TensorSpec([1, 16, 16, 3], tf.float32, name="img")])
         def __call__(self, img):
             a = tf.nn.avg_pool2d(img, 2, 2, "VALID")
             b = tf.nn.avg_pool2d(a, 2, 2, "VALID")
-            x = tf.concat([a, tf.nn.conv2d(a, w1, 1, "SAME") * 5.0], -1)
-            y = tf.concat([b, tf.nn.conv2d(b, w2, 1, "SAME") * 0.2], -1)
+            x = tf.concat([a, tf.nn.conv2d(a, w1, 1, "SAME") * 20.0], -1)
+            y = tf.concat([b, tf.nn.conv2d(b, w2, 1, "SAME") * 30.0], -1)
             return tf.reduce_mean(x, axis=[1, 2]) + tf.reduce_mean(y, axis=[1, 2])
 
     module = Pyramid()
     tf.saved_model.save(module, folder, signatures=module.__call__.get_concrete_function())
-    calibrated = calibrate(folder, rng.uniform(0, 1, (8, 1, 16, 16, 3)).astype(np.float32))
-
-    def ranges(model_bytes):
-        graph = flatbuffer_utils.convert_bytearray_to_object(bytearray(model_bytes)).subgraphs[0]
-        return {t.name.decode(): [float(t.quantization.min[0]), float(t.quantization.max[0])] for t in graph.tensors
-                if t.quantization is not None and t.quantization.min is not None and len(t.quantization.min) == 1}
-
-    unified, groups = unify_same_scale_ranges(calibrated)
-    again, none = unify_same_scale_ranges(unified)
-    print(json.dumps({"before": ranges(calibrated), "after": ranges(unified), "groups": groups, "again": none,
-                      "quantized": len(mlir_quantize(unified, "float32"))}))
+    batches = rng.uniform(0, 1, (8, 1, 16, 16, 3)).astype(np.float32)
+    calibrated = calibrate(folder, batches)
+    result = {}
+    for label, after in (("mul", ()), ("conv", SAME_SCALE_OPS)):
+        model, untied = untie_concatenation_scales(calibrated, 4.0, conv_identity_after=after)
+        interpreter = tf.lite.Interpreter(model_content=model)
+        interpreter.allocate_tensors()
+        outputs = []
+        for batch in batches[:2]:
+            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], batch)
+            interpreter.invoke()
+            outputs.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).tolist())
+        ops = [op["op_name"] for op in interpreter._get_ops_details()]
+        result[label] = {"untied": untied, "ops": ops, "outputs": outputs}
+        try:
+            quantized = tf.lite.Interpreter(model_content=mlir_quantize(model, "float32"))
+            result[label]["int8_ops"] = [op["op_name"] for op in quantized._get_ops_details()]
+        except RuntimeError as error:
+            result[label]["refused"] = str(error)
+    interpreter = tf.lite.Interpreter(model_content=calibrated)
+    interpreter.allocate_tensors()
+    result["float"] = []
+    for batch in batches[:2]:
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], batch)
+        interpreter.invoke()
+        result["float"].append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).tolist())
+    print(json.dumps(result))
 """)
 
 
-def test_same_scale_ranges_unify_to_their_union(tmp_path):
-    """When TensorFlow refuses ranges that disagree across its same-scale ops (RVM at 720x1280), the worker gives
-    every group of tensors those ops tie together one range, the union of theirs; other tensors keep their own."""
-    done = subprocess.run([sys.executable, "-c", _UNIFY_PROBE, str(tmp_path / "saved_model")], capture_output=True,
+def test_untie_after_a_same_scale_op_requantizes_with_a_convolution(tmp_path):
+    """An image pooled twice, each level concatenated with far wider features (RVM's encoder at 720x1280): untied by
+    MUL identities, TensorFlow refuses the model (MLIR folds each MUL into its pool, which then needs two scales).
+    Untied by 1x1 depthwise convolutions of weight 1, the float model computes exactly what it did and TensorFlow
+    quantizes it, each identity a requantization of its own."""
+    done = subprocess.run([sys.executable, "-c", _PYRAMID, str(tmp_path / "saved_model")], capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
-    before, after, (group,) = found["before"], found["after"], found["groups"]
-    tied = ["AvgPool2D", "AvgPool2D_1", "Conv2D", "Conv2D_1", "concat", "concat_1", "serving_default_img:0"]
-    assert group["tensors"] == tied  # the pools tie the image pyramid, each concatenation its inputs
-    union = [min(before[t][0] for t in tied), max(before[t][1] for t in tied)]
-    assert group["range"] == union and all(after[t] == union for t in tied)
-    assert before["AvgPool2D"] != before["AvgPool2D_1"]  # they disagreed before
-    assert {t: r for t, r in after.items() if t not in tied} == {t: r for t, r in before.items() if t not in tied}
-    assert found["again"] == [] and found["quantized"] > 0  # nothing left to unify; TensorFlow quantizes it
+    mul, conv = found["mul"], found["conv"]
+    # both pooled levels are far narrower than what they are concatenated with: both are untied
+    assert [u["identity"] for u in mul["untied"]] == ["MUL", "MUL"]
+    assert [u["identity"] for u in conv["untied"]] == ["DEPTHWISE_CONV_2D", "DEPTHWISE_CONV_2D"]
+    assert conv["ops"].count("DEPTHWISE_CONV_2D") == 2 and "MUL" not in conv["ops"]
+    assert mul["outputs"] == conv["outputs"] == found["float"]  # identities: the float model is unchanged
+    assert "'tfl.average_pool_2d' op quantization parameters violate the same scale constraint" in mul["refused"]
+    assert "refused" not in conv and conv["int8_ops"].count("DEPTHWISE_CONV_2D") == 2  # kept as requantizations

@@ -265,8 +265,7 @@ def build_tflite_int8(saved_model_dir, calib_nhwc, out_dir, evaluate: Evaluate,
             records.append(_record(target, "int8", io_dtype, [n for n in kept_nodes if n in floating], base_ops,
                                    evaluation, budget_mad, untied=runner.untied, fallback=fallback,
                                    settings={"activation_ranges": activation_ranges, "untie_ratio": untie_ratio,
-                                             "calibration_count": calibration_count(calibration),
-                                             "same_scale_groups_unified": len(runner.unified)}))
+                                             "calibration_count": calibration_count(calibration)}))
         if dynamic_target is not None:
             evaluation = evaluate_file(dynamic_target)
             dynamic = _dynamic_search(runner, dynamic_target, evaluation, calibration, budget_mad, sensitivity_images,
@@ -317,7 +316,6 @@ class _JobRunner:
         self.activation_ranges = activation_ranges
         self.log_path = log_path
         self.untied: List[dict] = []
-        self.unified: List[dict] = []  # same-scale groups the worker gave one range (TensorFlow refused them)
         self.alpha_output: Optional[str] = None  # the output the fallback ranking compares (None: the first)
         self.output_names: Tuple[str, ...] = ()  # the outputs' names in every file written (empty: TensorFlow's)
 
@@ -327,8 +325,6 @@ class _JobRunner:
                                       log_path=self.log_path, fail_soft=fail_soft)
         if any(job.needs_calibrated for job in jobs):  # untying applies to these only
             self.untied = info["untied"]
-        if info.get("unified"):
-            self.unified = info["unified"]
         for index, message in info["errors"].items():
             warn(f"int8: {jobs[index].out.name} not written: {message}")
         return results
@@ -507,6 +503,9 @@ def _record(path: Path, precision: str, io_dtype: str, nodes: Sequence[str], op_
     if precision == "int8":
         record["quantization"] = settings
         record["untied"] = [u["tensor"] for u in (untied or [])]
+        convs = [u["tensor"] for u in (untied or []) if u.get("identity") == "DEPTHWISE_CONV_2D"]
+        if convs:  # TensorFlow refused the MUL identities after same-scale ops (worker.main)
+            record["untied_by_convolution"] = convs
     if fallback is not None:
         record["fallback"] = fallback
     return record

@@ -147,17 +147,13 @@ class WorkerPlan:
     The calibrated model comes from ``calibrated_in`` (a cached one), or is made from
     ``calibration_npy`` (``.npy``; ``.npz`` by input name for a model with several inputs) with
     ``activation_ranges`` and written to ``calibrated_out``, or is not needed (dynamic range only). With
-    ``untie_ratio`` the untied inputs are listed in ``untied_out``. Should TensorFlow refuse a full-integer job's
-    ranges as violating its same-scale constraint, the worker unifies them
-    (:func:`~edgematte.quant.tflite.ranges.unify_same_scale_ranges`), lists the groups in ``unified_out`` and runs
-    the job again.
+    ``untie_ratio`` the untied inputs are listed in ``untied_out``.
     """
 
     saved_model_dir: str
     untie_ratio: Optional[float]
     jobs: List[PlannedJob] = field(default_factory=list)
     untied_out: str = "untied.json"
-    unified_out: Optional[str] = "unified.json"
     calibration_npy: Optional[str] = None
     calibrated_out: Optional[str] = None
     activation_ranges: Optional[str] = None

@@ -8,7 +8,7 @@ step**2 / 12) over the activation histogram of the calibration tensors: on PP-Ma
 only, not the graph.
 """
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
@@ -17,12 +17,6 @@ DEFAULT_ACTIVATION_RANGES = "mse"
 RANGE_HISTOGRAM_BINS = 2048
 RANGE_HISTOGRAM_IMAGES = 16
 """Calibration tensors whose activation histograms choose the ``"mse"`` ranges (the first ones)."""
-SAME_SCALE_OPS = ("AVERAGE_POOL_2D", "MAX_POOL_2D", "CONCATENATION", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "TRANSPOSE",
-                  "SLICE", "STRIDED_SLICE", "GATHER", "PAD", "PADV2", "MIRROR_PAD", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH",
-                  "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "TILE",
-                  "BROADCAST_TO", "MAXIMUM", "MINIMUM", "REDUCE_MAX", "REDUCE_MIN")
-"""Ops whose int8 inputs and outputs TensorFlow's quantizer gives one scale (its SameOperandsAndResultsScale ops)."""
-SAME_SCALE_REFUSAL = "violate the same scale constraint"
 
 
 def mse_ranges(calibrated: bytes, batches) -> bytes:
@@ -129,58 +123,3 @@ def mse_optimal_range(histogram: np.ndarray, low: float, high: float, levels: in
     error = clip_low[:, None] + clip_high[None, :] + step ** 2 / 12.0 * inside
     best_low, best_high = np.unravel_index(np.argmin(error), error.shape)
     return float(lowers[best_low]), float(uppers[best_high])
-
-
-def unify_same_scale_ranges(calibrated: bytes) -> Tuple[bytes, List[dict]]:
-    """The calibrated model with every group of tensors that :data:`SAME_SCALE_OPS` tie together given one range,
-    the union of theirs; and one record per group that was not one range already.
-
-    TensorFlow's quantizer gives the inputs and output of such an op one scale and propagates it along chains of them.
-    Ranges chosen for each tensor on its own (:func:`mse_ranges`) can then disagree where two chains meet, and it
-    refuses the model ("quantization parameters violate the same scale constraint"; RVM at 720x1280: the second
-    average pool of the downsampled image). With one range per group there is nothing to disagree about; a group
-    gets the range that holds every member, so no member is clipped more than before. Only tensors with a recorded
-    range take part (constants, shapes and indices have none).
-    """
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(calibrated))
-    graph = model.subgraphs[0]
-    names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
-    same_scale = {index for index, code in enumerate(model.operatorCodes)
-                  if names.get(max(code.builtinCode, code.deprecatedBuiltinCode)) in SAME_SCALE_OPS}
-
-    def ranged(index: int) -> bool:
-        quantization = graph.tensors[index].quantization
-        return quantization is not None and quantization.min is not None and len(quantization.min) == 1
-
-    parent: Dict[int, int] = {}
-
-    def root(index: int) -> int:
-        parent.setdefault(index, index)
-        while parent[index] != index:
-            parent[index] = parent[parent[index]]
-            index = parent[index]
-        return index
-
-    for op in graph.operators:
-        if op.opcodeIndex not in same_scale:
-            continue
-        members = [i for i in [*op.inputs, *op.outputs] if i >= 0 and ranged(i)]
-        for other in members[1:]:
-            parent[root(other)] = root(members[0])
-    groups: Dict[int, List[int]] = {}
-    for index in list(parent):
-        groups.setdefault(root(index), []).append(index)
-    records = []
-    for members in groups.values():
-        lows = [float(graph.tensors[i].quantization.min[0]) for i in members]
-        highs = [float(graph.tensors[i].quantization.max[0]) for i in members]
-        if len(set(lows)) == 1 and len(set(highs)) == 1:
-            continue
-        for i in members:
-            graph.tensors[i].quantization.min, graph.tensors[i].quantization.max = [min(lows)], [max(highs)]
-        records.append({"tensors": sorted(graph.tensors[i].name.decode() for i in members),
-                        "range": [min(lows), max(highs)]})
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), records

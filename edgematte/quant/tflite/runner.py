@@ -90,8 +90,7 @@ def run_int8_jobs(saved_model_dir, calib_batches, jobs: Sequence[Int8Job], calib
     run in LiteRT and checked for its kept-float names before it is published (atomically).
 
     Returns ``(results, info)``: one result per job, in order, and ``{"calibrated": "reused" |
-    "calibrated", "untied": [{"tensor", "concatenation", "range", "concatenation_range"}, ...], "unified":
-    [{"tensors", "range"}, ...] (same-scale groups given one range after TensorFlow refused them),
+    "calibrated", "untied": [{"tensor", "concatenation", "range", "concatenation_range"}, ...],
     "errors": {job index: message}}`` (``untied``: the concatenation inputs given their own scale).
     Raises :class:`EdgematteError` (one line, naming a kept log) on any failure; with ``fail_soft``
     a job that fails on its own gives ``None`` and its message in ``errors`` instead.
@@ -115,7 +114,7 @@ def run_int8_jobs(saved_model_dir, calib_batches, jobs: Sequence[Int8Job], calib
                            calibration=calibration if must_calibrate else None, activation_ranges=activation_ranges,
                            calibrated_in=calibrated_model if needs_calibrated and not must_calibrate else None)
         returncode, log_text = _run_worker(workdir, timeout_s)
-        info = {"calibrated": "calibrated" if must_calibrate else "reused", "untied": [], "unified": [], "errors": {}}
+        info = {"calibrated": "calibrated" if must_calibrate else "reused", "untied": [], "errors": {}}
         try:
             results = _collect(workdir, plan, jobs, returncode, log_text, info, fail_soft)
         except EdgematteError as e:
@@ -176,8 +175,6 @@ def _collect(workdir: Path, plan: WorkerPlan, jobs: Sequence[Int8Job], returncod
         raise EdgematteError(f"exited with {returncode}: {last_error_line(log_text)}")
     if (workdir / plan.untied_out).is_file():
         info["untied"] = json.loads((workdir / plan.untied_out).read_text(encoding="utf-8"))
-    if plan.unified_out is not None and (workdir / plan.unified_out).is_file():
-        info["unified"] = json.loads((workdir / plan.unified_out).read_text(encoding="utf-8"))
     results = []
     for index, (job, planned) in enumerate(zip(jobs, plan.jobs)):
         try:

@@ -10,25 +10,43 @@ identity (MUL by 1.0) in front of each concatenation input whose calibrated rang
 than the concatenation's; MLIR folds it into a requantizing QUANTIZE (or into a MUL just before
 it), so everything upstream keeps its own scale. Measured: MAD 0.0179 -> 0.0086; the few
 requantizations it adds are elementwise (latency unchanged within this machine's noise).
+
+Where the untied input comes out of an op that itself must keep one scale (a pooled image level that is pooled
+again and concatenated at several resolutions: RVM at 720x1280), MLIR folds the MUL into that op, the op then needs
+both the concatenation's scale and its own input's, and TensorFlow refuses the model ("quantization parameters
+violate the same scale constraint"). ``conv_identity_after`` makes the identity there a 1x1 DEPTHWISE_CONV_2D of
+weight 1 and bias 0 (the same float value), which MLIR keeps as a real requantization; the worker retries with it
+after such a refusal (:mod:`edgematte.quant.tflite.worker`).
 """
 
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
 DEFAULT_UNTIE_RATIO = 4.0
+SAME_SCALE_OPS = ("AVERAGE_POOL_2D", "MAX_POOL_2D", "CONCATENATION", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "TRANSPOSE",
+                  "SLICE", "STRIDED_SLICE", "GATHER", "PAD", "PADV2", "MIRROR_PAD", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH",
+                  "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "TILE",
+                  "BROADCAST_TO", "MAXIMUM", "MINIMUM", "REDUCE_MAX", "REDUCE_MIN")
+"""Ops whose int8 inputs and outputs TensorFlow's quantizer gives one scale, propagated along chains of them."""
+SAME_SCALE_REFUSAL = "violate the same scale constraint"
 UNTIE_SUFFIX = "/requantize"
 """Name suffix of the identity tensors put in front of untied concatenation inputs."""
 
 
-def untie_concatenation_scales(calibrated: bytes, ratio: float) -> Tuple[bytes, List[dict]]:
+def untie_concatenation_scales(calibrated: bytes, ratio: float,
+                               conv_identity_after: Sequence[str] = ()) -> Tuple[bytes, List[dict]]:
     """Give narrow CONCATENATION inputs their own int8 scale (see the module docstring).
 
     In the calibrated (float) model, each concatenation input whose recorded range (max - min) is at
     least ``ratio`` times narrower than the concatenation output's is routed through ``MUL(x, 1.0)``,
     a new tensor named ``<input>/requantize`` with the input's recorded range. The float model
     computes exactly the same; MLIR quantizes the identity into a requantization. Constant inputs
-    are left alone. Returns the new calibrated model and one record per routed input.
+    are left alone. After an op of a type in ``conv_identity_after`` (builtin names) the identity is a 1x1
+    DEPTHWISE_CONV_2D of weight 1 instead: MLIR folds a MUL by 1.0 into such an op, which then has to take the
+    concatenation's scale, and where it must also keep its own input's (an AVERAGE_POOL_2D of a pooled image, RVM at
+    720x1280) it refuses the model; a convolution it keeps. Returns the new calibrated model and one record per routed
+    input.
     """
     import copy
 
@@ -71,6 +89,41 @@ def untie_concatenation_scales(calibrated: bytes, ratio: float) -> Tuple[bytes, 
     concatenations = set(opcode_indices(schema.BuiltinOperator.CONCATENATION))
     if not concatenations:
         return calibrated, []
+    conv_after = {index for name in conv_identity_after
+                  for index in opcode_indices(getattr(schema.BuiltinOperator, name))}
+    conv_inputs = {t for op in graph.operators if op.opcodeIndex in conv_after for t in op.outputs}
+
+    def depthwise_opcode() -> int:
+        existing = opcode_indices(schema.BuiltinOperator.DEPTHWISE_CONV_2D)
+        if existing:
+            return existing[0]
+        code = schema.OperatorCodeT()
+        code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.DEPTHWISE_CONV_2D
+        code.version = 1
+        model.operatorCodes.append(code)
+        return len(model.operatorCodes) - 1
+
+    def constant(name: str, values: np.ndarray) -> int:
+        tensor = schema.TensorT()
+        tensor.shape, tensor.type, tensor.name = np.array(values.shape, np.int32), schema.TensorType.FLOAT32, name
+        return add_tensor(tensor, np.ascontiguousarray(values, np.float32).tobytes())
+
+    def identity(tensor_index: int, routed_index: int, name: str):
+        op = schema.OperatorT()
+        if tensor_index in conv_inputs:  # NHWC: one weight of 1 per channel, no bias
+            channels = int(graph.tensors[tensor_index].shape[-1])
+            weight = constant((name + UNTIE_SUFFIX + "/one").encode(), np.ones((1, 1, 1, channels), np.float32))
+            bias = constant((name + UNTIE_SUFFIX + "/zero").encode(), np.zeros((channels,), np.float32))
+            op.opcodeIndex, op.inputs, op.outputs = depthwise_opcode(), [tensor_index, weight, bias], [routed_index]
+            options = schema.DepthwiseConv2DOptionsT()
+            options.padding, options.strideW, options.strideH = schema.Padding.VALID, 1, 1
+            options.depthMultiplier, options.dilationWFactor, options.dilationHFactor = 1, 1, 1
+            op.builtinOptionsType, op.builtinOptions = schema.BuiltinOptions.DepthwiseConv2DOptions, options
+        else:
+            one = constant((name + UNTIE_SUFFIX + "/one").encode(), np.array(1.0, np.float32))
+            op.opcodeIndex, op.inputs, op.outputs = mul_opcode(), [tensor_index, one], [routed_index]
+            op.builtinOptionsType, op.builtinOptions = schema.BuiltinOptions.MulOptions, schema.MulOptionsT()
+        return op
     untied, operators = [], []
     for op in graph.operators:
         output_range = recorded_range(op.outputs[0]) if op.opcodeIndex in concatenations else None
@@ -85,19 +138,11 @@ def untie_concatenation_scales(calibrated: bytes, ratio: float) -> Tuple[bytes, 
                 routed = copy.deepcopy(graph.tensors[tensor_index])  # same shape, type and recorded range
                 routed.name = (name + UNTIE_SUFFIX).encode()
                 routed_index = add_tensor(routed)
-                one = schema.TensorT()
-                one.shape, one.type = np.array([], np.int32), schema.TensorType.FLOAT32
-                one.name = (name + UNTIE_SUFFIX + "/one").encode()
-                one_index = add_tensor(one, np.float32(1.0).tobytes())
-                identity = schema.OperatorT()
-                identity.opcodeIndex = mul_opcode()
-                identity.inputs, identity.outputs = [tensor_index, one_index], [routed_index]
-                identity.builtinOptionsType = schema.BuiltinOptions.MulOptions
-                identity.builtinOptions = schema.MulOptionsT()
-                operators.append(identity)
+                operators.append(identity(tensor_index, routed_index, name))
                 inputs[position] = routed_index
                 untied.append({"tensor": name, "concatenation": graph.tensors[op.outputs[0]].name.decode(),
-                               "range": list(input_range), "concatenation_range": list(output_range)})
+                               "range": list(input_range), "concatenation_range": list(output_range),
+                               "identity": "DEPTHWISE_CONV_2D" if tensor_index in conv_inputs else "MUL"})
             op.inputs = inputs
         operators.append(op)
     graph.operators = operators

@@ -19,33 +19,42 @@ from .calibration import calibrate, calibration_head, load_calibration
 from .jobs import DynamicRangeJob, FloatTwinJob, FullIntegerJob, LayerErrorsJob, PlannedJob, WorkerPlan
 from .layer_errors import layer_errors
 from .quantize import dynamic_range_model, float_model, mlir_quantize
-from .ranges import RANGE_HISTOGRAM_IMAGES, SAME_SCALE_REFUSAL, mse_ranges, unify_same_scale_ranges
-from .untie import untie_concatenation_scales
+from .ranges import RANGE_HISTOGRAM_IMAGES, mse_ranges
+from .untie import SAME_SCALE_OPS, SAME_SCALE_REFUSAL, untie_concatenation_scales
 
 
 def main(plan_path: str) -> None:
     """Run the jobs of ``plan_path`` (written by :func:`edgematte.quant.tflite.runner.run_int8_jobs`)."""
     plan = WorkerPlan.read(plan_path)
-    calibrated = _calibrated_model(plan)
-    if calibrated is not None and plan.untie_ratio is not None:
-        calibrated, untied = untie_concatenation_scales(calibrated, float(plan.untie_ratio))
-        Path(plan.untied_out).write_text(json.dumps(untied), encoding="utf-8")
+    base = _calibrated_model(plan)
+    calibrated = _untied(plan, base, ())
+    retried = False
     for job in plan.jobs:
         try:
             try:
                 _run_job(plan, job, calibrated)
-            except Exception as e:  # TF refused ranges that disagree across same-scale ops: unify them, once
-                if SAME_SCALE_REFUSAL not in str(e) or job.kind != FullIntegerJob.kind or plan.unified_out is None:
+            except RuntimeError as e:
+                # MLIR folded a MUL identity into the same-scale op before it (RVM at 720x1280: a pooled image
+                # level concatenated at several scales): untie with convolution identities there, once, and retry
+                if SAME_SCALE_REFUSAL not in str(e) or plan.untie_ratio is None or retried:
                     raise
-                calibrated, unified = unify_same_scale_ranges(calibrated)
-                Path(plan.unified_out).write_text(json.dumps(unified), encoding="utf-8")
-                plan.unified_out = None  # the model is unified now: a second refusal is the job's failure
+                retried = True
+                calibrated = _untied(plan, base, SAME_SCALE_OPS)
                 _run_job(plan, job, calibrated)
         except Exception as e:  # one job's failure (e.g. MLIR refusing a denylist) must not hide the others'
             message = " ".join(str(e).split()) or type(e).__name__
             Path(job.error).write_text(f"{type(e).__name__}: {message[:400]}", encoding="utf-8")
             print(f"job {job.produced} failed:", file=sys.stderr)
             traceback.print_exc()
+
+
+def _untied(plan: WorkerPlan, calibrated: Optional[bytes], conv_identity_after) -> Optional[bytes]:
+    """``calibrated`` with its narrow concatenation inputs untied (listed in ``untied_out``), when the plan says so."""
+    if calibrated is None or plan.untie_ratio is None:
+        return calibrated
+    calibrated, untied = untie_concatenation_scales(calibrated, float(plan.untie_ratio), conv_identity_after)
+    Path(plan.untied_out).write_text(json.dumps(untied), encoding="utf-8")
+    return calibrated
 
 
 def _calibrated_model(plan: WorkerPlan) -> Optional[bytes]:
