@@ -76,12 +76,13 @@ def untie_concatenation_scales(calibrated: bytes, ratio: float,
         graph.tensors.append(tensor)
         return len(graph.tensors) - 1
 
-    def mul_opcode() -> int:
-        existing = opcode_indices(schema.BuiltinOperator.MUL)
+    def opcode(builtin: int) -> int:
+        """The model's operator code for ``builtin``, added (version 1) when it has none."""
+        existing = opcode_indices(builtin)
         if existing:
             return existing[0]
         code = schema.OperatorCodeT()
-        code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.MUL
+        code.builtinCode = code.deprecatedBuiltinCode = builtin
         code.version = 1
         model.operatorCodes.append(code)
         return len(model.operatorCodes) - 1
@@ -92,16 +93,6 @@ def untie_concatenation_scales(calibrated: bytes, ratio: float,
     conv_after = {index for name in conv_identity_after
                   for index in opcode_indices(getattr(schema.BuiltinOperator, name))}
     conv_inputs = {t for op in graph.operators if op.opcodeIndex in conv_after for t in op.outputs}
-
-    def depthwise_opcode() -> int:
-        existing = opcode_indices(schema.BuiltinOperator.DEPTHWISE_CONV_2D)
-        if existing:
-            return existing[0]
-        code = schema.OperatorCodeT()
-        code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.DEPTHWISE_CONV_2D
-        code.version = 1
-        model.operatorCodes.append(code)
-        return len(model.operatorCodes) - 1
 
     def constant(name: str, values: np.ndarray) -> int:
         tensor = schema.TensorT()
@@ -114,16 +105,19 @@ def untie_concatenation_scales(calibrated: bytes, ratio: float,
             channels = int(graph.tensors[tensor_index].shape[-1])
             weight = constant((name + UNTIE_SUFFIX + "/one").encode(), np.ones((1, 1, 1, channels), np.float32))
             bias = constant((name + UNTIE_SUFFIX + "/zero").encode(), np.zeros((channels,), np.float32))
-            op.opcodeIndex, op.inputs, op.outputs = depthwise_opcode(), [tensor_index, weight, bias], [routed_index]
+            op.opcodeIndex = opcode(schema.BuiltinOperator.DEPTHWISE_CONV_2D)
+            op.inputs, op.outputs = [tensor_index, weight, bias], [routed_index]
             options = schema.DepthwiseConv2DOptionsT()
             options.padding, options.strideW, options.strideH = schema.Padding.VALID, 1, 1
             options.depthMultiplier, options.dilationWFactor, options.dilationHFactor = 1, 1, 1
             op.builtinOptionsType, op.builtinOptions = schema.BuiltinOptions.DepthwiseConv2DOptions, options
         else:
             one = constant((name + UNTIE_SUFFIX + "/one").encode(), np.array(1.0, np.float32))
-            op.opcodeIndex, op.inputs, op.outputs = mul_opcode(), [tensor_index, one], [routed_index]
+            op.opcodeIndex = opcode(schema.BuiltinOperator.MUL)
+            op.inputs, op.outputs = [tensor_index, one], [routed_index]
             op.builtinOptionsType, op.builtinOptions = schema.BuiltinOptions.MulOptions, schema.MulOptionsT()
         return op
+
     untied, operators = [], []
     for op in graph.operators:
         output_range = recorded_range(op.outputs[0]) if op.opcodeIndex in concatenations else None
