@@ -1,6 +1,7 @@
 """`edgematte convert --int8` (Paddle Lite and TFLite paths) on the tiny model: numerics recorded, and equal to a
 fresh evaluation by the runtime on the same held-out images. The conversion (conftest's ``int8_conversion``) also
-builds the QDQ ONNX model, checked in tests/test_quant_onnx_int8.py."""
+builds the QDQ ONNX model, whose record is checked here too (its quantizer in tests/test_quant_onnx_int8.py): every
+user of the conversion in one file, so one test worker builds it."""
 
 import json
 
@@ -9,6 +10,7 @@ import pytest
 
 from edgematte.core.metrics import matting_numerics
 from edgematte.quant.calibration import split_calibration_evaluation
+from edgematte.quant.onnx_int8 import FILE_NAME
 from edgematte.runtime.backends import open_backend
 from edgematte.runtime.matter import Matter
 from edgematte.runtime.profiles import get_profile
@@ -111,3 +113,23 @@ def test_int8_nb_kernel_census_matches_the_program(int8_conversion):
         assert f"`{name}` kernels: {census['convolutions']['int8']} of {len(convs)} convolutions in int8" in (
             int8_conversion / "report.md").read_text()
 
+
+def test_the_conversion_records_the_qdq_model_with_its_numerics(int8_conversion):
+    m = json.loads((int8_conversion / "manifest.json").read_text())
+    entry = next(a for a in m["artefacts"] if a["path"] == FILE_NAME)
+    assert (entry["format"], entry["precision"], entry["runtime"], entry["layout"]) == (
+        "onnx", "int8", "onnxruntime", "nchw")
+    n = entry["numerics"]
+    assert n["eval_images"] == 4 and 0 < n["mad"] and n["budget_mad"] == 0.02
+    quantization = entry["quantization"]
+    if n["within_budget"]:
+        assert n["mad"] <= 0.02
+    else:  # the search ran and the manifest says what stayed float
+        assert quantization["fallback"]["searched"] and quantization["kept_float"]["nodes"]
+    assert quantization["quantization"]["calibration_count"] == 8
+    assert quantization["qdq"]["per_channel_weights"] > 50 and quantization["qdq"]["onnxruntime_cpu"]["integer_kernels"]
+    assert [(t["shape"], t["dtype"]) for t in entry["inputs"]] == [(m["model"]["input_shape"], "float32")]
+    assert 0 < entry["size_ratio_vs_fp32"] < 0.4
+    assert m["int8"]["fp32_latency_ms"]["onnx"] > 0 and quantization["latency_ms"] > 0
+    assert {r["artefact"] for r in m["repairs"] if r["artefact"] == FILE_NAME}  # model.onnx's repairs are in it
+    assert f"Fallback choices of `{FILE_NAME}`" in (int8_conversion / "report.md").read_text()

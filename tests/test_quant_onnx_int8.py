@@ -9,10 +9,10 @@ PP-MattingV2's trouble: two branches of very different ranges concatenated, a de
     concat(narrow, wide) -> conv + relu -> "mixed";  add(mixed, lifted) -> "summed"
     concat(detail, summed) -> conv -> sigmoid -> alpha [1, 1, 24, 24]
 
-The conversion's own QDQ artefact is checked on the INT8 conversion the pipeline tests share (conftest).
+The conversion's own QDQ artefact is checked in tests/test_quant_int8_pipeline.py, on the INT8 conversion built there
+once (one file: one test worker builds it).
 """
 
-import json
 
 import numpy as np
 import onnx
@@ -246,28 +246,3 @@ def test_convert_refuses_an_algo_onnx_runtime_lacks_before_any_work(capsys, tmp_
                               1, 3, 64, 64, "--to", "onnx", "--int8", "--algo", "mse", "-o", tmp_path / "out")
     one_error_line(code, err, None, "--algo mse: ONNX Runtime has no MSE", "leave onnx out of --to")
     assert out == "" and not (tmp_path / "out").exists()
-
-
-# ---------------------------------------------------------------------------------------------
-# The conversion's QDQ artefact (the INT8 conversion shared with tests/test_quant_int8_pipeline.py)
-
-
-def test_the_conversion_records_the_qdq_model_with_its_numerics(int8_conversion):
-    m = json.loads((int8_conversion / "manifest.json").read_text())
-    entry = next(a for a in m["artefacts"] if a["path"] == FILE_NAME)
-    assert (entry["format"], entry["precision"], entry["runtime"], entry["layout"]) == (
-        "onnx", "int8", "onnxruntime", "nchw")
-    n = entry["numerics"]
-    assert n["eval_images"] == 4 and 0 < n["mad"] and n["budget_mad"] == 0.02
-    quantization = entry["quantization"]
-    if n["within_budget"]:
-        assert n["mad"] <= 0.02
-    else:  # the search ran and the manifest says what stayed float
-        assert quantization["fallback"]["searched"] and quantization["kept_float"]["nodes"]
-    assert quantization["quantization"]["calibration_count"] == 8
-    assert quantization["qdq"]["per_channel_weights"] > 50 and quantization["qdq"]["onnxruntime_cpu"]["integer_kernels"]
-    assert [(t["shape"], t["dtype"]) for t in entry["inputs"]] == [(m["model"]["input_shape"], "float32")]
-    assert 0 < entry["size_ratio_vs_fp32"] < 0.4
-    assert m["int8"]["fp32_latency_ms"]["onnx"] > 0 and quantization["latency_ms"] > 0
-    assert {r["artefact"] for r in m["repairs"] if r["artefact"] == FILE_NAME}  # model.onnx's repairs are in it
-    assert f"Fallback choices of `{FILE_NAME}`" in (int8_conversion / "report.md").read_text()
