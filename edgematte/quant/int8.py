@@ -261,19 +261,25 @@ def paddle_lite_weight_int8(frozen_dir, work: Path, out: Path, targets: Sequence
         tries[probe] = (model, opt_info)
         return probe
 
+    loaded = {}  # the probe evaluate() loaded, timed by latency() on the same predictor
+
     def evaluate(probe: Path) -> dict:
-        backend = PaddleLiteBackend(probe, threads=threads)
+        backend = loaded[probe] = PaddleLiteBackend(probe, threads=threads)
         outputs = evaluation.run(backend, "nchw")
         tries[probe] += (outputs, (list(backend.inputs), list(backend.outputs)))
         return dict(evaluation.numerics(outputs))
 
     def latency(probe: Path) -> float:
-        return evaluation.latency_ms(PaddleLiteBackend(probe, threads=threads), "nchw", runs=options.latency_runs)
+        return evaluation.latency_ms(loaded[probe], "nchw", runs=options.latency_runs)
 
     def candidate(kept: Tuple[str, ...]) -> dict:
         probe = build(tuple(user) + tuple(kept))
-        return dict(budget_search.measure_candidate(evaluate, probe, latency if options.latency_runs > 0 else None),
-                    probe=probe)
+        try:
+            measured = budget_search.measure_candidate(evaluate, probe,
+                                                       latency if options.latency_runs > 0 else None)
+        finally:
+            loaded.pop(probe, None)
+        return dict(measured, probe=probe)
 
     what = "clips (own states fed back)" if evaluation.recurrent else "images"
     with step(f"Paddle Lite weights-only int8 ({len(weight_ops) - len(user)} conv weights int8) + evaluate on the "
