@@ -10,8 +10,12 @@ The peers, all on the same frozen Paddle model (OUT/reference) as the artefacts:
 Rounds are interleaved (each round runs every entry once, in an order rotated per round) so that load
 from other jobs on the host hits every entry alike; rounds during which other processes used the CPUs
 are counted and left out when enough quiet ones ran (``--rounds`` quiet ones wanted, ``--max-rounds``
-at most); figures are medians. Each entry's max abs alpha
-error against the reference is measured on the bundled sample photos, so "fast but wrong" shows.
+at most); figures are medians. After each run the next entry starts only once this process's threads have gone
+idle: ONNX Runtime's pool spin-waits about 30 ms after a run and OpenMP's up to its block time, and on two cores
+that stole the CPUs from whatever ran next (the fp32 TFLite entry, always after ``model.onnx``, measured 67 ms
+instead of 46 ms on an AMD Zen 5 host). How long each entry's threads stayed busy is reported.
+Each entry's max abs alpha error against the reference is measured on the bundled sample photos, so "fast but
+wrong" shows.
 Achieved GFLOP/s = model FLOPs (``edgematte zoo info``, multiply+add = 2) / median latency, against
 the host's MEASURED peak (``peak_probe.py``: a C probe's fp32 FMA rate, and for int8 entries its int8
 dot-product rate, on every physical core at once; never clock x an assumed width), with numpy's sgemm beside it.
@@ -79,6 +83,8 @@ LITE_X86_INT8_WHY = (" Why (docs/toolchain.md, Paddle Lite): the x86 int8 .nb ru
                      "its quantized ops and keeps six convolutions float; Paddle Lite's int8 kernels are built for "
                      "ARM, where its int8 pays.")
 QUIET_SHARE = 0.10  # a timed round counts as quiet when other processes used less than this share of the CPUs
+IDLE_WINDOW_S = 0.005  # this process counts as idle when its threads used under a tenth of such a window
+IDLE_LIMIT_S = 1.0  # longest wait for idle threads; beyond it the next entry is timed anyway and the report says so
 # entries whose arithmetic is 8-bit integer (dynamic: int8 weights and activations)
 INT8_PRECISIONS = ("int8", "dynamic")
 
@@ -95,6 +101,7 @@ class Entry:
     error: Optional[str] = None
     tensors: List[np.ndarray] = field(default_factory=list)  # one model input per check photo, in its layout
     samples: List[float] = field(default_factory=list)  # timed runs, seconds
+    busy_after: List[float] = field(default_factory=list)  # per timed run: seconds its threads ran on after it
     max_abs: Optional[float] = None
     mean_abs: Optional[float] = None
 
@@ -217,13 +224,31 @@ def own_cpu_seconds() -> float:
     return times.user + times.system
 
 
+def wait_until_threads_idle(limit: float = IDLE_LIMIT_S, window: float = IDLE_WINDOW_S) -> float:
+    """Wait until no thread of this process uses the CPUs (spin-waiting runtime pools); returns the seconds waited,
+    ``limit`` when they were still busy then.
+
+    Idle means: less than a tenth of ``window`` of CPU time (every thread, ``time.process_time``) used during one
+    ``window`` of sleep. A runtime that returned from its run but whose workers spin on would otherwise be timed into
+    the next entry's run.
+    """
+    started = time.perf_counter()
+    while time.perf_counter() - started < limit:
+        cpu0 = time.process_time()
+        time.sleep(window)
+        if time.process_time() - cpu0 < 0.1 * window:
+            return time.perf_counter() - started - window
+    return limit
+
+
 def interleaved_rounds(entries: List[Entry], rounds: int, warmup: int, max_rounds: int, log) -> dict:
     """Timed rounds of every entry until ``rounds`` of them were quiet, or ``max_rounds`` ran; round r starts at
     entry r (mod n), after ``warmup`` untimed rounds.
 
     A round is quiet when other processes used less than :data:`QUIET_SHARE` of the host's CPUs during it.
-    Each entry keeps the samples of the quiet rounds when there are ``rounds`` of them, else of all rounds
-    (the same rounds for every entry, so ratios stay like for like). Returns what was done, for the report.
+    Every run is followed by :func:`wait_until_threads_idle`, outside the timed span. Each entry keeps the samples
+    of the quiet rounds when there are ``rounds`` of them, else of all rounds (the same rounds for every entry, so
+    ratios stay like for like). Returns what was done, for the report.
     """
     live = [e for e in entries if e.matter is not None]
     cpus = os.cpu_count() or 1
@@ -236,8 +261,11 @@ def interleaved_rounds(entries: List[Entry], rounds: int, warmup: int, max_round
         for e in order:
             t0 = time.perf_counter()
             e.matter.run_tensor(e.tensors[0])
+            elapsed = time.perf_counter() - t0
+            busy_after = wait_until_threads_idle()
             if r >= warmup:
-                timed[e.label].append(time.perf_counter() - t0)
+                timed[e.label].append(elapsed)
+                e.busy_after.append(busy_after)
         others = (busy_cpu_seconds() - busy0) - (own_cpu_seconds() - own0)
         if r >= warmup:
             shares.append(max(0.0, others) / ((time.perf_counter() - wall0) * cpus))
@@ -248,6 +276,7 @@ def interleaved_rounds(entries: List[Entry], rounds: int, warmup: int, max_round
     used = quiet if len(quiet) >= rounds else list(range(len(shares)))
     for e in live:
         e.samples = [timed[e.label][i] for i in used]
+        e.busy_after = [e.busy_after[i] for i in used]
     return {"rounds_run": len(shares), "quiet_rounds": len(quiet), "used": "quiet" if used is quiet else "all",
             "others_share_median": float(np.median(shares)) if shares else 0.0}
 
@@ -295,6 +324,25 @@ def findings(entries: List[Entry], medians: Dict[str, float], tolerance: float) 
         lines.append(f"- fastest entry within {tolerance:.1e} of the reference (float noise: twice the reference's own "
                      f"difference from Paddle's plain CPU kernels, at least 1e-3): `{best.label}` ({best.runtime}), "
                      f"{1000 * medians[best.label]:.1f} ms.")
+    return lines
+
+
+def busy_after_lines(entries: List[Entry]) -> List[str]:
+    """How long each entry's threads kept the CPUs after its runs (the next entry waited for them): worth knowing
+    beside a video loop, whose decode and encode those spinning threads would slow."""
+    timed = [e for e in entries if e.busy_after]
+    if not timed:
+        return []
+    busy = [e for e in timed if np.median(e.busy_after) >= 0.002]
+    line = ("- Threads busy after a run (median; the next entry was started only once they were idle, "
+            "outside its timing): "
+            + ("; ".join(f"`{e.label}` {1000 * np.median(e.busy_after):.0f} ms" for e in busy) if busy else "none")
+            + ("; the others under 2 ms." if busy and len(busy) < len(timed) else "."))
+    lines = [line]
+    for e in timed:
+        if max(e.busy_after) >= IDLE_LIMIT_S:
+            lines.append(f"- `{e.label}`: its threads were still busy {IDLE_LIMIT_S:.0f} s after a run; the entry "
+                         f"after it was timed while they ran, so its figures are too slow.")
     return lines
 
 
@@ -370,6 +418,7 @@ def report(manifest: Manifest, entries: List[Entry], args, gflop: Optional[float
             f"{'-' if achieved is None or not ceiling else f'{100 * achieved / ceiling:.0f}%'} |")
     reference_noise = manifest.reference.noise
     lines += ["", "## Findings", ""] + findings(entries, medians, max(1e-3, 2 * reference_noise))
+    lines += busy_after_lines(entries)
     lines += ["", "## Compute efficiency", ""]
     if gflop:
         lines.append(f"- model: {gflop:.2f} GFLOP per inference at {shape[2]}x{shape[3]} (`edgematte zoo info`: "

@@ -84,11 +84,20 @@ def rvm_tflite(tmp_path_factory):
     return out
 
 
-def load_tool(name: str):
-    """A developer script of ``tools/`` (not part of the package) as a module."""
+def _load_script(folder: str, name: str):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(f"tools_{name}", REPO / "tools" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"{folder}_{name}", REPO / folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_tool(name: str):
+    """A developer script of ``tools/`` (not part of the package) as a module."""
+    return _load_script("tools", name)
+
+
+def load_benchmark(name: str):
+    """A script of ``benchmarks/`` (not part of the package) as a module."""
+    return _load_script("benchmarks", name)

@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 
-from .conftest import REPO
+from .conftest import REPO, load_benchmark
 
 
 def rows(markdown: str) -> dict:
@@ -39,17 +39,8 @@ def test_compare_runtimes_shows_the_plain_tools_faults_and_ours_correct(tiny_con
     assert "GFLOP/s" in report.read_text() and "% of peak" in report.read_text()
 
 
-def _benchmark_module(name: str):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", REPO / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_an_acceptance_run_of_some_models_keeps_the_other_rows_of_the_earlier_run(tmp_path):
-    acceptance = _benchmark_module("official_acceptance")
+    acceptance = load_benchmark("official_acceptance")
     host = {"cpu": "x", "cores": 2, "threads": 2, "python": "3.10", "date": "2026-12-01T10:00:00",
             "edgematte_commit": "aaa"}
 
@@ -91,7 +82,7 @@ def test_video_benchmark_clip_matches_its_true_alpha_and_reports_each_tflite_art
 
     from edgematte.runtime.video import video_frames
 
-    video = _benchmark_module("video_720p")
+    video = load_benchmark("video_720p")
     work = tmp_path / "work"
     work.mkdir()
     (work / "ppmattingv2").symlink_to(tiny_conversion)  # an existing conversion is reused, never redone

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from .conftest import REPO
+from .conftest import load_benchmark
 
 # What any x86 core can do at most: two 512-bit FMA units (16 fp32 lanes, 2 FLOP each) or two 512-bit vpdpbusd
 # pipes (64 u8 x s8 multiply-adds, 2 ops each) per cycle, at no more than 6 GHz.
@@ -18,16 +18,7 @@ MAX_FP32_GFLOPS_PER_CORE = 2 * 16 * 2 * 6.0
 MAX_INT8_GOPS_PER_CORE = 2 * 64 * 2 * 6.0
 
 
-def _benchmark_module(name: str):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", REPO / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-peak_probe = _benchmark_module("peak_probe")
+peak_probe = load_benchmark("peak_probe")
 
 SAPPHIRE_RAPIDS_FLAGS = ("fpu sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c avx2 avx512f avx512dq avx512cd avx512bw "
                          "avx512vl avx_vnni avx512_bf16 avx512_vnni avx512_fp16 amx_tile amx_int8").split()
@@ -110,7 +101,7 @@ def test_the_stated_peak_is_the_measured_all_core_rate_whatever_the_clock():
 
 
 def test_a_wrong_too_high_stated_peak_is_reported_as_a_problem_and_rates_nothing():
-    compare = _benchmark_module("compare_runtimes")
+    compare = load_benchmark("compare_runtimes")
     peak = peak_probe.host_peak(FACTS, fake_probe(), sgemm_gflops=380.0)
     assert "| 67% |" in _report(compare, peak)  # 10 GFLOP in 32 ms = 312 GFLOP/s of the measured 466
     peak["fp32_gflops"] = 2893.0  # what clock x assumed width said
@@ -132,7 +123,7 @@ def test_without_a_c_compiler_the_peak_is_not_measured_and_no_percentage_is_show
     monkeypatch.undo()
     peak = peak_probe.host_peak(FACTS, probe, sgemm_gflops=380.0)
     assert peak["fp32_gflops"] is None and peak["int8_gops"] is None and peak["problems"] == []
-    text = _report(_benchmark_module("compare_runtimes"), peak)
+    text = _report(load_benchmark("compare_runtimes"), peak)
     assert "- peak: NOT MEASURED (no C compiler" in text and "none is assumed from a clock" in text
     assert _row(text, "model.onnx")[-1] == "-" and _row(text, "model_int8.tflite")[-1] == "-"
 

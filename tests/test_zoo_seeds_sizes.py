@@ -7,7 +7,6 @@ fails that same bound (the check can fail).
 The measuring code is ``benchmarks/zoo_seeds_sizes.py`` (its full results: ``benchmarks/results/zoo_seeds_sizes.md``).
 """
 
-import importlib.util
 import struct
 
 import numpy as np
@@ -18,20 +17,12 @@ from edgematte.converter.program import _framework_pb2
 from edgematte.runtime.backends.paddle_inference import PaddleInferenceBackend
 from edgematte.zoo.registry import get_model_spec
 
-from .conftest import REPO
+from .conftest import load_benchmark
 
 SEED, HW = 1, (288, 480)
 
 
-def _benchmark():
-    path = REPO / "benchmarks" / "zoo_seeds_sizes.py"
-    spec = importlib.util.spec_from_file_location("benchmark_zoo_seeds_sizes", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _benchmark()
+bench = load_benchmark("zoo_seeds_sizes")
 
 
 def perturb_one_weight(pdiparams, delta: float) -> int:
