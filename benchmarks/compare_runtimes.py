@@ -64,6 +64,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from benchmarks.full_resolution_tail import RunsUpToTheTail, without_full_resolution_tail  # noqa: E402
 from benchmarks.peak_probe import (  # noqa: E402
     cpu_facts,
     host_peak,
@@ -102,6 +103,8 @@ class Entry:
     tensors: List[np.ndarray] = field(default_factory=list)  # one model input per check photo, in its layout
     samples: List[float] = field(default_factory=list)  # timed runs, seconds
     busy_after: List[float] = field(default_factory=list)  # per timed run: seconds its threads ran on after it
+    tail_of: Optional["Entry"] = None  # a TFLite artefact's copy without its full-resolution tail: that artefact
+    tail_ops: List[str] = field(default_factory=list)  # the ops of that tail
     max_abs: Optional[float] = None
     mean_abs: Optional[float] = None
 
@@ -181,6 +184,20 @@ def list_entries(manifest: Manifest, threads: int, workdir: Path, only: Optional
         entries.append(Entry(artefact.path, "", artefact.precision,
                              opener=lambda path=artefact.path: open_matter(out, path, threads)))
     return entries
+
+
+def tail_entries(entries: List[Entry], manifest: Manifest, threads: int, workdir: Path) -> List[Entry]:
+    """For each ``.tflite`` artefact with a full-resolution tail (:mod:`benchmarks.full_resolution_tail`), an entry
+    running its copy without that tail; timed in the same rounds, the difference is the tail's time."""
+    tails = []
+    for e in entries:
+        if e.label.endswith(".tflite") and e.error is None:
+            cut = workdir / f"{Path(e.label).stem}_without_tail.tflite"
+            ops = without_full_resolution_tail(manifest.file(manifest.find(e.label)), cut)
+            if ops:
+                tails.append(Entry(f"{e.label} up to its full-resolution tail", "litert", e.precision,
+                                   opener=lambda cut=cut: RunsUpToTheTail(cut, threads), tail_of=e, tail_ops=ops))
+    return tails
 
 
 # ------------------------------------------------------------------------------------------ measuring
@@ -346,6 +363,25 @@ def busy_after_lines(entries: List[Entry]) -> List[str]:
     return lines
 
 
+def tail_lines(tails: List[Entry]) -> List[str]:
+    """The full-resolution tail's time and share for each TFLite artefact that has one: whole model against its
+    copy without the tail, medians of the same rounds."""
+    timed = [t for t in tails if t.samples and t.tail_of.samples]
+    if not timed:
+        return []
+    lines = ["", "## The full-resolution tail (TFLite artefacts)", "",
+             "The trailing ops that work at the photo's resolution (`benchmarks/full_resolution_tail.py`), timed by "
+             "difference: each artefact against a copy of it that stops before them, in the same interleaved rounds "
+             "(LiteRT's Python API has no per-op profiler). The tail's time includes fetching the alpha.", "",
+             "| artefact | tail ops | model ms | without the tail ms | tail ms | tail's share |",
+             "|---|---|---|---|---|---|"]
+    for t in timed:
+        whole, cut = float(np.median(t.tail_of.samples)), float(np.median(t.samples))
+        lines.append(f"| {t.tail_of.label} | {' '.join(t.tail_ops)} | {1000 * whole:.1f} | {1000 * cut:.1f} | "
+                     f"{1000 * (whole - cut):.1f} | {100 * (whole - cut) / whole:.0f}% |")
+    return lines
+
+
 def timing_text(timing: List[tuple], wanted: int) -> str:
     """How the rounds went: interleaved (one group) or one entry at a time, quiet rounds used or not."""
     def how(t):
@@ -365,10 +401,11 @@ def timing_text(timing: List[tuple], wanted: int) -> str:
 
 
 def report(manifest: Manifest, entries: List[Entry], args, gflop: Optional[float], peak: dict, facts: Dict[str, str],
-           seconds: float, timing: List[tuple]) -> str:
+           seconds: float, timing: List[tuple], tails: List[Entry] = ()) -> str:
     """The markdown report. ``peak``: :func:`host_peak` (measured GFLOP/s and GOP/s, None where not measured; the
     "% of peak" cells are "-" then, and also when :func:`peak_problems` finds the stated peak above the measured
-    rate or sgemm above it); ``gflop``: the model's GFLOP per inference; ``seconds``: the run's duration."""
+    rate or sgemm above it); ``gflop``: the model's GFLOP per inference; ``seconds``: the run's duration; ``tails``:
+    :func:`tail_entries`, timed."""
     model = manifest.model
     shape = model.input_shape
     stats = {e.label: percentiles(e.samples) for e in entries if e.samples}
@@ -419,6 +456,7 @@ def report(manifest: Manifest, entries: List[Entry], args, gflop: Optional[float
     reference_noise = manifest.reference.noise
     lines += ["", "## Findings", ""] + findings(entries, medians, max(1e-3, 2 * reference_noise))
     lines += busy_after_lines(entries)
+    lines += tail_lines(tails)
     lines += ["", "## Compute efficiency", ""]
     if gflop:
         lines.append(f"- model: {gflop:.2f} GFLOP per inference at {shape[2]}x{shape[3]} (`edgematte zoo info`: "
@@ -485,22 +523,29 @@ def main(argv=None) -> int:
         entries = list_entries(manifest, args.threads, Path(tmp),
                                [a.strip() for a in args.artefacts.split(",")] if args.artefacts else None)
         expected = reference_alphas(entries, photos)
+        tails = tail_entries(entries, manifest, args.threads, Path(tmp))
         # interleaved: every entry loaded at once, one run of each per round; one at a time: load, time, unload
-        groups = [[e] for e in entries] if args.one_at_a_time else [entries]
+        # (an artefact together with its copy without the full-resolution tail)
+        groups = ([[e] + [t for t in tails if t.tail_of is e] for e in entries] if args.one_at_a_time
+                  else [entries + tails])
         timing = []
         for group in groups:
             for e in group:
                 e.load()
                 print(f"{e.label}: {'failed: ' + e.error if e.error else 'loaded'}", flush=True)
-            live = [e for e in group if e.matter is not None]
+            live = [e for e in group if e.matter is not None and (e.tail_of is None or e.tail_of.matter is not None)]
             for e in live:
-                check_errors(e, photos, expected)
+                if e.tail_of is None:
+                    check_errors(e, photos, expected)
+            for e in live:
+                if e.tail_of is not None:
+                    e.tensors = e.tail_of.tensors  # fed what the artefact is fed
             if live:
                 timing.append((live, interleaved_rounds(live, args.rounds, args.warmup, max_rounds,
                                                         lambda line: print(line, flush=True))))
             for e in live:
                 e.unload()
-    text = report(manifest, entries, args, gflop, peak, facts, time.perf_counter() - started, timing)
+    text = report(manifest, entries, args, gflop, peak, facts, time.perf_counter() - started, timing, tails)
     model = manifest.model
     width = re.search(r"width=([\d.]+)", model.origin or "")
     tag = f"_w{width.group(1)}" if width and float(width.group(1)) != 1.0 else ""

@@ -12,10 +12,12 @@ from .conftest import REPO, load_benchmark
 
 
 def rows(markdown: str) -> dict:
-    """The results table of compare_runtimes' report: entry name -> cells."""
+    """The first table of (a part of) compare_runtimes' report: first cell -> cells."""
     table = {}
     for line in markdown.splitlines():
-        if line.startswith("| ") and not line.startswith(("| entry", "|---")):
+        if table and not line.startswith("|"):
+            break
+        if line.startswith("| ") and not line.startswith(("| entry", "| artefact", "|---")):
             cells = [c.strip() for c in line.strip("|").split("|")]
             table[cells[0]] = cells
     return table
@@ -37,6 +39,12 @@ def test_compare_runtimes_shows_the_plain_tools_faults_and_ours_correct(tiny_con
     plain = table["ONNX Runtime, plain paddle2onnx model"]
     assert plain[3].startswith("failed:") or float(plain[9]) > 1e-2, plain
     assert "GFLOP/s" in report.read_text() and "% of peak" in report.read_text()
+    # the head's share: each TFLite artefact beside its copy without the full-resolution tail, in the same rounds
+    head = "RESIZE_BILINEAR CONCATENATION CONV_2D CONV_2D CONV_2D LOGISTIC"
+    tails = rows(report.read_text().split("## The full-resolution tail (TFLite artefacts)")[1])
+    tail_ops, whole, cut, tail_ms, share = tails["model_fp32.tflite"][1:]
+    assert tail_ops == head and set(tails) == {"model_fp32.tflite", "model_fp16.tflite"}
+    assert abs(float(tail_ms) - (float(whole) - float(cut))) <= 0.11 and share.endswith("%")
 
 
 def test_an_acceptance_run_of_some_models_keeps_the_other_rows_of_the_earlier_run(tmp_path):
