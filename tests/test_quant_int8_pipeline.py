@@ -11,6 +11,7 @@ import pytest
 from edgematte.core.metrics import matting_numerics
 from edgematte.quant.calibration import split_calibration_evaluation
 from edgematte.quant.onnx_int8 import FILE_NAME
+from edgematte.quant.tflite.ops import tflite_ops
 from edgematte.runtime.backends import open_backend
 from edgematte.runtime.matter import Matter
 from edgematte.runtime.profiles import get_profile
@@ -49,6 +50,13 @@ def test_int8_artefacts_carry_numerics(int8_conversion):
                                    "model_dynamic.tflite"}
     assert len({tuple(v) for v in tflite_repairs.values()}) == 1
     assert dict(tflite_repairs["model_int8.tflite"])["full_rank_add"] > 0
+    # PP-MattingV2's average pools (all VALID) run in the full-integer files as depthwise convolutions (XNNPACK
+    # takes int8 pools only so), each recorded
+    float_pools = [op for op in tflite_ops(int8_conversion / "model_fp32.tflite") if op["op"] == "AVERAGE_POOL_2D"]
+    for name in ("model_int8.tflite", "model_int8_io.tflite"):
+        ops = tflite_ops(int8_conversion / name)
+        assert not [op for op in ops if op["op"] == "AVERAGE_POOL_2D"], name
+        assert len(int8[name]["quantization"]["average_pools_as_depthwise"]) == len(float_pools) >= 10, name
 
 
 def test_every_fallback_choice_reports_latency_against_fp32(int8_conversion):

@@ -19,9 +19,11 @@ weight 1 and bias 0 (the same float value), which MLIR keeps as a real requantiz
 after such a refusal (:mod:`edgematte.quant.tflite.worker`).
 """
 
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
+
+from .flatbuffer_edit import TFLiteModelEdit
 
 DEFAULT_UNTIE_RATIO = 4.0
 SAME_SCALE_OPS = ("AVERAGE_POOL_2D", "MAX_POOL_2D", "CONCATENATION", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "TRANSPOSE",
@@ -50,16 +52,8 @@ def untie_concatenation_scales(calibrated: bytes, ratio: float,
     """
     import copy
 
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(calibrated))
-    graph = model.subgraphs[0]
-
-    def opcode_indices(builtin: int) -> List[int]:
-        # one entry per op version: a model can hold several for the same builtin
-        return [index for index, code in enumerate(model.operatorCodes)
-                if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin]
+    edit = TFLiteModelEdit(calibrated)
+    schema, graph = edit.schema, edit.graph
 
     def recorded_range(tensor_index: int):
         quantization = graph.tensors[tensor_index].quantization
@@ -67,53 +61,31 @@ def untie_concatenation_scales(calibrated: bytes, ratio: float,
             return None
         return float(quantization.min[0]), float(quantization.max[0])
 
-    def add_tensor(tensor, data: Optional[bytes] = None) -> int:
-        buffer = schema.BufferT()
-        if data is not None:
-            buffer.data = np.frombuffer(data, np.uint8)
-        model.buffers.append(buffer)
-        tensor.buffer = len(model.buffers) - 1
-        graph.tensors.append(tensor)
-        return len(graph.tensors) - 1
-
-    def opcode(builtin: int) -> int:
-        """The model's operator code for ``builtin``, added (version 1) when it has none."""
-        existing = opcode_indices(builtin)
-        if existing:
-            return existing[0]
-        code = schema.OperatorCodeT()
-        code.builtinCode = code.deprecatedBuiltinCode = builtin
-        code.version = 1
-        model.operatorCodes.append(code)
-        return len(model.operatorCodes) - 1
-
-    concatenations = set(opcode_indices(schema.BuiltinOperator.CONCATENATION))
+    concatenations = set(edit.opcode_indices(schema.BuiltinOperator.CONCATENATION))
     if not concatenations:
         return calibrated, []
     conv_after = {index for name in conv_identity_after
-                  for index in opcode_indices(getattr(schema.BuiltinOperator, name))}
+                  for index in edit.opcode_indices(getattr(schema.BuiltinOperator, name))}
     conv_inputs = {t for op in graph.operators if op.opcodeIndex in conv_after for t in op.outputs}
 
     def constant(name: str, values: np.ndarray) -> int:
-        tensor = schema.TensorT()
-        tensor.shape, tensor.type, tensor.name = np.array(values.shape, np.int32), schema.TensorType.FLOAT32, name
-        return add_tensor(tensor, np.ascontiguousarray(values, np.float32).tobytes())
+        return edit.add_constant(name, values.astype(np.float32), schema.TensorType.FLOAT32)
 
     def identity(tensor_index: int, routed_index: int, name: str):
         op = schema.OperatorT()
         if tensor_index in conv_inputs:  # NHWC: one weight of 1 per channel, no bias
             channels = int(graph.tensors[tensor_index].shape[-1])
-            weight = constant((name + UNTIE_SUFFIX + "/one").encode(), np.ones((1, 1, 1, channels), np.float32))
-            bias = constant((name + UNTIE_SUFFIX + "/zero").encode(), np.zeros((channels,), np.float32))
-            op.opcodeIndex = opcode(schema.BuiltinOperator.DEPTHWISE_CONV_2D)
+            weight = constant(name + UNTIE_SUFFIX + "/one", np.ones((1, 1, 1, channels), np.float32))
+            bias = constant(name + UNTIE_SUFFIX + "/zero", np.zeros((channels,), np.float32))
+            op.opcodeIndex = edit.opcode(schema.BuiltinOperator.DEPTHWISE_CONV_2D)
             op.inputs, op.outputs = [tensor_index, weight, bias], [routed_index]
             options = schema.DepthwiseConv2DOptionsT()
             options.padding, options.strideW, options.strideH = schema.Padding.VALID, 1, 1
             options.depthMultiplier, options.dilationWFactor, options.dilationHFactor = 1, 1, 1
             op.builtinOptionsType, op.builtinOptions = schema.BuiltinOptions.DepthwiseConv2DOptions, options
         else:
-            one = constant((name + UNTIE_SUFFIX + "/one").encode(), np.array(1.0, np.float32))
-            op.opcodeIndex = opcode(schema.BuiltinOperator.MUL)
+            one = constant(name + UNTIE_SUFFIX + "/one", np.array(1.0, np.float32))
+            op.opcodeIndex = edit.opcode(schema.BuiltinOperator.MUL)
             op.inputs, op.outputs = [tensor_index, one], [routed_index]
             op.builtinOptionsType, op.builtinOptions = schema.BuiltinOptions.MulOptions, schema.MulOptionsT()
         return op
@@ -131,7 +103,7 @@ def untie_concatenation_scales(calibrated: bytes, ratio: float,
                 name = graph.tensors[tensor_index].name.decode()
                 routed = copy.deepcopy(graph.tensors[tensor_index])  # same shape, type and recorded range
                 routed.name = (name + UNTIE_SUFFIX).encode()
-                routed_index = add_tensor(routed)
+                routed_index = edit.add_tensor(routed)
                 operators.append(identity(tensor_index, routed_index, name))
                 inputs[position] = routed_index
                 untied.append({"tensor": name, "concatenation": graph.tensors[op.outputs[0]].name.decode(),
@@ -140,4 +112,4 @@ def untie_concatenation_scales(calibrated: bytes, ratio: float,
             op.inputs = inputs
         operators.append(op)
     graph.operators = operators
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), untied
+    return edit.to_bytes(), untied

@@ -15,6 +15,7 @@ from typing import Optional
 import numpy as np
 
 from ...converter.saved_model_tflite import rename_outputs
+from .average_pool_depthwise import average_pools_as_depthwise
 from .calibration import calibrate, calibration_head, load_calibration
 from .jobs import DynamicRangeJob, FloatTwinJob, FullIntegerJob, LayerErrorsJob, PlannedJob, WorkerPlan
 from .layer_errors import layer_errors
@@ -74,6 +75,7 @@ def _calibrated_model(plan: WorkerPlan) -> Optional[bytes]:
 def _run_job(plan: WorkerPlan, job: PlannedJob, calibrated: Optional[bytes]) -> None:
     if job.kind == FullIntegerJob.kind:
         result = mlir_quantize(calibrated, job.io_dtype, job.keep_float_nodes, job.keep_float_ops)
+        result, _ = average_pools_as_depthwise(result)  # XNNPACK runs int8 pools only as convolutions
         Path(job.produced).write_bytes(rename_outputs(result, job.output_names))
     elif job.kind == DynamicRangeJob.kind:
         Path(job.produced).write_bytes(rename_outputs(dynamic_range_model(plan.saved_model_dir), job.output_names))
