@@ -345,8 +345,8 @@ def findings(entries: List[Entry], medians: Dict[str, float], tolerance: float) 
 
 
 def busy_after_lines(entries: List[Entry]) -> List[str]:
-    """How long each entry's threads kept the CPUs after its runs (the next entry waited for them): worth knowing
-    beside a video loop, whose decode and encode those spinning threads would slow."""
+    """How long each entry's threads kept the CPUs after its runs (the next entry waited for them): what another
+    multi-threaded computation started right after such a run would have to share the cores with."""
     timed = [e for e in entries if e.busy_after]
     if not timed:
         return []
