@@ -16,6 +16,7 @@ from edgematte.bench.op_profile import parse_benchmark_model_profile, parse_padd
 from edgematte.bench.targets.adb import AdbTarget
 from edgematte.bench.targets.base import Configuration
 from edgematte.core.manifest import read_manifest
+from edgematte.quant.tflite.ops import tflite_ops
 from edgematte.runtime.op_profile import onnx_names, ort_profile, paddle_profile, profile_artefact
 from tests import test_bench_adb, test_bench_ssh
 from tests.conftest import run_cli
@@ -270,7 +271,7 @@ def test_paddle_lite_profile_is_read_from_its_real_format():
 
 
 def test_bench_profile_on_the_host_writes_tables_and_plots(tiny_conversion, tmp_path, monkeypatch):
-    """ONNX Runtime and Paddle Inference (the reference) profile; LiteRT says in one line why it cannot."""
+    """ONNX Runtime and Paddle Inference (the reference) profile; LiteRT times each op alone."""
     work = tmp_path / "cwd"
     work.mkdir()
     monkeypatch.chdir(work)
@@ -282,9 +283,9 @@ def test_bench_profile_on_the_host_writes_tables_and_plots(tiny_conversion, tmp_
     assert [x["artefact"] for x in doc["results"]] == ["model.onnx", "reference", "model_fp32.tflite"]
     assert all("error" not in x and x["model_s"]["n"] == 2 for x in doc["results"])  # timed runs as without it
     entries = {e["artefact"]: e for e in doc["profiles"]}
-    assert entries["model_fp32.tflite"]["unsupported"].startswith("LiteRT: no per-op profiler in its Python")
     md = (out / "bench.md").read_text()
-    for stem, runtime in (("profile_model.onnx", "onnxruntime"), ("profile_reference", "paddle_inference")):
+    for stem, runtime in (("profile_model.onnx", "onnxruntime"), ("profile_reference", "paddle_inference"),
+                          ("profile_model_fp32.tflite", "litert")):
         assert entries[stem[len("profile_"):]]["files"] == [f"{stem}.json", f"{stem}.md", f"{stem}.png"]
         for name in entries[stem[len("profile_"):]]["files"]:
             assert f"[{name}]({name})" in md
@@ -295,8 +296,13 @@ def test_bench_profile_on_the_host_writes_tables_and_plots(tiny_conversion, tmp_
         assert (out / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         text = (out / f"{stem}.md").read_text()
         assert "## Time per op type" in text and "| op type | ops | ms per run | share |" in text
-    assert "- model_fp32.tflite: no profile: LiteRT: no per-op profiler in its Python interpreter" in md
-    assert not list(out.glob("profile_model_fp32*"))
+    # LiteRT: one row per op of the .tflite that runs alone, in the model's order, named by the tensor it writes
+    litert = json.loads((out / "profile_model_fp32.tflite.json").read_text())
+    ops = tflite_ops(tiny_conversion / "model_fp32.tflite")
+    assert litert["not_run_alone"] == [] and [r["index"] for r in litert["rows"]] == list(range(len(ops)))
+    assert [(r["layer"], r["op_type"]) for r in litert["rows"]] == [(op["outputs"][0]["name"], op["op"]) for op in ops]
+    assert litert["whole_model_ms"] > 0 and "CONV_2D" in {t["op_type"] for t in litert["by_type"]}
+    assert "each op timed alone in a one-op model" in (out / "profile_model_fp32.tflite.md").read_text()
     onnx = json.loads((out / "profile_model.onnx.json").read_text())
     import onnx as onnx_package
 
@@ -310,7 +316,7 @@ def test_bench_profile_on_the_host_writes_tables_and_plots(tiny_conversion, tmp_
     assert list(work.iterdir()) == []  # no profiler file left in the working directory
     marker = json.loads((out / ".edgematte-output.json").read_text())["entries"]
     assert {"profile_model.onnx.md", "profile_reference.png", "bench.md"} <= set(marker)
-    assert r.stderr.splitlines()[-1].endswith(f"{out}/profile_reference.png")
+    assert r.stderr.splitlines()[-1].endswith(f"{out}/profile_model_fp32.tflite.png")
 
     # a later run without --profile takes the earlier profiles away (they are no longer linked); a file of the
     # user's named like one stays
@@ -323,8 +329,22 @@ def test_bench_profile_on_the_host_writes_tables_and_plots(tiny_conversion, tmp_
     assert not [n for n in marker if n.startswith("profile_")] and "bench.md" in marker
 
 
+def test_without_tensorflow_litert_says_why_it_has_no_profile(tiny_conversion, monkeypatch):
+    """A runtime-only install (no TensorFlow) cannot cut one-op models: one line says so, nothing is timed."""
+    from edgematte.runtime import tflite_isolated_ops
+
+    monkeypatch.setattr(tflite_isolated_ops, "flatbuffer_tools", lambda: None)
+    answer = profile_artefact(tiny_conversion, "model_fp32.tflite", threads=1, runs=2, warmup=1,
+                              make_call=lambda matter: pytest.fail("nothing is timed"))
+    assert answer == {"artefact": "model_fp32.tflite", "threads": 1,
+                      "unsupported": "LiteRT: no per-op profiler in its Python interpreter, and timing each op alone "
+                                     "needs TensorFlow's flatbuffer tools, not installed here (on a phone, bench "
+                                     "--target adb: runs benchmark_model --enable_op_profiling=true)"}
+
+
 def test_a_board_over_ssh_profiles_onnx_with_the_shipped_runner(board, tiny_conversion):
-    """The bundle's runner profiles on the board (ONNX Runtime there); its LiteRT says why it cannot."""
+    """The bundle's runner profiles on the board: ONNX Runtime's profiler, and LiteRT op by op (this board's
+    Python has TensorFlow's flatbuffer tools; a board without them says so, as on the host)."""
     target, remote_tmp, _ = board
     manifest = read_manifest(tiny_conversion)
     profile = target.profile(manifest, Configuration("model.onnx", 1), runs=2, warmup=1, size=(160, 120))
@@ -332,7 +352,8 @@ def test_a_board_over_ssh_profiles_onnx_with_the_shipped_runner(board, tiny_conv
     assert profile["runs"] == 2 and sum(r["share"] for r in profile["rows"]) == pytest.approx(1.0)
     assert "Conv" in {t["op_type"] for t in profile["by_type"]}
     tflite = target.profile(manifest, Configuration("model_fp32.tflite", 1), runs=2, warmup=1, size=(160, 120))
-    assert tflite["unsupported"].startswith("LiteRT: no per-op profiler in its Python interpreter")
+    assert tflite.get("runtime") == "litert", tflite
+    assert len(tflite["rows"]) == len(tflite_ops(tiny_conversion / "model_fp32.tflite"))
     assert list(remote_tmp.iterdir()) == []
 
 

@@ -25,6 +25,8 @@ NAMING = {
                    "its NCHWc layout copies (no layer of the model)",
     "paddle_inference": "layer: the op's output variable in the program Paddle Inference runs after its fusion "
                         "passes (the source model's names; a fused op is named by its last output)",
+    "litert": "layer: the op's first output tensor as the .tflite names it; each op was timed alone (see the "
+              "profiler above), so a row is what the op costs on its own, not inside the model",
     "benchmark_model": "layer: the output tensors of a builtin op as the .tflite names them, or the operator "
                        "XNNPACK runs for a delegated part (XNNPACK names those, not the model)",
     "benchmark_bin": "Paddle Lite's profiler names kernels, not layers: a row is the op type, its place in the "
@@ -60,9 +62,15 @@ def profile_markdown(profile: dict, target: str, model: dict, timed_median_s: Op
              f"- {profile.get('runs', 'n/a')} profiled runs, apart from the timed ones (warm-up left out); "
              f"sum of the ops: {_ms(profile['total_ms'])} ms per run"
              + (f"; the profiled runs took {_ms(profile['run_ms'])} ms each" if profile.get("run_ms") else "")
+             + (f"; the whole model, run in the same process: {_ms(profile['whole_model_ms'])} ms"
+                if profile.get("whole_model_ms") else "")
              + (f"; timed model median (unprofiled): {_ms(1000 * timed_median_s)} ms" if timed_median_s else ""),
-             f"- {NAMING.get(profile['runtime'], 'layer names as the runtime reports them')}", "",
-             "## Time per op type", "", "| op type | ops | ms per run | share |", "|---|---|---|---|"]
+             f"- {NAMING.get(profile['runtime'], 'layer names as the runtime reports them')}"]
+    if profile.get("not_run_alone"):
+        alone = profile["not_run_alone"]
+        lines.append(f"- {len(alone)} op(s) could not run alone, no time for them: "
+                     + ", ".join(sorted({f['op_type'] for f in alone})))
+    lines += ["", "## Time per op type", "", "| op type | ops | ms per run | share |", "|---|---|---|---|"]
     lines += [f"| {t['op_type']} | {t['count']} | {_ms(t['ms'])} | {_share(t['share'])} |" for t in profile["by_type"]]
     rows = sorted(profile["rows"], key=lambda r: -r["ms"])[:top]
     lines += ["", f"## Top {len(rows)} of {len(profile['rows'])} layers", "",

@@ -39,8 +39,9 @@ from .app import cli, positive_ints, size_wxh
 @click.option(
     "--profile", is_flag=True,
     help="Then profile each artefact per op (at the first thread count, apart from the timed runs) where its "
-         "runtime can: ONNX Runtime and Paddle Inference (reference) on this host and ssh boards (.onnx), "
-         "benchmark_model / a --with_profile=ON benchmark_bin on adb. Writes profile_<artefact>.md/.json/.png "
+         "runtime can: ONNX Runtime and Paddle Inference (reference) on this host and ssh boards (.onnx), LiteRT "
+         "(.tflite) where TensorFlow is installed, each op timed alone in a one-op model, benchmark_model / a "
+         "--with_profile=ON benchmark_bin on adb. Writes profile_<artefact>.md/.json/.png "
          "(time per op type, slowest layers), linked from bench.md; other artefacts get a line saying why not.",
 )
 def bench(manifest, target, threads, artefacts, runs, warmup, size, out, as_json, adb_benchmark_model,

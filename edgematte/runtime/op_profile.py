@@ -14,8 +14,12 @@ runs (a profiler costs time, so the latency figures never come from a profiled r
   order of the program the predictor runs after its fusion passes, saved beside it, whose output variables
   (the source model's names) label them.
 
-LiteRT's Python interpreter and Paddle Lite's Python API have no per-op profiler (:data:`UNSUPPORTED`); on a
-phone their own benchmark tools print one (:mod:`edgematte.bench.op_profile`).
+- LiteRT (``.tflite``): its Python interpreter has no per-op profiler, so each op is timed alone, in a one-op
+  model cut from the artefact (:mod:`edgematte.runtime.tflite_isolated_ops`; needs TensorFlow's flatbuffer tools),
+  and the whole model is timed beside it (``whole_model_ms``): the sum of the ops is not the model's time.
+
+Paddle Lite's Python API has no per-op profiler (:data:`UNSUPPORTED`); on a phone the benchmark tools print one for
+both (:mod:`edgematte.bench.op_profile`).
 
 Every profile has the same rows: ``{"layer", "op_type", "ms", "share", ...}``, ``ms`` the mean per run of the
 profiled runs (warm-up excluded) and ``share`` its part of the sum of the rows (:func:`summarize`).
@@ -26,6 +30,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from typing import Callable, Dict, List, Optional, Tuple
 
 from ..core.manifest import REFERENCE, read_manifest
@@ -36,8 +41,9 @@ PADDLE_SKIPPED_OPS = ("feed", "fetch")
 PADDLE_OUTPUT_SLOTS = ("Out", "Output", "Y")  # an op's main output, before its other ones (batch_norm's MeanOut)
 
 UNSUPPORTED = {
-    "tflite": "LiteRT: no per-op profiler in its Python interpreter, and ai-edge-litert ships no benchmark_model "
-              "(on a phone, bench --target adb: runs benchmark_model --enable_op_profiling=true)",
+    "tflite": "LiteRT: no per-op profiler in its Python interpreter, and timing each op alone needs TensorFlow's "
+              "flatbuffer tools, not installed here (on a phone, bench --target adb: runs benchmark_model "
+              "--enable_op_profiling=true)",
     "nb": "Paddle Lite (Python API): no per-op profiler (the paddlelite wheel is built without LITE_WITH_PROFILE; "
           "on a phone, a benchmark_bin built with --with_profile=ON prints one)",
 }
@@ -147,6 +153,32 @@ def _ort(manifest, entry, threads: int, runs: int, warmup: int, make_call) -> di
 
     return {"runtime": "onnxruntime", "profiler": f"ONNX Runtime {installed_version('onnxruntime')} profiler "
                                                   "(SessionOptions.enable_profiling)", **profile}
+
+
+# ------------------------------------------------------------------------------------------ LiteRT
+
+def _litert(manifest, entry, threads: int, runs: int, warmup: int, make_call) -> dict:
+    from ..core.versions import installed_version
+    from .backends.litert import LiteRTBackend
+    from .tflite_isolated_ops import flatbuffer_tools, isolated_op_profile
+
+    if flatbuffer_tools() is None:
+        return {"unsupported": UNSUPPORTED["tflite"]}
+    path = manifest.file(entry)
+    call = make_call(_matter(manifest, entry, LiteRTBackend(path, threads=threads)))
+    for _ in range(1 + warmup):
+        call()
+    started = time.perf_counter()
+    for _ in range(runs):
+        call()
+    whole_model_ms = 1000 * (time.perf_counter() - started) / runs
+    profile = isolated_op_profile(path, threads, runs, warmup)
+    return {"runtime": "litert",
+            "profiler": f"each op timed alone in a one-op model cut from the artefact (LiteRT "
+                        f"{installed_version('ai-edge-litert')}, XNNPACK, {threads} thread(s)): no fusion across "
+                        "ops, warm inputs, so the sum of the ops is not the model's time",
+            **summarize(profile["rows"]), "whole_model_ms": whole_model_ms, "runs": runs,
+            "not_run_alone": profile["not_run_alone"]}
 
 
 # ------------------------------------------------------------------------------------------ Paddle Inference
@@ -262,4 +294,6 @@ def profile_artefact(manifest_dir, artefact: str, threads: int, runs: int, warmu
     entry = manifest.find(artefact)
     if entry.format == "onnx":
         return {**head, **_ort(manifest, entry, threads, runs, warmup, make_call)}
+    if entry.format == "tflite":
+        return {**head, **_litert(manifest, entry, threads, runs, warmup, make_call)}
     return {**head, "unsupported": UNSUPPORTED.get(entry.format, f"no per-op profiler for .{entry.format}")}
