@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from edgematte.quant.tflite.ops import tflite_ops
+from edgematte.runtime.tflite_isolated_ops import parse_model, submodel
 
 
 def model_inputs(path: Path) -> Dict[int, Tuple[int, ...]]:
@@ -52,8 +53,6 @@ def without_full_resolution_tail(path: Path, out: Path) -> Optional[List[str]]:
     """Write to ``out`` a copy of the model at ``path`` whose ops end before the full-resolution tail (and without
     the ops that only fed the tail); its outputs are the tensors the tail reads from the ops before it. Returns the
     tail's op names, None (nothing written) when the model has no tail."""
-    from tensorflow.lite.tools import flatbuffer_utils
-
     ops, inputs = tflite_ops(path), model_inputs(path)
     start = full_resolution_tail(ops, full_resolution_size(inputs))
     if start == len(ops):
@@ -71,12 +70,7 @@ def without_full_resolution_tail(path: Path, out: Path) -> Optional[List[str]]:
         if any(t["index"] in needed for t in ops[index]["outputs"]):
             kept.append(index)
             needed.update(t["index"] for t in ops[index]["inputs"])
-    model = flatbuffer_utils.read_model(str(path))
-    graph = model.subgraphs[0]
-    graph.operators = [graph.operators[index] for index in sorted(kept)]
-    graph.outputs = np.array(outputs, dtype=np.int32)
-    model.signatureDefs = []  # they name the alpha output, which nothing writes any more
-    flatbuffer_utils.write_model(model, str(out))
+    Path(out).write_bytes(submodel(parse_model(Path(path).read_bytes()), sorted(kept), outputs))
     return [op["op"] for op in ops[start:]]
 
 

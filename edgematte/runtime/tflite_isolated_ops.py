@@ -17,7 +17,7 @@ subgraph, a shape computed at run time) is listed as such, without a time.
 
 import time
 from pathlib import Path
-from typing import Iterator, List, Tuple
+from typing import Iterator, List, Sequence, Tuple
 
 import numpy as np
 
@@ -34,30 +34,43 @@ def flatbuffer_tools():
     return flatbuffer_utils
 
 
-def one_op_models(model_bytes: bytes) -> Iterator[Tuple[int, List[str], bytes]]:
-    """For each op of the main graph: ``(index, its output tensor names, a model of that op alone)``; buffers the
-    op does not read are left empty, so each model holds only its own weights."""
+def parse_model(model_bytes: bytes):
+    """A ``.tflite`` model as TensorFlow's flatbuffer object (``schema.ModelT``)."""
+    return flatbuffer_tools().convert_bytearray_to_object(bytearray(model_bytes))
+
+
+def submodel(model, op_indices: Sequence[int], outputs: Sequence[int]) -> bytes:
+    """A ``.tflite`` of part of ``model`` (:func:`parse_model`'s object, left as it is): its main graph runs the ops
+    ``op_indices`` (in that order) and returns the tensors ``outputs``; its inputs are the non-constant tensors
+    those ops read and none of them writes; buffers they do not read are left empty (each part holds only its own
+    weights); no signatures (they would name the whole model's outputs)."""
     import copy
 
-    flatbuffer_utils = flatbuffer_tools()
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(model_bytes))
     graph = model.subgraphs[0]
-    constant = {i for i, t in enumerate(graph.tensors)
-                if model.buffers[t.buffer].data is not None and len(model.buffers[t.buffer].data) > 0}
+    operators = [graph.operators[i] for i in op_indices]
+    read = [int(i) for op in operators for i in op.inputs if i >= 0]
+    written = {int(o) for op in operators for o in op.outputs}
+    buffers = {graph.tensors[i].buffer for i in read}
+    constant = {i for i in read if model.buffers[graph.tensors[i].buffer].data is not None
+                and len(model.buffers[graph.tensors[i].buffer].data) > 0}
+    part, main = copy.copy(model), copy.copy(graph)
+    main.operators = operators
+    main.inputs = np.array(list(dict.fromkeys(i for i in read if i not in constant and i not in written)), np.int32)
+    main.outputs = np.array(list(outputs), np.int32)
     empty = type(model.buffers[0])()
+    part.buffers = [b if position in buffers or position == 0 else empty for position, b in enumerate(model.buffers)]
+    part.subgraphs = [main] + list(model.subgraphs[1:])
+    part.signatureDefs = []
+    return bytes(flatbuffer_tools().convert_object_to_bytearray(part))
+
+
+def one_op_models(model_bytes: bytes) -> Iterator[Tuple[int, List[str], bytes]]:
+    """For each op of the main graph: ``(index, its output tensor names, a model of that op alone)``."""
+    model = parse_model(model_bytes)
+    graph = model.subgraphs[0]
     for index, op in enumerate(graph.operators):
-        inputs = [int(i) for i in op.inputs if i >= 0]
-        one = copy.copy(model)
-        single = copy.copy(graph)
-        single.operators = [op]
-        single.inputs = np.array([i for i in inputs if i not in constant], np.int32)
-        single.outputs = np.array([int(o) for o in op.outputs], np.int32)
-        read = {graph.tensors[i].buffer for i in inputs}
-        one.buffers = [b if position in read or position == 0 else empty for position, b in enumerate(model.buffers)]
-        one.subgraphs = [single] + list(model.subgraphs[1:])
-        one.signatureDefs = []
-        names = [graph.tensors[o].name.decode() for o in single.outputs]
-        yield index, names, bytes(flatbuffer_utils.convert_object_to_bytearray(one))
+        outputs = [int(o) for o in op.outputs]
+        yield index, [graph.tensors[o].name.decode() for o in outputs], submodel(model, [index], outputs)
 
 
 def _fill(detail: dict, rng) -> np.ndarray:
