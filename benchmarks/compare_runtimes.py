@@ -365,20 +365,26 @@ def busy_after_lines(entries: List[Entry]) -> List[str]:
 
 def tail_lines(tails: List[Entry]) -> List[str]:
     """The full-resolution tail's time and share for each TFLite artefact that has one: whole model against its
-    copy without the tail, medians of the same rounds."""
+    copy without the tail, medians of the same rounds. Where the copy was no faster than the whole model in a
+    quarter of the rounds or more (paired by round), the difference is noise, not the tail: said so, no share."""
     timed = [t for t in tails if t.samples and t.tail_of.samples]
     if not timed:
         return []
     lines = ["", "## The full-resolution tail (TFLite artefacts)", "",
              "The trailing ops that work at the photo's resolution (`benchmarks/full_resolution_tail.py`), timed by "
              "difference: each artefact against a copy of it that stops before them, in the same interleaved rounds "
-             "(LiteRT's Python API has no per-op profiler). The tail's time includes fetching the alpha.", "",
-             "| artefact | tail ops | model ms | without the tail ms | tail ms | tail's share |",
-             "|---|---|---|---|---|---|"]
+             "(LiteRT's Python API has no per-op profiler). The tail's time includes fetching the alpha. Paired: the "
+             "quartiles of the per-round differences.", "",
+             "| artefact | tail ops | model ms | without the tail ms | tail ms | paired, quartiles | tail's share |",
+             "|---|---|---|---|---|---|---|"]
     for t in timed:
         whole, cut = float(np.median(t.tail_of.samples)), float(np.median(t.samples))
+        low, high = np.percentile(np.array(t.tail_of.samples) - np.array(t.samples), [25, 75])
+        share = (f"{100 * (whole - cut) / whole:.0f}%" if low > 0 else
+                 "not resolved: the copy was no faster in a quarter of the rounds or more (more --rounds, a quieter "
+                 "host)")
         lines.append(f"| {t.tail_of.label} | {' '.join(t.tail_ops)} | {1000 * whole:.1f} | {1000 * cut:.1f} | "
-                     f"{1000 * (whole - cut):.1f} | {100 * (whole - cut) / whole:.0f}% |")
+                     f"{1000 * (whole - cut):.1f} | {1000 * low:.1f} to {1000 * high:.1f} | {share} |")
     return lines
 
 
