@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from edgematte.quant.tflite.ops import tflite_ops
-from edgematte.runtime.tflite_isolated_ops import parse_model, submodel
+from edgematte.runtime.tflite_flatbuffer import parse_model, submodel
 
 
 def model_inputs(path: Path) -> Dict[int, Tuple[int, ...]]:

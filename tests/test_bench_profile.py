@@ -329,22 +329,23 @@ def test_bench_profile_on_the_host_writes_tables_and_plots(tiny_conversion, tmp_
     assert not [n for n in marker if n.startswith("profile_")] and "bench.md" in marker
 
 
-def test_without_tensorflow_litert_says_why_it_has_no_profile(tiny_conversion, monkeypatch):
-    """A runtime-only install (no TensorFlow) cannot cut one-op models: one line says so, nothing is timed."""
-    from edgematte.runtime import tflite_isolated_ops
+def test_without_litert_flatbuffer_tools_litert_says_why_it_has_no_profile(tiny_conversion, monkeypatch):
+    """A runtime-only install (tflite_runtime, no ai-edge-litert) cannot cut one-op models: one line says so, nothing
+    is timed."""
+    from edgematte.runtime import tflite_flatbuffer
 
-    monkeypatch.setattr(tflite_isolated_ops, "flatbuffer_tools", lambda: None)
+    monkeypatch.setattr(tflite_flatbuffer, "flatbuffer_tools", lambda: None)
     answer = profile_artefact(tiny_conversion, "model_fp32.tflite", threads=1, runs=2, warmup=1,
                               make_call=lambda matter: pytest.fail("nothing is timed"))
     assert answer == {"artefact": "model_fp32.tflite", "threads": 1,
                       "unsupported": "LiteRT: no per-op profiler in its Python interpreter, and timing each op alone "
-                                     "needs TensorFlow's flatbuffer tools, not installed here (on a phone, bench "
-                                     "--target adb: runs benchmark_model --enable_op_profiling=true)"}
+                                     "needs LiteRT's flatbuffer tools (ai-edge-litert), not installed here (on a "
+                                     "phone, bench --target adb: runs benchmark_model --enable_op_profiling=true)"}
 
 
 def test_a_board_over_ssh_profiles_onnx_with_the_shipped_runner(board, tiny_conversion):
     """The bundle's runner profiles on the board: ONNX Runtime's profiler, and LiteRT op by op (this board's
-    Python has TensorFlow's flatbuffer tools; a board without them says so, as on the host)."""
+    Python has LiteRT's flatbuffer tools; a board without them says so, as on the host)."""
     target, remote_tmp, _ = board
     manifest = read_manifest(tiny_conversion)
     profile = target.profile(manifest, Configuration("model.onnx", 1), runs=2, warmup=1, size=(160, 120))

@@ -57,6 +57,23 @@ def test_int8_artefacts_carry_numerics(int8_conversion):
         ops = tflite_ops(int8_conversion / name)
         assert not [op for op in ops if op["op"] == "AVERAGE_POOL_2D"], name
         assert len(int8[name]["quantization"]["average_pools_as_depthwise"]) == len(float_pools) >= 10, name
+    # its channel means (MEAN over the channels, one channel kept) run as 1x1 convolutions, each recorded
+    float_means = [op for op in tflite_ops(int8_conversion / "model_fp32.tflite") if op["op"] == "MEAN"
+                   and op["outputs"][0]["shape"][-1] == 1 < op["inputs"][0]["shape"][-1]]
+    for name in ("model_int8.tflite", "model_int8_io.tflite"):
+        means = int8[name]["quantization"]["channel_means_as_convolutions"]
+        assert len(means) == len(float_means) >= 10, name
+        assert not [op for op in tflite_ops(int8_conversion / name) if op["op"] == "MEAN" and op["outputs"][0]["name"]
+                    in means], name
+    # every TFLite file carries the exact TFLite repairs, as read from the file: PP-MattingV2's fusion blocks
+    # concatenate one-channel maps and slice their attention maps into one-channel pieces
+    exact = {}
+    for r in m["repairs"]:
+        if r["kind"] == "tflite":
+            exact.setdefault(r["artefact"], {})[r["name"]] = r["changed"]
+    assert set(exact) == {"model_fp32.tflite", "model_int8.tflite", "model_int8_io.tflite", "model_dynamic.tflite"}
+    for artefact, changed in exact.items():
+        assert changed["single_channel_concatenation"] >= 4 and changed["channel_slices_as_split"] >= 4, artefact
 
 
 def test_every_fallback_choice_reports_latency_against_fp32(int8_conversion):

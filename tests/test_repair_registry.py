@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 
 from edgematte.converter.repairs import registry
-from edgematte.converter.repairs.base import KINDS, ONNX, ONNX2TF_INPUT, PADDLE_PROGRAM, Repair, RepairContext
+from edgematte.converter.repairs.base import KINDS, ONNX, ONNX2TF_INPUT, PADDLE_PROGRAM, TFLITE, Repair, RepairContext
 
 REPAIRS_DIR = Path(registry.__file__).parent
 TESTS_DIR = Path(__file__).parent
 EXPECTED = {PADDLE_PROGRAM: ["relu6_threshold", "zero_d_fill_constant", "instance_norm_saved_stats",
                             "softmax_max_shift", "int8_weights_declared_float"],
             ONNX: ["adaptive_pool_windows", "resize_to_one_pixel", "unsqueezed_pad_fold", "channel_slice_pushdown"],
-            ONNX2TF_INPUT: ["instance_norm_split_mean", "full_rank_add", "ambiguous_input_identity"]}
+            ONNX2TF_INPUT: ["instance_norm_split_mean", "full_rank_add", "ambiguous_input_identity"],
+            TFLITE: ["single_channel_concatenation", "concatenation_fan_in", "channel_slices_as_split"]}
 
 
 def test_each_repair_is_listed_once_and_says_what_why_and_how():
@@ -37,8 +38,10 @@ def test_each_repair_is_listed_once_and_says_what_why_and_how():
     # re-associate float sums (run first, proven within rounding by converter/tflite.py repair_bridge)
     assert [r.name for r in registry.repairs_for(ONNX2TF_INPUT) if not r.preserves_outputs] == [
         "instance_norm_split_mean"]
+    # the .tflite files only get rewrites that move data, proven bit for bit (converter/tflite_repairs.py)
+    assert all(r.preserves_outputs for r in registry.repairs_for(TFLITE))
     with pytest.raises(ValueError, match="no repairs"):
-        registry.repairs_for("tflite")
+        registry.repairs_for("nb")
 
 
 def test_every_repair_module_is_registered():

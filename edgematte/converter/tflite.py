@@ -49,6 +49,7 @@ from ..runtime.model_io import channels_last_perm, layout_names, onnx_to_layout
 from .repairs import registry
 from .repairs.base import ONNX2TF_INPUT, RepairContext
 from .saved_model_tflite import convert_saved_model
+from .tflite_repairs import repair_tflite_file
 
 LAYOUTS = ("nhwc", "nchw")
 # Our precision name -> the suffix onnx2tf gives the file (``<onnx stem>_<suffix>.tflite``).
@@ -401,11 +402,13 @@ def convert_to_tflite(onnx_path, out_dir, layout: str = "nhwc", fp16: bool = Tru
 
     The ONNX file is never modified (onnx2tf reads a copy with the ``onnx2tf_input`` repairs,
     :func:`repair_bridge`); nothing is written to the current directory; nothing is
-    downloaded. Files appear in ``out_dir`` only after every one of them loaded and ran in LiteRT,
+    downloaded. Each file onnx2tf wrote gets the ``tflite`` repairs, proven bit for bit in LiteRT
+    (:func:`~edgematte.converter.tflite_repairs.repair_tflite_file`; ``tflite_repairs`` lists them as
+    :func:`registry.summary` does). Files appear in ``out_dir`` only after every one of them loaded and ran in LiteRT,
     each written atomically. Raises :class:`EdgematteError` with one line on any failure.
 
     Returns ``{"onnx", "onnx_sha256", "layout", "files": {precision: {"path", "precision", "bytes",
-    "sha256", "inputs", "outputs"}}, "saved_model_dir", "log_path", "onnx2tf_version",
+    "sha256", "inputs", "outputs", "tflite_repairs"}}, "saved_model_dir", "log_path", "onnx2tf_version",
     "tensorflow_version", "wall_time_s", "applied_repairs", "repairs", "repair_check"}``; each
     input/output is ``{"name", "shape", "dtype", "layout", "onnx_name", "onnx_shape"}`` with ``layout``
     as :func:`tensor_layout` reports it. ``applied_repairs``: the repairs of the copy onnx2tf read
@@ -459,9 +462,11 @@ def convert_to_tflite(onnx_path, out_dir, layout: str = "nhwc", fp16: bool = Tru
                 raise EdgematteError(f"onnx2tf exited 0 but wrote no {', '.join(missing)}: {last_error_line(log_text)}")
             files = {}
             for precision, path in produced.items():
+                tflite_repairs = registry.summary(repair_tflite_file(path, where=f"{onnx_path} ({precision} TFLite)"))
                 tflite_inputs, tflite_outputs = probe_tflite(path)
                 files[precision] = {"precision": precision, "inputs": _describe(tflite_inputs, onnx_inputs, layout),
-                                    "outputs": _describe(tflite_outputs, onnx_outputs)}
+                                    "outputs": _describe(tflite_outputs, onnx_outputs),
+                                    "tflite_repairs": tflite_repairs}
                 _settle_ambiguous_layouts(onnx_bytes, path, files[precision])
         except EdgematteError as e:
             kept = keep_log(log_text, Path(log_path) if log_path else None, "edgematte-onnx2tf-")

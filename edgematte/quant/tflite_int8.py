@@ -24,7 +24,8 @@ their own scale (``untie_ratio``) and activation ranges are chosen by histogram 
 min/max (``activation_ranges``), see :mod:`edgematte.quant.tflite`: on PP-MattingV2 (512x512)
 they take plain full int8 from MAD 0.0179 to 0.0072, adding only a few elementwise
 requantizations to what runs. After quantizing, int8 average pools become depthwise convolutions so that XNNPACK
-runs them (:mod:`edgematte.quant.tflite.average_pool_depthwise`).
+runs them (:mod:`edgematte.quant.tflite.average_pool_depthwise`; a large tiling window as a chain of small ones), and
+channel means 1x1 convolutions, which it runs faster (:mod:`edgematte.quant.tflite.channel_mean_convolution`).
 """
 
 import contextlib
@@ -42,8 +43,9 @@ from ..core.errors import EdgematteError
 from ..core.fsutil import atomic_path, sha256_file
 from ..core.metrics import alpha_difference_stats
 from . import budget as budget_search
-from .tflite.average_pool_depthwise import WEIGHT_SUFFIX as POOL_WEIGHT_SUFFIX
+from .tflite.average_pool_depthwise import pools_rewritten
 from .tflite.calibration import calibration_count, calibration_head, calibration_samples, stack_calibration
+from .tflite.channel_mean_convolution import means_rewritten
 from .tflite.float_weights import KeptFloatBuilder
 from .tflite.jobs import INT8_IO_DTYPES, DynamicRangeJob, FloatTwinJob, FullIntegerJob, Int8Job, LayerErrorsJob
 from .tflite.ops import tflite_ops
@@ -207,7 +209,8 @@ def build_tflite_int8(saved_model_dir, calib_nhwc, out_dir, evaluate: Evaluate,
     ``budget_mad``, ``meets_budget``, ``size_bytes``, ``sha256``, ``latency_ms`` (or None), and for
     full-integer records ``quantization`` (``activation_ranges``, ``untie_ratio``,
     ``calibration_count``), ``untied`` (concatenation inputs given their own scale) and
-    ``average_pools_as_depthwise`` (the pools XNNPACK runs as convolutions, read from the file); every record
+    ``average_pools_as_depthwise`` (the pools XNNPACK runs as convolutions) and ``channel_means_as_convolutions``
+    (the channel means it runs as 1x1 convolutions), both read from the file; every record
     ``fallback`` (``{"history": [steps], "ranking": [groups measured], "searched"}``; each step: ``step``,
     ``added``, ``kept_float_nodes``, ``mad``, ``size_bytes``, ``macs_float``, ``latency_ms``; a dynamic-range
     model's ops kept float read float weights and compute as in the float model).
@@ -510,9 +513,9 @@ def _record(path: Path, precision: str, io_dtype: str, nodes: Sequence[str], op_
         if convs:  # TensorFlow refused the MUL identities after same-scale ops (worker.main)
             record["untied_by_convolution"] = convs
         # read from the file the worker wrote, not taken from its word
-        record["average_pools_as_depthwise"] = [
-            op["outputs"][0]["name"] for op in tflite_ops(path)
-            if op["op"] == "DEPTHWISE_CONV_2D" and any(t["name"].endswith(POOL_WEIGHT_SUFFIX) for t in op["inputs"])]
+        ops = tflite_ops(path)
+        record["average_pools_as_depthwise"] = pools_rewritten(ops)
+        record["channel_means_as_convolutions"] = means_rewritten(ops)
     if fallback is not None:
         record["fallback"] = fallback
     return record

@@ -15,7 +15,7 @@ runs (a profiler costs time, so the latency figures never come from a profiled r
   (the source model's names) label them.
 
 - LiteRT (``.tflite``): its Python interpreter has no per-op profiler, so each op is timed alone, in a one-op
-  model cut from the artefact (:mod:`edgematte.runtime.tflite_isolated_ops`; needs TensorFlow's flatbuffer tools),
+  model cut from the artefact (:mod:`edgematte.runtime.tflite_isolated_ops`; needs LiteRT's flatbuffer tools),
   and the whole model is timed beside it (``whole_model_ms``): the sum of the ops is not the model's time.
 
 Paddle Lite's Python API has no per-op profiler (:data:`UNSUPPORTED`); on a phone the benchmark tools print one for
@@ -41,9 +41,9 @@ PADDLE_SKIPPED_OPS = ("feed", "fetch")
 PADDLE_OUTPUT_SLOTS = ("Out", "Output", "Y")  # an op's main output, before its other ones (batch_norm's MeanOut)
 
 UNSUPPORTED = {
-    "tflite": "LiteRT: no per-op profiler in its Python interpreter, and timing each op alone needs TensorFlow's "
-              "flatbuffer tools, not installed here (on a phone, bench --target adb: runs benchmark_model "
-              "--enable_op_profiling=true)",
+    "tflite": "LiteRT: no per-op profiler in its Python interpreter, and timing each op alone needs LiteRT's "
+              "flatbuffer tools (ai-edge-litert), not installed here (on a phone, bench --target adb: runs "
+              "benchmark_model --enable_op_profiling=true)",
     "nb": "Paddle Lite (Python API): no per-op profiler (the paddlelite wheel is built without LITE_WITH_PROFILE; "
           "on a phone, a benchmark_bin built with --with_profile=ON prints one)",
 }
@@ -160,7 +160,8 @@ def _ort(manifest, entry, threads: int, runs: int, warmup: int, make_call) -> di
 def _litert(manifest, entry, threads: int, runs: int, warmup: int, make_call) -> dict:
     from ..core.versions import installed_version
     from .backends.litert import LiteRTBackend
-    from .tflite_isolated_ops import flatbuffer_tools, isolated_op_profile
+    from .tflite_flatbuffer import flatbuffer_tools
+    from .tflite_isolated_ops import isolated_op_profile
 
     if flatbuffer_tools() is None:
         return {"unsupported": UNSUPPORTED["tflite"]}

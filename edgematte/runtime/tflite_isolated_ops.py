@@ -1,6 +1,6 @@
 """Per-op times of a ``.tflite`` model on this host, each op timed alone (LiteRT's Python API has no profiler).
 
-For every op of the model's main graph, a one-op model is cut from it with TensorFlow's flatbuffer tools: that op,
+For every op of the model's main graph, a one-op model is cut from it with LiteRT's flatbuffer tools: that op,
 its constant inputs (weights, shapes), its other inputs as graph inputs, its outputs as graph outputs. LiteRT runs
 each with the artefact's thread count and XNNPACK (which takes the op or leaves it to TFLite's own kernel, as in the
 whole model), on inputs of the op's shapes and types (floats in [-1, 1], int8 in [-100, 100], integer index
@@ -17,51 +17,14 @@ subgraph, a shape computed at run time) is listed as such, without a time.
 
 import time
 from pathlib import Path
-from typing import Iterator, List, Sequence, Tuple
+from typing import Iterator, List, Tuple
 
 import numpy as np
 
+from .tflite_flatbuffer import parse_model, submodel
+
 FLOAT_RANGE = 1.0
 INT8_RANGE = 100
-
-
-def flatbuffer_tools():
-    """TensorFlow's flatbuffer tools, or None where TensorFlow is not installed (a runtime-only install)."""
-    try:
-        from tensorflow.lite.tools import flatbuffer_utils
-    except ImportError:
-        return None
-    return flatbuffer_utils
-
-
-def parse_model(model_bytes: bytes):
-    """A ``.tflite`` model as TensorFlow's flatbuffer object (``schema.ModelT``)."""
-    return flatbuffer_tools().convert_bytearray_to_object(bytearray(model_bytes))
-
-
-def submodel(model, op_indices: Sequence[int], outputs: Sequence[int]) -> bytes:
-    """A ``.tflite`` of part of ``model`` (:func:`parse_model`'s object, left as it is): its main graph runs the ops
-    ``op_indices`` (in that order) and returns the tensors ``outputs``; its inputs are the non-constant tensors
-    those ops read and none of them writes; buffers they do not read are left empty (each part holds only its own
-    weights); no signatures (they would name the whole model's outputs)."""
-    import copy
-
-    graph = model.subgraphs[0]
-    operators = [graph.operators[i] for i in op_indices]
-    read = [int(i) for op in operators for i in op.inputs if i >= 0]
-    written = {int(o) for op in operators for o in op.outputs}
-    buffers = {graph.tensors[i].buffer for i in read}
-    constant = {i for i in read if model.buffers[graph.tensors[i].buffer].data is not None
-                and len(model.buffers[graph.tensors[i].buffer].data) > 0}
-    part, main = copy.copy(model), copy.copy(graph)
-    main.operators = operators
-    main.inputs = np.array(list(dict.fromkeys(i for i in read if i not in constant and i not in written)), np.int32)
-    main.outputs = np.array(list(outputs), np.int32)
-    empty = type(model.buffers[0])()
-    part.buffers = [b if position in buffers or position == 0 else empty for position, b in enumerate(model.buffers)]
-    part.subgraphs = [main] + list(model.subgraphs[1:])
-    part.signatureDefs = []
-    return bytes(flatbuffer_tools().convert_object_to_bytearray(part))
 
 
 def one_op_models(model_bytes: bytes) -> Iterator[Tuple[int, List[str], bytes]]:

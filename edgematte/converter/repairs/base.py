@@ -7,9 +7,11 @@ costs unrepaired, measured). Its entry point has one signature for every kind::
     apply(model, context) -> [Match(changed, record), ...]   # one per place it matched, model edited in place
 
 ``model`` is, per kind (``applies_to``): a parsed Paddle ``ProgramDesc`` (``"paddle_program"``, what Paddle
-Lite's opt reads), an ``onnx.ModelProto`` (``"onnx"``, what paddle2onnx wrote) or the ``onnx.ModelProto`` of
-the private copy onnx2tf reads (``"onnx2tf_input"``; the ONNX artefact itself stays as it is). A repair that
-finds nothing returns ``[]`` and leaves the model as it was.
+Lite's opt reads), an ``onnx.ModelProto`` (``"onnx"``, what paddle2onnx wrote), the ``onnx.ModelProto`` of
+the private copy onnx2tf reads (``"onnx2tf_input"``; the ONNX artefact itself stays as it is) or a
+:class:`~edgematte.runtime.tflite_flatbuffer.TFLiteModelEdit` of a ``.tflite`` onnx2tf or TensorFlow's quantizer
+wrote (``"tflite"``: what LiteRT and its XNNPACK delegate run). A repair that finds nothing returns ``[]`` and
+leaves the model as it was.
 
 ``preserves_outputs`` says whether the repaired model must compute exactly what the model before did
 (a normalization: it only moves data, and the converter proves that in ONNX Runtime) or computes what the
@@ -22,7 +24,8 @@ from typing import Any, Callable, List, Optional
 PADDLE_PROGRAM = "paddle_program"
 ONNX = "onnx"
 ONNX2TF_INPUT = "onnx2tf_input"
-KINDS = (PADDLE_PROGRAM, ONNX, ONNX2TF_INPUT)
+TFLITE = "tflite"
+KINDS = (PADDLE_PROGRAM, ONNX, ONNX2TF_INPUT, TFLITE)
 
 
 @dataclass(frozen=True)

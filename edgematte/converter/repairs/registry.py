@@ -7,7 +7,7 @@ Adding a repair: one module under ``repairs/<kind>/`` defining ``REPAIR`` (a :cl
 import importlib
 from typing import Any, Dict, List, Optional, Tuple
 
-from .base import KINDS, ONNX, ONNX2TF_INPUT, PADDLE_PROGRAM, Repair, RepairContext
+from .base import KINDS, ONNX, ONNX2TF_INPUT, PADDLE_PROGRAM, TFLITE, Repair, RepairContext
 
 # Per kind, the repair modules (relative to this package) in the order they run.
 ORDER: Dict[str, Tuple[str, ...]] = {
@@ -28,6 +28,11 @@ ORDER: Dict[str, Tuple[str, ...]] = {
         "onnx2tf_input.instance_norm_split_mean",  # re-associates: proven within rounding before the exact ones
         "onnx2tf_input.full_rank_add",
         "onnx2tf_input.ambiguous_input_identity",
+    ),
+    TFLITE: (
+        "tflite.single_channel_concatenation",
+        "tflite.concatenation_fan_in",  # after it: its stacking concatenation may have more than 5 inputs
+        "tflite.channel_slices_as_split",
     ),
 }
 # What a manifest keeps of each applied repair (its per-match records are reported by the converter).

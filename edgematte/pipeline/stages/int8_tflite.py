@@ -25,16 +25,20 @@ def applies(ctx: Context) -> bool:
 
 
 def run(ctx: Context) -> List[Artefact]:
+    from ...converter.repairs.base import TFLITE
+    from ...converter.tflite_repairs import repairs_in_file
     from ...quant.tflite_int8 import FILE_NAMES
 
     recurrent = int8_state(ctx).evaluation.recurrent
     artefacts = built_or_skipped(ctx, lambda: _build_recurrent(ctx) if recurrent else _run_per_frame(ctx), "TFLite",
                                  FILE_NAMES.values())
-    # the INT8 models come from the SavedModel onnx2tf wrote from the repaired copy: the fp32 model's repairs
+    # the INT8 models come from the SavedModel onnx2tf wrote from the repaired copy: the fp32 model's repairs of
+    # that copy; and each file's own TFLite repairs, read from it
     fp32_repairs = [{k: v for k, v in r.items() if k != "artefact"} for r in ctx.manifest.repairs
-                    if r.get("artefact") == DEFAULT_FILE_NAMES["fp32"]]
+                    if r.get("artefact") == DEFAULT_FILE_NAMES["fp32"] and r.get("kind") != TFLITE]
     for artefact in artefacts:
         ctx.add_repairs(fp32_repairs, artefact.path)
+        ctx.add_repairs(repairs_in_file(ctx.out / artefact.path), artefact.path)
     return artefacts
 
 

@@ -22,6 +22,7 @@ def applies(ctx: Context) -> bool:
 
 def run(ctx: Context) -> List[Artefact]:
     from ...converter.tflite import convert_to_tflite
+    from ...converter.tflite_repairs import repairs_in_file
     from ...runtime.backends.litert import LiteRTBackend
 
     layout = ctx.options.layout
@@ -50,6 +51,7 @@ def run(ctx: Context) -> List[Artefact]:
             _drop_fp16(ctx, path, parity)
             continue
         ctx.add_repairs(info.get("applied_repairs"), path.name)  # those of the ONNX copy onnx2tf read
+        ctx.add_repairs(repairs_in_file(path), path.name)  # those of the file itself, read from it
         recorded.append(ctx.record(
             path, outputs, parity, bound=ctx.bounds.get(precision), format="tflite", target="any",
             precision=precision, runtime="litert", layout=layout,

@@ -11,6 +11,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ...converter.tflite import keep_log, probe_tflite
+from ...converter.tflite_repairs import repair_tflite_file
 from ...core.errors import EdgematteError
 from ...core.fsutil import atomic_path
 from ...core.tools import clean_log, last_error_line, run_package_worker
@@ -86,8 +87,9 @@ def run_int8_jobs(saved_model_dir, calib_batches, jobs: Sequence[Int8Job], calib
 
     ``calibrated_model``, ``calib_batches``, ``untie_ratio`` and ``activation_ranges``: as in
     :func:`quantize_int8` (the batches are needed only when a calibration has to run; ranges and
-    untying apply to the full-integer and layer-error jobs). Every ``.tflite`` written is loaded and
-    run in LiteRT and checked for its kept-float names before it is published (atomically).
+    untying apply to the full-integer and layer-error jobs). Every ``.tflite`` written gets the ``tflite`` repairs
+    (proven bit for bit, :mod:`edgematte.converter.tflite_repairs`), is loaded and run in LiteRT and checked for its
+    kept-float names before it is published (atomically).
 
     Returns ``(results, info)``: one result per job, in order, and ``{"calibrated": "reused" |
     "calibrated", "untied": [{"tensor", "concatenation", "range", "concatenation_range"}, ...],
@@ -197,6 +199,7 @@ def _collect_job(workdir: Path, job: Int8Job, planned: PlannedJob, log_text: str
         raise EdgematteError(f"no {job.kind} result written: {last_error_line(log_text)}")
     if isinstance(job, LayerErrorsJob):
         return json.loads(produced.read_text(encoding="utf-8"))
+    repair_tflite_file(produced, where=f"{job.out.name} ({job.kind})")  # as every .tflite published: proven exact
     probe_tflite(produced)
     if isinstance(job, FullIntegerJob):
         check_kept_float(produced, job.must_be_float, job.keep_float_ops)

@@ -1,4 +1,4 @@
-"""Untying shared CONCATENATION scales in a calibrated model (worker side: imports TensorFlow's schema).
+"""Untying shared CONCATENATION scales in a calibrated model (worker side, before TensorFlow quantizes it).
 
 Shared scales are the largest int8 error on PP-MattingV2. TFLite's int8 CONCATENATION (and
 REDUCE_MAX, PAD, AVERAGE_POOL_2D, RESIZE_BILINEAR, RESHAPE...) must have one scale for all inputs and
@@ -23,7 +23,7 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from .flatbuffer_edit import TFLiteModelEdit
+from ...runtime.tflite_flatbuffer import TFLiteModelEdit
 
 DEFAULT_UNTIE_RATIO = 4.0
 SAME_SCALE_OPS = ("AVERAGE_POOL_2D", "MAX_POOL_2D", "CONCATENATION", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "TRANSPOSE",
