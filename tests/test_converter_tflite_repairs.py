@@ -1,5 +1,6 @@
 """The TFLite repairs are kept only when LiteRT proves them exact: a rewrite that changes any output bit leaves the
-file as the tool wrote it, and says so; the converter's info and the manifest list what each file carries."""
+file as the tool wrote it, and says so; a repaired file records them in its own metadata, and the manifest lists
+what each file carries from there."""
 
 import json
 
@@ -53,8 +54,8 @@ def test_the_converted_tflite_files_record_their_repairs(tiny_conversion):
     for name in ("model_fp32.tflite", "model_fp16.tflite"):
         found = {(r["name"], r["matched"]) for r in manifest["repairs"] if r["artefact"] == name and
                  r["kind"] == "tflite"}
-        # four fusion blocks concatenate 6 one-channel maps and one 4 (stacked; the stacks of 6 then split in two);
-        # five attention maps are cut into 3 one-channel pieces
-        assert found == {("single_channel_concatenation", 5), ("concatenation_fan_in", 4),
+        # the fusion blocks resize 7 inputs to the size they have; four concatenate 6 one-channel maps and one 4
+        # (stacked; the stacks of 6 then split in two); five attention maps are cut into 3 one-channel pieces
+        assert found == {("identity_resize", 7), ("single_channel_concatenation", 5), ("concatenation_fan_in", 4),
                          ("channel_slices_as_split", 5)}, name
         assert found == {(r["name"], r["matched"]) for r in repairs_in_file(tiny_conversion / name)}

@@ -44,8 +44,16 @@ _BUILD = textwrap.dedent("""
         return {"weighted": tf.concat(weighted, -1), "partial": f[..., 0:2] + f[..., 2:4],
                 "strided": f[..., 0:8:2]}
 
+    def identity_resizes(x):  # to the input's own size (bilinear, nearest), to another size, one a model output
+        f = features(x)
+        same = tf.raw_ops.ResizeBilinear(images=f, size=[16, 16], half_pixel_centers=True)
+        aligned = tf.raw_ops.ResizeBilinear(images=f * 0.5, size=[16, 16], align_corners=True)
+        nearest = tf.raw_ops.ResizeNearestNeighbor(images=f, size=[16, 16])
+        return {"sum": same + aligned + nearest * 2.0, "up": tf.raw_ops.ResizeBilinear(images=f, size=[32, 32]),
+                "output": tf.raw_ops.ResizeBilinear(images=f * 3.0, size=[16, 16])}
+
     build = {"wide_concatenations": wide_concatenations, "single_channel_maps": single_channel_maps,
-             "channel_slices": channel_slices}[pattern]
+             "channel_slices": channel_slices, "identity_resizes": identity_resizes}[pattern]
     spec = tf.TensorSpec([1, 16, 16, 3], tf.float32, name="img")
     fn = tf.function(build, input_signature=[spec])
     concrete = fn.get_concrete_function()
@@ -74,7 +82,7 @@ _BUILD = textwrap.dedent("""
 
 def build_pattern_models(pattern: str, folder: Path) -> Dict[str, Path]:
     """``{"float32": path, "int8": path}`` of the tiny model ``pattern`` (``"wide_concatenations"``,
-    ``"single_channel_maps"`` or ``"channel_slices"``) written into ``folder``."""
+    ``"single_channel_maps"``, ``"channel_slices"`` or ``"identity_resizes"``) written into ``folder``."""
     done = subprocess.run([sys.executable, "-c", _BUILD, str(folder), pattern], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

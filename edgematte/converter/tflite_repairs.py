@@ -8,12 +8,15 @@ both models run in LiteRT (XNNPACK, 1 thread) on :data:`PROOF_DRAWS` random inpu
 type, and a repaired model that differs in any bit is not kept (the file stays as the tool wrote it, and a warning
 says so).
 
-What a published file carries is read back from the file (:func:`repairs_in_file`), as the manifest records it:
-each rewrite names what it adds (``<output>/stacked...``, ``<output>/fan_in/<k>``, ``<source>/split_axis``).
+A repaired file says so itself: its metadata entry :data:`METADATA_NAME` holds the repairs applied and how many places
+each changed (JSON), written before the proof, so the file proven is the file published. The manifest's records are
+read back from there (:func:`repairs_in_file`): a file copied or renamed on the way (the int8 search's steps) still
+says what it carries.
 """
 
+import json
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional
 
 import numpy as np
 
@@ -22,17 +25,13 @@ from ..core.fsutil import atomic_path
 from ..runtime.tflite_flatbuffer import TFLiteModelEdit, parse_model
 from .repairs import registry
 from .repairs.base import TFLITE, RepairContext
-from .repairs.tflite import channel_slices_as_split, concatenation_fan_in, single_channel_concatenation
 
 PROOF_DRAWS = 2
 """Random inputs each repaired model is compared on (bit for bit) against the file as the tool wrote it."""
 
-# per repair: the name fragment of the one tensor each of its places adds (how a file shows it was repaired)
-TRACES = {
-    "single_channel_concatenation": single_channel_concatenation.STACK_NAME + "/permutation",
-    "concatenation_fan_in": concatenation_fan_in.PART_NAME,
-    "channel_slices_as_split": channel_slices_as_split.AXIS_NAME,
-}
+METADATA_NAME = "edgematte.tflite_repairs"
+"""The name of the metadata entry of a repaired ``.tflite``: JSON ``[{"name", "matched", "changed"}, ...]``."""
+METADATA_MAX_BYTES = 1 << 16
 
 
 def repair_tflite_file(path, where: Optional[str] = None) -> List[dict]:
@@ -46,6 +45,8 @@ def repair_tflite_file(path, where: Optional[str] = None) -> List[dict]:
         applied = registry.apply_all(TFLITE, edit, RepairContext(where=where or str(path)))
         if not registry.changed(applied):
             return applied
+        _add_metadata(edit, [{k: record[k] for k in ("name", "matched", "changed")} for record in applied
+                             if record["changed"]])
         repaired = edit.to_bytes()
     except Exception as e:  # a rewrite that cannot handle this file leaves it as the tool wrote it, said aloud
         warn(f"{where or path}: the TFLite repairs were not applied ({type(e).__name__}: {e})")
@@ -60,21 +61,36 @@ def repair_tflite_file(path, where: Optional[str] = None) -> List[dict]:
 
 
 def repairs_in_file(path) -> List[dict]:
-    """The ``tflite`` repairs the file at ``path`` carries, read from its tensor names, as a manifest keeps them
-    (``registry.summary``: ``{"name", "kind", "matched", "changed", "why"}``); only those found."""
-    names = [tensor.name.decode() for tensor in parse_model(Path(path).read_bytes()).subgraphs[0].tensors]
+    """The ``tflite`` repairs the file at ``path`` carries (its :data:`METADATA_NAME` entry), as a manifest keeps them
+    (``registry.summary``: ``{"name", "kind", "matched", "changed", "why"}``, the ``why`` from the registry); ``[]``
+    for a file without the entry. Only repairs of the registry are listed."""
+    model = parse_model(Path(path).read_bytes())
+    entry = next((m for m in model.metadata or [] if m.name is not None and m.name.decode() == METADATA_NAME), None)
+    if entry is None:
+        return []
+    data = model.buffers[entry.buffer].data
+    if data is None or len(data) > METADATA_MAX_BYTES:
+        return []
+    known = {repair.name: repair for repair in registry.repairs_for(TFLITE)}
     found = []
-    for repair in registry.repairs_for(TFLITE):
-        places = _places(names, TRACES[repair.name])
-        if places:
-            found.append({"name": repair.name, "kind": TFLITE, "matched": places, "changed": places,
-                          "why": repair.why})
+    for record in json.loads(bytes(bytearray(data)).decode("utf-8")):
+        repair = known.get(record.get("name"))
+        if repair is not None:
+            found.append({"name": repair.name, "kind": TFLITE, "matched": int(record["matched"]),
+                          "changed": int(record["changed"]), "why": repair.why})
     return found
 
 
-def _places(names: Sequence[str], trace: str) -> int:
-    """How many places left tensors named ``<name><trace>...``: one per distinct ``<name>``."""
-    return len({name.rsplit(trace, 1)[0] for name in names if trace in name})
+def _add_metadata(edit: TFLiteModelEdit, records: List[dict]) -> None:
+    """Record ``records`` in the model's :data:`METADATA_NAME` entry (replacing an earlier one)."""
+    schema = edit.schema
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(json.dumps(records).encode("utf-8"), np.uint8)
+    edit.model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name, entry.buffer = METADATA_NAME.encode(), len(edit.model.buffers) - 1
+    kept = [m for m in edit.model.metadata or [] if m.name is None or m.name.decode() != METADATA_NAME]
+    edit.model.metadata = kept + [entry]
 
 
 def _differs(original: bytes, repaired: bytes, path: Path) -> Optional[str]:

@@ -30,6 +30,7 @@ ORDER: Dict[str, Tuple[str, ...]] = {
         "onnx2tf_input.ambiguous_input_identity",
     ),
     TFLITE: (
+        "tflite.identity_resize",
         "tflite.single_channel_concatenation",
         "tflite.concatenation_fan_in",  # after it: its stacking concatenation may have more than 5 inputs
         "tflite.channel_slices_as_split",

@@ -32,11 +32,12 @@ import numpy as np
 from ...runtime.tflite_flatbuffer import TFLiteModelEdit
 
 WEIGHT_SUFFIX = "/average_pool_weights"
+"""Name suffix of the weight tensors of pools rewritten as convolutions (how a model shows it was rewritten; the
+later stages of a chain add their number)."""
 STAGE_SUFFIX = "/stage"
 """Name fragment of the tensors between the convolutions of a large pool's chain (``<output>/stage<k>``)."""
 MAX_TAPS = 25
 """The largest window XNNPACK's int8 depthwise kernels take in one pass (5x5)."""
-"""Name suffix of the weight tensors of pools rewritten as convolutions (how a model shows it was rewritten)."""
 INT8_DEPTHWISE_VERSION = 3  # DEPTHWISE_CONV_2D with int8 per-channel weights
 
 

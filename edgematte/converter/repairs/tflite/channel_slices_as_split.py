@@ -47,7 +47,8 @@ def _piece(edit, op) -> Optional[Tuple[int, int, int]]:
     return cut[0], begin[cut[0]], end[cut[0]]
 
 
-def _same_quantization(a, b) -> bool:
+def same_quantization(a, b) -> bool:
+    """Whether two tensors (``schema.TensorT``) have the same type and quantization parameters."""
     if a.type != b.type:
         return False
     qa, qb = a.quantization, b.quantization
@@ -64,7 +65,7 @@ def slices_as_splits(edit) -> List[dict]:
     for position, op in enumerate(graph.operators):
         if edit.op_name(op) == "STRIDED_SLICE":
             piece = _piece(edit, op)
-            if piece is not None and _same_quantization(graph.tensors[int(op.inputs[0])],
+            if piece is not None and same_quantization(graph.tensors[int(op.inputs[0])],
                                                          graph.tensors[int(op.outputs[0])]):
                 by_source.setdefault(int(op.inputs[0]), []).append((piece, position, op))
     records, dropped = [], set()
