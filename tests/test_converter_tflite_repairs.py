@@ -59,3 +59,16 @@ def test_the_converted_tflite_files_record_their_repairs(tiny_conversion):
         assert found == {("identity_resize", 7), ("single_channel_concatenation", 5), ("concatenation_fan_in", 4),
                          ("channel_slices_as_split", 5)}, name
         assert found == {(r["name"], r["matched"]) for r in repairs_in_file(tiny_conversion / name)}
+
+
+def test_a_file_repaired_twice_keeps_the_records_of_both(tmp_path, monkeypatch):
+    from edgematte.converter.repairs import registry
+
+    path = build_pattern_models("single_channel_maps", tmp_path)["float32"]
+    with monkeypatch.context() as patch:
+        patch.setitem(registry.ORDER, "tflite", ("tflite.single_channel_concatenation",))
+        repair_tflite_file(path)
+    assert [(r["name"], r["changed"]) for r in repairs_in_file(path)] == [("single_channel_concatenation", 2)]
+    repair_tflite_file(path)  # now the 6-map stack is split for XNNPACK too
+    assert [(r["name"], r["changed"]) for r in repairs_in_file(path)] == [("single_channel_concatenation", 2),
+                                                                          ("concatenation_fan_in", 1)]

@@ -82,15 +82,17 @@ def repairs_in_file(path) -> List[dict]:
 
 
 def _add_metadata(edit: TFLiteModelEdit, records: List[dict]) -> None:
-    """Record ``records`` in the model's :data:`METADATA_NAME` entry (replacing an earlier one)."""
+    """Record ``records`` in the model's :data:`METADATA_NAME` entry, after those of an earlier repair of the file."""
     schema = edit.schema
+    earlier = [m for m in edit.model.metadata or [] if m.name is not None and m.name.decode() == METADATA_NAME]
+    if earlier and edit.model.buffers[earlier[-1].buffer].data is not None:
+        records = json.loads(bytes(bytearray(edit.model.buffers[earlier[-1].buffer].data)).decode("utf-8")) + records
     buffer = schema.BufferT()
     buffer.data = np.frombuffer(json.dumps(records).encode("utf-8"), np.uint8)
     edit.model.buffers.append(buffer)
     entry = schema.MetadataT()
     entry.name, entry.buffer = METADATA_NAME.encode(), len(edit.model.buffers) - 1
-    kept = [m for m in edit.model.metadata or [] if m.name is None or m.name.decode() != METADATA_NAME]
-    edit.model.metadata = kept + [entry]
+    edit.model.metadata = [m for m in edit.model.metadata or [] if m not in earlier] + [entry]
 
 
 def _differs(original: bytes, repaired: bytes, path: Path) -> Optional[str]:
