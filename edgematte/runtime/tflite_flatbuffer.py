@@ -130,6 +130,15 @@ class TFLiteModelEdit:
         tensor.quantization = copy.deepcopy(source.quantization)
         return self.add_tensor(tensor)
 
+    def per_channel_quantization(self, scales: Sequence[float], axis: int):
+        """Symmetric int8 quantization parameters (``schema.QuantizationParametersT``): one scale per slice along
+        ``axis``, zero points 0."""
+        quantization = self.schema.QuantizationParametersT()
+        quantization.scale = np.array(list(scales), np.float32)
+        quantization.zeroPoint = np.zeros(len(quantization.scale), np.int64)
+        quantization.quantizedDimension = axis
+        return quantization
+
     def add_constant(self, name: str, values: np.ndarray, tensor_type: int, quantization=None) -> int:
         """A constant tensor of ``values`` (stored as they are: their dtype must match ``tensor_type``)."""
         tensor = self.schema.TensorT()

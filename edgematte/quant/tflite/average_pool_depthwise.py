@@ -127,10 +127,10 @@ def _depthwise_mean(edit, reads: int, writes: int, window_h: int, window_w: int,
     channels, window = int(graph.tensors[reads].shape[3]), window_h * window_w
     weight_scale = 1.0 / (window * 127)
     weights = edit.add_constant(weight_name, np.full((1, window_h, window_w, channels), 127, np.int8),
-                                schema.TensorType.INT8, per_channel_quantization(schema, [weight_scale] * channels, 3))
+                                schema.TensorType.INT8, edit.per_channel_quantization([weight_scale] * channels, 3))
     input_scale = float(graph.tensors[reads].quantization.scale[0])
     bias = edit.add_constant(weight_name + "/bias", np.zeros(channels, np.int32), schema.TensorType.INT32,
-                             per_channel_quantization(schema, [input_scale * weight_scale] * channels, 0))
+                             edit.per_channel_quantization([input_scale * weight_scale] * channels, 0))
     options = schema.DepthwiseConv2DOptionsT()
     options.padding, options.strideH, options.strideW = schema.Padding.VALID, stride_h, stride_w
     options.depthMultiplier, options.dilationHFactor, options.dilationWFactor = 1, 1, 1
@@ -140,12 +140,3 @@ def _depthwise_mean(edit, reads: int, writes: int, window_h: int, window_w: int,
     op.builtinOptionsType, op.builtinOptions = schema.BuiltinOptions.DepthwiseConv2DOptions, options
     op.inputs, op.outputs = np.array([reads, weights, bias], np.int32), np.array([writes], np.int32)
     return op
-
-
-def per_channel_quantization(schema, scales: List[float], axis: int):
-    """Symmetric int8 quantization parameters: one scale per slice along ``axis``, zero points 0."""
-    quantization = schema.QuantizationParametersT()
-    quantization.scale = np.array(scales, np.float32)
-    quantization.zeroPoint = np.zeros(len(scales), np.int64)
-    quantization.quantizedDimension = axis
-    return quantization

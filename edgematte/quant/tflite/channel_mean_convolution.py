@@ -17,7 +17,6 @@ from typing import List, Sequence, Tuple
 import numpy as np
 
 from ...runtime.tflite_flatbuffer import TFLiteModelEdit
-from .average_pool_depthwise import per_channel_quantization
 
 WEIGHT_SUFFIX = "/channel_mean_weights"
 """Name suffix of the weight tensors of channel means rewritten as convolutions."""
@@ -41,10 +40,10 @@ def channel_means_as_convolutions(quantized: bytes) -> Tuple[bytes, List[str]]:
         channels, name = int(source.shape[3]), output.name.decode()
         weight_scale = 1.0 / (127 * channels)
         weights = edit.add_constant(name + WEIGHT_SUFFIX, np.full((1, 1, 1, channels), 127, np.int8),
-                                    schema.TensorType.INT8, per_channel_quantization(schema, [weight_scale], 0))
+                                    schema.TensorType.INT8, edit.per_channel_quantization([weight_scale], 0))
         input_scale = float(source.quantization.scale[0])
         bias = edit.add_constant(name + WEIGHT_SUFFIX + "/bias", np.zeros(1, np.int32), schema.TensorType.INT32,
-                                 per_channel_quantization(schema, [input_scale * weight_scale], 0))
+                                 edit.per_channel_quantization([input_scale * weight_scale], 0))
         options = schema.Conv2DOptionsT()
         options.padding, options.strideH, options.strideW = schema.Padding.VALID, 1, 1
         options.dilationHFactor, options.dilationWFactor = 1, 1

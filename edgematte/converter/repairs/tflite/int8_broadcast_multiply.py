@@ -52,11 +52,11 @@ def spread_broadcast_operands(edit) -> List[dict]:
         name = graph.tensors[int(op.outputs[0])].name.decode() + NAME_SUFFIX
         weights = np.zeros((shape[3], 1, 1, int(graph.tensors[source].shape[3])), np.int8)
         weights[:, 0, 0, channel] = 127
-        quantization = _per_channel(schema, [1.0 / 127] * shape[3])
+        quantization = edit.per_channel_quantization([1.0 / 127] * shape[3], 0)
         weight = edit.add_constant(name + "/weights", weights, int8, quantization)
         bias = edit.add_constant(name + "/bias", np.zeros(shape[3], np.int32), schema.TensorType.INT32,
-                                 _per_channel(schema, [float(graph.tensors[source].quantization.scale[0]) / 127]
-                                              * shape[3]))
+                                 edit.per_channel_quantization(
+                                     [float(graph.tensors[source].quantization.scale[0]) / 127] * shape[3], 0))
         spread = edit.add_activation_like(operand, name, shape)
         conv = schema.OperatorT()
         conv.opcodeIndex = edit.opcode(schema.BuiltinOperator.CONV_2D, CONV_VERSION)
@@ -89,14 +89,6 @@ def _match(edit, op, splits):
                 and int(a.shape[3]) > 1 and same_quantization(b, graph.tensors[splits[operand][1]]):
             return features, operand
     return None
-
-
-def _per_channel(schema, scales: List[float]):
-    quantization = schema.QuantizationParametersT()
-    quantization.scale = np.array(scales, np.float32)
-    quantization.zeroPoint = np.zeros(len(scales), np.int64)
-    quantization.quantizedDimension = 0
-    return quantization
 
 
 def apply(edit, context: RepairContext) -> List[Match]:
