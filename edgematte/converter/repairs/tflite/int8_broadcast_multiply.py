@@ -47,7 +47,7 @@ def spread_broadcast_operands(edit) -> List[dict]:
             operators.append(op)
             continue
         features, operand = match
-        split, source, channel = splits[operand]
+        _, source, channel = splits[operand]
         shape = [int(d) for d in graph.tensors[features].shape]
         name = graph.tensors[int(op.outputs[0])].name.decode() + NAME_SUFFIX
         weights = np.zeros((shape[3], 1, 1, int(graph.tensors[source].shape[3])), np.int8)
