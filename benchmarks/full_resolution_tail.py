@@ -7,9 +7,10 @@ the whole model, and beside it in the same interleaved rounds a copy whose last 
 (:func:`without_full_resolution_tail`). XNNPACK partitions the copy like the original up to that point, so the
 difference is the tail's own time, plus fetching the alpha (and dequantizing it, for an integer-output model).
 
-The tail is the longest run of trailing ops every output of which is a 4-D tensor at the input image's height and
-width (NHWC, as every ``.tflite`` edgematte writes). A model whose last op is not at full resolution (RVM, whose
-recurrent states are written last) has no tail.
+The tail is the longest run of trailing ops every output of which is a 4-D tensor with the input image's height and
+at most its width (NHWC, as every ``.tflite`` edgematte writes): the maps at the photo's size, and the same maps
+as the ``pixel_pair_convolutions`` repair writes them (``[1, H, W/2, 2C]``, and the border strips ``[1, H, 4L, C]``).
+A model whose last op is not at full resolution (RVM, whose recurrent states are written last) has no tail.
 """
 
 from pathlib import Path
@@ -43,7 +44,7 @@ def full_resolution_tail(ops: List[dict], size: Optional[Tuple[int, int]]) -> in
     """Index of the tail's first op (``len(ops)``: no tail); ``ops`` from :func:`tflite_ops`, ``size`` the photo's
     height and width."""
     start = len(ops)
-    while size and start > 0 and all(len(t["shape"]) == 4 and tuple(t["shape"][1:3]) == tuple(size)
+    while size and start > 0 and all(len(t["shape"]) == 4 and t["shape"][1] == size[0] and t["shape"][2] <= size[1]
                                      for t in ops[start - 1]["outputs"]):
         start -= 1
     return start if start > 0 else len(ops)

@@ -38,4 +38,5 @@ def test_a_model_without_wide_concatenations_is_left_as_it_was(models, tmp_path)
     assert path.read_bytes() == repaired
     assert [(a["name"], a["matched"], a["changed"]) for a in applied] == [
         ("identity_resize", 0, 0), ("single_channel_concatenation", 0, 0), ("concatenation_fan_in", 0, 0),
-        ("channel_slices_as_split", 0, 0), ("int8_broadcast_multiply", 0, 0)]
+        ("channel_slices_as_split", 0, 0), ("int8_broadcast_multiply", 0, 0),
+        ("pixel_pair_convolutions", 0, 0)]

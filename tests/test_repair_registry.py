@@ -17,7 +17,7 @@ EXPECTED = {PADDLE_PROGRAM: ["relu6_threshold", "zero_d_fill_constant", "instanc
             ONNX: ["adaptive_pool_windows", "resize_to_one_pixel", "unsqueezed_pad_fold", "channel_slice_pushdown"],
             ONNX2TF_INPUT: ["instance_norm_split_mean", "full_rank_add", "ambiguous_input_identity"],
             TFLITE: ["identity_resize", "single_channel_concatenation", "concatenation_fan_in",
-                     "channel_slices_as_split", "int8_broadcast_multiply"]}
+                     "channel_slices_as_split", "int8_broadcast_multiply", "pixel_pair_convolutions"]}
 
 
 def test_each_repair_is_listed_once_and_says_what_why_and_how():

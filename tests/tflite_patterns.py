@@ -52,9 +52,25 @@ _BUILD = textwrap.dedent("""
         return {"sum": same + aligned + nearest * 2.0, "up": tf.raw_ops.ResizeBilinear(images=f, size=[32, 32]),
                 "output": tf.raw_ops.ResizeBilinear(images=f * 3.0, size=[16, 16])}
 
+    def conv(x, outputs, size=3, stride=1):
+        weights = rng.normal(0, 1.0 / np.sqrt(size * size * int(x.shape[-1])), (size, size, int(x.shape[-1]), outputs))
+        return tf.nn.conv2d(x, weights.astype(np.float32), stride, "SAME") + rng.normal(0, 0.1, outputs).astype(
+            np.float32)
+
+    def full_resolution_head(x):  # 256x256: PP-MattingV2's head; chains of 1 and 3 convolutions; what stays
+        low = tf.nn.avg_pool2d(x, 2, 2, "VALID")
+        up = tf.raw_ops.ResizeBilinear(images=tf.nn.relu(conv(low, 16)), size=[256, 256], half_pixel_centers=True)
+        head = tf.nn.relu(conv(tf.nn.relu(conv(tf.concat([up, x], -1), 8)), 8))
+        return {"alpha": tf.sigmoid(conv(head, 1, size=1)), "single": tf.tanh(conv(x + 0.5, 4)),
+                "deep": conv(tf.nn.relu(conv(tf.nn.relu(conv(x + 1.0, 4)), 4)), 2),
+                "wide": tf.nn.relu(conv(x - 1.0, 16)), "strided": conv(x - 2.0, 4, stride=2),
+                "small": tf.tanh(conv(low - 0.5, 4))}
+
     build = {"wide_concatenations": wide_concatenations, "single_channel_maps": single_channel_maps,
-             "channel_slices": channel_slices, "identity_resizes": identity_resizes}[pattern]
-    spec = tf.TensorSpec([1, 16, 16, 3], tf.float32, name="img")
+             "channel_slices": channel_slices, "identity_resizes": identity_resizes,
+             "full_resolution_head": full_resolution_head}[pattern]
+    side = 256 if pattern == "full_resolution_head" else 16
+    spec = tf.TensorSpec([1, side, side, 3], tf.float32, name="img")
     fn = tf.function(build, input_signature=[spec])
     concrete = fn.get_concrete_function()
     written = {}
@@ -63,7 +79,7 @@ _BUILD = textwrap.dedent("""
 
     def representative():
         for _ in range(8):
-            yield [rng.uniform(-1, 1, (1, 16, 16, 3)).astype(np.float32)]
+            yield [rng.uniform(-1, 1, (1, side, side, 3)).astype(np.float32)]
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], fn)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -82,11 +98,19 @@ _BUILD = textwrap.dedent("""
 
 def build_pattern_models(pattern: str, folder: Path) -> Dict[str, Path]:
     """``{"float32": path, "int8": path}`` of the tiny model ``pattern`` (``"wide_concatenations"``,
-    ``"single_channel_maps"``, ``"channel_slices"`` or ``"identity_resizes"``) written into ``folder``."""
+    ``"single_channel_maps"``, ``"channel_slices"``, ``"identity_resizes"``: 16x16; ``"full_resolution_head"``:
+    256x256) written into ``folder``."""
     done = subprocess.run([sys.executable, "-c", _BUILD, str(folder), pattern], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return {k: Path(v) for k, v in json.loads(done.stdout.strip().splitlines()[-1]).items()}
+
+
+def input_shape(path) -> Tuple[int, ...]:
+    """The shape of the first input of the ``.tflite`` at ``path``."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    return tuple(int(d) for d in Interpreter(model_path=str(path)).get_input_details()[0]["shape"])
 
 
 def run_model(path, feeds) -> Tuple[List[str], List[dict]]:
@@ -131,8 +155,8 @@ def repaired_copy(model: Path, folder: Path, seed: int) -> Tuple[Path, List[dict
     path.write_bytes(model.read_bytes())
     rng = np.random.default_rng(seed)
     integer = "int8" in model.name
-    feeds = [(rng.uniform(-1, 1, (1, 16, 16, 3)) * (127 if integer else 1)).astype(np.int8 if integer else np.float32)
-             for _ in range(3)]
+    feeds = [(rng.uniform(-1, 1, input_shape(path)) * (127 if integer else 1)).astype(
+        np.int8 if integer else np.float32) for _ in range(3)]
     ops_before, before = run_model(path, feeds)
     applied = repair_tflite_file(path)
     ops_after, after = run_model(path, feeds)

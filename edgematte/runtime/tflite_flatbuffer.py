@@ -101,7 +101,8 @@ class TFLiteModelEdit:
         if data is None or len(data) == 0:
             return None
         dtypes = {self.schema.TensorType.INT32: np.int32, self.schema.TensorType.INT64: np.int64,
-                  self.schema.TensorType.FLOAT32: np.float32, self.schema.TensorType.INT8: np.int8}
+                  self.schema.TensorType.FLOAT32: np.float32, self.schema.TensorType.FLOAT16: np.float16,
+                  self.schema.TensorType.INT8: np.int8}
         if tensor.type not in dtypes:
             return None
         values = np.frombuffer(bytes(bytearray(data)), dtypes[tensor.type])
@@ -145,6 +146,28 @@ class TFLiteModelEdit:
         tensor.shape, tensor.type, tensor.name = np.array(values.shape, np.int32), tensor_type, name.encode()
         tensor.quantization = quantization
         return self.add_tensor(tensor, np.ascontiguousarray(values).tobytes())
+
+    def operator(self, builtin: int, inputs: Sequence[int], outputs: Sequence[int], options=None,
+                 version: int = 1):
+        """A new operator (``schema.OperatorT``, not yet in the graph) of ``builtin`` (at least ``version``) reading
+        ``inputs`` and writing ``outputs``; ``options`` is its ``...OptionsT`` object (its type found by name)."""
+        op = self.schema.OperatorT()
+        op.opcodeIndex = self.opcode(builtin, version)
+        if options is not None:
+            op.builtinOptionsType = getattr(self.schema.BuiltinOptions, type(options).__name__[:-1])
+            op.builtinOptions = options
+        op.inputs, op.outputs = np.array(list(inputs), np.int32), np.array(list(outputs), np.int32)
+        return op
+
+    def reshape(self, source: int, target: int):
+        """A RESHAPE of ``source`` into ``target``'s shape (the shape also given as a constant, as TensorFlow
+        writes it)."""
+        shape = np.array([int(d) for d in self.graph.tensors[target].shape], np.int32)
+        options = self.schema.ReshapeOptionsT()
+        options.newShape = shape
+        name = self.graph.tensors[target].name.decode() + "/shape"
+        return self.operator(self.schema.BuiltinOperator.RESHAPE,
+                             [source, self.add_constant(name, shape, self.schema.TensorType.INT32)], [target], options)
 
     def to_bytes(self) -> bytes:
         return model_bytes(self.model)

@@ -35,6 +35,7 @@ ORDER: Dict[str, Tuple[str, ...]] = {
         "tflite.concatenation_fan_in",  # after it: its stacking concatenation may have more than 5 inputs
         "tflite.channel_slices_as_split",
         "tflite.int8_broadcast_multiply",  # after it: reads the SPLITs it writes
+        "tflite.pixel_pair_convolutions",
     ),
 }
 # What a manifest keeps of each applied repair (its per-match records are reported by the converter).
