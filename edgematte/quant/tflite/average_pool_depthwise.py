@@ -135,8 +135,5 @@ def _depthwise_mean(edit, reads: int, writes: int, window_h: int, window_w: int,
     options.padding, options.strideH, options.strideW = schema.Padding.VALID, stride_h, stride_w
     options.depthMultiplier, options.dilationHFactor, options.dilationWFactor = 1, 1, 1
     options.fusedActivationFunction = schema.ActivationFunctionType.NONE
-    op = schema.OperatorT()
-    op.opcodeIndex = edit.opcode(schema.BuiltinOperator.DEPTHWISE_CONV_2D, INT8_DEPTHWISE_VERSION)
-    op.builtinOptionsType, op.builtinOptions = schema.BuiltinOptions.DepthwiseConv2DOptions, options
-    op.inputs, op.outputs = np.array([reads, weights, bias], np.int32), np.array([writes], np.int32)
-    return op
+    return edit.operator(schema.BuiltinOperator.DEPTHWISE_CONV_2D, [reads, weights, bias], [writes], options,
+                         INT8_DEPTHWISE_VERSION)

@@ -72,23 +72,17 @@ def untie_concatenation_scales(calibrated: bytes, ratio: float,
         return edit.add_constant(name, values.astype(np.float32), schema.TensorType.FLOAT32)
 
     def identity(tensor_index: int, routed_index: int, name: str):
-        op = schema.OperatorT()
         if tensor_index in conv_inputs:  # NHWC: one weight of 1 per channel, no bias
             channels = int(graph.tensors[tensor_index].shape[-1])
             weight = constant(name + UNTIE_SUFFIX + "/one", np.ones((1, 1, 1, channels), np.float32))
             bias = constant(name + UNTIE_SUFFIX + "/zero", np.zeros((channels,), np.float32))
-            op.opcodeIndex = edit.opcode(schema.BuiltinOperator.DEPTHWISE_CONV_2D)
-            op.inputs, op.outputs = [tensor_index, weight, bias], [routed_index]
             options = schema.DepthwiseConv2DOptionsT()
             options.padding, options.strideW, options.strideH = schema.Padding.VALID, 1, 1
             options.depthMultiplier, options.dilationWFactor, options.dilationHFactor = 1, 1, 1
-            op.builtinOptionsType, op.builtinOptions = schema.BuiltinOptions.DepthwiseConv2DOptions, options
-        else:
-            one = constant(name + UNTIE_SUFFIX + "/one", np.array(1.0, np.float32))
-            op.opcodeIndex = edit.opcode(schema.BuiltinOperator.MUL)
-            op.inputs, op.outputs = [tensor_index, one], [routed_index]
-            op.builtinOptionsType, op.builtinOptions = schema.BuiltinOptions.MulOptions, schema.MulOptionsT()
-        return op
+            return edit.operator(schema.BuiltinOperator.DEPTHWISE_CONV_2D, [tensor_index, weight, bias],
+                                 [routed_index], options)
+        one = constant(name + UNTIE_SUFFIX + "/one", np.array(1.0, np.float32))
+        return edit.operator(schema.BuiltinOperator.MUL, [tensor_index, one], [routed_index], schema.MulOptionsT())
 
     untied, operators = [], []
     for op in graph.operators:

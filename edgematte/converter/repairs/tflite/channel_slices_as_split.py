@@ -83,14 +83,11 @@ def slices_as_splits(edit) -> List[dict]:
         first = min(slices, key=lambda s: s[1])[2]
         name = graph.tensors[source].name.decode()
         axis_tensor = edit.add_constant(name + AXIS_NAME, np.array(axis, np.int32), schema.TensorType.INT32)
-        split = schema.OperatorT()
-        split.opcodeIndex = edit.opcode(schema.BuiltinOperator.SPLIT,
-                                        1 if graph.tensors[source].type == schema.TensorType.FLOAT32 else 2)
-        split.builtinOptionsType = schema.BuiltinOptions.SplitOptions
-        split.builtinOptions = schema.SplitOptionsT()
-        split.builtinOptions.numSplits = len(slices)
-        split.inputs = np.array([axis_tensor, source], np.int32)
-        split.outputs = np.array([int(op.outputs[0]) for _, _, op in slices], np.int32)
+        options = schema.SplitOptionsT()
+        options.numSplits = len(slices)
+        split = edit.operator(schema.BuiltinOperator.SPLIT, [axis_tensor, source],
+                              [int(op.outputs[0]) for _, _, op in slices], options,
+                              1 if graph.tensors[source].type == schema.TensorType.FLOAT32 else 2)
         graph.operators[graph.operators.index(first)] = split
         dropped.update(id(op) for _, _, op in slices if op is not first)
         records.append({"source": name, "axis": axis, "pieces": len(slices)})

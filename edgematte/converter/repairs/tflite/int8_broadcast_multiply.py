@@ -58,13 +58,10 @@ def spread_broadcast_operands(edit) -> List[dict]:
                                  edit.per_channel_quantization(
                                      [float(graph.tensors[source].quantization.scale[0]) / 127] * shape[3], 0))
         spread = edit.add_activation_like(operand, name, shape)
-        conv = schema.OperatorT()
-        conv.opcodeIndex = edit.opcode(schema.BuiltinOperator.CONV_2D, CONV_VERSION)
-        conv.builtinOptionsType, conv.builtinOptions = schema.BuiltinOptions.Conv2DOptions, schema.Conv2DOptionsT()
-        conv.builtinOptions.padding = schema.Padding.VALID
-        conv.builtinOptions.strideH = conv.builtinOptions.strideW = 1
-        conv.builtinOptions.dilationHFactor = conv.builtinOptions.dilationWFactor = 1
-        conv.inputs, conv.outputs = np.array([source, weight, bias], np.int32), np.array([spread], np.int32)
+        options = schema.Conv2DOptionsT()
+        options.padding, options.strideH, options.strideW = schema.Padding.VALID, 1, 1
+        options.dilationHFactor = options.dilationWFactor = 1
+        conv = edit.operator(schema.BuiltinOperator.CONV_2D, [source, weight, bias], [spread], options, CONV_VERSION)
         op.inputs = np.array([features, spread], np.int32)
         operators += [conv, op]
         records.append({"output": graph.tensors[int(op.outputs[0])].name.decode(), "channel": channel,

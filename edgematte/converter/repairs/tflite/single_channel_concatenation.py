@@ -48,30 +48,13 @@ def stack_single_channel_concatenations(edit) -> List[dict]:
         transposed = edit.add_activation_like(output, name + STACK_NAME + "/transposed", [height * width, maps])
         permutation = edit.add_constant(name + STACK_NAME + "/permutation", np.array([1, 0], np.int32),
                                         schema.TensorType.INT32)
-        transpose = schema.OperatorT()
-        transpose.opcodeIndex = edit.opcode(schema.BuiltinOperator.TRANSPOSE,
-                                            1 if graph.tensors[output].type == schema.TensorType.FLOAT32 else 2)
-        transpose.builtinOptionsType, transpose.builtinOptions = (schema.BuiltinOptions.TransposeOptions,
-                                                                  schema.TransposeOptionsT())
-        transpose.inputs, transpose.outputs = np.array([flat, permutation], np.int32), np.array([transposed], np.int32)
-        operators += [op, _reshape(edit, stacked, flat, name + STACK_NAME + "/flat_shape"), transpose,
-                      _reshape(edit, transposed, output, name + STACK_NAME + "/output_shape")]
+        transpose = edit.operator(schema.BuiltinOperator.TRANSPOSE, [flat, permutation], [transposed],
+                                  schema.TransposeOptionsT(),
+                                  1 if graph.tensors[output].type == schema.TensorType.FLOAT32 else 2)
+        operators += [op, edit.reshape(stacked, flat), transpose, edit.reshape(transposed, output)]
         records.append({"output": name, "maps": maps, "height": height, "width": width})
     graph.operators = operators
     return records
-
-
-def _reshape(edit, source: int, target: int, shape_name: str):
-    """A RESHAPE of ``source`` into ``target``'s shape (given as a constant named ``shape_name``)."""
-    schema = edit.schema
-    shape = np.array([int(d) for d in edit.graph.tensors[target].shape], np.int32)
-    op = schema.OperatorT()
-    op.opcodeIndex = edit.opcode(schema.BuiltinOperator.RESHAPE)
-    op.builtinOptionsType, op.builtinOptions = schema.BuiltinOptions.ReshapeOptions, schema.ReshapeOptionsT()
-    op.builtinOptions.newShape = shape
-    op.inputs = np.array([source, edit.add_constant(shape_name, shape, schema.TensorType.INT32)], np.int32)
-    op.outputs = np.array([target], np.int32)
-    return op
 
 
 def apply(edit, context: RepairContext) -> List[Match]:
