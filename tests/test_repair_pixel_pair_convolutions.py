@@ -95,3 +95,16 @@ def test_a_wrong_border_would_be_seen(models, tmp_path):
     for name in wrong:  # the head's alpha, "deep" and "single"
         columns = np.nonzero((before[name] != after[name]).any(axis=(0, 1, 3)))[0]
         assert columns.min() == 0 and columns.max() < 3  # only the left border's columns
+
+
+def test_a_float_output_int8_file_keeps_its_final_dequantize(int8_conversion):
+    """The chain stops before the model's output conversion: the DEQUANTIZE still writes the alpha, so the int8
+    output step is still found (``device arm-check`` compares int8 files in those steps)."""
+    from edgematte.converter.tflite_repairs import repairs_in_file
+    from edgematte.device.arm_check import output_quantization_step
+    from edgematte.quant.tflite.ops import tflite_ops
+
+    path = int8_conversion / "model_int8.tflite"
+    assert any(r["name"] == "pixel_pair_convolutions" and r["changed"] == 1 for r in repairs_in_file(path))
+    assert [op["op"] for op in tflite_ops(path)[-2:]] == ["CONCATENATION", "DEQUANTIZE"]
+    assert output_quantization_step(path, np.zeros(1, np.float32), []) == pytest.approx(1 / 256)

@@ -43,9 +43,10 @@ MAX_OUTPUTS = 8
 """Most output channels of a matched convolution: two pixels' worth then fill one 16-channel tile."""
 MIN_PIXELS = 256 * 256
 """Fewest pixels (H x W) of a matched map: below it the strip's ops cost about what the pairs save."""
-ELEMENTWISE = ("LOGISTIC", "RELU", "RELU6", "RELU_N1_TO_1", "TANH", "HARD_SWISH", "LEAKY_RELU", "DEQUANTIZE",
-               "QUANTIZE")
-"""Ops of one input that work value by value, whatever the map's shape."""
+ELEMENTWISE = ("LOGISTIC", "RELU", "RELU6", "RELU_N1_TO_1", "TANH", "HARD_SWISH", "LEAKY_RELU")
+"""Ops of one input that work value by value, whatever the map's shape. Not a chain's DEQUANTIZE or QUANTIZE: the
+model's output conversion stays the op that writes its output (what ``device arm-check`` reads the int8 output
+step from)."""
 PRECISIONS = ("int8",)
 """Files whose chains are paired: int8. XNNPACK's int8 kernels are 16 outputs wide on ARM64 with dot-product or i8mm
 instructions and on x86 with AVX-512 (8 wide on ARMv8.0 cores and on x86 with AVX2 only); its float kernels are 16
