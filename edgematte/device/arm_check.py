@@ -5,7 +5,7 @@ The emulated side is the root file system's arm64 Python under qemu-user (:mod:`
 :mod:`edgematte.runtime.raw_outputs`; the host side runs the same module's functions here. The input tensor is
 made once, on the host, and given to both runs as a file, so only the model's kernels can differ. What
 "equal" means is :func:`arm_verdict`: float models within :data:`FP32_TOLERANCE` (dynamic-range ones
-:data:`DYNAMIC_TOLERANCE`), int8 outputs within :data:`INT8_STEP_LIMITS` output quantization steps for the
+:data:`DYNAMIC_LIMITS`), int8 outputs within :data:`INT8_STEP_LIMITS` output quantization steps for the
 kernels used, none at all with LiteRT's portable reference kernels.
 """
 
@@ -26,16 +26,24 @@ LITERT = "ai-edge-litert"
 FP32_TOLERANCE = 1e-5  # max abs output difference, ARM against x86, for float models
 # A dynamic-range model quantizes its activations at run time from float values, and the ARM and x86
 # builds round float arithmetic differently (fp32 models differ by ~1e-6), so a value on a rounding
-# boundary can land one activation step away: measured 1.7e-4 with reference kernels on the tiny
-# PP-MattingV2 (1.2e-7 with XNNPACK). Far below the INT8 accuracy budget (MAD 0.02).
-DYNAMIC_TOLERANCE = 1e-3
+# boundary can land one activation step away, and through a full model such steps add up. Measured
+# (LiteRT 2.1.0, emulated Cortex-A76, XNNPACK): the tiny PP-MattingV2 max abs 1.2e-7 (1.7e-4 with
+# reference kernels); PaddleSeg's PP-MattingV2 program at 256x256 mean abs 1.6e-3, max 2.5e-2; the
+# zoo's at 512x512 mean 2.5e-3, max 4.0e-2: as far apart as each is from fp32 (MAD 0.003). Limits at
+# 2x those; the mean limit is a quarter of the INT8 accuracy budget (MAD 0.02).
+DYNAMIC_LIMITS = {"mean_abs": 5e-3, "max_abs": 8e-2}
 # Optimized int8 kernels (XNNPACK, builtin) round some products differently on ARM and x86: each op
 # stays within one output step of the other, but the ~150 int8 ops of PP-MattingV2 accumulate that
-# to a few steps at the output (measured: mean 0.4, 99% within 2, max 7 with XNNPACK). Limits in
-# output quantization steps; the reference kernels are plain C++ and must agree exactly.
+# to a few steps at the output. Measured (LiteRT 2.1.0, emulated Cortex-A72/A76), XNNPACK / builtin:
+# the tiny model (width 0.25, 128x160) mean 0.4 / 0.5 steps, 99 % within 2 / 5, max 7 / 13; the zoo's
+# full model at 512x512 mean 0.55 / 0.63, 99 % within 6 / 6, max 25 / 35; PaddleSeg's own program at
+# 256x256 mean 0.63 / 0.73, 99 % within 5 / 6, max 23 / 24: the tail grows with the model, the mean
+# little. Broken set-ups are told apart by the mean: `-cpu max` mean 31 steps, LiteRT 2.1.0 against
+# 2.3.0 mean 3 (max 30). Limits in output quantization steps, 2x the largest measured; the reference
+# kernels are plain C++ and must agree exactly.
 INT8_STEP_LIMITS = {"reference": {"mean": 0.0, "p99": 0, "max": 0},
-                    "default": {"mean": 1.0, "p99": 4, "max": 16},
-                    "builtin": {"mean": 1.0, "p99": 8, "max": 24}}
+                    "default": {"mean": 1.5, "p99": 12, "max": 50},
+                    "builtin": {"mean": 1.5, "p99": 12, "max": 70}}
 
 
 def emulated_outputs(python: EmulatedPython, manifest_dir, artefact: str, input_path, out_path, threads: int = 1,
@@ -128,13 +136,16 @@ def compare_outputs(host: dict, target: dict, step: Optional[float]) -> dict:
 
 def arm_verdict(report: dict) -> tuple:
     """(passed, one-line reason) for a :func:`compare_with_host` report: a float model within
-    :data:`FP32_TOLERANCE` (dynamic-range: :data:`DYNAMIC_TOLERANCE`), an int8-output one within
+    :data:`FP32_TOLERANCE` (dynamic-range: :data:`DYNAMIC_LIMITS`), an int8-output one within
     :data:`INT8_STEP_LIMITS` for its kernels."""
     if "error" in report:
         return False, report["error"]
+    if report.get("quant_step") is None and report.get("precision") == "dynamic":
+        ok = report["mean_abs"] <= DYNAMIC_LIMITS["mean_abs"] and report["max_abs"] <= DYNAMIC_LIMITS["max_abs"]
+        return ok, (f"mean abs {report['mean_abs']:.2e}, max abs {report['max_abs']:.2e} (limits "
+                    f"{DYNAMIC_LIMITS['mean_abs']:g} / {DYNAMIC_LIMITS['max_abs']:g})")
     if report.get("quant_step") is None:
-        limit = DYNAMIC_TOLERANCE if report.get("precision") == "dynamic" else FP32_TOLERANCE
-        return report["max_abs"] <= limit, f"max abs {report['max_abs']:.2e} (limit {limit:g})"
+        return report["max_abs"] <= FP32_TOLERANCE, f"max abs {report['max_abs']:.2e} (limit {FP32_TOLERANCE:g})"
     limits = INT8_STEP_LIMITS[report["kernels"]]
     mean_steps = report["mean_abs"] / report["quant_step"]
     ok = (mean_steps <= limits["mean"] and report["p99_steps"] <= limits["p99"]
