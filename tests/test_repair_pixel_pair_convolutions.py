@@ -36,8 +36,9 @@ def test_int8_chains_run_on_pixel_pairs_with_the_same_bits(models, tmp_path):
     before, after = _weight_shapes(models["int8"]), _weight_shapes(path)
     assert (8, 3, 3, 19) in before and (16, 3, 2, 38) in after  # 19 -> 8 becomes 2 x 19 -> 2 x 8 over 2 pairs
     assert (16, 3, 2, 16) in after and (2, 1, 1, 16) in after  # 8 -> 8 and the 1x1 8 -> 1, block-diagonal
-    for kept in [(16, 3, 3, 3), (4, 3, 3, 3)]:  # "wide" (16 outputs), "strided" and "small" (128x128): untouched
-        assert after.count(kept) >= 1
+    assert before.count((16, 3, 3, 3)) == after.count((16, 3, 3, 3)) == 2  # "wide" (16 outputs), the decoder
+    # 3 -> 4: "single" and "deep"'s first (each now on the strip), "strided" and "small" (128x128), untouched
+    assert before.count((4, 3, 3, 3)) == after.count((4, 3, 3, 3)) == 4
     assert all(delegated_alone(path, "CONV_2D")) and all(delegated_alone(path, "SLICE"))
 
 

@@ -101,8 +101,7 @@ class TFLiteModelEdit:
         if data is None or len(data) == 0:
             return None
         dtypes = {self.schema.TensorType.INT32: np.int32, self.schema.TensorType.INT64: np.int64,
-                  self.schema.TensorType.FLOAT32: np.float32, self.schema.TensorType.FLOAT16: np.float16,
-                  self.schema.TensorType.INT8: np.int8}
+                  self.schema.TensorType.FLOAT32: np.float32, self.schema.TensorType.INT8: np.int8}
         if tensor.type not in dtypes:
             return None
         values = np.frombuffer(bytes(bytearray(data)), dtypes[tensor.type])

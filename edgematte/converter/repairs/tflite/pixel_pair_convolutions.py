@@ -25,7 +25,7 @@ Matched: a CONV_2D ``[O, k, 3, C]`` (odd ``k``, stride 1, no dilation, SAME padd
 :data:`MIN_PIXELS`; then each op that alone reads the previous one's output, while it is another such convolution, a
 1x1 CONV_2D with at most :data:`MAX_OUTPUTS` outputs or an elementwise op of one input (:data:`ELEMENTWISE`).
 Weights are constants. When the map is a channel concatenation, the strip is cut from its inputs (cut from the map
-itself, the map would have a second reader and XNNPACK would copy it before the reshape: measured 0.8 ms at
+itself, the map would have a second reader and XNNPACK would copy it before the reshape: about 0.9 ms at
 512x512).
 
 The same products in the same order, with zero products between them: the same outputs bit for bit (int8 adds
@@ -42,7 +42,8 @@ from ..base import TFLITE, Match, Repair, RepairContext
 MAX_OUTPUTS = 8
 """Most output channels of a matched convolution: two pixels' worth then fill one 16-channel tile."""
 MIN_PIXELS = 256 * 256
-"""Fewest pixels (H x W) of a matched map: below it the strip's ops cost about what the pairs save."""
+"""Fewest pixels (H x W) of a matched map: the strip's ops cost about the same at any size (about 0.3 ms at
+512x512), so small maps gain little (PP-MattingV2's attention chain at 128x128: nothing measurable)."""
 ELEMENTWISE = ("LOGISTIC", "RELU", "RELU6", "RELU_N1_TO_1", "TANH", "HARD_SWISH", "LEAKY_RELU")
 """Ops of one input that work value by value, whatever the map's shape. Not a chain's DEQUANTIZE or QUANTIZE: the
 model's output conversion stays the op that writes its output (what ``device arm-check`` reads the int8 output
