@@ -53,13 +53,11 @@ def split_wide_concatenations(edit, max_inputs: int = MAX_INPUTS) -> List[dict]:
                 shape[axis] = sum(int(graph.tensors[i].shape[axis]) for i in group)
                 part = edit.add_activation_like(output, f"{name}{PART_NAME}{made}", shape)
                 made += 1
-                inner = schema.OperatorT()
-                inner.opcodeIndex, inner.builtinOptionsType = op.opcodeIndex, op.builtinOptionsType
-                inner.builtinOptions = schema.ConcatenationOptionsT()
-                inner.builtinOptions.axis = op.builtinOptions.axis
-                inner.builtinOptions.fusedActivationFunction = schema.ActivationFunctionType.NONE
-                inner.inputs, inner.outputs = np.array(group, np.int32), np.array([part], np.int32)
-                operators.append(inner)
+                options = schema.ConcatenationOptionsT()
+                options.axis, options.fusedActivationFunction = op.builtinOptions.axis, \
+                    schema.ActivationFunctionType.NONE
+                operators.append(edit.operator(schema.BuiltinOperator.CONCATENATION, group, [part], options,
+                                               edit.model.operatorCodes[op.opcodeIndex].version))
                 parts.append(part)
             inputs = parts
         op.inputs = np.array(inputs, np.int32)
