@@ -10,6 +10,10 @@ Steps (:func:`export_onnx`): paddle2onnx, then the ONNX repairs of the registry
   cannot convert (``unsqueezed_pad_fold``: Unsqueeze -> 5-D Pad -> Squeeze becomes one 4-D Pad); ONNX
   Runtime must reproduce the corrected graph's outputs on the rewritten one (:func:`_normalize_checked`).
 
+That graph is what onnx2tf and the int8 quantizer read. The published ``model.onnx`` is that graph with the
+``onnx_artefact`` repairs (:func:`tune_onnx_artefact`), which suit it to ONNX Runtime's own kernels (a convolution
+of a concatenation its blocked kernels refuse, split per part) and are proven within rounding.
+
 Native code on graphs nobody has verified yet (ONNX shape inference, the full ONNX checker, ONNX Runtime) runs in
 one child process per export (:class:`~edgematte.core.native_child.NativeChild`, started while paddle2onnx runs),
 after a static scan for attribute values known to crash it (:func:`.repairs.onnx.graph.refuse_native_hazards`):
@@ -33,7 +37,7 @@ from ..core.tools import python_tool_env, run_tool, signal_name
 from ..core.versions import installed_versions
 from .program import locate_model_files, parse_program, read_program
 from .repairs import registry
-from .repairs.base import ONNX, RepairContext
+from .repairs.base import ONNX, ONNX_ARTEFACT, RepairContext
 from .repairs.onnx.graph import native_hazards, opset_version, refuse_native_hazards
 
 PADDLE2ONNX_TIMEOUT_S = 900
@@ -91,6 +95,91 @@ def _normalize_checked(model, context: RepairContext, feed, reference_outputs) -
     if not diff <= NORMALIZATION_TOLERANCE:
         raise AssertionError(f"graph normalization changed the outputs by {diff:g} (> {NORMALIZATION_TOLERANCE:g})")
     return applied, {"max_abs": diff, "tolerance": NORMALIZATION_TOLERANCE}
+
+
+def run_unoptimized(onnx_bytes: bytes, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """ONNX Runtime's outputs by name, with every graph optimization off: each node runs as written, so that
+    a rewrite is judged by its own arithmetic (ONNX Runtime fuses Conv + Add, not Conv + Sub)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.intra_op_num_threads = 1
+    session = onnxruntime.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+    return dict(zip([o.name for o in session.get_outputs()], session.run(None, feed)))
+
+
+# A rewrite that only re-associates float arithmetic (``preserves_outputs=False``: the onnx2tf_input and
+# onnx_artefact repairs that do) may move an output by its own rounding, never by this share of the output's range
+# (a wrong rewrite moves it by its size); the artefact's parity against the reference then holds the model to its
+# noise-derived bound.
+REASSOCIATION_TOLERANCE = 1e-2
+
+
+def outputs_differ(before: Dict[str, np.ndarray], after: Dict[str, np.ndarray], tolerance: float = 0.0):
+    """``(names of outputs that differ beyond tolerance x max(1, |output|), max abs over all outputs)``; a
+    tolerance of 0 asks for the same bits."""
+    differ, max_abs = [], 0.0
+    for name, value in before.items():
+        got = after[name]
+        if got.shape != value.shape:
+            differ.append(name)
+            max_abs = float("inf")
+            continue
+        error = float(np.nanmax(np.abs(got.astype(np.float64) - value))) if value.size else 0.0
+        max_abs = max(max_abs, error)
+        if tolerance == 0.0:
+            same = np.array_equal(got, value, equal_nan=True)
+        else:
+            same = error <= tolerance * max(1.0, float(np.nanmax(np.abs(value))) if value.size else 1.0)
+        if not same:
+            differ.append(name)
+    return differ, max_abs
+
+
+def tune_onnx_artefact(bridge_path, out_path, where: Optional[str] = None, seed: int = 0) -> dict:
+    """The published ONNX artefact: the graph at ``bridge_path`` (what :func:`export_onnx` wrote, which onnx2tf and
+    the int8 quantizer read) with the ``onnx_artefact`` repairs for ONNX Runtime's kernels, written atomically to
+    ``out_path``. A rewritten graph must pass the ONNX checker and move no output (ONNX Runtime, optimizations off,
+    a seeded feed in [-1, 1]) by more than rounding, :data:`REASSOCIATION_TOLERANCE` of its range: a wrong rewrite
+    moves it by its size; the artefact's parity against the reference then holds it to the fp32 bound.
+
+    Returns ``{"applied_repairs": registry.summary records, "records": the repairs' per-match records,
+    "check": {"max_abs", "tolerance", "seed"} or None when nothing was rewritten}``. A rewrite that fails its proof
+    raises ``AssertionError`` (a repair bug).
+    """
+    import onnx
+
+    where = where or str(out_path)
+    original = Path(bridge_path).read_bytes()
+    model = onnx.load_from_string(original)
+    applied = registry.apply_all(ONNX_ARTEFACT, model, RepairContext(where=where))
+    check = None
+    if registry.changed(applied):
+        try:
+            _check(model)
+        except Exception as e:
+            raise AssertionError(f"{where}: the graph tuned for ONNX Runtime fails the ONNX checker: {e}") from e
+        tuned = model.SerializeToString()
+        rng = np.random.default_rng(seed)
+        feed = {name: rng.uniform(-1, 1, shape).astype(np.float32) for name, shape in _float_inputs(model)}
+        differ, max_abs = outputs_differ(run_unoptimized(original, feed), run_unoptimized(tuned, feed),
+                                         REASSOCIATION_TOLERANCE)
+        if differ:
+            raise AssertionError(f"{where}: the repairs for ONNX Runtime move outputs {differ} by {max_abs:g}, "
+                                 f"beyond rounding")
+        check = {"max_abs": max_abs, "tolerance": REASSOCIATION_TOLERANCE, "seed": seed}
+    with atomic_path(out_path, suffix=".onnx") as target:
+        Path(target).write_bytes(model.SerializeToString() if check else original)
+    return {"applied_repairs": registry.summary(applied), "records": _records(applied), "check": check}
+
+
+def _float_inputs(model) -> List[Tuple[str, List[int]]]:
+    """The graph's inputs (not its initializers) as ``(name, static shape)``; only float32 inputs of static shape
+    reach here (:func:`export_onnx` needs a fixed input shape)."""
+    constants = {t.name for t in model.graph.initializer}
+    return [(v.name, [d.dim_value for d in v.type.tensor_type.shape.dim])
+            for v in model.graph.input if v.name not in constants]
 
 
 def _records(applied: List[dict]) -> List[dict]:
@@ -221,8 +310,9 @@ def _tensor_infos(values, initializers=()) -> List[dict]:
             for v in values if v.name not in initializers]
 
 
-def export_onnx(model_dir, out_path, opset: int = 11) -> dict:
-    """Paddle legacy inference model (fixed input shape) -> exact ONNX file at ``out_path``.
+def export_onnx(model_dir, out_path, opset: int = 11, name: Optional[str] = None) -> dict:
+    """Paddle legacy inference model (fixed input shape) -> exact ONNX file at ``out_path``; ``name`` (default
+    ``out_path``) is what a crash line calls the graph (the file the user gets, where ``out_path`` is a private one).
 
     Steps: paddle2onnx (opset ``opset``; it may raise the opset if an op needs it), the correcting ONNX
     repairs (every adaptive pool whose windows differ from Paddle's), the output-preserving ones for
@@ -251,7 +341,8 @@ def export_onnx(model_dir, out_path, opset: int = 11) -> dict:
     context = RepairContext(where=str(model_file),
                             paddle_program=parse_program(program_info.program_bytes, str(model_file)))
     # The native child starts first: its imports overlap paddle2onnx. Leaving the block ends it and removes tmp.
-    with NativeChild(out_path, preload=NATIVE_PRELOAD), tempfile.TemporaryDirectory(prefix="edgematte-onnx-") as tmp:
+    with NativeChild(name or out_path, preload=NATIVE_PRELOAD), \
+            tempfile.TemporaryDirectory(prefix="edgematte-onnx-") as tmp:
         tmp = Path(tmp)
         raw_path = tmp / "paddle2onnx.onnx"
         log = run_paddle2onnx(model_dir, raw_path, opset)

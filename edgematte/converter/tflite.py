@@ -46,6 +46,7 @@ from ..core.errors import EdgematteError
 from ..core.fsutil import atomic_dir, atomic_path, sha256_file
 from ..core.tools import clean_log, died_with, last_error_line, python_tool_env, run_tool
 from ..runtime.model_io import channels_last_perm, layout_names, onnx_to_layout
+from .onnx import REASSOCIATION_TOLERANCE, outputs_differ, run_unoptimized
 from .repairs import registry
 from .repairs.base import ONNX2TF_INPUT, RepairContext
 from .saved_model_tflite import convert_saved_model
@@ -155,45 +156,6 @@ def _check_sample_images(images: np.ndarray) -> np.ndarray:
 # The copy onnx2tf reads: repaired, and proven to compute what the ONNX model computes
 
 
-def _run_unoptimized(onnx_bytes: bytes, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-    """ONNX Runtime's outputs by name, with every graph optimization off: each node runs as written, so that
-    a rewrite is judged by its own arithmetic (ONNX Runtime fuses Conv + Add, not Conv + Sub)."""
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.intra_op_num_threads = 1
-    session = onnxruntime.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
-    return dict(zip([o.name for o in session.get_outputs()], session.run(None, feed)))
-
-
-# A rewrite that only re-associates float arithmetic (``preserves_outputs=False`` in this kind) may move an output
-# by its own rounding, never by this share of the output's range (a wrong rewrite moves it by its size); the
-# TFLite parity against the reference then holds the model to its noise-derived bound.
-REASSOCIATION_TOLERANCE = 1e-2
-
-
-def _differ(before: Dict[str, np.ndarray], after: Dict[str, np.ndarray], tolerance: float = 0.0):
-    """``(names of outputs that differ beyond tolerance x max(1, |output|), max abs over all outputs)``; a
-    tolerance of 0 asks for the same bits."""
-    differ, max_abs = [], 0.0
-    for name, value in before.items():
-        got = after[name]
-        if got.shape != value.shape:
-            differ.append(name)
-            max_abs = float("inf")
-            continue
-        error = float(np.nanmax(np.abs(got.astype(np.float64) - value))) if value.size else 0.0
-        max_abs = max(max_abs, error)
-        if tolerance == 0.0:
-            same = np.array_equal(got, value, equal_nan=True)
-        else:
-            same = error <= tolerance * max(1.0, float(np.nanmax(np.abs(value))) if value.size else 1.0)
-        if not same:
-            differ.append(name)
-    return differ, max_abs
-
-
 def repair_bridge(onnx_bytes: bytes, onnx_inputs: List[dict], where: str = "model",
                   seed: int = 0) -> Tuple[bytes, List[dict], Optional[dict]]:
     """Apply the ``onnx2tf_input`` repairs of the registry to a copy of ``onnx_bytes`` (the model onnx2tf is
@@ -225,17 +187,17 @@ def repair_bridge(onnx_bytes: bytes, onnx_inputs: List[dict], where: str = "mode
     repaired = model.SerializeToString()
     rng = np.random.default_rng(seed)
     feed = {s["name"]: rng.uniform(-1, 1, s["shape"]).astype(s["dtype"]) for s in onnx_inputs}
-    before = _run_unoptimized(onnx_bytes, feed)
+    before = run_unoptimized(onnx_bytes, feed)
     reassociated_max_abs = 0.0
     if middle is not onnx_bytes:
-        moved = _run_unoptimized(middle, feed)
-        differ, reassociated_max_abs = _differ(before, moved, REASSOCIATION_TOLERANCE)
+        moved = run_unoptimized(middle, feed)
+        differ, reassociated_max_abs = outputs_differ(before, moved, REASSOCIATION_TOLERANCE)
         if differ:
             raise AssertionError(f"{where}: the re-associating repairs for onnx2tf move outputs {differ} by "
                                  f"{reassociated_max_abs:g}, beyond rounding")
         before = moved
     if registry.changed(exact):
-        differ, max_abs = _differ(before, _run_unoptimized(repaired, feed))
+        differ, max_abs = outputs_differ(before, run_unoptimized(repaired, feed))
         if differ:
             raise AssertionError(f"{where}: the repaired copy for onnx2tf changes outputs {differ} "
                                  f"(max abs {max_abs:g}); its repairs must be exact")

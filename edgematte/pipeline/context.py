@@ -138,7 +138,7 @@ class Context:
     boundary_pixel_share: float = 0.0
     decisions: Optional[Decisions] = None  # the reference stage's decision-aware rule, when it applies
     fp16: bool = True
-    onnx_path: Optional[Path] = None  # ONNX is the bridge to TFLite even when not asked for
+    onnx_path: Optional[Path] = None  # the exported ONNX graph in work: what onnx2tf and the int8 quantizer read
     saved_model: Optional[Path] = None  # onnx2tf's SavedModel, kept for TFLite INT8
     int8: Optional[Int8State] = None
 

@@ -8,14 +8,17 @@ costs unrepaired, measured). Its entry point has one signature for every kind::
 
 ``model`` is, per kind (``applies_to``): a parsed Paddle ``ProgramDesc`` (``"paddle_program"``, what Paddle
 Lite's opt reads), an ``onnx.ModelProto`` (``"onnx"``, what paddle2onnx wrote), the ``onnx.ModelProto`` of
-the private copy onnx2tf reads (``"onnx2tf_input"``; the ONNX artefact itself stays as it is) or a
-:class:`~edgematte.runtime.tflite_flatbuffer.TFLiteModelEdit` of a ``.tflite`` onnx2tf or TensorFlow's quantizer
-wrote (``"tflite"``: what LiteRT and its XNNPACK delegate run). A repair that finds nothing returns ``[]`` and
-leaves the model as it was.
+the private copy onnx2tf reads (``"onnx2tf_input"``; the ONNX artefact itself stays as it is), the
+``onnx.ModelProto`` of the published ONNX artefact alone, for ONNX Runtime (``"onnx_artefact"``; onnx2tf and the
+int8 quantizer read the graph before) or a :class:`~edgematte.runtime.tflite_flatbuffer.TFLiteModelEdit` of a
+``.tflite`` onnx2tf or TensorFlow's quantizer wrote (``"tflite"``: what LiteRT and its XNNPACK delegate run).
+A repair that finds nothing returns ``[]`` and leaves the model as it was.
 
 ``preserves_outputs`` says whether the repaired model must compute exactly what the model before did
 (a normalization: it only moves data, and the converter proves that in ONNX Runtime) or computes what the
-source framework computes where the tool got it wrong (a correction: the model before is the broken one).
+source framework computes where the tool got it wrong (a correction: the model before is the broken one). In the
+``onnx2tf_input`` and ``onnx_artefact`` kinds, ``False`` marks a rewrite that re-associates float arithmetic: proven
+within rounding, not bit for bit.
 """
 
 from dataclasses import dataclass
@@ -24,8 +27,9 @@ from typing import Any, Callable, List, Optional
 PADDLE_PROGRAM = "paddle_program"
 ONNX = "onnx"
 ONNX2TF_INPUT = "onnx2tf_input"
+ONNX_ARTEFACT = "onnx_artefact"
 TFLITE = "tflite"
-KINDS = (PADDLE_PROGRAM, ONNX, ONNX2TF_INPUT, TFLITE)
+KINDS = (PADDLE_PROGRAM, ONNX, ONNX2TF_INPUT, ONNX_ARTEFACT, TFLITE)
 
 
 @dataclass(frozen=True)

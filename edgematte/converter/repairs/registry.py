@@ -7,7 +7,7 @@ Adding a repair: one module under ``repairs/<kind>/`` defining ``REPAIR`` (a :cl
 import importlib
 from typing import Any, Dict, List, Optional, Tuple
 
-from .base import KINDS, ONNX, ONNX2TF_INPUT, PADDLE_PROGRAM, TFLITE, Repair, RepairContext
+from .base import KINDS, ONNX, ONNX2TF_INPUT, ONNX_ARTEFACT, PADDLE_PROGRAM, TFLITE, Repair, RepairContext
 
 # Per kind, the repair modules (relative to this package) in the order they run.
 ORDER: Dict[str, Tuple[str, ...]] = {
@@ -28,6 +28,9 @@ ORDER: Dict[str, Tuple[str, ...]] = {
         "onnx2tf_input.instance_norm_split_mean",  # re-associates: proven within rounding before the exact ones
         "onnx2tf_input.full_rank_add",
         "onnx2tf_input.ambiguous_input_identity",
+    ),
+    ONNX_ARTEFACT: (
+        "onnx_artefact.conv_per_concatenated_part",
     ),
     TFLITE: (
         "tflite.identity_resize",

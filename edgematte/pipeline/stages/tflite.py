@@ -58,8 +58,6 @@ def run(ctx: Context) -> List[Artefact]:
             inputs=tensor_entries(backend.inputs, item["inputs"]),
             outputs=tensor_entries(backend.outputs, item["outputs"]), profile=ctx.profile.name,
             extra={"onnx2tf": summary}))
-    if "onnx" not in ctx.formats:
-        ctx.onnx_path.unlink()  # only the bridge
     return recorded
 
 
