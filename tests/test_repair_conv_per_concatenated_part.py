@@ -7,6 +7,8 @@ and one with a part they do not take (16 + 18). What ONNX Runtime does with each
 optimized (``optimized_model_filepath``): its NCHWc convolutions are in the ``com.microsoft.nchwc`` domain.
 """
 
+import json
+
 import numpy as np
 import onnx
 import onnxruntime
@@ -234,3 +236,25 @@ def test_an_explicit_group_of_one_is_split_and_grouped_or_non_constant_weights_s
         assert repair.split_concatenated_convs(model, "head")[0] == {
             "onnx_node": "head", "parts": [16, 3], "action": "left",
             "reason": "its weights are not a float constant over the concatenated channels"}
+
+
+def test_a_conversion_publishes_the_split_graph_and_converts_to_tflite_from_the_one_before(tiny_conversion):
+    """The tiny PP-MattingV2 (width 0.25): the fusion blocks concatenate 16 + 16 and 8 + 8 channels with the image
+    (35 and 19: split); the head's 4 + 3 = 7 is under a block (taken whole, not a match). onnx2tf read the graph
+    before the split: the file it converted is not the published one, and no copy of it is left in OUT."""
+    manifest = json.loads((tiny_conversion / "manifest.json").read_text())
+    by_path = {a["path"]: a for a in manifest["artefacts"]}
+    onnx_entry = by_path["model.onnx"]
+
+    assert [(r["parts"], r["action"]) for r in onnx_entry["onnx"]["runtime_repairs"]] == [
+        ([16, 16, 3], "split"), ([8, 8, 3], "split")]
+    assert onnx_entry["onnx"]["runtime_repair_check"]["max_abs"] < 1e-5
+    assert [(r["matched"], r["changed"]) for r in manifest["repairs"]
+            if r["name"] == "conv_per_concatenated_part" and r["artefact"] == "model.onnx"] == [(2, 2)]
+    assert onnx_entry["parity"]["within_bound"]
+    published = onnx.load(str(tiny_conversion / "model.onnx"))
+    assert sorted(n.name for n in published.graph.node if "/part" in n.name or "/sum" in n.name) == sorted(
+        f"{r['onnx_node']}/{kind}{k}" for r in onnx_entry["onnx"]["runtime_repairs"]
+        for kind, ks in (("part", range(len(r["parts"]))), ("sum", range(1, len(r["parts"])))) for k in ks)
+    assert by_path["model_fp32.tflite"]["onnx2tf"]["onnx_sha256"] != onnx_entry["sha256"]
+    assert not list(tiny_conversion.rglob("bridge.onnx"))
