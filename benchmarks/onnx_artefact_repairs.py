@@ -110,7 +110,7 @@ def parity_text(parity) -> str:
     pixels no decision flipped, and how many flipped pixels the decision-aware rule excused."""
     decisions = parity.extra.get("decisions")
     verdict = "within" if parity.within_bound else "BEYOND"
-    if decisions:
+    if decisions and decisions["over_bound_excused"]:
         return (f"{decisions['max_abs_kept']:.1e} / {parity.bound:.1e}, {verdict} ({decisions['over_bound_excused']} "
                 f"pixels where a hard decision flips excused, max abs {parity.max_abs:.1e} there)")
     return f"{parity.max_abs:.1e} / {parity.bound:.1e}, {verdict}"

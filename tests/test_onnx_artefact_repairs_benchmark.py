@@ -19,6 +19,8 @@ def test_parity_text_gives_the_verdict_and_the_excused_decision_pixels():
     decided = _parity(max_abs=1.0, bound=1.4e-3, decisions={"max_abs_kept": 6.1e-4, "over_bound_excused": 186})
     assert bench.parity_text(decided) == ("6.1e-04 / 1.4e-03, within (186 pixels where a hard decision flips "
                                           "excused, max abs 1.0e+00 there)")
+    no_flip = _parity(max_abs=3.4e-4, bound=1.2e-3, decisions={"max_abs_kept": 3.4e-4, "over_bound_excused": 0})
+    assert bench.parity_text(no_flip) == "3.4e-04 / 1.2e-03, within"
 
 
 def test_the_report_has_one_row_per_model_with_what_was_split():
