@@ -166,12 +166,12 @@ def test_the_stage_fails_only_when_fp16_was_asked_for():
     from edgematte.pipeline.stages import tflite as stage
 
     def context(fp16):
-        return SimpleNamespace(options=SimpleNamespace(fp16=fp16), onnx_path=Path("m/model.onnx"),
-                               manifest=SimpleNamespace(extra={}))
+        return SimpleNamespace(options=SimpleNamespace(fp16=fp16), onnx_path=Path("m/.work/bridge.onnx"),
+                               out=Path("m"), manifest=SimpleNamespace(extra={}))
 
     default = context(None)
     stage._fp16_not_built(default, "onnx2tf died with SIGKILL")
     assert default.manifest.extra == {"fp16_skipped": "fp16 TFLite not built: onnx2tf died with SIGKILL"}
-    with pytest.raises(EdgematteError, match=r"^m/model.onnx: the fp16 TFLite asked for \(--fp16\) could not be "
+    with pytest.raises(EdgematteError, match=r"^m: the fp16 TFLite asked for \(--fp16\) could not be "
                                              r"made: onnx2tf died with SIGKILL$"):
         stage._fp16_not_built(context(True), "onnx2tf died with SIGKILL")

@@ -348,7 +348,8 @@ def _settle_ambiguous_layouts(onnx_bytes: bytes, tflite_path: Path, entry: dict)
 
 def convert_to_tflite(onnx_path, out_dir, layout: str = "nhwc", fp16: bool = True,
                       file_names: Optional[Dict[str, str]] = None, saved_model_dir=None, log_path=None,
-                      sample_images: Optional[np.ndarray] = None, timeout_s: float = ONNX2TF_TIMEOUT_S) -> dict:
+                      sample_images: Optional[np.ndarray] = None, timeout_s: float = ONNX2TF_TIMEOUT_S,
+                      name: Optional[str] = None) -> dict:
     """Convert a fixed-shape float ONNX model to TFLite fp32 (and fp16) with onnx2tf.
 
     ``layout``: ``"nhwc"`` (inputs transposed to channels-last) or ``"nchw"`` (inputs as in ONNX).
@@ -361,6 +362,8 @@ def convert_to_tflite(onnx_path, out_dir, layout: str = "nhwc", fp16: bool = Tru
     failure (default: a kept temporary file, named in the error).
     ``sample_images``: float32 ``[K, H, W, 3]`` in 0..1 that onnx2tf uses for its internal checks;
     default :func:`synthetic_sample_images`.
+    ``name``: what a failure line and a repair warning call the model (default ``onnx_path``; the converter names
+    its output folder, since the ONNX it converts is a private file).
 
     The ONNX file is never modified (onnx2tf reads a copy with the ``onnx2tf_input`` repairs,
     :func:`repair_bridge`); nothing is written to the current directory; nothing is
@@ -384,12 +387,13 @@ def convert_to_tflite(onnx_path, out_dir, layout: str = "nhwc", fp16: bool = Tru
     if layout not in LAYOUTS:
         raise EdgematteError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     onnx_path = Path(onnx_path)
+    where = name or str(onnx_path)
     out_dir = Path(out_dir)
     names = dict(DEFAULT_FILE_NAMES)
     names.update(file_names or {})
     precisions = ["fp32"] + (["fp16"] if fp16 else [])
     onnx_bytes, onnx_inputs, onnx_outputs = read_onnx_interface(onnx_path)
-    bridge_bytes, applied, repair_check = repair_bridge(onnx_bytes, onnx_inputs, where=str(onnx_path))
+    bridge_bytes, applied, repair_check = repair_bridge(onnx_bytes, onnx_inputs, where=where)
     images = _check_sample_images(synthetic_sample_images() if sample_images is None else sample_images)
     env_path = python_tool_env()["PATH"]
     if shutil.which("onnxsim", path=env_path) is None:
@@ -424,7 +428,7 @@ def convert_to_tflite(onnx_path, out_dir, layout: str = "nhwc", fp16: bool = Tru
                 raise EdgematteError(f"onnx2tf exited 0 but wrote no {', '.join(missing)}: {last_error_line(log_text)}")
             files = {}
             for precision, path in produced.items():
-                tflite_repairs = registry.summary(repair_tflite_file(path, where=f"{onnx_path} ({precision} TFLite)"))
+                tflite_repairs = registry.summary(repair_tflite_file(path, where=f"{where} ({precision} TFLite)"))
                 tflite_inputs, tflite_outputs = probe_tflite(path)
                 files[precision] = {"precision": precision, "inputs": _describe(tflite_inputs, onnx_inputs, layout),
                                     "outputs": _describe(tflite_outputs, onnx_outputs),
@@ -432,7 +436,7 @@ def convert_to_tflite(onnx_path, out_dir, layout: str = "nhwc", fp16: bool = Tru
                 _settle_ambiguous_layouts(onnx_bytes, path, files[precision])
         except EdgematteError as e:
             kept = keep_log(log_text, Path(log_path) if log_path else None, "edgematte-onnx2tf-")
-            raise EdgematteError(f"{onnx_path}: TFLite conversion failed: {e} (log: {kept})") from None
+            raise EdgematteError(f"{where}: TFLite conversion failed: {e} (log: {kept})") from None
 
         # everything checked: publish
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ def run(ctx: Context) -> List[Artefact]:
             ctx.saved_model = ctx.work / "saved_model"
         # No log_path: on failure onnx2tf's log is kept outside OUT (which is discarded) and named in the error.
         info = convert_to_tflite(ctx.onnx_path, ctx.out, layout=layout, fp16=ctx.fp16,
-                                 saved_model_dir=ctx.saved_model)
+                                 saved_model_dir=ctx.saved_model, name=str(ctx.out))
     summary = {k: v for k, v in info.items() if k in ONNX2TF_SUMMARY_KEYS}
     if info["recovered"]:
         console.info(f"    {info['recovered']['onnx2tf']}: the TFLite files were made from its complete SavedModel")
@@ -64,7 +64,7 @@ def run(ctx: Context) -> List[Artefact]:
 def _fp16_not_built(ctx: Context, why: str) -> None:
     """An fp16 TFLite that could not be made (onnx2tf and then TensorFlow died): fatal only when asked for."""
     if ctx.options.fp16:
-        raise EdgematteError(f"{ctx.onnx_path}: the fp16 TFLite asked for (--fp16) could not be made: {why}")
+        raise EdgematteError(f"{ctx.out}: the fp16 TFLite asked for (--fp16) could not be made: {why}")
     note = f"fp16 TFLite not built: {why}"
     ctx.manifest.extra["fp16_skipped"] = note
     console.info(f"    {note}")
