@@ -18,7 +18,6 @@ Results: ``benchmarks/results/onnx_artefact_repairs.md`` (``--report`` to write 
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Dict, List
 
@@ -29,12 +28,7 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from benchmarks.compare_runtimes import (  # noqa: E402
-    QUIET_SHARE,
-    busy_cpu_seconds,
-    own_cpu_seconds,
-    wait_until_threads_idle,
-)
+from benchmarks.compare_runtimes import Entry, interleaved_rounds  # noqa: E402
 from benchmarks.official_acceptance import host_facts  # noqa: E402
 from benchmarks.peak_probe import cpu_facts  # noqa: E402
 from edgematte.core.fsutil import write_text_atomic  # noqa: E402
@@ -44,6 +38,7 @@ from edgematte.pipeline.stages.onnx import BRIDGE_NAME  # noqa: E402
 MODELS = ("ppmattingv2", "modnet_mobilenetv2", "modnet_resnet50_vd", "modnet_hrnet_w18", "rvm_mobilenetv3",
           "ppmatting_hrnet_w18", "humanmatting")
 DEFAULT_REPORT = REPO / "benchmarks" / "results" / "onnx_artefact_repairs.md"
+WARMUP_ROUNDS = 2
 
 
 def conversion(name: str, size: int, work: Path) -> Path:
@@ -66,6 +61,16 @@ def session(path: Path, threads: int):
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+class _Feeding:
+    """An ONNX Runtime session run on one fixed feed, as ``compare_runtimes.interleaved_rounds`` runs a matter."""
+
+    def __init__(self, session, feed):
+        self.session, self.feed = session, feed
+
+    def run_tensor(self, _tensor):
+        return self.session.run(None, self.feed)
+
+
 def measure(folder: Path, rounds: int, max_rounds: int, threads: int) -> dict:
     """Both graphs of one conversion: medians, quartiles (ms), the largest output difference and what was split."""
     graphs = {"before": folder / ".work" / BRIDGE_NAME, "model.onnx": folder / "model.onnx"}
@@ -76,32 +81,17 @@ def measure(folder: Path, rounds: int, max_rounds: int, threads: int) -> dict:
             for i in first.get_inputs()}
     outputs = {label: s.run(None, feed) for label, s in sessions.items()}
     difference = max(float(np.abs(a - b).max()) for a, b in zip(outputs["before"], outputs["model.onnx"]))
-    timed: Dict[str, List[float]] = {label: [] for label in sessions}
-    shares: List[float] = []
-    labels = list(sessions)
-    for r in range(2 + max_rounds):  # two untimed rounds first
-        if sum(share < QUIET_SHARE for share in shares) >= rounds:
-            break
-        wall0, busy0, own0 = time.perf_counter(), busy_cpu_seconds(), own_cpu_seconds()
-        for label in labels[r % 2:] + labels[:r % 2]:
-            t0 = time.perf_counter()
-            sessions[label].run(None, feed)
-            elapsed = time.perf_counter() - t0
-            wait_until_threads_idle()
-            if r >= 2:
-                timed[label].append(1000 * elapsed)
-        if r >= 2:
-            others = (busy_cpu_seconds() - busy0) - (own_cpu_seconds() - own0)
-            shares.append(max(0.0, others) / ((time.perf_counter() - wall0) * (os.cpu_count() or 1)))
-    quiet = [i for i, share in enumerate(shares) if share < QUIET_SHARE]
-    used = quiet if len(quiet) >= rounds else list(range(len(shares)))
-    stats = {label: [float(np.percentile([t[i] for i in used], q)) for q in (25, 50, 75)] for label, t in timed.items()}
-    ratios = [timed["before"][i] / timed["model.onnx"][i] for i in used]
+    entries = [Entry(label, "onnxruntime", "fp32", matter=_Feeding(s, feed), tensors=[None])
+               for label, s in sessions.items()]
+    timing = interleaved_rounds(entries, rounds, WARMUP_ROUNDS, max_rounds, log=lambda line: None)
+    timed = {e.label: [1000 * t for t in e.samples] for e in entries}
+    stats = {label: [float(np.percentile(t, q)) for q in (25, 50, 75)] for label, t in timed.items()}
+    ratios = [before / after for before, after in zip(timed["before"], timed["model.onnx"])]
     manifest = read_manifest(folder)
     onnx_artefact = next(a for a in manifest.artefacts if a.path == "model.onnx")
     split = [r for r in onnx_artefact.extra["onnx"]["runtime_repairs"] if r["action"] == "split"]
     return {"stats": stats, "paired": [float(np.percentile(ratios, q)) for q in (25, 50, 75)],
-            "difference": difference, "split": split, "rounds": len(used), "quiet": len(quiet), "run": len(shares),
+            "difference": difference, "split": split, "rounds": len(ratios), "run": timing["rounds_run"],
             "parity": parity_text(onnx_artefact.parity)}
 
 
@@ -126,7 +116,8 @@ def report(results: Dict[str, dict], size: int, threads: int, argv: List[str]) -
              f"Python {facts['python']}; edgematte {facts['edgematte_commit']}.", "",
              f"Seeded weights (seed 0); ONNX Runtime CPU, default optimization level, {threads} threads. Both graphs "
              "loaded at once, interleaved rounds, each run followed by a wait until the runtime's threads are idle "
-             "(outside the timing); only rounds where other processes used under 10 % of the CPUs count. Before / "
+             "(outside the timing); only rounds where other processes used under 10 % of the CPUs count (every round "
+             "when fewer than asked were; rounds: those used, of those run). Before / "
              "after: median (quartiles) over those rounds, ms; speed-up: quartiles of the per-round ratios. Output "
              "difference: the largest absolute difference between the two graphs over every output (rounding of "
              "the re-associated sums); parity: `model.onnx` against the conversion's checked reference (max abs "

@@ -361,9 +361,7 @@ def convert_to_tflite(onnx_path, out_dir, layout: str = "nhwc", fp16: bool = Tru
     ``log_path``: where the onnx2tf log goes on success (default ``out_dir/onnx2tf.log``) and on
     failure (default: a kept temporary file, named in the error).
     ``sample_images``: float32 ``[K, H, W, 3]`` in 0..1 that onnx2tf uses for its internal checks;
-    default :func:`synthetic_sample_images`.
-    ``name``: what a failure line and a repair warning call the model (default ``onnx_path``; the converter names
-    its output folder, since the ONNX it converts is a private file).
+    default :func:`synthetic_sample_images`. ``name``: what errors and warnings call the model (``onnx_path``).
 
     The ONNX file is never modified (onnx2tf reads a copy with the ``onnx2tf_input`` repairs,
     :func:`repair_bridge`); nothing is written to the current directory; nothing is
@@ -386,11 +384,8 @@ def convert_to_tflite(onnx_path, out_dir, layout: str = "nhwc", fp16: bool = Tru
     started = time.perf_counter()
     if layout not in LAYOUTS:
         raise EdgematteError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
-    onnx_path = Path(onnx_path)
+    onnx_path, out_dir, names = Path(onnx_path), Path(out_dir), dict(DEFAULT_FILE_NAMES, **(file_names or {}))
     where = name or str(onnx_path)
-    out_dir = Path(out_dir)
-    names = dict(DEFAULT_FILE_NAMES)
-    names.update(file_names or {})
     precisions = ["fp32"] + (["fp16"] if fp16 else [])
     onnx_bytes, onnx_inputs, onnx_outputs = read_onnx_interface(onnx_path)
     bridge_bytes, applied, repair_check = repair_bridge(onnx_bytes, onnx_inputs, where=where)

@@ -27,7 +27,7 @@ def run(ctx: Context) -> List[Artefact]:
     with ctx.step("paddle2onnx + exact repairs + onnxsim -> ONNX graph"):
         info = export_onnx(ctx.frozen.files.model.parent, bridge, name=path)  # errors name the file users know
     ctx.onnx_path = bridge
-    ctx.add_repairs(info.get("applied_repairs"), path.name)  # also in every file made from the bridge
+    ctx.add_repairs(info.get("applied_repairs"), path.name)  # the TFLite and QDQ files made from it carry them too
     if "onnx" not in ctx.formats:
         return []
     with ctx.step("repairs for ONNX Runtime -> model.onnx"):

@@ -5,9 +5,8 @@ blocked kernels only when its input channels are fewer than a block (the input s
 to whole blocks): measured on onnxruntime 1.23 for 1 to 40 input channels (:func:`blocked`; the test asks the
 installed ONNX Runtime again). A convolution whose input concatenates a feature map with the 3-channel image has
 neither: PP-MattingV2's ``131 = 64 + 64 + 3``, ``67 = 32 + 32 + 3`` and ``19 = 16 + 3`` run on the plain im2col path
-(``FusedConv``). The
-three were the slowest kernels of the model (ONNX Runtime 1.23, 512x512: the 67 -> 16 one 11 % and the 19 -> 8 one
-9 % of the fp32 time).
+(``FusedConv``), the slowest kernels of the model (ONNX Runtime 1.23, 512x512: the 67 -> 16 one 11 % and the 19 -> 8
+one 9 % of the fp32 time).
 
 A convolution is linear in its input channels: ``Conv(Concat(a, b, c), W) = Conv(a, W_a) + Conv(b, W_b) + Conv(c,
 W_c)``, each part with its slice of the weights (the bias on the first). Each part then has a channel count the
