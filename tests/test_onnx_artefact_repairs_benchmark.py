@@ -25,7 +25,7 @@ def test_parity_text_gives_the_verdict_and_the_excused_decision_pixels():
 
 def test_the_report_has_one_row_per_model_with_what_was_split():
     result = {"stats": {"before": [69.3, 69.7, 70.4], "model.onnx": [60.8, 61.6, 62.0]}, "paired": [1.10, 1.13, 1.15],
-              "difference": 4.8e-7, "parity": "1.3e-06 / 1.0e-04, within", "rounds": 20, "quiet": 20, "run": 21,
+              "difference": 4.8e-7, "parity": "1.3e-06 / 1.0e-04, within", "rounds": 20, "run": 21,
               "split": [{"onnx_node": "Conv.95", "parts": [16, 3], "action": "split"}]}
     text = bench.report({"ppmattingv2": result, "other": dict(result, split=[])}, 512, 2, ["--work", "W"])
     assert text.splitlines()[0] == ("# ONNX Runtime: the published model.onnx against the graph before its "
