@@ -3,9 +3,7 @@ package org.edgematte.demo;
 import java.io.File;
 import java.util.concurrent.ExecutionException;
 
-import android.Manifest.permission;
 import android.content.Intent;
-import android.content.pm.PackageManager;
 import android.os.Bundle;
 import android.widget.Button;
 import android.widget.Toast;
@@ -28,8 +26,6 @@ import com.google.common.util.concurrent.ListenableFuture;
  */
 public class CameraActivity extends ComponentActivity {
 
-    private static final int REQUEST_CAMERA_PERMISSION = 10;
-
     private PreviewView previewView;
     private ImageCapture imageCapture;
 
@@ -40,23 +36,13 @@ public class CameraActivity extends ComponentActivity {
         previewView = findViewById(R.id.preview_view);
         Button capture = findViewById(R.id.capture_button);
         capture.setOnClickListener(v -> takePhoto());
-        if (checkSelfPermission(permission.CAMERA) == PackageManager.PERMISSION_GRANTED) {
-            startCamera();
-        } else {
-            requestPermissions(new String[] {permission.CAMERA}, REQUEST_CAMERA_PERMISSION);
-        }
+        CameraPermission.startOrAsk(this, this::startCamera);
     }
 
     @Override
     public void onRequestPermissionsResult(int requestCode, String[] permissions, int[] grantResults) {
         super.onRequestPermissionsResult(requestCode, permissions, grantResults);
-        if (requestCode == REQUEST_CAMERA_PERMISSION && grantResults.length > 0
-                && grantResults[0] == PackageManager.PERMISSION_GRANTED) {
-            startCamera();
-        } else {
-            Toast.makeText(this, "camera permission denied", Toast.LENGTH_LONG).show();
-            finish();
-        }
+        CameraPermission.onAnswer(this, requestCode, grantResults, this::startCamera);
     }
 
     private void startCamera() {

@@ -5,9 +5,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 
-import android.Manifest.permission;
 import android.content.Intent;
-import android.content.pm.PackageManager;
 import android.graphics.Bitmap;
 import android.os.Bundle;
 import android.util.Log;
@@ -45,7 +43,6 @@ import org.edgematte.demo.engine.ModelRepository;
 public class LiveMattingActivity extends ComponentActivity {
 
     private static final String TAG = "edgematte-live";
-    private static final int REQUEST_CAMERA_PERMISSION = 11;
     private static final int THREADS = 4;
     private static final Background GREEN = Background.colour(24, 160, 88);
 
@@ -87,11 +84,7 @@ public class LiveMattingActivity extends ComponentActivity {
         statsText.setText("loading " + artefactPath + "…");
         // Queued before the first frame can be: analyze() finds the model loaded or its loading failed.
         analysis.execute(() -> loadModel(artefactPath, acceleratorKey == null ? "cpu" : acceleratorKey));
-        if (checkSelfPermission(permission.CAMERA) == PackageManager.PERMISSION_GRANTED) {
-            startCamera();
-        } else {
-            requestPermissions(new String[] {permission.CAMERA}, REQUEST_CAMERA_PERMISSION);
-        }
+        CameraPermission.startOrAsk(this, this::startCamera);
     }
 
     @Override
@@ -115,13 +108,7 @@ public class LiveMattingActivity extends ComponentActivity {
     @Override
     public void onRequestPermissionsResult(int requestCode, String[] permissions, int[] grantResults) {
         super.onRequestPermissionsResult(requestCode, permissions, grantResults);
-        if (requestCode == REQUEST_CAMERA_PERMISSION && grantResults.length > 0
-                && grantResults[0] == PackageManager.PERMISSION_GRANTED) {
-            startCamera();
-        } else {
-            Toast.makeText(this, "camera permission denied", Toast.LENGTH_LONG).show();
-            finish();
-        }
+        CameraPermission.onAnswer(this, requestCode, grantResults, this::startCamera);
     }
 
     private void startCamera() {
