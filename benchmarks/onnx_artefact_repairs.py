@@ -6,7 +6,7 @@ under ``--work``, reused), then both graphs in ONNX Runtime (CPU, ``--threads``,
 run it) on the same seeded input in [0, 1]: ``--rounds`` quiet interleaved rounds (a round counts when other
 processes used under 10 % of the CPUs; each run is followed by a wait until ONNX Runtime's spinning threads are idle,
 outside the timing: ``benchmarks/compare_runtimes.py``'s harness), medians and quartiles, and the largest output
-difference between the two (the re-associated sums' rounding). The convolutions each repair split are read from the
+difference between the two (the re-associated sums' rounding). What each repair rewrote is read from the
 conversion's manifest.
 
     .venv/bin/python benchmarks/onnx_artefact_repairs.py --work /tmp/oar          # every zoo model at 512x512
@@ -89,9 +89,12 @@ def measure(folder: Path, rounds: int, max_rounds: int, threads: int) -> dict:
     ratios = [before / after for before, after in zip(timed["before"], timed["model.onnx"])]
     manifest = read_manifest(folder)
     onnx_artefact = next(a for a in manifest.artefacts if a.path == "model.onnx")
-    split = [r for r in onnx_artefact.extra["onnx"]["runtime_repairs"] if r["action"] == "split"]
+    records = onnx_artefact.extra["onnx"]["runtime_repairs"]
+    split = [r for r in records if r["repair"] == "conv_per_concatenated_part" and r["action"] == "split"]
+    reductions = [r for r in records if r["repair"] == "channel_reduction_per_pixel"]
     return {"stats": stats, "paired": [float(np.percentile(ratios, q)) for q in (25, 50, 75)],
-            "difference": difference, "split": split, "rounds": len(ratios), "run": timing["rounds_run"],
+            "difference": difference, "split": split, "reductions": reductions, "rounds": len(ratios),
+            "run": timing["rounds_run"],
             "parity": parity_text(onnx_artefact.parity)}
 
 
@@ -122,13 +125,20 @@ def report(results: Dict[str, dict], size: int, threads: int, argv: List[str]) -
              "difference: the largest absolute difference between the two graphs over every output (rounding of "
              "the re-associated sums); parity: `model.onnx` against the conversion's checked reference (max abs "
              "alpha over the sample photos), its fp32 bound and the conversion's verdict.", "",
-             "| model | split (input channels -> parts) | before, ms | model.onnx, ms | speed-up | output difference "
-             "| parity / bound | rounds |", "|---|---|---|---|---|---|---|---|"]
+             "Split: the convolutions `conv_per_concatenated_part` split (input channels -> parts). Channel "
+             "reductions: those `channel_reduction_per_pixel` rewrote, of those over the channels it matched "
+             "(the channel counts of the rewritten ones).", "",
+             "| model | split (input channels -> parts) | channel reductions | before, ms | model.onnx, ms | speed-up "
+             "| output difference | parity / bound | rounds |", "|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         split = "; ".join(f"{r2['onnx_node']} {sum(r2['parts'])} -> {'+'.join(map(str, r2['parts']))}"
                           for r2 in r["split"]) or "nothing"
+        rewritten = [r2["shape"][1] for r2 in r["reductions"] if r2["action"] == "rewritten"]
+        reductions = f"{len(rewritten)} of {len(r['reductions'])}" + (
+            f" ({', '.join(str(c) for c in sorted(set(rewritten), reverse=True))} channels)" if rewritten else "")
         q = r["stats"]
-        lines.append(f"| {name} | {split} | {q['before'][1]:.1f} ({q['before'][0]:.1f}-{q['before'][2]:.1f}) | "
+        lines.append(f"| {name} | {split} | {reductions} | "
+                     f"{q['before'][1]:.1f} ({q['before'][0]:.1f}-{q['before'][2]:.1f}) | "
                      f"{q['model.onnx'][1]:.1f} ({q['model.onnx'][0]:.1f}-{q['model.onnx'][2]:.1f}) | "
                      f"{r['paired'][1]:.2f}x ({r['paired'][0]:.2f}-{r['paired'][2]:.2f}) | {r['difference']:.1e} | "
                      f"{r['parity']} | {r['rounds']} of {r['run']} |")

@@ -172,9 +172,11 @@ def test_tune_onnx_artefact_proves_the_rewrite_and_records_it(tmp_path):
     tuned = tune_onnx_artefact(bridge, out, where="head")
 
     assert bridge.read_bytes() == before  # what onnx2tf and the int8 quantizer read is untouched
-    assert tuned["applied_repairs"] == [{"name": "conv_per_concatenated_part", "kind": ONNX_ARTEFACT, "matched": 2,
-                                         "changed": 1, "why": repair.REPAIR.why}]
-    assert [r["action"] for r in tuned["records"]] == ["split", "left"]
+    assert tuned["applied_repairs"][0] == {"name": "conv_per_concatenated_part", "kind": ONNX_ARTEFACT, "matched": 2,
+                                           "changed": 1, "why": repair.REPAIR.why}
+    assert [r["matched"] for r in tuned["applied_repairs"][1:]] == [0]  # the head has no channel reduction
+    assert [(r["repair"], r["action"]) for r in tuned["records"]] == [("conv_per_concatenated_part", "split"),
+                                                                      ("conv_per_concatenated_part", "left")]
     assert tuned["check"]["tolerance"] == REASSOCIATION_TOLERANCE and tuned["check"]["max_abs"] < 1e-5
     assert [n.name for n in onnx.load(str(out)).graph.node if n.op_type == "Add"] == ["head/sum1"]
 
@@ -246,15 +248,15 @@ def test_a_conversion_publishes_the_split_graph_and_converts_to_tflite_from_the_
     by_path = {a["path"]: a for a in manifest["artefacts"]}
     onnx_entry = by_path["model.onnx"]
 
-    assert [(r["parts"], r["action"]) for r in onnx_entry["onnx"]["runtime_repairs"]] == [
-        ([16, 16, 3], "split"), ([8, 8, 3], "split")]
+    splits = [r for r in onnx_entry["onnx"]["runtime_repairs"] if r["repair"] == "conv_per_concatenated_part"]
+    assert [(r["parts"], r["action"]) for r in splits] == [([16, 16, 3], "split"), ([8, 8, 3], "split")]
     assert onnx_entry["onnx"]["runtime_repair_check"]["max_abs"] < 1e-5
     assert [(r["matched"], r["changed"]) for r in manifest["repairs"]
             if r["name"] == "conv_per_concatenated_part" and r["artefact"] == "model.onnx"] == [(2, 2)]
     assert onnx_entry["parity"]["within_bound"]
     published = onnx.load(str(tiny_conversion / "model.onnx"))
     assert sorted(n.name for n in published.graph.node if "/part" in n.name or "/sum" in n.name) == sorted(
-        f"{r['onnx_node']}/{kind}{k}" for r in onnx_entry["onnx"]["runtime_repairs"]
+        f"{r['onnx_node']}/{kind}{k}" for r in splits
         for kind, ks in (("part", range(len(r["parts"]))), ("sum", range(1, len(r["parts"])))) for k in ks)
     assert by_path["model_fp32.tflite"]["onnx2tf"]["onnx_sha256"] != onnx_entry["sha256"]
     assert not list(tiny_conversion.rglob("bridge.onnx"))

@@ -25,7 +25,7 @@ EXPECTED = {PADDLE_PROGRAM: ["relu6_threshold", "zero_d_fill_constant", "instanc
                             "softmax_max_shift", "int8_weights_declared_float"],
             ONNX: ["adaptive_pool_windows", "resize_to_one_pixel", "unsqueezed_pad_fold", "channel_slice_pushdown"],
             ONNX2TF_INPUT: ["instance_norm_split_mean", "full_rank_add", "ambiguous_input_identity"],
-            ONNX_ARTEFACT: ["conv_per_concatenated_part"],
+            ONNX_ARTEFACT: ["conv_per_concatenated_part", "channel_reduction_per_pixel"],
             TFLITE: ["identity_resize", "single_channel_concatenation", "concatenation_fan_in",
                      "channel_slices_as_split", "int8_broadcast_multiply", "pixel_pair_convolutions"]}
 

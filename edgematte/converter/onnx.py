@@ -144,7 +144,8 @@ def tune_onnx_artefact(bridge_path, out_path, where: Optional[str] = None, seed:
     a seeded feed in [-1, 1]) by more than rounding, :data:`REASSOCIATION_TOLERANCE` of its range: a wrong rewrite
     moves it by its size; the artefact's parity against the reference then holds it to the fp32 bound.
 
-    Returns ``{"applied_repairs": registry.summary records, "records": the repairs' per-match records,
+    Returns ``{"applied_repairs": registry.summary records, "records": the repairs' per-match records (each with
+    its repair's name, ``"repair"``),
     "check": {"max_abs", "tolerance", "seed"} or None when nothing was rewritten}``. A rewrite that fails its proof
     raises ``AssertionError`` (a repair bug).
     """
@@ -183,8 +184,8 @@ def _float_inputs(model) -> List[Tuple[str, List[int]]]:
 
 
 def _records(applied: List[dict]) -> List[dict]:
-    """The repairs' own per-match records, in order."""
-    return [record for repair in applied for record in repair["records"]]
+    """The repairs' own per-match records, in order, each with the name of its repair (``"repair"``)."""
+    return [{"repair": repair["name"], **record} for repair in applied for record in repair["records"]]
 
 
 # --------------------------------------------------------------------------------------------------

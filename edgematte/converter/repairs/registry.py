@@ -31,6 +31,7 @@ ORDER: Dict[str, Tuple[str, ...]] = {
     ),
     ONNX_ARTEFACT: (
         "onnx_artefact.conv_per_concatenated_part",
+        "onnx_artefact.channel_reduction_per_pixel",
     ),
     TFLITE: (
         "tflite.identity_resize",

@@ -50,7 +50,8 @@ def constant_value(model, name: str) -> Optional[np.ndarray]:
 
 
 def axes_operand(model, node) -> Optional[List[int]]:
-    """The ``axes`` of an Unsqueeze/Squeeze node (attribute before opset 13, input since).
+    """The ``axes`` of a node that takes them as an attribute in older opsets and as its second input since
+    (Unsqueeze, Squeeze and ReduceSum from opset 13, the other reductions from 18).
 
     ``None`` when absent or not a constant.
     """
