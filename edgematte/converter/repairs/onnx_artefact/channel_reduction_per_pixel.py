@@ -32,13 +32,12 @@ import numpy as np
 
 from ..base import ONNX_ARTEFACT, Match, Repair, RepairContext
 from ..onnx.graph import attr, axes_operand, opset_version, tensor_facts, unique_name
-from .conv_per_concatenated_part import BLOCK, blocked
+from .conv_per_concatenated_part import BLOCK, FLOAT, blocked
 
 REDUCTIONS = ("ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum")
 BLOCKED_ACTIVATIONS = ("Relu", "Clip", "Sigmoid", "HardSigmoid", "LeakyRelu", "Tanh")
 """Activations after a blocked convolution that stay in its layout (each checked on onnxruntime 1.23: the transpose
 of their output becomes a ``ReorderOutput`` with ``channels_last``)."""
-FLOAT = 1
 
 
 def reduce_per_pixel(model, where: str = "model") -> List[dict]:
