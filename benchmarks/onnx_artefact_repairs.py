@@ -92,8 +92,10 @@ def measure(folder: Path, rounds: int, max_rounds: int, threads: int) -> dict:
     records = onnx_artefact.extra["onnx"]["runtime_repairs"]
     split = [r for r in records if r["repair"] == "conv_per_concatenated_part" and r["action"] == "split"]
     reductions = [r for r in records if r["repair"] == "channel_reduction_per_pixel"]
+    products = [r for r in records if r["repair"] == "attention_product_per_pixel"]
     return {"stats": stats, "paired": [float(np.percentile(ratios, q)) for q in (25, 50, 75)],
-            "difference": difference, "split": split, "reductions": reductions, "rounds": len(ratios),
+            "difference": difference, "split": split, "reductions": reductions, "products": products,
+            "rounds": len(ratios),
             "run": timing["rounds_run"],
             "parity": parity_text(onnx_artefact.parity)}
 
@@ -127,17 +129,20 @@ def report(results: Dict[str, dict], size: int, threads: int, argv: List[str]) -
              "alpha over the sample photos), its fp32 bound and the conversion's verdict.", "",
              "Split: the convolutions `conv_per_concatenated_part` split (input channels -> parts). Channel "
              "reductions: those `channel_reduction_per_pixel` rewrote, of those over the channels it matched "
-             "(the channel counts of the rewritten ones).", "",
-             "| model | split (input channels -> parts) | channel reductions | before, ms | model.onnx, ms | speed-up "
-             "| output difference | parity / bound | rounds |", "|---|---|---|---|---|---|---|---|---|"]
+             "(the channel counts of the rewritten ones). Attention products: those `attention_product_per_pixel` "
+             "rewrote, of those it matched.", "",
+             "| model | split (input channels -> parts) | channel reductions | attention products | before, ms | "
+             "model.onnx, ms | speed-up | output difference | parity / bound | rounds |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         split = "; ".join(f"{r2['onnx_node']} {sum(r2['parts'])} -> {'+'.join(map(str, r2['parts']))}"
                           for r2 in r["split"]) or "nothing"
         rewritten = [r2["shape"][1] for r2 in r["reductions"] if r2["action"] == "rewritten"]
         reductions = f"{len(rewritten)} of {len(r['reductions'])}" + (
             f" ({', '.join(str(c) for c in sorted(set(rewritten), reverse=True))} channels)" if rewritten else "")
+        products = f"{sum(r2['action'] == 'rewritten' for r2 in r['products'])} of {len(r['products'])}"
         q = r["stats"]
-        lines.append(f"| {name} | {split} | {reductions} | "
+        lines.append(f"| {name} | {split} | {reductions} | {products} | "
                      f"{q['before'][1]:.1f} ({q['before'][0]:.1f}-{q['before'][2]:.1f}) | "
                      f"{q['model.onnx'][1]:.1f} ({q['model.onnx'][0]:.1f}-{q['model.onnx'][2]:.1f}) | "
                      f"{r['paired'][1]:.2f}x ({r['paired'][0]:.2f}-{r['paired'][2]:.2f}) | {r['difference']:.1e} | "

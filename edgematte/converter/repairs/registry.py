@@ -32,6 +32,7 @@ ORDER: Dict[str, Tuple[str, ...]] = {
     ONNX_ARTEFACT: (
         "onnx_artefact.conv_per_concatenated_part",
         "onnx_artefact.channel_reduction_per_pixel",
+        "onnx_artefact.attention_product_per_pixel",  # after it: uses the per-pixel copies it writes
     ),
     TFLITE: (
         "tflite.identity_resize",
