@@ -80,6 +80,15 @@ def unique_name(name: str, taken: set) -> str:
     return candidate
 
 
+def int64_constant(model, name: str, values, taken: set) -> str:
+    """An int64 initializer holding ``values`` (a shape, axes), added under a fresh name from ``name``; its name."""
+    import onnx
+
+    unique = unique_name(name, taken)
+    model.graph.initializer.append(onnx.numpy_helper.from_array(np.array(values, np.int64), unique))
+    return unique
+
+
 def drop_unread_constants(model, names) -> None:
     """Remove the initializers and Constant nodes among ``names`` that nothing reads any more."""
     read = {name for n in model.graph.node for name in n.input} | {o.name for o in model.graph.output}

@@ -21,10 +21,8 @@ the ``Mul`` in the graph's order.
 from collections import defaultdict
 from typing import Dict, List, Optional
 
-import numpy as np
-
 from ..base import ONNX_ARTEFACT, Match, Repair, RepairContext
-from ..onnx.graph import attr, tensor_facts, unique_name
+from ..onnx.graph import attr, int64_constant, tensor_facts, unique_name
 from .conv_per_concatenated_part import FLOAT
 
 
@@ -101,22 +99,16 @@ def _product_per_pixel(model, node, x: str, flat: str, attention: str, shape: Li
 
     _, channels, height, width = shape
     out = node.output[0]
-
-    def constant(name, values):
-        unique = unique_name(name, taken)
-        model.graph.initializer.append(onnx.numpy_helper.from_array(np.array(values, np.int64), unique))
-        return unique
-
     attention_flat = unique_name(f"{out}/attention_per_pixel", taken)
     product = unique_name(f"{out}/per_pixel", taken)
     nhwc = unique_name(f"{out}/nhwc", taken)
+    to_flat = int64_constant(model, f"{attention_flat}/shape", [0, height * width, 1], taken)
+    to_nhwc = int64_constant(model, f"{nhwc}/shape", [0, height, width, channels], taken)
     operands = [flat, attention_flat] if node.input[0] == x else [attention_flat, flat]  # the order kept
     return [
-        onnx.helper.make_node("Reshape", [attention, constant(f"{attention_flat}/shape", [0, height * width, 1])],
-                              [attention_flat], name=attention_flat),
+        onnx.helper.make_node("Reshape", [attention, to_flat], [attention_flat], name=attention_flat),
         onnx.helper.make_node("Mul", operands, [product], name=product),
-        onnx.helper.make_node("Reshape", [product, constant(f"{nhwc}/shape", [0, height, width, channels])],
-                              [nhwc], name=nhwc),
+        onnx.helper.make_node("Reshape", [product, to_nhwc], [nhwc], name=nhwc),
         onnx.helper.make_node("Transpose", [nhwc], [out], name=node.name or out, perm=[0, 3, 1, 2])]
 
 

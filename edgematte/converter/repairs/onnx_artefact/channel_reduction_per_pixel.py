@@ -28,10 +28,8 @@ through an activation ONNX Runtime runs in the blocked layout (:data:`BLOCKED_AC
 
 from typing import Dict, List, Optional
 
-import numpy as np
-
 from ..base import ONNX_ARTEFACT, Match, Repair, RepairContext
-from ..onnx.graph import attr, axes_operand, opset_version, tensor_facts, unique_name
+from ..onnx.graph import attr, axes_operand, int64_constant, opset_version, tensor_facts, unique_name
 from .conv_per_concatenated_part import BLOCK, FLOAT, blocked
 
 REDUCTIONS = ("ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum")
@@ -103,15 +101,6 @@ def _unless_blocked(node, producers, shapes, constants) -> Optional[str]:
     return None
 
 
-def _constant(model, name: str, values, taken: set) -> str:
-    """An int64 initializer holding ``values``, under a fresh name from ``name``."""
-    import onnx
-
-    unique = unique_name(name, taken)
-    model.graph.initializer.append(onnx.numpy_helper.from_array(np.array(values, np.int64), unique))
-    return unique
-
-
 def _pixels_by_channel(model, tensor: str, shape: List[int], taken: set):
     """``tensor`` ``[N, C, H, W]`` as ``[N, H*W, C]``: its name and the Transpose and Reshape writing it."""
     import onnx
@@ -119,7 +108,7 @@ def _pixels_by_channel(model, tensor: str, shape: List[int], taken: set):
     _, channels, height, width = shape
     nhwc = unique_name(f"{tensor}/nhwc", taken)
     flat = unique_name(f"{tensor}/pixels_by_channel", taken)
-    target = _constant(model, f"{flat}/shape", [0, height * width, channels], taken)  # 0: the batch as it is
+    target = int64_constant(model, f"{flat}/shape", [0, height * width, channels], taken)  # 0: the batch as it is
     return flat, [onnx.helper.make_node("Transpose", [tensor], [nhwc], name=nhwc, perm=[0, 2, 3, 1]),
                   onnx.helper.make_node("Reshape", [nhwc, target], [flat], name=flat)]
 
@@ -133,12 +122,12 @@ def _reduce_last(model, node, flat: str, shape: List[int], opset: int, taken: se
     inputs = [flat]
     axes_as_input = opset >= (13 if node.op_type == "ReduceSum" else 18)
     if axes_as_input:
-        inputs.append(_constant(model, f"{reduced}/axes", [2], taken))
+        inputs.append(int64_constant(model, f"{reduced}/axes", [2], taken))
     extra: Dict[str, object] = {} if axes_as_input else {"axes": [2]}
     reduce = onnx.helper.make_node(node.op_type, inputs, [reduced], name=reduced, keepdims=0, **extra)
     _, _, height, width = shape
-    keeps = attr(node, "keepdims", 1)
-    target = _constant(model, f"{node.output[0]}/shape", [0, 1, height, width] if keeps else [0, height, width], taken)
+    shape_out = [0, 1, height, width] if attr(node, "keepdims", 1) else [0, height, width]
+    target = int64_constant(model, f"{node.output[0]}/shape", shape_out, taken)
     return [reduce, onnx.helper.make_node("Reshape", [reduced, target], [node.output[0]], name=name)]
 
 
