@@ -124,6 +124,10 @@ def test_a_map_also_read_in_nchw_or_without_a_per_pixel_copy_is_left():
     assert repair.multiply_per_pixel(model, "block") == [
         {"onnx_node": "weigh", "map": "f", "shape": [1, 32, SIZE, SIZE], "action": "left",
          "reason": "the map is also read in NCHW (Add): its NCHW copy would stay"}]
+    exposed = _per_pixel(_block_model())  # the map itself an output of the graph: read in NCHW by the user
+    exposed.graph.output.append(helper.make_tensor_value_info("f", TensorProto.FLOAT, [1, 32, SIZE, SIZE]))
+    assert repair.multiply_per_pixel(exposed, "block")[0]["reason"] == (
+        "the map is also read in NCHW (a graph output): its NCHW copy would stay")
     plain = _block_model()  # no channel reduction rewritten: no per-pixel copy, nothing to match
     assert repair.multiply_per_pixel(plain, "block") == []
 

@@ -41,6 +41,7 @@ def multiply_per_pixel(model, where: str = "model") -> List[dict]:
     products = {id(node): _operands(node, copies, shapes, types) for node in nodes if node.op_type == "Mul"
                 and node.domain in ("", "ai.onnx")}
     products = {key: operands for key, operands in products.items() if operands is not None}
+    outputs = {o.name for o in model.graph.output}
     taken = {name for n in nodes for name in (*n.input, *n.output, n.name)}
     taken |= {t.name for t in model.graph.initializer} | {v.name for v in model.graph.input}
     records, rewritten = [], []
@@ -52,6 +53,7 @@ def multiply_per_pixel(model, where: str = "model") -> List[dict]:
         flat, transpose = copies[x]
         record = {"onnx_node": node.name or node.output[0], "map": x, "shape": shapes[x]}
         others = [r.op_type for r in readers[x] if r is not transpose and id(r) not in products]
+        others += ["a graph output"] * (x in outputs)
         reason = (f"the map is also read in NCHW ({', '.join(sorted(set(others)))}): its NCHW copy would stay"
                   if others else None)
         if reason is None and position[flat] > k:
