@@ -10,12 +10,12 @@ import json
 
 import numpy as np
 import onnx
-import onnxruntime
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgematte.converter.repairs.onnx_artefact import attention_product_per_pixel as repair
 from edgematte.converter.repairs.onnx_artefact import channel_reduction_per_pixel
+from tests.onnx_runtime_runs import run_onnx
 
 SIZE = 12
 
@@ -62,14 +62,8 @@ def _per_pixel(model):
 
 
 def _run(model, optimized=None):
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.log_severity_level = 3
-    if optimized is not None:
-        options.optimized_model_filepath = str(optimized)
-    session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     feed = {"img": np.random.default_rng(1).uniform(-1, 1, (1, 3, SIZE, SIZE)).astype(np.float32)}
-    return session.run(None, feed)
+    return run_onnx(model, feed, optimized=optimized)
 
 
 def _reorders(model, tmp_path):

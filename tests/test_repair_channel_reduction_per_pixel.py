@@ -11,13 +11,13 @@ import json
 
 import numpy as np
 import onnx
-import onnxruntime
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgematte.converter.onnx import tune_onnx_artefact
 from edgematte.converter.repairs.base import RepairContext
 from edgematte.converter.repairs.onnx_artefact import channel_reduction_per_pixel as repair
+from tests.onnx_runtime_runs import run_onnx
 
 SIZE = 12
 
@@ -64,16 +64,6 @@ def _attention_model():
     return model
 
 
-def _run(model, feed, optimized=None):
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.log_severity_level = 3
-    if optimized is not None:
-        options.optimized_model_filepath = str(optimized)
-    session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    return session.run(None, feed)
-
-
 def _feed(seed=1):
     return {"img": np.random.default_rng(seed).uniform(-1, 1, (1, 3, SIZE, SIZE)).astype(np.float32)}
 
@@ -81,7 +71,7 @@ def _feed(seed=1):
 def _reorders_to_nhwc(model, tmp_path):
     """The tensors ONNX Runtime's optimized graph reorders from its blocked layout straight to NHWC."""
     path = tmp_path / "optimized.onnx"
-    _run(model, _feed(), optimized=path)
+    run_onnx(model, _feed(), optimized=path)
     return [n.input[0] for n in onnx.load(str(path)).graph.node
             if n.op_type == "ReorderOutput" and helper.get_attribute_value(
                 next(a for a in n.attribute if a.name == "channels_last")) == 1]
@@ -134,7 +124,7 @@ def test_onnx_runtime_reorders_the_map_to_nhwc_and_the_outputs_hold(tmp_path):
     assert len(_reorders_to_nhwc(rewritten, tmp_path)) == 1  # f, reordered once for both reductions
     assert _reorders_to_nhwc(original, tmp_path) == []
     feed = _feed()
-    (attention, *others), (new_attention, *new_others) = _run(original, feed), _run(rewritten, feed)
+    (attention, *others), (new_attention, *new_others) = run_onnx(original, feed), run_onnx(rewritten, feed)
     assert new_attention.shape == attention.shape == (1, 2, SIZE, SIZE)
     assert np.array_equal(new_attention[:, 1], attention[:, 1])  # the maximum: exact
     assert np.abs(new_attention[:, 0] - attention[:, 0]).max() < 1e-6  # the mean: summed in another order
@@ -143,7 +133,7 @@ def test_onnx_runtime_reorders_the_map_to_nhwc_and_the_outputs_hold(tmp_path):
 
 def _nchwc_available(tmp_path) -> bool:
     path = tmp_path / "probe.onnx"
-    _run(_attention_model(), _feed(), optimized=path)
+    run_onnx(_attention_model(), _feed(), optimized=path)
     return any(n.domain == "com.microsoft.nchwc" for n in onnx.load(str(path)).graph.node)
 
 
@@ -184,7 +174,7 @@ def test_axes_as_an_input_and_keepdims_0_are_kept(op, opset, tmp_path):
         opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     feed = {"img": rng.uniform(-1, 1, (1, 3, 6, 10)).astype(np.float32)}
-    before = _run(model, feed)[0]
+    before = run_onnx(model, feed)[0]
 
     assert [m.changed for m in repair.apply(model, RepairContext(where="one"))] == [True]
 
@@ -195,7 +185,7 @@ def test_axes_as_an_input_and_keepdims_0_are_kept(op, opset, tmp_path):
     if axes_as_input:
         assert numpy_helper.to_array(next(t for t in model.graph.initializer
                                           if t.name == reduction.input[1])).tolist() == [2]
-    after = _run(model, feed)[0]
+    after = run_onnx(model, feed)[0]
     assert after.shape == before.shape == (1, 6, 10)
     assert np.abs(after - before).max() <= (0.0 if op == "ReduceMax" else 1e-5)
 

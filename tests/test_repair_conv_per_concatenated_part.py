@@ -19,6 +19,7 @@ from edgematte.converter.onnx import REASSOCIATION_TOLERANCE, tune_onnx_artefact
 from edgematte.converter.repairs import registry
 from edgematte.converter.repairs.base import ONNX_ARTEFACT, RepairContext
 from edgematte.converter.repairs.onnx_artefact import conv_per_concatenated_part as repair
+from tests.onnx_runtime_runs import run_onnx
 
 SIZE = 24
 NCHWC = "com.microsoft.nchwc"
@@ -72,13 +73,7 @@ def _head_model(seed=0):
 
 
 def _run(model, feed, level=onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL, optimized=None):
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.graph_optimization_level = level
-    if optimized is not None:
-        options.optimized_model_filepath = str(optimized)
-    session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    return session.run(None, feed)
+    return run_onnx(model, feed, optimized=optimized, level=level)
 
 
 def _nchwc_convs(model, feed, tmp_path):
